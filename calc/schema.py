@@ -1,0 +1,88 @@
+"""The versioned reading message that edge agents publish and ingest consumes (MQTT payload, JSON).
+
+Version 1. A message carries one meter's samples; batching several samples per message is how
+throughput is won. Every number carries its unit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+SCHEMA_VERSION: Literal[1] = 1
+
+MeterId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
+
+
+class Quality(StrEnum):
+    """What the edge agent knows about a sample (OPC UA style: good, uncertain, bad)."""
+
+    GOOD = "good"
+    UNCERTAIN = "uncertain"
+    BAD = "bad"
+
+
+class Flag(StrEnum):
+    """Why a counter sample is special; carried with the sample, never hidden."""
+
+    ROLLOVER = "rollover"
+    RESET = "reset"
+    STUCK = "stuck"
+    SPIKE = "spike"
+    GAP = "gap"
+    FIRST = "first"
+    CLOCK = "clock"
+
+
+class Sample(BaseModel):
+    """One reading of one quantity of a meter at the meter's (or agent's) source time.
+
+    For cumulative counters `value` is the counter and `delta` the interval energy since the previous
+    good reading, both in `unit`; `interval_s` is the length of that interval. Instantaneous
+    quantities (power) have no delta.
+    """
+
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")
+
+    ts: AwareDatetime
+    quantity: str = Field(min_length=1, max_length=64, examples=["active_energy_import"])
+    value: float
+    unit: str = Field(min_length=1, max_length=32, examples=["kWh"])
+    delta: float | None = None
+    interval_s: float | None = Field(default=None, ge=0)
+    quality: Quality = Quality.GOOD
+    reason: str | None = Field(default=None, max_length=200)
+    flags: tuple[Flag, ...] = ()
+
+    @field_validator("ts")
+    @classmethod
+    def _utc(cls, ts: datetime) -> datetime:
+        offset = ts.utcoffset()
+        if offset is None or offset.total_seconds() != 0:
+            raise ValueError("timestamp must be UTC")
+        return ts
+
+
+class ReadingMessage(BaseModel):
+    """Payload of carbonwatch/v1/{site}/{area}/{meter}/reading."""
+
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")
+
+    v: Literal[1] = SCHEMA_VERSION
+    meter: MeterId
+    seq: int = Field(ge=0, description="per-meter sequence number that survives agent restarts")
+    agent: str | None = Field(default=None, max_length=128)
+    samples: tuple[Sample, ...] = Field(min_length=1, max_length=10_000)
+
+
+def encode(message: ReadingMessage) -> bytes:
+    """Serialize a reading message to its JSON wire form."""
+    return message.model_dump_json(exclude_defaults=False).encode()
+
+
+def decode(payload: bytes | str) -> ReadingMessage:
+    """Parse and validate a JSON payload; raises pydantic.ValidationError naming each bad field."""
+    return ReadingMessage.model_validate_json(payload)

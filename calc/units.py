@@ -1,0 +1,34 @@
+"""One pint unit registry for the whole project, and helpers to convert at the boundaries."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pint
+
+ureg: pint.UnitRegistry[float] = pint.UnitRegistry()
+Q_ = ureg.Quantity
+
+
+class UnitError(ValueError):
+    """A unit string that pint cannot parse, or that has the wrong dimension."""
+
+
+@cache
+def conversion_factor(from_unit: str, to_unit: str) -> float:
+    """Multiplier that turns a magnitude in `from_unit` into `to_unit` (cached: pint is slow per call)."""
+    try:
+        return float(Q_(1.0, from_unit).to(to_unit).magnitude)
+    except (pint.errors.UndefinedUnitError, pint.errors.DimensionalityError, AssertionError, TypeError,
+            ValueError, AttributeError) as exc:
+        raise UnitError(f"cannot convert {from_unit!r} to {to_unit!r}: {exc}") from exc
+
+
+def convert(value: float, from_unit: str, to_unit: str) -> float:
+    """Convert one magnitude between units."""
+    return value * conversion_factor(from_unit, to_unit)
+
+
+def check_dimension(unit: str, like: str) -> None:
+    """Raise UnitError unless `unit` has the same dimension as `like`."""
+    conversion_factor(unit, like)

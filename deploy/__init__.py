@@ -1,0 +1,1 @@
+"""The wiring: the `carbonwatch` command, the all-in-one runner, example configs and the test services."""

@@ -1,0 +1,249 @@
+"""Start and stop the real services that tests and benchmarks talk to: Mosquitto and InfluxDB on loopback.
+
+Each service runs in a folder of its own on a port of its own, as a child process we own, so that
+tests can also stop and restart one to show what happens during an outage.
+`python -m deploy.services up --env FILE` starts both and writes their URLs; `down --env FILE` stops them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin", "/sbin"])
+
+
+class ServiceError(RuntimeError):
+    """A service binary that is missing or a service that did not become ready."""
+
+
+def find_binary(name: str) -> str | None:
+    return shutil.which(name, path=SEARCH_PATH)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout_s: float = 10.0, proc: subprocess.Popen[bytes] | None = None,
+                  ) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ServiceError(f"process exited with {proc.returncode} before listening on {host}:{port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise ServiceError(f"nothing listening on {host}:{port} after {timeout_s} s")
+
+
+def wait_port_free(host: str, port: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                time.sleep(0.05)
+        except OSError:
+            return
+
+
+class Service:
+    """A daemon run in the foreground as our child, with its files under `workdir`."""
+
+    name = "service"
+    binary = ""
+    scheme = "tcp"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    def __init__(self, workdir: Path | None = None, port: int | None = None, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"cw-{self.name}-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, timeout_s: float = 15.0) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        exe = find_binary(self.binary)
+        if exe is None:
+            raise ServiceError(f"{self.binary} not found on PATH; the test command installs it (deploy/test.sh)")
+        wait_port_free(self.host, self.port)
+        log = (self.workdir / f"{self.name}.log").open("ab")
+        self.proc = subprocess.Popen([exe, *self.command()], stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        wait_for_port(self.host, self.port, timeout_s, self.proc)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout_s)
+
+    def kill(self) -> None:
+        """Stop abruptly (SIGKILL), as a crash would."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+    def __enter__(self) -> Service:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+MOSQUITTO_CONF = """\
+# Written by deploy/services.py for tests: loopback only, anonymous, nothing persisted.
+listener {port} {host}
+allow_anonymous true
+# The default of 1000 silently drops QoS 1 messages to a slow subscriber: never cap the queue.
+max_queued_messages 0
+max_inflight_messages 0
+persistence false
+log_dest stdout
+log_type error
+log_type warning
+"""
+
+
+class Mosquitto(Service):
+    name = "mosquitto"
+    binary = "mosquitto"
+    scheme = "mqtt"
+
+    def command(self) -> list[str]:
+        conf = self.workdir / "mosquitto.conf"
+        text = MOSQUITTO_CONF.format(port=self.port, host=self.host)
+        if os.geteuid() == 0:
+            text += "user root\n"  # it would drop to user mosquitto, who cannot write our folder
+        conf.write_text(text)
+        return ["-c", str(conf)]
+
+
+INFLUX_CONF = """\
+# Written by deploy/services.py for tests: loopback only, nothing reported home.
+reporting-disabled = true
+bind-address = "{host}:{rpc_port}"
+[meta]
+  dir = "{dir}/meta"
+[data]
+  dir = "{dir}/data"
+  wal-dir = "{dir}/wal"
+  query-log-enabled = false
+[http]
+  enabled = true
+  bind-address = "{host}:{port}"
+  auth-enabled = false
+  log-enabled = false
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+"""
+
+
+class InfluxDB(Service):
+    name = "influxdb"
+    binary = "influxd"
+    scheme = "http"
+
+    def __init__(self, workdir: Path | None = None, port: int | None = None, host: str = "127.0.0.1") -> None:
+        super().__init__(workdir, port, host)
+        self.rpc_port = free_port(host)
+
+    def command(self) -> list[str]:
+        conf = self.workdir / "influxdb.conf"
+        conf.write_text(INFLUX_CONF.format(host=self.host, port=self.port, rpc_port=self.rpc_port,
+                                           dir=self.workdir))
+        return ["run", "-config", str(conf)]
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        super().start(timeout_s)
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/ping", timeout=1.0).status_code == 204:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise ServiceError(f"influxd on {self.url} did not answer /ping")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.services", description=__doc__)
+    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("--env", type=Path, required=True, help="file of KEY=VALUE lines written by `up`")
+    parser.add_argument("--dir", type=Path, default=Path("var/test-services"))
+    args = parser.parse_args(argv)
+    if args.action == "up":
+        args.dir.mkdir(parents=True, exist_ok=True)
+        services: list[tuple[str, Service]] = [("MQTT", Mosquitto(args.dir / "mosquitto")),
+                                               ("INFLUX", InfluxDB(args.dir / "influxdb"))]
+        lines = []
+        for key, svc in services:
+            svc.start()
+            assert svc.proc is not None
+            lines.append(f"CARBONWATCH_TEST_{key}_URL={svc.url}  # pid {svc.proc.pid}")
+            print(f"started {svc.name} on {svc.host}:{svc.port} (pid {svc.proc.pid})")
+        args.env.write_text("\n".join(lines) + "\n")
+        # Detach: the children stay up for pytest; `down` stops them by pid.
+        for _, svc in services:
+            svc.proc = None
+        return 0
+    if not args.env.exists():
+        return 0
+    for line in args.env.read_text().splitlines():
+        if "# pid" in line:
+            pid = int(line.rsplit("# pid", 1)[1])
+            if _pid_alive(pid):
+                os.kill(pid, signal.SIGTERM)
+                for _ in range(200):
+                    if not _pid_alive(pid):
+                        break
+                    time.sleep(0.05)
+                else:
+                    os.kill(pid, signal.SIGKILL)
+            print(f"stopped pid {pid}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

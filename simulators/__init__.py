@@ -1,0 +1,1 @@
+"""Simulated meters that behave like real devices: real register maps, load profiles, faults on demand."""
