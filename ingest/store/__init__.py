@@ -1,0 +1,1 @@
+"""Stores behind one interface (embedded SQLite, InfluxDB); the API reads through `StoreReader`."""
