@@ -9,6 +9,7 @@ import sys
 # package module -> provides `register(subparsers)` adding its subcommands with set_defaults(func=...)
 SUBCOMMAND_MODULES = (
     "deploy.runner",      # run
+    "deploy.broker",      # broker
     "simulators.cli",     # simulate
     "edge.cli",           # edge
     "ingest.cli",         # ingest
