@@ -47,3 +47,55 @@ class StoreReader(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LatestValue:
+    """The latest stored sample of one quantity of a meter (live power, latest counter, its quality)."""
+
+    meter: str
+    site: str
+    quantity: str
+    ts: datetime
+    value: float
+    unit: str
+    quality: str
+    flags: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRecord:
+    """Input that was not stored as a point, with the reason (schema error, unknown meter, conflict...)."""
+
+    id: int
+    received: datetime
+    topic: str
+    meter: str | None
+    seq: int | None
+    index: int | None
+    reason: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What one write did: new points, exact duplicates skipped, conflicts refused (never overwritten)."""
+
+    stored: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    dead_lettered: int = 0
+    # Keys (meter, ts_us, quantity) of the points that were new, or None when every point was new.
+    new_keys: frozenset[tuple[str, int, str]] | None = None
+
+
+class StoreError(RuntimeError):
+    """The store cannot be reached or refused a write; ingest buffers and retries, nothing is dropped."""
+
+
+class LiveReader(StoreReader, Protocol):
+    """Optional extras a store may offer the API beyond `StoreReader` (the SQLite and InfluxDB stores do)."""
+
+    def latest_values(self, site: str) -> list[LatestValue]: ...
+
+    def dead_letters(self, site: str, limit: int = 100) -> list[DeadLetterRecord]: ...

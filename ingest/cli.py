@@ -1,0 +1,57 @@
+"""`carbonwatch ingest --config FILE [--mqtt-url URL]`: run one ingest worker until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from ingest.config import ConfigError, load_config
+from ingest.mqtt import MqttError
+from ingest.store.base import StoreError
+
+log = logging.getLogger("carbonwatch.ingest")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(Path(args.config), args.mqtt_url)
+    except ConfigError as exc:
+        print(f"carbonwatch ingest: {exc}", file=sys.stderr)
+        return 2
+    from ingest.service import IngestWorker
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        worker = IngestWorker(config)
+    except StoreError as exc:
+        print(f"carbonwatch ingest: {exc}", file=sys.stderr)
+        return 1
+    ready = threading.Event()
+    try:
+        worker.run(stop, ready)
+    except MqttError as exc:
+        print(f"carbonwatch ingest: {exc}", file=sys.stderr)
+        return 1
+    m = worker.metrics
+    print(f"carbonwatch ingest: stopped; received {m.received_messages} messages, stored {m.stored} points, "
+          f"{m.duplicates} duplicates, {m.conflicts} conflicts, {m.dead_lettered} dead-lettered", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("ingest", help="subscribe to readings, convert to CO2e, store exactly once",
+                            description=__doc__)
+    parser.add_argument("--config", required=True, help="plant file (TOML) with [site], [[meters]], [mqtt], [store]")
+    parser.add_argument("--mqtt-url", default=None, help="broker URL, overrides [mqtt] url (mqtt:// or mqtts://)")
+    parser.set_defaults(func=run)

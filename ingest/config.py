@@ -1,0 +1,213 @@
+"""Ingest's sections of the plant file ([mqtt], [store], [ingest]) as pydantic models, and loading them.
+
+A bad file fails at start-up with one line per problem: `FILE: key.path: why`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from calc.plant import Plant, PlantError, describe_errors, parse_plant
+
+DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
+DEFAULT_SQLITE_PATH = "var/carbonwatch.sqlite"
+
+
+class ConfigError(ValueError):
+    """A plant file whose ingest sections do not validate; the message names the file, key path and why."""
+
+
+class MqttSettings(BaseModel):
+    """[mqtt]: where the broker is and how to log in (loopback and anonymous unless configured)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    url: str = ""
+    username: str | None = None
+    password: str | None = None
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    tls_insecure: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        if not url:
+            return url
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ValueError(f"scheme must be mqtt:// or mqtts://, got {url!r}")
+        if not parts.hostname:
+            raise ValueError(f"no host in {url!r}")
+        try:
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError(f"bad port in {url!r}") from exc
+        return url
+
+    @property
+    def effective_url(self) -> str:
+        return self.url or DEFAULT_MQTT_URL
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.effective_url).hostname or "127.0.0.1"
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.effective_url).scheme in ("mqtts", "ssl")
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.effective_url)
+        return parts.port or (8883 if self.tls else 1883)
+
+    @property
+    def login(self) -> tuple[str, str | None] | None:
+        """Username and password from the settings, else from the URL's user info."""
+        parts = urlsplit(self.effective_url)
+        user = self.username or parts.username
+        if not user:
+            return None
+        return user, self.password if self.password is not None else parts.password
+
+
+class SqliteStoreSettings(BaseModel):
+    """[store] kind = "sqlite": the embedded default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["sqlite"] = "sqlite"
+    path: str = DEFAULT_SQLITE_PATH
+    retention_days: float | None = Field(default=None, gt=0, description="raw points older than this are "
+                                         "deleted; minute and hour rollups are kept")
+
+
+class InfluxStoreSettings(BaseModel):
+    """[store] kind = "influxdb": InfluxDB over its v1 HTTP API (/write, /query)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["influxdb"]
+    url: str = Field(pattern=r"^https?://")
+    database: str = Field(default="carbonwatch", min_length=1)
+    retention_policy: str | None = None
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+    create_database: bool = True
+
+
+StoreSettings = Annotated[SqliteStoreSettings | InfluxStoreSettings, Field(discriminator="kind")]
+_store_adapter: TypeAdapter[SqliteStoreSettings | InfluxStoreSettings] = TypeAdapter(StoreSettings)
+
+
+class IngestSettings(BaseModel):
+    """[ingest]: this worker's identity and limits."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    client_id: str | None = Field(default=None, min_length=1, max_length=128)
+    share_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-]+$",
+                                    description="subscribe as $share/GROUP/... so several workers split the load")
+    max_future_s: float = Field(default=300.0, ge=0, description="samples stamped later than now + this are "
+                                "dead-lettered")
+    batch_max_messages: int = Field(default=500, ge=1)
+    buffer_path: str | None = Field(default=None, description="on-disk buffer used while the store is down")
+    buffer_max_mb: float = Field(default=256.0, gt=0)
+    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    publish_co2e: bool = True
+    metrics_path: str | None = None
+
+
+class IngestConfig(BaseModel):
+    """Everything ingest reads from the plant file, relative paths resolved against `base_dir`."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    source: str
+    base_dir: Path
+    plant: Plant
+    mqtt: MqttSettings
+    store: SqliteStoreSettings | InfluxStoreSettings
+    ingest: IngestSettings
+
+    @property
+    def client_id(self) -> str:
+        return self.ingest.client_id or f"carbonwatch-ingest-{self.plant.site.id}"
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def buffer_path(self) -> Path:
+        name = self.ingest.buffer_path or f"var/ingest-buffer-{self.client_id}.sqlite"
+        return self.resolve(name)
+
+    @property
+    def metrics_path(self) -> Path:
+        name = self.ingest.metrics_path or f"var/ingest-metrics-{self.client_id}.json"
+        return self.resolve(name)
+
+
+def _section(data: dict[str, Any], key: str, model: Any, source: str) -> Any:
+    raw = data.get(key, {})
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {key}: must be a table")
+    try:
+        return model.validate_python(raw) if isinstance(model, TypeAdapter) else model.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = [str(p) for p in err["loc"] if p not in ("sqlite", "influxdb")]
+            lines.append(f"{source}: {'.'.join([key, *loc])}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from exc
+
+
+def store_settings(data: dict[str, Any], source: str = "<plant>") -> SqliteStoreSettings | InfluxStoreSettings:
+    """Validate the [store] table alone (the API uses this through `ingest.store.open_reader`)."""
+    raw = data.get("store", {})
+    if isinstance(raw, dict) and "kind" not in raw:
+        raw = {**raw, "kind": "sqlite"}
+        data = {**data, "store": raw}
+    result: SqliteStoreSettings | InfluxStoreSettings = _section(data, "store", _store_adapter, source)
+    return result
+
+
+def config_from_data(data: dict[str, Any], base_dir: Path, source: str = "<plant>",
+                     mqtt_url: str | None = None) -> IngestConfig:
+    try:
+        plant = parse_plant(data, source)
+    except PlantError as exc:
+        raise ConfigError(str(exc)) from exc
+    mqtt: MqttSettings = _section(data, "mqtt", MqttSettings, source)
+    if mqtt_url:
+        try:
+            mqtt = MqttSettings.model_validate({**mqtt.model_dump(), "url": mqtt_url})
+        except ValidationError as exc:
+            raise ConfigError(describe_errors("--mqtt-url", exc)) from exc
+    return IngestConfig(source=source, base_dir=base_dir, plant=plant, mqtt=mqtt,
+                        store=store_settings(data, source),
+                        ingest=_section(data, "ingest", IngestSettings, source))
+
+
+def load_config(path: Path, mqtt_url: str | None = None, base_dir: Path | None = None) -> IngestConfig:
+    """Read and validate a plant file; relative paths in it are taken against `base_dir` (default: the
+    working directory, as the API does, so both find the same store)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return config_from_data(data, base_dir or Path.cwd(), str(path), mqtt_url)

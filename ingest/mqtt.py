@@ -1,0 +1,165 @@
+"""The MQTT side of ingest: a paho-mqtt 2.x client with a persistent session, QoS 1 and manual acks.
+
+MQTT 5 (session expiry) or 3.1.1 (clean_session false); "auto" tries 5 and falls back to 3.1.1 when
+the broker refuses the protocol (the embedded amqtt broker does). Received messages go to a bounded
+queue; when it is full the network thread waits, so the broker holds the rest (back-pressure).
+"""
+
+from __future__ import annotations
+
+import queue
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ingest.config import MqttSettings
+
+
+class MqttError(RuntimeError):
+    """The broker could not be reached or refused us."""
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received_us: int
+    generation: int  # which connection it came on: a mid means nothing on a later connection
+
+
+class Subscriber:
+    """A persistent-session subscriber that hands messages to a bounded queue and acks on request."""
+
+    def __init__(self, settings: MqttSettings, client_id: str, topic_filter: str, queue_size: int = 20_000,
+                 session_expiry_s: int = 7 * 24 * 3600) -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self.topic_filter = topic_filter
+        self.session_expiry_s = session_expiry_s
+        self.queue: queue.Queue[Received] = queue.Queue(maxsize=queue_size)
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.stopping = threading.Event()
+        self.last_error: str | None = None
+        self._refused_protocol = False
+        self.generation = 0
+        self.protocol = mqtt.MQTTv5 if settings.protocol in ("auto", "5") else mqtt.MQTTv311
+        self.client = self._make_client()
+
+    # ---- set-up ---------------------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        v5 = self.protocol == mqtt.MQTTv5
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=self.protocol,
+                             clean_session=None if v5 else False, manual_ack=True)
+        s = self.settings
+        if s.login is not None:
+            client.username_pw_set(*s.login)
+        if s.tls:
+            client.tls_set(ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.key_file,
+                           cert_reqs=ssl.CERT_REQUIRED)
+            client.tls_insecure_set(s.tls_insecure)
+        client.reconnect_delay_set(1, 5)
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    def _connect_args(self) -> dict[str, Any]:
+        args: dict[str, Any] = {"host": self.settings.host, "port": self.settings.port,
+                                "keepalive": self.settings.keepalive_s}
+        if self.protocol == mqtt.MQTTv5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self.session_expiry_s
+            args.update(clean_start=False, properties=props)
+        return args
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Connect (retrying until `timeout_s`), subscribe, and run the network loop in a thread."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.client.connect(**self._connect_args())
+                break
+            except OSError as exc:
+                self.last_error = f"cannot connect to {self.settings.effective_url}: {exc}"
+                if time.monotonic() > deadline:
+                    raise MqttError(self.last_error) from exc
+                time.sleep(0.2)
+        self.client.loop_start()
+        while not self.subscribed.wait(0.05):
+            if self._refused_protocol and self.settings.protocol == "auto" and self.protocol == mqtt.MQTTv5:
+                self.client.loop_stop()
+                self.protocol = mqtt.MQTTv311
+                self._refused_protocol = False
+                self.client = self._make_client()
+                self.client.connect(**self._connect_args())
+                self.client.loop_start()
+            if time.monotonic() > deadline:
+                raise MqttError(self.last_error or f"not subscribed to {self.settings.effective_url} "
+                                f"after {timeout_s} s")
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # ---- callbacks (network thread) -----------------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            self.last_error = f"broker {self.settings.effective_url} refused the connection: {reason}"
+            if "protocol" in str(reason).lower():
+                self._refused_protocol = True
+            return
+        self.generation += 1
+        self.connected.set()
+        client.subscribe(self.topic_filter, qos=1)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        if all(not r.is_failure for r in reasons):
+            self.subscribed.set()
+        else:
+            self.last_error = f"subscription to {self.topic_filter!r} refused: {[str(r) for r in reasons]}"
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self.connected.clear()
+        if not self.stopping.is_set():
+            self.last_error = f"disconnected from {self.settings.effective_url}: {reason}"
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:  # not valid UTF-8: keep it readable, it will be dead-lettered
+            topic = bytes(msg._topic).decode("utf-8", "replace")
+        item = Received(topic, bytes(msg.payload), msg.mid, msg.qos, int(time.time() * 1_000_000), self.generation)
+        # Wait for room: while we wait the socket is not read, so the broker keeps what we have not taken.
+        while not self.stopping.is_set():
+            try:
+                self.queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    # ---- used by the worker thread ------------------------------------------------------------------
+
+    def ack(self, items: list[Received]) -> None:
+        for item in items:
+            # Messages of an earlier connection are sent again by the broker (stored idempotently then).
+            if item.qos > 0 and item.generation == self.generation:
+                self.client.ack(item.mid, item.qos)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
+        self.client.publish(topic, payload, qos=qos)
