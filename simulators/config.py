@@ -1,0 +1,227 @@
+"""The simulators' view of a plant file: gateways, meters' `sim` tables and the [simulator] section.
+
+Validated with pydantic at start-up; keys of sections owned by other packages are ignored, and a bad
+file fails naming the file, the key path and why (calc.plant.describe_errors).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from calc.plant import Carrier, describe_errors
+from calc.schema import MeterId
+from simulators.faults import FaultSpec
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class ConfigError(ValueError):
+    """A plant file the simulators cannot run: the message names the file, the key path and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class ModbusTcpGateway(_Section):
+    """An RS-485-to-TCP gateway: one TCP port, several unit ids behind it."""
+
+    id: Name
+    kind: Literal["modbus_tcp"]
+    host: str = "127.0.0.1"
+    port: Port
+    offline_response: Literal["gateway_exception", "silent"] = Field(
+        default="gateway_exception",
+        description="what an offline meter behind the gateway looks like: exception 0x0B or no answer")
+
+
+class ModbusRtuGateway(_Section):
+    """A serial line (RS-485); in tests one end of a socat pty pair."""
+
+    id: Name
+    kind: Literal["modbus_rtu"]
+    device: str = Field(min_length=1, description="serial port the simulated meters answer on")
+    baudrate: int = Field(default=9600, gt=0)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+
+
+class OpcUaGateway(_Section):
+    """An OPC UA server (a flow computer or a SCADA gateway) exposing several meters."""
+
+    id: Name
+    kind: Literal["opcua"]
+    host: str = "127.0.0.1"
+    port: Port
+    security: tuple[Literal["None", "Basic256Sha256"], ...] = ("None", "Basic256Sha256")
+    cert_dir: Path | None = Field(default=None, description="where the generated certificate is kept")
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"opc.tcp://{self.host}:{self.port}/carbonwatch/sim"
+
+
+Gateway = Annotated[ModbusTcpGateway | ModbusRtuGateway | OpcUaGateway, Field(discriminator="kind")]
+
+MODBUS_MAPS = ("schneider_pm5000", "eastron_sdm630", "adam6051_counter")
+OPCUA_MAPS = ("opcua_gas", "opcua_steam")
+# the rate unit each map's profile is written in: the `sim` table names base/peak with this suffix
+RATE_KEYS = {"schneider_pm5000": "kw", "eastron_sdm630": "kw", "adam6051_counter": "m3_h",
+             "opcua_gas": "m3_h", "opcua_steam": "kg_h"}
+
+
+class SimSpec(_Section):
+    """How one meter behaves: its load profile, noise, starting counter and faults from the config."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    profile: Literal["shift", "continuous"] = "continuous"
+    base_kw: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    peak_kw: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    base_m3_h: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    peak_m3_h: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    base_kg_h: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    peak_kg_h: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    noise: float = Field(default=0.03, ge=0, le=1, description="relative standard deviation per step")
+    shifts: tuple[tuple[int, int], ...] = Field(default=((6, 14), (14, 22)),
+                                                description="(start hour, end hour) in the site's time zone")
+    startup_min: float = Field(default=15.0, ge=0, description="minutes of start-up peak after a shift starts")
+    weekend_factor: float = Field(default=0.0, ge=0, le=1, description="weekend load between base (0) and shift")
+    counter_start: int = Field(default=0, ge=0, description="register counter at start, in counts (rollover tests)")
+    pressure_bar: float = Field(default=4.0, gt=0, description="opcua meters: gauge pressure")
+    temperature_c: float = Field(default=15.0, description="opcua meters: line temperature")
+    faults: tuple[FaultSpec, ...] = ()
+
+    def rate_bounds(self, key: str) -> tuple[float, float] | None:
+        base, peak = getattr(self, f"base_{key}"), getattr(self, f"peak_{key}")
+        if base is None or peak is None:
+            return None
+        return float(base), float(peak)
+
+
+class SimMeter(_Section):
+    id: MeterId
+    area: str
+    carrier: Carrier
+    gateway: Name
+    map: Literal["schneider_pm5000", "eastron_sdm630", "adam6051_counter", "opcua_gas", "opcua_steam"]
+    unit_id: int | None = Field(default=None, ge=1, le=247)
+    pulse_m3: float | None = Field(default=None, gt=0, allow_inf_nan=False,
+                                   description="adam6051_counter: m3 of gas per counted pulse (the scale factor)")
+    sim: SimSpec = SimSpec()
+
+    @model_validator(mode="after")
+    def _rates_match_map(self) -> SimMeter:
+        key = RATE_KEYS[self.map]
+        bounds = self.sim.rate_bounds(key)
+        if bounds is None:
+            raise ValueError(f"map {self.map!r} needs sim.base_{key} and sim.peak_{key}")
+        if bounds[1] < bounds[0]:
+            raise ValueError(f"sim.peak_{key} ({bounds[1]}) is below sim.base_{key} ({bounds[0]})")
+        if self.map in MODBUS_MAPS and self.unit_id is None:
+            raise ValueError(f"map {self.map!r} is a Modbus device and needs unit_id")
+        if self.map == "adam6051_counter" and self.pulse_m3 is None:
+            raise ValueError("map 'adam6051_counter' needs pulse_m3 (m3 per pulse, the counter's scale factor)")
+        return self
+
+    @property
+    def rate_bounds(self) -> tuple[float, float]:
+        bounds = self.sim.rate_bounds(RATE_KEYS[self.map])
+        assert bounds is not None
+        return bounds
+
+
+class SimulatorSection(_Section):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: int = 0
+    acceleration: float = Field(default=1.0, gt=0, le=1_000_000, allow_inf_nan=False,
+                                description="simulated seconds per real second")
+    control_url: str = "http://127.0.0.1:8021"
+    start: AwareDatetime | None = Field(default=None, description="simulated time at start; default: now")
+    step_s: int = Field(default=1, ge=1, le=3600, description="simulated seconds per integration step")
+    truth_interval_s: int = Field(default=900, ge=1, description="length of the ground-truth intervals")
+    truth_file: Path | None = Field(default=None, description="append each closed truth interval here (JSON lines)")
+
+    @model_validator(mode="after")
+    def _loopback_url(self) -> SimulatorSection:
+        parts = urlsplit(self.control_url)
+        if parts.scheme != "http" or not parts.hostname or parts.port is None:
+            raise ValueError(f"control_url must look like http://HOST:PORT, got {self.control_url!r}")
+        return self
+
+
+class SiteRef(_Section):
+    id: Name
+    timezone: str = "UTC"
+
+
+class SimConfig(_Section):
+    site: SiteRef
+    gateways: tuple[Gateway, ...] = ()
+    meters: tuple[SimMeter, ...] = Field(min_length=1)
+    simulator: SimulatorSection = SimulatorSection()
+
+    @model_validator(mode="after")
+    def _references(self) -> SimConfig:
+        gateways = {g.id: g for g in self.gateways}
+        if len(gateways) != len(self.gateways):
+            raise ValueError("two gateways share an id")
+        seen: set[tuple[str, int]] = set()
+        meter_ids: set[str] = set()
+        for i, meter in enumerate(self.meters):
+            where = f"meters.{i} ({meter.id})"
+            if meter.id in meter_ids:
+                raise ValueError(f"{where}: meter id appears twice")
+            meter_ids.add(meter.id)
+            gw = gateways.get(meter.gateway)
+            if gw is None:
+                raise ValueError(f"{where}: gateway {meter.gateway!r} is not in [[gateways]]")
+            if (gw.kind == "opcua") != (meter.map in OPCUA_MAPS):
+                raise ValueError(f"{where}: map {meter.map!r} cannot be served by a {gw.kind} gateway")
+            if meter.unit_id is not None and gw.kind != "opcua":
+                key = (gw.id, meter.unit_id)
+                if key in seen:
+                    raise ValueError(f"{where}: unit_id {meter.unit_id} is used twice on gateway {gw.id}")
+                seen.add(key)
+        return self
+
+    def gateway(self, gateway_id: str) -> ModbusTcpGateway | ModbusRtuGateway | OpcUaGateway:
+        for gw in self.gateways:
+            if gw.id == gateway_id:
+                return gw
+        raise KeyError(gateway_id)
+
+    def meters_on(self, gateway_id: str) -> list[SimMeter]:
+        return [m for m in self.meters if m.gateway == gateway_id]
+
+    def start_time(self, now: datetime) -> datetime:
+        return self.simulator.start or now
+
+
+def parse_config(data: dict[str, Any], source: str = "<plant>") -> SimConfig:
+    try:
+        return SimConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(source, exc)) from exc
+
+
+def load_config(path: Path | str) -> SimConfig:
+    """Read and validate a plant TOML file (the simulators' sections only)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_config(data, str(path))

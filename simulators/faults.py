@@ -1,0 +1,85 @@
+"""Faults a simulated meter can show, as a real device shows them; set from the plant file or at run time.
+
+Lasting faults stay until cleared (DELETE /faults); one-shot faults (counter_reset, rollover) act once
+on the meter's counter register and are not kept.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class FaultKind(StrEnum):
+    OFFLINE = "offline"            # Modbus TCP: exception 0x0B from the gateway (or silence); RTU: silence;
+                                   # OPC UA: the meter's values turn BadNoCommunication
+    SLOW = "slow"                  # Modbus: the answer comes after delay_ms
+    TIMEOUT = "timeout"            # Modbus: the request is read and never answered
+    STUCK = "stuck"                # every value of the meter freezes (the counter catches up when cleared)
+    COUNTER_RESET = "counter_reset"  # one-shot: the counter register restarts from zero
+    ROLLOVER = "rollover"          # one-shot: the counter register jumps to counts_before_wrap below its maximum
+    EXCEPTION = "exception"        # Modbus: every request answered with exception `code`
+    NAN = "nan"                    # float registers read NaN, integer registers the "not available" pattern
+    GARBAGE = "garbage"            # registers hold random words
+    BAD_STATUS = "bad_status"      # OPC UA: the meter's values carry status `status`
+    CLOCK_JUMP = "clock_jump"      # OPC UA: source timestamps jump by `seconds`
+
+
+ONE_SHOT = frozenset({FaultKind.COUNTER_RESET, FaultKind.ROLLOVER})
+MODBUS_ONLY = frozenset({FaultKind.SLOW, FaultKind.TIMEOUT, FaultKind.EXCEPTION, FaultKind.NAN, FaultKind.GARBAGE})
+OPCUA_ONLY = frozenset({FaultKind.BAD_STATUS, FaultKind.CLOCK_JUMP})
+
+MODBUS_EXCEPTION_CODES = frozenset({1, 2, 3, 4, 5, 6, 8, 10, 11})
+
+
+class FaultSpec(BaseModel):
+    """One fault with its parameters, as written in the plant file or POSTed to /faults."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fault: FaultKind
+    delay_ms: float = Field(default=2000.0, ge=0, le=600_000, description="slow: answer delay")
+    code: int = Field(default=4, description="exception: Modbus exception code (4 = server device failure)")
+    counts_before_wrap: int = Field(default=100, ge=1, description="rollover: counts below the register maximum")
+    status: str = Field(default="BadSensorFailure", description="bad_status: an OPC UA StatusCodes name")
+    seconds: float = Field(default=3600.0, allow_inf_nan=False, description="clock_jump: offset of source times")
+
+    @model_validator(mode="after")
+    def _params(self) -> FaultSpec:
+        if self.fault is FaultKind.EXCEPTION and self.code not in MODBUS_EXCEPTION_CODES:
+            raise ValueError(f"code {self.code} is not a Modbus exception code {sorted(MODBUS_EXCEPTION_CODES)}")
+        if self.fault is FaultKind.BAD_STATUS:
+            from asyncua.ua.status_codes import StatusCodes
+
+            value = getattr(StatusCodes, self.status, None)
+            if not isinstance(value, int) or not self.status.startswith(("Bad", "Uncertain")):
+                raise ValueError(f"status {self.status!r} is not an OPC UA Bad*/Uncertain* StatusCodes name")
+        return self
+
+
+class ActiveFaults:
+    """The lasting faults of one meter, keyed by kind (setting one kind twice replaces its parameters)."""
+
+    def __init__(self) -> None:
+        self._faults: dict[FaultKind, FaultSpec] = {}
+
+    def set(self, spec: FaultSpec) -> None:
+        if spec.fault in ONE_SHOT:
+            raise ValueError(f"{spec.fault} is one-shot and is applied, not kept")
+        self._faults[spec.fault] = spec
+
+    def clear(self, kind: FaultKind | None = None) -> None:
+        if kind is None:
+            self._faults.clear()
+        else:
+            self._faults.pop(kind, None)
+
+    def get(self, kind: FaultKind) -> FaultSpec | None:
+        return self._faults.get(kind)
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._faults
+
+    def as_list(self) -> list[dict[str, object]]:
+        return [spec.model_dump(mode="json") for spec in self._faults.values()]

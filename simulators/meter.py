@@ -1,0 +1,184 @@
+"""One simulated meter: integrates its profile into an exact integer counter and keeps the ground truth.
+
+The rate is held constant over each simulated step of `step_s` and quantised to milli-counts per hour,
+so the counter is a pure function of (seed, meter, elapsed steps): the sub-count remainder is carried
+as an integer and nothing is lost or rounded twice. `produced` counts every count the meter advanced;
+the register counter starts at `counter_start` and may be reset or wrapped by faults, `produced` never.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from simulators.config import SimMeter
+from simulators.faults import ONE_SHOT, ActiveFaults, FaultKind, FaultSpec
+from simulators.profiles import Profile
+
+MILLI_COUNT_SECONDS_PER_COUNT_HOUR = 3_600_000  # 1 count/h for 1 s = 1/3600 count; ×1000 for milli-counts
+
+
+@dataclass(frozen=True)
+class CounterModel:
+    """How a map's counter relates to the rate: counts per (rate unit × hour), and what a count is worth."""
+
+    quantity: str          # the counter's quantity name (active_energy_import, volume, mass, pulse_count)
+    counts_per_rate_hour: float
+    count_size: float      # register value per count (1 Wh, 0.001 kWh, 0.001 m3 ...)
+    unit: str              # unit of the register value
+    width_bits: int | None  # the register wraps at 2**width_bits; None: it does not wrap
+    rate_unit: str
+    scale: tuple[float, str] | None = None  # pulse counters: what one count is in physical units
+
+
+@dataclass(frozen=True)
+class TruthInterval:
+    meter: str
+    start: datetime
+    end: datetime
+    produced_counts: int
+    produced: float
+    unit: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"meter": self.meter, "start": self.start.isoformat(), "end": self.end.isoformat(),
+                "produced_counts": self.produced_counts, "produced": self.produced, "unit": self.unit}
+
+
+class MeterSim:
+    """State of one meter; `advance(elapsed_s)` integrates up to a simulated time, reads are then cheap."""
+
+    def __init__(self, meter: SimMeter, profile: Profile, model: CounterModel, start: datetime, step_s: int,
+                 truth_interval_s: int, history: int = 20_000) -> None:
+        self.meter = meter
+        self.id = meter.id
+        self.profile = profile
+        self.model = model
+        self.start = start
+        self.step_s = step_s
+        self.faults = ActiveFaults()
+        self.steps = 0                 # steps integrated so far
+        self.produced = 0              # counts advanced since start (ground truth)
+        self._acc = 0                  # milli-count-seconds per hour not yet a whole count
+        self._register_base = meter.sim.counter_start  # register = (base + produced) mod 2**width
+        self._rate_step = 0            # the step whose rate _rate_mch holds (the step in progress)
+        self._rate_mch = self._quantise(profile.rate(start, 0))
+        self._stuck: tuple[int, float] | None = None
+        self.truth_interval_s = truth_interval_s
+        self._interval_index = self._interval_of(0)
+        self._interval_produced0 = 0
+        self.intervals: deque[TruthInterval] = deque(maxlen=history)
+        self.closed: list[TruthInterval] = []  # intervals closed since the caller last drained them
+        for spec in meter.sim.faults:
+            self.apply_fault(spec)
+
+    # --- integration -----------------------------------------------------------------------------
+    def _quantise(self, rate: float) -> int:
+        return round(rate * self.model.counts_per_rate_hour * 1000.0)
+
+    def _interval_of(self, step: int) -> int:
+        t = self.start + timedelta(seconds=step * self.step_s)
+        return int(t.timestamp()) // self.truth_interval_s
+
+    def _close_interval(self, next_index: int) -> None:
+        n = self.truth_interval_s
+        start = datetime.fromtimestamp(max(self._interval_index * n, self.start.timestamp()), self.start.tzinfo)
+        end = datetime.fromtimestamp(next_index * n, self.start.tzinfo)
+        counts = self.produced - self._interval_produced0
+        record = TruthInterval(self.id, start, end, counts, counts * self.model.count_size, self.model.unit)
+        self.intervals.append(record)
+        self.closed.append(record)
+        self._interval_index = next_index
+        self._interval_produced0 = self.produced
+
+    def _rate_at(self, step: int) -> int:
+        if self._rate_step != step:
+            t = self.start + timedelta(seconds=step * self.step_s)
+            self._rate_mch = self._quantise(self.profile.rate(t, step))
+            self._rate_step = step
+        return self._rate_mch
+
+    def _check_interval(self, step: int) -> None:
+        index = self._interval_of(step)
+        if index != self._interval_index:
+            self._close_interval(index)
+
+    def advance(self, elapsed_s: float) -> None:
+        """Integrate every step that has ended by `elapsed_s` simulated seconds after start."""
+        target = int(elapsed_s // self.step_s)
+        while self.steps < target:
+            k = self.steps
+            self._check_interval(k)
+            self._acc += self._rate_at(k) * self.step_s
+            counts, self._acc = divmod(self._acc, MILLI_COUNT_SECONDS_PER_COUNT_HOUR)
+            self.produced += counts
+            self.steps = k + 1
+        self._check_interval(self.steps)
+        self._rate_at(self.steps)
+
+    def drain_closed(self) -> list[TruthInterval]:
+        closed, self.closed = self.closed, []
+        return closed
+
+    # --- what the device shows -------------------------------------------------------------------
+    @property
+    def rate(self) -> float:
+        """Rate of the step in progress, in the map's rate unit (quantised as integrated)."""
+        return self._rate_mch / 1000.0 / self.model.counts_per_rate_hour
+
+    @property
+    def register_counts(self) -> int:
+        value = self._register_base + self.produced
+        if self.model.width_bits is not None:
+            value %= 1 << self.model.width_bits
+        return value
+
+    def shown(self) -> tuple[int, float]:
+        """(counter counts, rate) the device shows now: frozen while the stuck fault is on."""
+        if self._stuck is not None:
+            return self._stuck
+        return self.register_counts, self.rate
+
+    # --- faults ------------------------------------------------------------------------------------
+    def apply_fault(self, spec: FaultSpec) -> None:
+        if spec.fault in ONE_SHOT:
+            if spec.fault is FaultKind.COUNTER_RESET:
+                self._register_base = -self.produced
+            else:
+                width = self.model.width_bits
+                if width is None:
+                    raise ValueError(f"meter {self.id}: its counter register does not wrap, no rollover")
+                self._register_base = (1 << width) - spec.counts_before_wrap - self.produced
+            return
+        if spec.fault is FaultKind.STUCK and self._stuck is None:
+            self._stuck = (self.register_counts, self.rate)
+        self.faults.set(spec)
+
+    def clear_fault(self, kind: FaultKind | None = None) -> None:
+        self.faults.clear(kind)
+        if FaultKind.STUCK not in self.faults:
+            self._stuck = None
+
+    # --- ground truth ------------------------------------------------------------------------------
+    def truth(self) -> dict[str, Any]:
+        m = self.model
+        counts, rate = self.shown()
+        counter: dict[str, Any] = {
+            "value": counts if m.count_size == 1 else counts * m.count_size,
+            "unit": m.unit,
+            "produced": self.produced if m.count_size == 1 else self.produced * m.count_size,
+            "counts": counts,
+            "produced_counts": self.produced,
+        }
+        if m.scale is not None:
+            counter["scale"] = {"value": m.scale[0], "unit": m.scale[1]}
+        return {
+            "map": self.meter.map,
+            "unit_id": self.meter.unit_id,
+            "gateway": self.meter.gateway,
+            "counters": {m.quantity: counter},
+            "power" if m.rate_unit == "kW" else "rate": {"value": rate, "unit": m.rate_unit},
+            "faults": self.faults.as_list(),
+        }
