@@ -5,14 +5,14 @@ input channels in counter mode: channel n's 32-bit counter is at 4X registers 40
 "Counter(dec) = (value of 40002) x 65536 + (value of 40001)": low word first, read with function 3.
 The counter counts pulses from 0 to 4294967295 and wraps to 0. The gas meter's pulse weight (m3 per
 pulse, the scale factor) is a property of the installation, set per meter as `pulse_m3` in the plant
-file: volume = counter x pulse_m3. Channels 1..13 read 0 here (nothing wired).
+file: volume = counter x pulse_m3. Channels 1..3 read 0 here (nothing wired); higher ones are not served.
 """
 
 from __future__ import annotations
 
 from simulators.maps.base import DeviceValues, ModbusMap, Point, encode
 
-CHANNELS = 14
+CHANNELS = 4  # channels 0..3 are served; channel 0 carries the gas meter
 POINTS = tuple(
     Point(f"counter_ch{n}" if n else "pulse_count", 2 * n, "uint32", "", "pulse_count" if n == 0 else "unused",
           f"{40001 + 2 * n}-{40002 + 2 * n}", word_order="little")
