@@ -158,7 +158,7 @@ class Converter:
             return reject(f"meter: {message.meter!r} is not a meter of site {self.site!r}", message.meter,
                           message.seq)
         if path.area != meter.area:
-            return reject(f"topic: area {path.area!r} is not meter {meter.id!r}'s area {meter.area!r}",
+            return reject(f"topic: area {path.area!r} is wrong, meter {meter.id!r} is in area {meter.area!r}",
                           message.meter, message.seq)
         out.area, out.meter = meter.area, meter.id
         self._points(message, meter, samples, now_us, out)

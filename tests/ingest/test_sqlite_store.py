@@ -1,0 +1,162 @@
+"""The SQLite store on a real file: idempotent writes, conflicts, rollups, retention, a reader in another process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from calc import topics
+from calc.plant import parse_plant
+from ingest.convert import Converter, Point, ts_to_us
+from ingest.store import open_reader
+from ingest.store.sqlite import SqliteStore, _plan
+from tests.ingest.helpers import REPO, SITE, T0, counter_sample, message, power_sample
+
+PLANT = parse_plant({
+    "site": {"id": "demo", "region": "CN", "start": "2026-01-01T00:00:00Z"},
+    "meters": [{"id": "m1", "area": "a1", "carrier": "electricity"},
+               {"id": "m2", "area": "a2", "carrier": "electricity"}],
+})
+NOW_US = ts_to_us(T0 + timedelta(days=400))
+
+
+def points(meter: str, start: datetime, n: int, step_s: float, kwh: float = 1.0, seq: int = 0) -> list[Point]:
+    conv = Converter(PLANT, clock=lambda: NOW_US / 1e6)
+    area = PLANT.meter(meter).area
+    samples = [counter_sample(start + timedelta(seconds=i * step_s), kwh, 100 + i * kwh) for i in range(n)]
+    out = conv.convert(topics.reading(SITE, area, meter), message(meter, seq, samples), NOW_US)
+    assert out.dead == []
+    return out.points
+
+
+def test_same_point_twice_is_stored_once_and_a_changed_value_is_a_conflict(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.sqlite")
+    batch = points("m1", T0, 10, 60)
+    first = store.write(batch)
+    assert (first.stored, first.duplicates, first.conflicts) == (10, 0, 0)
+    again = store.write(batch[:4] + points("m1", T0 + timedelta(hours=1), 2, 60))
+    assert (again.stored, again.duplicates, again.conflicts) == (2, 4, 0)
+    assert again.new_keys is not None and len(again.new_keys) == 2
+    changed = points("m1", T0, 1, 60, kwh=9.0)
+    result = store.write(changed)
+    assert (result.stored, result.duplicates, result.conflicts, result.dead_lettered) == (0, 0, 1, 1)
+    (dead,) = store.dead_letters(SITE)
+    assert dead.reason.startswith("conflict:") and "delta: stored 1.0, got 9.0" in dead.reason
+    (total,) = store.totals(SITE, T0, T0 + timedelta(days=1))
+    assert total.energy == pytest.approx(12.0) and total.points == 12  # the stored value was kept
+    store.close()
+
+
+def test_duplicate_inside_one_batch_counts_once(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.sqlite")
+    batch = points("m2", T0, 3, 60)
+    result = store.write(batch + batch[:1])
+    assert (result.stored, result.duplicates) == (3, 1)
+    (total,) = store.totals(SITE, T0, T0 + timedelta(days=1))
+    assert total.points == 3
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> SqliteStore:
+    store = SqliteStore(tmp_path_factory.mktemp("rollups") / "s.sqlite", synchronous="OFF")
+    # 3 days of 20 s readings for m1 and 7 s readings for m2: buckets split unevenly
+    for day in range(3):
+        store.write(points("m1", T0 + timedelta(days=day), 4320, 20, kwh=0.25, seq=day))
+        store.write(points("m2", T0 + timedelta(days=day, seconds=3), 12342, 7, kwh=0.1, seq=day))
+    return store
+
+
+def raw_totals(store: SqliteStore, start: datetime, end: datetime) -> dict[str, tuple[float, int]]:
+    rows = store._query("SELECT meter, SUM(energy), COUNT(*) FROM points WHERE ts_us >= ? AND ts_us < ? "
+                        "AND energy IS NOT NULL GROUP BY meter", (ts_to_us(start), ts_to_us(end)))
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=-3600, max_value=3 * 86400 + 3600), st.integers(min_value=0, max_value=3 * 86400))
+def test_totals_from_rollups_equal_the_sum_of_raw_points(filled: SqliteStore, offset_s: int, length_s: int) -> None:
+    start = T0 + timedelta(seconds=offset_s, microseconds=offset_s % 7 * 1000)
+    end = start + timedelta(seconds=length_s)
+    got = {t.meter: (t.energy, t.points) for t in filled.totals(SITE, start, end)}
+    want = raw_totals(filled, start, end)
+    assert set(got) == set(want)
+    for meter, (energy, n) in want.items():
+        assert got[meter][1] == n
+        assert got[meter][0] == pytest.approx(energy)
+
+
+def test_plan_uses_hours_in_the_middle() -> None:
+    s = ts_to_us(datetime(2026, 3, 1, 0, 0, 30, tzinfo=UTC))
+    e = ts_to_us(datetime(2026, 3, 1, 5, 10, 15, tzinfo=UTC))
+    tables = sorted(p[0] for p in _plan(s, e))
+    assert tables == ["points", "points", "rollup_hour", "rollup_minute", "rollup_minute"]
+
+
+def test_retention_deletes_old_raw_points_and_keeps_the_hourly_balance(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.sqlite", retention_days=30)
+    store.write(points("m1", T0, 120, 60))
+    store.write(points("m1", T0 + timedelta(days=60), 60, 60))
+    deleted = store.apply_retention(T0 + timedelta(days=61))
+    assert deleted == 120
+    assert store.point_count() == 60
+    (total,) = store.totals(SITE, T0, T0 + timedelta(hours=2))
+    assert total.energy == pytest.approx(120.0)  # from the rollups
+    store.close()
+
+
+def test_latest_values_and_summaries(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.sqlite")
+    conv = Converter(PLANT, clock=lambda: NOW_US / 1e6)
+    out = conv.convert(topics.reading(SITE, "a1", "m1"), message("m1", 1, [
+        power_sample(T0, 10.0), power_sample(T0 + timedelta(seconds=1), 12.0, quality="uncertain"),
+        counter_sample(T0, 1.0, 5.0)]), NOW_US)
+    store.write(out.points)
+    store.write(out.points[:1])  # an older duplicate must not move "latest" back
+    (summary,) = store.meter_summaries(SITE)
+    assert summary.samples == 3 and summary.last_quality == "uncertain"
+    assert summary.last_ts == T0 + timedelta(seconds=1)
+    latest = {v.quantity: v for v in store.latest_values(SITE)}
+    assert latest["active_power"].value == 12.0 and latest["active_power"].quality == "uncertain"
+    store.close()
+
+
+def test_open_reader_reads_while_another_process_writes(tmp_path: Path) -> None:
+    db = tmp_path / "var" / "live.sqlite"
+    writer = SqliteStore(db)
+    script = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(REPO)!r})
+        from datetime import datetime, timedelta, UTC
+        from pathlib import Path
+        from ingest.store import open_reader
+        reader = open_reader({{"store": {{"kind": "sqlite", "path": "var/live.sqlite"}}}}, Path({str(tmp_path)!r}))
+        seen = 0
+        for line in sys.stdin:
+            t0 = datetime(2026, 3, 1, tzinfo=UTC)
+            totals = reader.totals("demo", t0, t0 + timedelta(days=2))
+            print(sum(t.points for t in totals), flush=True)
+        reader.close()
+    """)
+    reader = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    assert reader.stdin is not None and reader.stdout is not None
+    counts = []
+    for i in range(5):
+        writer.write(points("m1", T0 + timedelta(hours=i), 60, 60, seq=i))
+        reader.stdin.write("go\n")
+        reader.stdin.flush()
+        counts.append(int(reader.stdout.readline()))
+    reader.stdin.close()
+    assert reader.wait(10) == 0
+    assert counts == [60, 120, 180, 240, 300]
+    writer.close()
+    local = open_reader({"store": {"path": str(db)}}, tmp_path)
+    assert sum(t.points for t in local.totals(SITE, T0, T0 + timedelta(days=1))) == 300
+    local.close()
