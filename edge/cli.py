@@ -1,0 +1,52 @@
+"""`carbonwatch edge --config FILE [--mqtt-url URL] [--state-dir DIR]`: run the edge agent until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from edge.config import load_config
+from edge.errors import ConfigError
+
+log = logging.getLogger("edge")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("edge", help="run the edge agent: poll meters, publish readings over MQTT",
+                            description=__doc__)
+    parser.add_argument("--config", type=Path, required=True, help="plant TOML file")
+    parser.add_argument("--mqtt-url", default=None, help="overrides [mqtt] url (mqtt://host:port, mqtts://...)")
+    parser.add_argument("--state-dir", type=Path, default=None, help="overrides [edge] state_dir")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.set_defaults(func=run)
+
+
+async def _main(args: argparse.Namespace) -> int:
+    from edge.agent import Agent
+
+    config = load_config(args.config, args.mqtt_url, args.state_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    agent = Agent(config)
+    log.info("edge agent %s: %d meters on %d gateways, broker %s, state in %s", config.edge.agent,
+             len(config.meters), len(config.gateways), config.mqtt.effective_url, config.edge.state_dir)
+    await agent.run(stop)
+    log.info("edge agent stopped: %d messages published, %d acknowledged, %d spooled, %d dropped",
+             agent.published, agent.acknowledged, agent.spool.size, agent.spool.dropped)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # its errors are ours to report, as reasons
+    try:
+        return asyncio.run(_main(args))
+    except ConfigError as exc:
+        print(f"carbonwatch edge: invalid config\n{exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,261 @@
+"""The edge agent's config sections ([[gateways]], meters' device keys, [mqtt], [edge]) and loading them.
+
+Validated at start-up; an error names the file, the key path and why. Sections owned by other parts
+([simulator], meters' `sim`, [store], [api]) are ignored.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from calc.plant import PlantError, Site, parse_plant
+from edge.errors import ConfigError
+from edge.maps import TEMPLATES
+from edge.points import Point
+
+Ident = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
+
+
+class _Gateway(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: Ident
+    timeout_s: float = Field(default=1.0, gt=0, le=60, description="per request")
+    retries: int = Field(default=2, ge=0, le=10, description="extra attempts after a timeout, jittered backoff")
+    backoff_s: float = Field(default=0.05, ge=0, le=10)
+    backoff_max_s: float = Field(default=2.0, ge=0, le=300)
+
+
+class _ModbusGateway(_Gateway):
+    max_gap: int = Field(default=8, ge=0, le=100, description="unused registers read to merge two requests")
+    max_registers: int = Field(default=125, ge=1, le=125, description="per request (protocol limit 125)")
+
+
+class ModbusTcpGateway(_ModbusGateway):
+    kind: Literal["modbus_tcp"]
+    host: str = "127.0.0.1"
+    port: int = Field(default=502, ge=1, le=65535)
+
+
+class ModbusRtuTcpGateway(_ModbusGateway):
+    """Modbus RTU frames over a TCP socket (a transparent serial-to-Ethernet converter)."""
+
+    kind: Literal["modbus_rtu_tcp"]
+    host: str = "127.0.0.1"
+    port: int = Field(default=4001, ge=1, le=65535)
+
+
+class ModbusRtuGateway(_ModbusGateway):
+    """An RS-485 bus on a local serial port: one request at a time on the bus."""
+
+    kind: Literal["modbus_rtu"]
+    port: str = Field(min_length=1, description="serial device, e.g. /dev/ttyUSB0")
+    baud: int = Field(default=9600, gt=0)
+    parity: Literal["N", "E", "O"] = "N"
+    stop_bits: Literal[1, 2] = 1
+    byte_size: Literal[7, 8] = 8
+
+
+class OpcUaGateway(_Gateway):
+    kind: Literal["opcua"]
+    endpoint: str = Field(pattern=r"^opc\.tcp://", description="opc.tcp://host:port/path")
+    security_policy: Literal["None", "Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss"] = "None"
+    security_mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
+    certificate: Path | None = Field(default=None, description="client certificate (DER or PEM)")
+    private_key: Path | None = None
+    server_certificate: Path | None = None
+    username: str | None = None
+    password: str | None = None
+    mode: Literal["subscribe", "poll"] = "subscribe"
+    publishing_interval_s: float = Field(default=0.5, gt=0, le=3600)
+    timeout_s: float = Field(default=4.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _security(self) -> OpcUaGateway:
+        if (self.security_policy == "None") != (self.security_mode == "None"):
+            raise ValueError("security_policy and security_mode must both be None or both be set")
+        if self.security_policy != "None" and (self.certificate is None or self.private_key is None):
+            raise ValueError("a security policy needs `certificate` and `private_key`")
+        return self
+
+
+Gateway = Annotated[ModbusTcpGateway | ModbusRtuTcpGateway | ModbusRtuGateway | OpcUaGateway,
+                    Field(discriminator="kind")]
+MODBUS_KINDS = frozenset({"modbus_tcp", "modbus_rtu_tcp", "modbus_rtu"})
+GATEWAY_KINDS = MODBUS_KINDS | {"opcua"}
+
+
+class MeterDevice(BaseModel):
+    """A meter as the edge agent sees it: its place in the plant plus how to read it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")  # `sim` and plant keys belong to others
+
+    id: Ident
+    area: Ident
+    line: str | None = None
+    gateway: Ident
+    unit_id: int = Field(default=1, ge=0, le=255)
+    map: str | None = Field(default=None, description="built-in register map template")
+    points: tuple[Point, ...] = ()
+    interval_s: float = Field(default=10.0, ge=0.01, le=86400)
+    stuck_after: int = Field(default=3, ge=1, description="polls with a still counter and power > 0")
+    max_power_kw: float | None = Field(default=None, gt=0)
+
+    @field_validator("map")
+    @classmethod
+    def _known_map(cls, name: str | None) -> str | None:
+        if name is not None and name not in TEMPLATES:
+            raise ValueError(f"unknown register map {name!r}; known: {', '.join(sorted(TEMPLATES))}")
+        return name
+
+    @model_validator(mode="after")
+    def _has_points(self) -> MeterDevice:
+        if self.map is None and not self.points:
+            raise ValueError("a meter needs `map` (a built-in template) or inline `points`")
+        quantities = [p.quantity for p in self.all_points]
+        dupes = sorted({q for q in quantities if quantities.count(q) > 1})
+        if dupes:
+            raise ValueError(f"quantity appears twice: {', '.join(dupes)}")
+        return self
+
+    @property
+    def all_points(self) -> tuple[Point, ...]:
+        return (TEMPLATES[self.map] if self.map else ()) + self.points
+
+
+class MqttSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str = Field(default="", description="mqtt://host:port or mqtts://host:port; empty: mqtt://127.0.0.1:1883")
+    username: str | None = None
+    password: str | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = Field(default=None, description="client certificate (TLS client auth)")
+    key_file: Path | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    client_id: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        if url:
+            parts = urlsplit(url)
+            if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
+                raise ValueError(f"{url!r} is not mqtt://host:port or mqtts://host:port")
+        return url
+
+    @property
+    def effective_url(self) -> str:
+        return self.url or "mqtt://127.0.0.1:1883"
+
+    @property
+    def host_port_tls(self) -> tuple[str, int, bool]:
+        parts = urlsplit(self.effective_url)
+        tls = parts.scheme in ("mqtts", "ssl")
+        return parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), tls
+
+
+class EdgeSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agent: Ident = "edge-1"
+    state_dir: Path = Path("var/edge")
+    spool_max_messages: int = Field(default=1_000_000, ge=10, description="store-and-forward capacity")
+    spool_full_policy: Literal["drop_oldest", "drop_newest"] = Field(
+        default="drop_oldest", description="what goes when the spool is full; each drop is counted")
+    publish_window: int = Field(default=256, ge=1, le=65535, description="QoS 1 messages in flight")
+    status_interval_s: float = Field(default=30.0, gt=0)
+    live_share: float = Field(default=0.5, gt=0, le=1, description="share of the window kept for fresh samples "
+                              "while a backlog is replayed")
+
+
+class EdgeConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    site: Site
+    gateways: tuple[Gateway, ...] = Field(min_length=1)
+    meters: tuple[MeterDevice, ...] = Field(min_length=1)
+    mqtt: MqttSettings = MqttSettings()
+    edge: EdgeSettings = EdgeSettings()
+    source: str = "<config>"
+
+    @model_validator(mode="after")
+    def _references(self) -> EdgeConfig:
+        gateways: dict[str, Gateway] = {}
+        for each in self.gateways:
+            if each.id in gateways:
+                raise ValueError(f"gateway id {each.id!r} appears twice")
+            gateways[each.id] = each
+        for meter in self.meters:
+            gw = gateways.get(meter.gateway)
+            if gw is None:
+                raise ValueError(f"meter {meter.id!r}: gateway {meter.gateway!r} is not in [[gateways]]")
+            for point in meter.all_points:
+                if gw.kind in MODBUS_KINDS and point.address is None:
+                    raise ValueError(f"meter {meter.id!r}: point {point.quantity!r} needs `address` "
+                                     f"(gateway {gw.id!r} is {gw.kind})")
+                if gw.kind == "opcua" and point.node is None:
+                    raise ValueError(f"meter {meter.id!r}: point {point.quantity!r} needs `node` "
+                                     f"(gateway {gw.id!r} is opcua)")
+        return self
+
+    def gateway(self, gateway_id: str) -> Gateway:
+        for gw in self.gateways:
+            if gw.id == gateway_id:
+                return gw
+        raise KeyError(gateway_id)
+
+
+def describe(source: str, exc: ValidationError) -> str:
+    """`FILE: key.path: why` per problem, as calc.plant.describe_errors, without pydantic's noise: the
+    union tag in the path (gateways.0.modbus_tcp.port -> gateways.0.port) and the follow-on "too short"
+    of a list whose items already failed."""
+    errors = []
+    for err in exc.errors():
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p in GATEWAY_KINDS and len(err["loc"]) > 2)]
+        errors.append((".".join(str(p) for p in loc) or "(top level)", err["type"], err["msg"]))
+    lines = []
+    for path, kind, msg in errors:
+        if kind == "too_short" and any(other.startswith(path + ".") for other, _, _ in errors):
+            continue
+        lines.append(f"{source}: {path}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> EdgeConfig:
+    """Validate a parsed plant file; ConfigError names the file, key path and why."""
+    try:
+        plant = parse_plant(data, source)
+    except PlantError as exc:
+        raise ConfigError(str(exc)) from exc
+    try:
+        config = EdgeConfig.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        raise ConfigError(describe(source, exc)) from exc
+    # max power comes from the plant model when the edge section does not repeat it
+    meters = tuple(m if m.max_power_kw is not None else
+                   m.model_copy(update={"max_power_kw": plant.meter(m.id).max_power_kw}) for m in config.meters)
+    return config.model_copy(update={"meters": meters})
+
+
+def load_config(path: Path | str, mqtt_url: str | None = None, state_dir: Path | str | None = None) -> EdgeConfig:
+    """Read and validate a plant TOML file; the command-line overrides win over the file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    if mqtt_url is not None:
+        data.setdefault("mqtt", {})
+        data["mqtt"] = {**data["mqtt"], "url": mqtt_url}
+    if state_dir is not None:
+        data["edge"] = {**data.get("edge", {}), "state_dir": str(state_dir)}
+    return parse_config(data, str(path))
+

@@ -1,0 +1,118 @@
+"""Helpers for the edge tests: an MQTT collector on a real broker, config files, polling waits with deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from calc.schema import ReadingMessage, decode
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 15.0, what: str = "condition") -> None:
+    """Poll a condition until it holds; fail naming what was awaited (readiness, never a fixed sleep)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+async def eventually(condition: Callable[[], bool], timeout_s: float = 15.0, what: str = "condition") -> None:
+    """Async twin of wait_until, for tests whose servers run on the test's own event loop."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+class Collector:
+    """Subscribes to everything under one site and keeps decoded reading messages and status payloads."""
+
+    def __init__(self, url: str, site: str) -> None:
+        parts = urlsplit(url)
+        self.site = site
+        self.readings: list[tuple[str, ReadingMessage]] = []
+        self.status: list[dict[str, Any]] = []
+        self.invalid: list[bytes] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}",
+                                  protocol=mqtt.MQTTv311)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"carbonwatch/v1/{site}/#", qos=1)
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self._subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect_async(parts.hostname or "127.0.0.1", parts.port or 1883)
+        self.client.loop_start()
+        if not self._subscribed.wait(10):
+            raise AssertionError(f"collector could not subscribe on {url}")
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            if msg.topic.endswith("/reading"):
+                try:
+                    self.readings.append((msg.topic, decode(msg.payload)))
+                except ValueError:
+                    self.invalid.append(msg.payload)
+            elif msg.topic.endswith("/status"):
+                self.status.append(json.loads(msg.payload))
+
+    def messages(self, meter: str | None = None) -> list[ReadingMessage]:
+        with self._lock:
+            return [m for _, m in self.readings if meter is None or m.meter == meter]
+
+    def topics(self) -> set[str]:
+        with self._lock:
+            return {t for t, _ in self.readings}
+
+    def statuses(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.status)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def unique_site() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def plant_toml(site: str, gateways: str, meters: str, mqtt_url: str, state_dir: Path, edge_extra: str = "") -> str:
+    """A plant file in the demo's shape, with the given gateways and meters sections."""
+    return f"""
+[site]
+id = "{site}"
+region = "CN"
+start = 2026-01-01T00:00:00Z
+
+{gateways}
+
+{meters}
+
+[mqtt]
+url = "{mqtt_url}"
+
+[edge]
+agent = "edge-test"
+state_dir = "{state_dir}"
+status_interval_s = 1.0
+{edge_extra}
+"""
+
+
+def write_plant(path: Path, *args: Any, **kwargs: Any) -> Path:
+    path.write_text(plant_toml(*args, **kwargs))
+    return path
