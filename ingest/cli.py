@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from calc.factors import FactorError
 from ingest.config import ConfigError, load_config
 from ingest.mqtt import MqttError
 from ingest.store.base import StoreError
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         worker = IngestWorker(config)
-    except StoreError as exc:
+    except (StoreError, FactorError) as exc:
         print(f"carbonwatch ingest: {exc}", file=sys.stderr)
         return 1
     ready = threading.Event()

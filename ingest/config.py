@@ -136,6 +136,7 @@ class IngestConfig(BaseModel):
 
     source: str
     base_dir: Path
+    data: dict[str, Any]  # the whole parsed plant file (calc reads [factors] and [[factor_overrides]] from it)
     plant: Plant
     mqtt: MqttSettings
     store: SqliteStoreSettings | InfluxStoreSettings
@@ -196,7 +197,7 @@ def config_from_data(data: dict[str, Any], base_dir: Path, source: str = "<plant
             mqtt = MqttSettings.model_validate({**mqtt.model_dump(), "url": mqtt_url})
         except ValidationError as exc:
             raise ConfigError(describe_errors("--mqtt-url", exc)) from exc
-    return IngestConfig(source=source, base_dir=base_dir, plant=plant, mqtt=mqtt,
+    return IngestConfig(source=source, base_dir=base_dir, data=data, plant=plant, mqtt=mqtt,
                         store=store_settings(data, source),
                         ingest=_section(data, "ingest", IngestSettings, source))
 

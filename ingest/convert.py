@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
 from calc import topics
-from calc.emissions import electricity_co2e_kg_array
-from calc.factors import FactorChoice, FactorError, FactorSet, default_factor_set
+from calc.factors import FactorSet, default_factor_set
 from calc.plant import Carrier, Meter, Plant
+from calc.plant_factors import plant_factors
 from calc.schema import Flag, ReadingMessage, Sample, decode
+from calc.table import FactorTable
 from calc.units import UnitError, conversion_factor
 
 # Column order of a stored point; stores insert tuples in this order.
@@ -91,44 +92,64 @@ def _validation_reason(exc: ValidationError, prefix: str = "") -> str:
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
-def _energy_unit(carrier: Carrier) -> str | None:
-    """The unit energy of this carrier is stored in, when ingest can convert it to CO2e."""
-    return "kWh" if carrier is Carrier.ELECTRICITY else None
-
-
 def _counted(sample: Sample) -> bool:
     return not sample.quantity.endswith("_export")
 
 
-class Converter:
-    """Turns reading messages of one plant into points, choosing factors from a factor set (cached per day)."""
+@dataclass(slots=True)
+class _Pending:
+    """Rows of a batch waiting for the one vectorized CO2e step (counted samples only)."""
 
-    def __init__(self, plant: Plant, factors: FactorSet | None = None, max_future_s: float = 300.0,
-                 clock: Callable[[], float] | None = None) -> None:
+    rows: list[list[Any]] = field(default_factory=list)
+    meter_idx: list[int] = field(default_factory=list)
+    quantity: list[float] = field(default_factory=list)
+    ts_us: list[int] = field(default_factory=list)
+
+
+class Converter:
+    """Turns reading messages of one plant into points with calc's vectorized FactorTable (all carriers).
+
+    `plant_data` is the parsed plant file: its [factors] and [[factor_overrides]] and meter conditions
+    are merged with the factor set (calc.plant_factors); a bad one raises calc.factors.FactorError.
+    """
+
+    def __init__(self, plant: Plant, plant_data: Mapping[str, Any] | None = None, factors: FactorSet | None = None,
+                 max_future_s: float = 300.0, clock: Callable[[], float] | None = None,
+                 source: str = "<plant>") -> None:
         import time
 
         self.plant = plant
         self.site = plant.site.id
         self.meters: dict[str, Meter] = plant.meters_by_id
-        self.factors = factors or default_factor_set()
+        data = plant_data if plant_data is not None else {}
+        self.table = FactorTable.build(plant_factors(factors or default_factor_set(), plant, data, source), plant)
         self.max_future_us = int(max_future_s * 1_000_000)
         self.start_us = ts_to_us(plant.site.start)
         self.clock = clock or time.time
-        self._choices: dict[tuple[str, date], tuple[int, FactorChoice]] = {}
-        self._factor_values: list[float] = []
-
-    def _factor(self, region: str, day: date) -> tuple[int, FactorChoice]:
-        key = (region, day)
-        hit = self._choices.get(key)
-        if hit is None:
-            choice = self.factors.grid_factor(region, day)
-            hit = (len(self._factor_values), choice)
-            self._factor_values.append(choice.value)
-            self._choices[key] = hit
-        return hit
 
     def convert(self, topic: str, payload: bytes, received_us: int | None = None) -> Converted:
         """Validate and convert one message; never raises on bad input."""
+        return self.convert_batch([(topic, payload, received_us)])[0]
+
+    def convert_batch(self, items: Sequence[tuple[str, bytes, int | None]]) -> list[Converted]:
+        """Validate and convert several messages, with one vectorized CO2e step for all their samples."""
+        pending = _Pending()
+        outs = [self._one(topic, payload, received_us, pending) for topic, payload, received_us in items]
+        if pending.rows:
+            kg, rows = self.table.co2e_kg(np.asarray(pending.meter_idx, dtype=np.intp),
+                                          np.asarray(pending.quantity, dtype=np.float64),
+                                          np.asarray(pending.ts_us, dtype=np.int64).astype("datetime64[us]"))
+            for row, co2e, ri in zip(pending.rows, kg.tolist(), rows.tolist(), strict=True):
+                if ri < 0:  # cannot happen for meters without problems; kept explicit rather than NaN
+                    row[14] = None
+                    continue
+                trow = self.table.rows[ri]
+                row[6], row[14], row[17], row[18] = trow.scope, co2e, trow.factor_id, trow.factor_version
+        for out in outs:
+            out.points = [tuple(r) for r in out.points]
+        return outs
+
+    def _one(self, topic: str, payload: bytes, received_us: int | None, pending: _Pending) -> Converted:
         now_us = received_us if received_us is not None else int(self.clock() * 1_000_000)
         out = Converted(topic=topic)
 
@@ -161,7 +182,7 @@ class Converter:
             return reject(f"topic: area {path.area!r} is wrong, meter {meter.id!r} is in area {meter.area!r}",
                           message.meter, message.seq)
         out.area, out.meter = meter.area, meter.id
-        self._points(message, meter, samples, now_us, out)
+        self._points(message, meter, samples, now_us, out, pending)
         return out
 
     def _salvage(self, payload: bytes, exc: ValidationError, now_us: int, topic: str,
@@ -202,60 +223,40 @@ class Converter:
         return envelope, good
 
     def _points(self, message: ReadingMessage, meter: Meter, samples: list[tuple[int, Sample]], now_us: int,
-                out: Converted) -> None:
-        region = self.plant.region_of(meter)
-        energy_unit = _energy_unit(meter.carrier)
-        counted: list[tuple[int, float, int]] = []  # (row index, kWh, factor index)
-        rows: list[list[Any]] = []
+                out: Converted, pending: _Pending) -> None:
+        mi = self.table.meter_index[meter.id]
+        table_unit = self.table.units[mi]
+        problem = self.table.problems.get(meter.id)
         for i, s in samples:
             reason = self._check(s, meter, now_us)
+            kind = "counter" if (s.delta is not None or s.interval_s is not None or Flag.FIRST in s.flags) \
+                else "instant"
+            scale: float | None = None
+            if reason is None and kind == "counter" and _counted(s):
+                try:
+                    scale = conversion_factor(s.unit, table_unit)
+                except UnitError:
+                    if "energy" in s.quantity or meter.carrier is not Carrier.ELECTRICITY:
+                        reason = (f"unit: {s.unit!r} of {s.quantity} cannot be converted to {table_unit!r}, "
+                                  f"the unit of a {meter.carrier.value} meter")
+                if scale is not None and problem is not None:
+                    reason = f"factor: {problem}"
             if reason is not None:
-                body = s.model_dump_json().encode()
-                out.dead.append(DeadLetter(now_us, out.topic, body, f"samples.{i}: {reason}", meter.id,
-                                           message.seq, i))
+                out.dead.append(DeadLetter(now_us, out.topic, s.model_dump_json().encode(), f"samples.{i}: {reason}",
+                                           meter.id, message.seq, i))
                 continue
             ts_us = ts_to_us(s.ts)
-            energy: float | None = None
-            row_unit: str | None = None
-            factor_idx = -1
-            scope = ""
-            factor_id: str | None = None
-            factor_version: str | None = None
-            kind = "instant"
-            if s.delta is not None or s.interval_s is not None or Flag.FIRST in s.flags:
-                kind = "counter"
-            if kind == "counter" and energy_unit is not None and _counted(s):
-                try:
-                    to_kwh = conversion_factor(s.unit, energy_unit)
-                except UnitError:
-                    to_kwh = None
-                    if "energy" in s.quantity:
-                        out.dead.append(DeadLetter(now_us, out.topic, s.model_dump_json().encode(),
-                                                   f"samples.{i}: unit: {s.unit!r} of {s.quantity} is not an "
-                                                   f"energy unit", meter.id, message.seq, i))
-                        continue
-                if to_kwh is not None:
-                    energy = (s.delta or 0.0) * to_kwh  # delta None: the baseline, no energy yet
-                    row_unit = energy_unit
-                    try:
-                        factor_idx, choice = self._factor(region, s.ts.date())
-                    except FactorError as exc:
-                        out.dead.append(DeadLetter(now_us, out.topic, s.model_dump_json().encode(),
-                                                   f"samples.{i}: factor: {exc}", meter.id, message.seq, i))
-                        continue
-                    scope, factor_id, factor_version = choice.factor.scope, choice.factor_id, choice.version
-                    counted.append((len(rows), energy, factor_idx))
-            rows.append([meter.id, ts_us, s.quantity, self.site, meter.area, meter.carrier.value, scope, kind,
-                         s.value, s.unit, s.delta, s.interval_s, energy, row_unit, None, s.quality.value,
-                         ",".join(s.flags), factor_id, factor_version, message.seq, message.agent])
-        if counted:
-            idx = np.fromiter((c[0] for c in counted), dtype=np.intp, count=len(counted))
-            kwh = np.fromiter((c[1] for c in counted), dtype=np.float64, count=len(counted))
-            fidx = np.fromiter((c[2] for c in counted), dtype=np.intp, count=len(counted))
-            co2e = electricity_co2e_kg_array(kwh, fidx, np.asarray(self._factor_values, dtype=np.float64))
-            for row_i, kg in zip(idx.tolist(), co2e.tolist(), strict=True):
-                rows[row_i][14] = kg
-        out.points.extend(tuple(r) for r in rows)
+            row: list[Any] = [meter.id, ts_us, s.quantity, self.site, meter.area, meter.carrier.value, "", kind,
+                              s.value, s.unit, s.delta, s.interval_s, None, None, None, s.quality.value,
+                              ",".join(s.flags), None, None, message.seq, message.agent]
+            if scale is not None:
+                quantity = (s.delta or 0.0) * scale  # delta None: the baseline reading, no energy yet
+                row[12], row[13] = quantity, table_unit
+                pending.rows.append(row)
+                pending.meter_idx.append(mi)
+                pending.quantity.append(quantity)
+                pending.ts_us.append(ts_us)
+            out.points.append(row)  # type: ignore[arg-type]  # made a tuple in convert_batch
 
     def _check(self, s: Sample, meter: Meter, now_us: int) -> str | None:
         """Why a schema-valid sample cannot be stored, or None."""
@@ -271,7 +272,7 @@ class Converter:
             if s.delta < 0 and not (_FLOW_FLAGS & set(s.flags)):
                 return f"delta: negative energy {s.delta} {s.unit} without a reset or rollover flag"
             if (meter.max_power_kw is not None and s.interval_s and s.delta > 0
-                    and _energy_unit(meter.carrier) == "kWh"):
+                    and meter.carrier is Carrier.ELECTRICITY):
                 try:
                     kw = s.delta * conversion_factor(s.unit, "kWh") / (s.interval_s / 3600.0)
                 except UnitError:

@@ -42,7 +42,8 @@ class IngestWorker:
         self.config = config
         self.site = config.plant.site.id
         self.store = store if store is not None else open_store(config.store, config.base_dir)
-        self.converter = Converter(config.plant, factors, config.ingest.max_future_s)
+        self.converter = Converter(config.plant, config.data, factors, config.ingest.max_future_s,
+                                   source=config.source)
         self.metrics = IngestMetrics(worker=config.client_id)
         install(self.metrics)
         self.subscriber = Subscriber(config.mqtt, config.client_id, topic_filter(config),
@@ -84,7 +85,7 @@ class IngestWorker:
         return batch
 
     def _handle(self, batch: list[Received], stop: threading.Event) -> None:
-        converted = [self.converter.convert(r.topic, r.payload, r.received_us) for r in batch]
+        converted = self.converter.convert_batch([(r.topic, r.payload, r.received_us) for r in batch])
         points: list[Point] = [p for c in converted for p in c.points]
         dead: list[DeadLetter] = [d for c in converted for d in c.dead]
         self.metrics.add(received_messages=len(batch), received_samples=len(points) + len(dead))

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from calc import topics
+from calc.emissions import carrier_co2e
 from calc.factors import default_factor_set
 from calc.plant import parse_plant
 from ingest.convert import POINT_COLUMNS, Converter, ts_to_us
@@ -36,11 +37,13 @@ def test_counter_sample_becomes_kwh_and_co2e_with_its_factor() -> None:
     assert out.dead == []
     counter, power = out.points
     choice = default_factor_set().grid_factor("CN", T0)
+    scalar = carrier_co2e(2.5, "kWh", "electricity", default_factor_set(), region="CN", at=T0)
     assert col(counter, "energy") == pytest.approx(2.5)
     assert col(counter, "energy_unit") == "kWh"
     assert col(counter, "co2e_kg") == pytest.approx(2.5 * choice.value)
-    assert col(counter, "factor_id") == choice.factor_id
-    assert col(counter, "factor_version") == choice.version
+    assert col(counter, "factor_id") == choice.factor_id == scalar.factor_id
+    assert col(counter, "factor_version") == scalar.factor_version
+    assert col(counter, "scope") == "scope2_location"
     assert col(counter, "kind") == "counter" and col(counter, "seq") == 3
     assert col(power, "kind") == "instant" and col(power, "energy") is None and col(power, "value") == 150.0
 
@@ -97,7 +100,7 @@ def test_bad_messages_are_dead_lettered_whole_with_a_reason(topic: str, payload:
 
 @pytest.mark.parametrize(("sample", "expected"), [
     (counter_sample(T0, -3.0, 1.0), "negative energy"),
-    ({**counter_sample(T0, 1.0, 1.0), "unit": "kW"}, "not an energy unit"),
+    ({**counter_sample(T0, 1.0, 1.0), "unit": "kW"}, "cannot be converted to 'kWh'"),
     (counter_sample(T0, 20.0, 1.0, interval_s=60.0), "quarantined"),  # 20 kWh a minute = 1200 kW > 500 kW
     ({**counter_sample(T0, 1.0, 1.0), "ts": "2026-03-01T08:00:00+08:00"}, "UTC"),
     ({**counter_sample(T0, 1.0, 1.0), "extra": 1}, "extra"),
@@ -120,10 +123,23 @@ def test_reset_flag_allows_a_negative_delta_and_export_is_stored_but_not_counted
     assert col(export, "energy") is None and col(export, "co2e_kg") is None
 
 
-def test_non_electricity_counters_are_kept_without_co2e() -> None:
+def test_natural_gas_counters_get_scope1_co2e_from_calc() -> None:
     topic = topics.reading(SITE, "utilities", "boiler")
-    out = conv().convert(topic, message("boiler", 1, [{**counter_sample(T0, 3.0, 30.0), "unit": "m^3",
+    out = conv().convert(topic, message("boiler", 1, [{**counter_sample(T0, 3000.0, 30.0), "unit": "L",
                                                        "quantity": "volume"}]), NOW_US)
     assert out.dead == []
     (p,) = out.points
-    assert col(p, "carrier") == "natural_gas" and col(p, "value") == 30.0 and col(p, "co2e_kg") is None
+    expected = carrier_co2e(3.0, "m^3", "natural_gas", default_factor_set(), region="CN", at=T0)
+    assert col(p, "carrier") == "natural_gas" and col(p, "energy") == pytest.approx(3.0)
+    assert col(p, "energy_unit") == "m^3"
+    assert col(p, "co2e_kg") == pytest.approx(expected.co2e_kg)
+    assert col(p, "scope") == expected.scope and col(p, "factor_id") == expected.factor_id
+
+
+def test_gas_counter_in_an_energy_unit_it_cannot_convert_is_dead_lettered() -> None:
+    topic = topics.reading(SITE, "utilities", "boiler")
+    out = conv().convert(topic, message("boiler", 1, [{**counter_sample(T0, 3.0, 30.0), "unit": "kg",
+                                                       "quantity": "mass"}]), NOW_US)
+    assert out.points == []
+    (dead,) = out.dead
+    assert "cannot be converted to 'm^3'" in dead.reason
