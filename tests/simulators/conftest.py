@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
+
+import pytest
 
 from deploy.services import free_port
 from simulators.config import SimConfig, parse_config
@@ -49,3 +55,65 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], timeout_s: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout_s} s")
         await asyncio.sleep(0.02)
+
+
+def meter(meter_id: str, unit_id: int, map_name: str, gateway: str = "gw1", **extra: Any) -> dict[str, Any]:
+    """A Modbus meter of any map with a plausible profile."""
+    sim: dict[str, Any] = {"profile": "continuous"}
+    if map_name == "adam6051_counter":
+        sim |= {"base_m3_h": 20.0, "peak_m3_h": 60.0}
+        extra.setdefault("pulse_m3", 0.01)
+        carrier = "natural_gas"
+    else:
+        sim |= {"base_kw": 100.0, "peak_kw": 200.0}
+        carrier = "electricity"
+    sim |= extra.pop("sim", {})
+    return {"id": meter_id, "area": "utilities", "carrier": carrier, "gateway": gateway, "unit_id": unit_id,
+            "map": map_name, "sim": sim} | extra
+
+
+class PtyPair:
+    """A socat pty pair standing in for an RS-485 line: the simulator opens `server`, clients `client`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.server = str(directory / "ttySIM")
+        self.client = str(directory / "ttyCLIENT")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> PtyPair:
+        socat = shutil.which("socat")
+        assert socat, "socat is not installed (apt-get install socat)"
+        self.proc = subprocess.Popen(
+            [socat, "-d", "-d", f"pty,raw,echo=0,link={self.server}", f"pty,raw,echo=0,link={self.client}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while not (os.path.exists(self.server) and os.path.exists(self.client)):
+            assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else b""
+            assert time.monotonic() < deadline, "socat made no pty pair in 10 s"
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(5)
+
+
+@pytest.fixture
+def pty_pair(tmp_path: Path) -> Iterator[PtyPair]:
+    with PtyPair(tmp_path) as pair:
+        yield pair
+
+
+async def run_tool(*argv: str, timeout_s: float = 30.0) -> str:
+    """Run an external client without blocking the event loop that serves the simulated plant."""
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode == 0, f"{argv[0]} exited {proc.returncode}: {err.decode()} {out.decode()}"
+    return out.decode()
