@@ -54,6 +54,7 @@ class Factor(BaseModel):
     sector: str | None = None       # IPCC CH4 rows: energy_industries | manufacturing
     assessment: str | None = None   # GWP rows: AR4 | AR5 | AR6
     variant: str | None = None      # a non-default variant (e.g. GWP with climate-carbon feedback)
+    only_when_pinned: bool = False  # used only where a plant's [[factor_overrides]] names it
     year: int | None = None
     valid_from: date | None = None
     valid_to: date | None = None
@@ -170,7 +171,7 @@ class FactorSet(BaseModel):
         kinds = (kind,) if isinstance(kind, str) else kind
         gases = (gas,) if isinstance(gas, str) else gas
         return [f for f in self.factors.values()
-                if f.kind in kinds
+                if f.kind in kinds and not f.only_when_pinned
                 and (region is None or f.region == region)
                 and (carrier is None or f.carrier == carrier)
                 and (gases is None or f.gas in gases)

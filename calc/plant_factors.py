@@ -5,8 +5,8 @@ with a factor set into a new versioned set plus per-meter pins (site-wide, per a
     gwp = "AR6"                    # GWP100 set (default: the factor set's, AR5 for the shipped one)
     electricity_method = "location"
     fuel_method = "gbt32150"       # or "ipcc"
-    [factors.custom.my_gas_ncv]    # extra factors, same fields as a factor file's [factors.<id>]
-    ...
+    [factors.custom.my_gas_ncv]    # extra factors, same fields as a factor file's [factors.<id>]; they
+    ...                            # compete in selection unless `only_when_pinned = true`
     [[factor_overrides]]           # pin a factor id, or give value + unit + source inline
     meter = "boiler-1"             # or area = "..." or site = "..." (at most one; none = whole plant)
     carrier = "natural_gas"
@@ -167,11 +167,13 @@ def plant_factors(base: FactorSet, plant: Plant, data: Mapping[str, Any], source
             body = {k: v for k, v in rule.items() if k not in (*_SELECTORS, "carrier", "method")}
             body.setdefault("scope", _SCOPE_OF_KIND.get(kind, "reference"))
             body.setdefault("region", plant.site.region)
-            body.update(kind=kind, carrier=None if carrier == "electricity" or kind.startswith("heat") else carrier)
+            body.update(kind=kind, carrier=None if carrier == "electricity" or kind.startswith("heat") else carrier,
+                        only_when_pinned=True)
             found, rule_problems = check_factor_document({"factors": {factor_id: body}})
             problems += [p.replace(f"factors.{factor_id}", path, 1) for p in rule_problems]
             extra.update(found)
-        overrides.append(Override(i, carrier, str(kind), gas, factor_id, rule.get("meter"), rule.get("area"),
+        pin_gas = gas if kind == "fuel_emission_factor" else ""  # only IPCC rows come one per gas
+        overrides.append(Override(i, carrier, str(kind), pin_gas, factor_id, rule.get("meter"), rule.get("area"),
                                   rule.get("site")))
     conditions: dict[str, Conditions] = {}
     for j, raw_meter in enumerate(data.get("meters", []) or []):
@@ -179,10 +181,11 @@ def plant_factors(base: FactorSet, plant: Plant, data: Mapping[str, Any], source
             cond = _conditions(raw_meter["conditions"], f"meters[{j}].conditions", problems)
             if cond is not None:
                 conditions[str(raw_meter.get("id"))] = cond
+    if not any(f.kind == "gwp100" and (f.assessment or "").upper() == gwp
+               for f in [*base.factors.values(), *extra.values()]):
+        problems.append(f"factors.gwp: no GWP100 values of assessment {gwp!r} in the set")
     if problems:
         raise FactorError("\n".join(f"{source}: {p}" for p in problems))
     merged = base.with_factors(extra, name=f"{base.name}+{plant.site.id}", gwp_set=gwp) if extra or \
         gwp != base.gwp_set else base
-    if not any(f.kind == "gwp100" and (f.assessment or "").upper() == gwp for f in merged.factors.values()):
-        raise FactorError(f"{source}: factors.gwp: no GWP100 values of assessment {gwp!r} in the set")
     return PlantFactors(merged, tuple(overrides), elec, fuel, conditions)

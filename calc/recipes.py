@@ -119,9 +119,12 @@ class _Builder:
                                              unit=f"GJ / {per}")
             except FactorError:
                 continue
+            if not ipcc and choice.factor.region == GLOBAL:
+                break  # GB/T 32150 defaults are national: IPCC's NCV only on the ipcc path
             self.choices.append(choice)
             return choice
-        raise FactorError(f"no net calorific value per {per} for carrier {carrier!r} in region {self.region!r}")
+        raise FactorError(f"no net calorific value per {per} for carrier {carrier!r} in region {self.region!r}"
+                          f"{'' if ipcc else ' (try method ipcc, or a [[factor_overrides]] entry)'}")
 
 
 def fuel_activity_gj(b: _Builder, carrier: str, unit: str, cond: Conditions, ipcc: bool) -> float:
