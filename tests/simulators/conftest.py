@@ -117,3 +117,20 @@ async def run_tool(*argv: str, timeout_s: float = 30.0) -> str:
         raise
     assert proc.returncode == 0, f"{argv[0]} exited {proc.returncode}: {err.decode()} {out.decode()}"
     return out.decode()
+
+
+def opcua_gateway(gateway_id: str = "opc1", **extra: Any) -> dict[str, Any]:
+    return {"id": gateway_id, "kind": "opcua", "host": "127.0.0.1", "port": free_port()} | extra
+
+
+def opcua_meter(meter_id: str, kind: str, gateway: str = "opc1", area: str = "utilities", **sim: Any
+                ) -> dict[str, Any]:
+    if kind == "gas":
+        spec = {"profile": "shift", "base_m3_h": 40.0, "peak_m3_h": 300.0, "pressure_bar": 4.0,
+                "temperature_c": 15.0}
+        return {"id": meter_id, "area": area, "carrier": "natural_gas", "gateway": gateway, "map": "opcua_gas",
+                "sim": spec | sim}
+    spec = {"profile": "continuous", "base_kg_h": 800.0, "peak_kg_h": 2500.0, "pressure_bar": 8.0,
+            "temperature_c": 180.0}
+    return {"id": meter_id, "area": area, "carrier": "steam", "gateway": gateway, "map": "opcua_steam",
+            "sim": spec | sim}
