@@ -19,6 +19,7 @@ from typing import Any
 
 from calc import topics
 from calc.factors import FactorSet
+from ingest.buffer import BufferError, DiskBuffer
 from ingest.config import IngestConfig
 from ingest.convert import Converted, Converter, DeadLetter, Point, us_to_iso
 from ingest.metrics import IngestMetrics, install
@@ -26,6 +27,7 @@ from ingest.mqtt import Received, Subscriber
 from ingest.store import open_store
 from ingest.store.base import StoreError, WriteResult
 
+RETRY_MIN_S = 0.1
 RETRY_MAX_S = 5.0
 
 
@@ -49,6 +51,11 @@ class IngestWorker:
         self.subscriber = Subscriber(config.mqtt, config.client_id, topic_filter(config),
                                      session_expiry_s=config.ingest.session_expiry_s)
         self.batch_max = config.ingest.batch_max_messages
+        self.buffer = DiskBuffer(config.buffer_path, int(config.ingest.buffer_max_mb * 1024 * 1024))
+        self.metrics.set(buffered=self.buffer.count)
+        self.last_store_error: str | None = None
+        self._delay = RETRY_MIN_S
+        self._retry_at = 0.0
         self._metrics_written = 0.0
         self._retention_done = 0.0
 
@@ -69,6 +76,7 @@ class IngestWorker:
             self.metrics.set(queue_depth=self.subscriber.queue.qsize())
             self._write_metrics(force=True)
             self.store.close()
+            self.buffer.close()
 
     def _take(self, timeout_s: float) -> list[Received]:
         q = self.subscriber.queue
@@ -85,35 +93,75 @@ class IngestWorker:
         return batch
 
     def _handle(self, batch: list[Received], stop: threading.Event) -> None:
-        converted = self.converter.convert_batch([(r.topic, r.payload, r.received_us) for r in batch])
+        """Store a batch, else buffer it on disk, else hold it unacked until the store is back."""
+        self.metrics.add(received_messages=len(batch))
+        items: list[tuple[str, bytes, int | None]] = [(r.topic, r.payload, r.received_us) for r in batch]
+        if self._store_up() and self._store_batch(items):
+            self.subscriber.ack(batch)
+            self._drain()
+            return
+        if self._buffer_batch(batch):
+            return
+        while not stop.wait(self._delay):  # buffer full: back-pressure, the broker keeps what we do not ack
+            self.metrics.set(queue_depth=self.subscriber.queue.qsize())
+            self._write_metrics()
+            if self._store_batch(items):
+                self.subscriber.ack(batch)
+                return
+        # stopping with the store down: not acked, the broker sends them again to the next start
+
+    def _store_up(self) -> bool:
+        return time.monotonic() >= self._retry_at
+
+    def _buffer_batch(self, batch: list[Received]) -> bool:
+        if not self.buffer.has_room(batch):
+            return False
+        try:
+            self.buffer.append(batch)
+        except BufferError:
+            return False
+        self.subscriber.ack(batch)
+        self.metrics.add(buffered_total=len(batch))
+        self.metrics.set(buffered=self.buffer.count)
+        return True
+
+    def _drain(self, max_chunks: int = 4) -> None:
+        """Move buffered messages into the store, oldest first, a few chunks at a time."""
+        for _ in range(max_chunks):
+            if not self.buffer.count or not self._store_up():
+                return
+            rows = self.buffer.peek(self.batch_max)
+            if not rows or not self._store_batch([(t, p, r) for _, t, p, r in rows]):
+                return
+            self.buffer.remove(rows)
+            self.metrics.set(buffered=self.buffer.count)
+
+    def _store_batch(self, items: Sequence[tuple[str, bytes, int | None]]) -> bool:
+        """Convert and write in one store transaction; False (and a backoff) when the store is down."""
+        converted = self.converter.convert_batch(items)
         points: list[Point] = [p for c in converted for p in c.points]
         dead: list[DeadLetter] = [d for c in converted for d in c.dead]
-        self.metrics.add(received_messages=len(batch), received_samples=len(points) + len(dead))
-        result = self._write(points, dead, stop)
-        if result is None:
-            return  # stopping with the store down: not acked, the broker keeps them for the next start
-        self.subscriber.ack(batch)
+        try:
+            result: WriteResult = self.store.write(points, dead)
+        except StoreError as exc:
+            self.metrics.add(store_errors=1)
+            self.last_store_error = str(exc)
+            self._retry_at = time.monotonic() + self._delay
+            self._delay = min(self._delay * 2, RETRY_MAX_S)
+            return False
+        self._delay = RETRY_MIN_S
+        self._retry_at = 0.0
         now = time.time()
         newest = max((p[1] for p in points), default=None)
-        self.metrics.add(stored=result.stored, duplicates=result.duplicates, conflicts=result.conflicts,
+        self.metrics.add(received_samples=len(points) + sum(1 for d in dead if d.index is not None),
+                         stored=result.stored, duplicates=result.duplicates, conflicts=result.conflicts,
                          dead_lettered=result.dead_lettered, batches=1)
-        self.metrics.set(lag_ms=(now * 1e6 - batch[0].received_us) / 1000.0,
-                         queue_depth=self.subscriber.queue.qsize(),
+        oldest = min((r for _, _, r in items if r is not None), default=None)
+        self.metrics.set(queue_depth=self.subscriber.queue.qsize(),
+                         **({"lag_ms": (now * 1e6 - oldest) / 1000.0} if oldest is not None else {}),
                          **({"event_lag_s": now - newest / 1e6} if newest is not None else {}))
-        self._publish(converted, dead, result)
-
-    def _write(self, points: Sequence[Point], dead: Sequence[DeadLetter],
-               stop: threading.Event) -> WriteResult | None:
-        """Write, retrying with capped backoff while the store is down (acks wait: back-pressure)."""
-        delay = 0.1
-        while True:
-            try:
-                return self.store.write(points, dead)  # type: ignore[no-any-return]
-            except StoreError:
-                self.metrics.add(store_errors=1)
-                if stop.wait(delay):
-                    return None
-                delay = min(delay * 2, RETRY_MAX_S)
+        self._publish(converted, [*dead], result)
+        return True
 
     def _publish(self, converted: list[Converted], dead: list[DeadLetter], result: WriteResult) -> None:
         if self.config.ingest.publish_co2e:
@@ -145,6 +193,8 @@ class IngestWorker:
     def _housekeeping(self) -> None:
         now = time.monotonic()
         self._write_metrics()
+        if self.buffer.count and self._store_up():
+            self._drain(1)
         if now - self._retention_done > 3600 and hasattr(self.store, "apply_retention"):
             self._retention_done = now
             try:

@@ -1,0 +1,279 @@
+"""The InfluxDB store over the v1 HTTP API: line protocol to /write, InfluxQL to /query.
+
+The v1 API is the one InfluxDB 1.x serves and 2.x (with a DBRP mapping) and 3.x keep compatible, so
+one code path covers them; the influxdb-client package needs /api/v2, which 1.x lacks (tests run 1.6.7).
+Layout, chartable by Grafana as is: measurement `points`, tags meter, site, area, carrier, quantity,
+kind, scope (all fixed per meter and quantity, so a point's series never changes); fields value,
+delta, interval_s, energy, co2e_kg, unit, energy_unit, quality, flags, factor_id, factor_version, seq.
+Dead letters go to measurement `deadletter`. A point already stored with other content is refused
+as a conflict (checked with one query per batch), never overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from ingest.config import InfluxStoreSettings
+from ingest.convert import CONTENT_IDX, POINT_COLUMNS, DeadLetter, Point, ts_to_us, us_to_dt, us_to_iso
+from ingest.store.base import DeadLetterRecord, LatestValue, MeterSummary, MeterTotal, StoreError, WriteResult
+
+CHUNK_LINES = 5000
+_TAGS = (("meter", 0), ("site", 3), ("area", 4), ("carrier", 5), ("quantity", 2), ("kind", 7), ("scope", 6))
+_FLOAT_FIELDS = (("value", 8), ("delta", 10), ("interval_s", 11), ("energy", 12), ("co2e_kg", 14))
+_STR_FIELDS = (("unit", 9), ("energy_unit", 13), ("quality", 15), ("flags", 16), ("factor_id", 17),
+               ("factor_version", 18), ("agent", 20))
+_CONTENT_NAMES = tuple(POINT_COLUMNS[i] for i in CONTENT_IDX)  # value, unit, delta, interval_s, quality, flags
+_FLOAT_NAMES = frozenset(name for name, _ in _FLOAT_FIELDS)  # JSON answers 2 for 2.0
+
+
+def _tag(v: str) -> str:
+    return v.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def _str(v: str) -> str:
+    return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _ql(v: str) -> str:
+    return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def point_line(p: Point) -> str:
+    tags = ",".join(f"{k}={_tag(p[i])}" for k, i in _TAGS if p[i])
+    fields = [f"{k}={float(p[i])!r}" for k, i in _FLOAT_FIELDS if p[i] is not None]
+    fields += [f"{k}={_str(p[i])}" for k, i in _STR_FIELDS if p[i] is not None]
+    fields.append(f"seq={int(p[19])}i")
+    return f"points,{tags} {','.join(fields)} {p[1]}"
+
+
+def dead_line(d: DeadLetter) -> str:
+    ident = hashlib.sha256(b"%d|%s|%s|" % (d.received_us, d.topic.encode(), d.reason.encode()) + d.payload)
+    site = d.topic.split("/")[2] if d.topic.startswith("carbonwatch/v1/") and d.topic.count("/") >= 2 else ""
+    tags = f"deadletter,id={ident.hexdigest()[:16]}" + (f",site={_tag(site)}" if site else "")
+    fields = [f"topic={_str(d.topic)}", f"reason={_str(d.reason)}",
+              f"payload={_str(d.payload.decode('utf-8', 'backslashreplace'))}"]
+    if d.meter is not None:
+        fields.append(f"meter={_str(d.meter)}")
+    if d.seq is not None:
+        fields.append(f"seq={int(d.seq)}i")
+    if d.index is not None:
+        fields.append(f"idx={int(d.index)}i")
+    return f"{tags} {','.join(fields)} {d.received_us}"
+
+
+class InfluxStore:
+    """Writer and reader of one InfluxDB database (and retention policy) over HTTP."""
+
+    def __init__(self, settings: InfluxStoreSettings, transport: httpx.BaseTransport | None = None) -> None:
+        self.settings = settings
+        headers = {"Authorization": f"Token {settings.token}"} if settings.token else {}
+        self._params: dict[str, str] = {"db": settings.database}
+        if settings.username:
+            self._params.update(u=settings.username, p=settings.password or "")
+        self._http = httpx.Client(base_url=settings.url, headers=headers, timeout=settings.timeout_s,
+                                  transport=transport)
+        self._db_ready = False
+        rp = f'"{settings.retention_policy}"' if settings.retention_policy else ""
+        self._from_points = f'"{settings.database}".{rp}."points"' if rp else f'"{settings.database}".."points"'
+        self._from_dead = self._from_points.replace('"points"', '"deadletter"')
+
+    # ---- HTTP ---------------------------------------------------------------------------------------------
+
+    def _post(self, path: str, params: dict[str, str], content: str | None = None,
+              data: dict[str, str] | None = None) -> httpx.Response:
+        try:
+            resp = self._http.post(path, params={**self._params, **params}, content=content, data=data)
+        except httpx.HTTPError as exc:
+            raise StoreError(f"influxdb {self.settings.url}: {type(exc).__name__}: {exc}") from exc
+        if resp.status_code >= 500 or resp.status_code in (401, 403, 404):
+            raise StoreError(f"influxdb {self.settings.url}{path}: HTTP {resp.status_code}: {resp.text[:200]}")
+        return resp
+
+    def query(self, q: str) -> list[dict[str, Any]]:
+        """Run InfluxQL; returns the `results` list (times as epoch microseconds)."""
+        resp = self._post("/query", {"epoch": "u"}, data={"q": q})
+        if resp.status_code != 200:
+            raise StoreError(f"influxdb query refused: HTTP {resp.status_code}: {resp.text[:200]}")
+        results: list[dict[str, Any]] = resp.json().get("results", [])
+        for r in results:
+            if "error" in r:
+                raise StoreError(f"influxdb query error: {r['error']}")
+        return results
+
+    def _ensure_db(self) -> None:
+        if self._db_ready or not self.settings.create_database:
+            return
+        self.query(f'CREATE DATABASE "{self.settings.database}"')
+        self._db_ready = True
+
+    def _write_lines(self, lines: list[str]) -> list[str]:
+        """Write in chunks; returns the reasons of chunks InfluxDB refused as bad data (HTTP 400)."""
+        refused = []
+        params = {"precision": "u"}
+        if self.settings.retention_policy:
+            params["rp"] = self.settings.retention_policy
+        for start in range(0, len(lines), CHUNK_LINES):
+            resp = self._post("/write", params, content="\n".join(lines[start:start + CHUNK_LINES]))
+            if resp.status_code == 400:
+                refused.append(resp.text[:300])
+            elif resp.status_code != 204:
+                raise StoreError(f"influxdb write: HTTP {resp.status_code}: {resp.text[:200]}")
+        return refused
+
+    # ---- write side ---------------------------------------------------------------------------------------
+
+    def write(self, points: Sequence[Point], dead: Sequence[DeadLetter] = ()) -> WriteResult:
+        self._ensure_db()
+        unique: dict[tuple[str, int, str], Point] = {}
+        in_batch_dups = 0
+        for p in points:
+            key = (p[0], p[1], p[2])
+            if key in unique:
+                in_batch_dups += 1
+            else:
+                unique[key] = p
+        existing = self._existing(list(unique.values())) if unique else {}
+        new: list[Point] = []
+        duplicates = in_batch_dups
+        conflicts: list[DeadLetter] = []
+        now_us = int(time.time() * 1_000_000)
+        for key, p in unique.items():
+            stored = existing.get(key)
+            if stored is None:
+                new.append(p)
+                continue
+            content = tuple(p[i] for i in CONTENT_IDX)
+            if _same(stored, content):
+                duplicates += 1
+            else:
+                diff = ", ".join(f"{n}: stored {a!r}, got {b!r}" for n, a, b in
+                                 zip(_CONTENT_NAMES, stored, content, strict=True) if not _same((a,), (b,)))
+                reason = (f"conflict: meter {p[0]!r} {p[2]} at {us_to_iso(p[1])} is already stored with other "
+                          f"content; kept the stored point; differs in {diff}")
+                conflicts.append(DeadLetter(now_us, f"carbonwatch/v1/{p[3]}/{p[4]}/{p[0]}/reading",
+                                            repr(dict(zip(POINT_COLUMNS, p, strict=True))).encode(), reason, p[0],
+                                            p[19]))
+        all_dead: list[DeadLetter] = [*dead, *conflicts]
+        refused = self._write_lines([point_line(p) for p in new]) if new else []
+        if refused:  # bad data, not an outage: keep it as dead letters rather than retrying forever
+            all_dead += [DeadLetter(now_us, f"carbonwatch/v1/{p[3]}/{p[4]}/{p[0]}/reading",
+                                    point_line(p).encode(), f"influxdb refused the write: {refused[0]}", p[0], p[19])
+                         for p in new]
+            new = []
+        if all_dead:
+            self._write_lines([dead_line(d) for d in all_dead])
+        new_keys = None if len(new) == len(points) else frozenset((p[0], p[1], p[2]) for p in new)
+        return WriteResult(stored=len(new), duplicates=duplicates, conflicts=len(conflicts),
+                           dead_lettered=len(all_dead), new_keys=new_keys)
+
+    def _existing(self, points: list[Point]) -> dict[tuple[str, int, str], tuple[Any, ...]]:
+        spans: dict[str, list[int]] = defaultdict(lambda: [2**63, -1])
+        for p in points:
+            span = spans[p[0]]
+            span[0] = min(span[0], p[1])
+            span[1] = max(span[1], p[1])
+        statements = [f"SELECT {', '.join(_CONTENT_NAMES)} FROM {self._from_points} WHERE meter = {_ql(meter)} "
+                      f"AND time >= {lo}u AND time <= {hi}u GROUP BY quantity" for meter, (lo, hi) in spans.items()]
+        found: dict[tuple[str, int, str], tuple[Any, ...]] = {}
+        for meter, result in zip(spans, self.query("; ".join(statements)), strict=True):
+            for series in result.get("series", []):
+                quantity = series.get("tags", {}).get("quantity", "")
+                cols = series["columns"]
+                for row in series["values"]:
+                    doc = dict(zip(cols, row, strict=True))
+                    found[(meter, int(doc["time"]), quantity)] = tuple(
+                        float(doc[n]) if n in _FLOAT_NAMES and doc.get(n) is not None else doc.get(n)
+                        for n in _CONTENT_NAMES)
+        return found
+
+    def dead_letter(self, dead: Sequence[DeadLetter]) -> int:
+        return self.write((), dead).dead_lettered
+
+    # ---- read side ----------------------------------------------------------------------------------------
+
+    def _series(self, q: str) -> list[dict[str, Any]]:
+        self._ensure_db()
+        out: list[dict[str, Any]] = []
+        for result in self.query(q):
+            out += result.get("series", [])
+        return out
+
+    def meter_summaries(self, site: str) -> list[MeterSummary]:
+        counts = {s["tags"]["meter"]: (s["tags"], s["values"][0][1]) for s in self._series(
+            f"SELECT COUNT(value) FROM {self._from_points} WHERE site = {_ql(site)} GROUP BY meter, area, carrier")}
+        last = {s["tags"]["meter"]: s["values"][0] for s in self._series(
+            f"SELECT LAST(quality) FROM {self._from_points} WHERE site = {_ql(site)} GROUP BY meter")}
+        out = []
+        for meter, (tags, n) in sorted(counts.items()):
+            ts, quality = last.get(meter, (None, None))
+            out.append(MeterSummary(meter=meter, site=site, area=tags.get("area", ""), carrier=tags.get("carrier", ""),
+                                    last_ts=us_to_dt(int(ts)) if ts is not None else None, last_quality=quality,
+                                    samples=int(n)))
+        return out
+
+    def latest_values(self, site: str) -> list[LatestValue]:
+        out = []
+        for s in self._series(f"SELECT LAST(value), unit, quality, flags FROM {self._from_points} "
+                              f"WHERE site = {_ql(site)} GROUP BY meter, quantity"):
+            ts, value, unit, quality, flags = s["values"][0]
+            out.append(LatestValue(meter=s["tags"]["meter"], site=site, quantity=s["tags"]["quantity"],
+                                   ts=us_to_dt(int(ts)), value=float(value), unit=unit or "", quality=quality or "",
+                                   flags=tuple(f for f in (flags or "").split(",") if f)))
+        return sorted(out, key=lambda v: (v.meter, v.quantity))
+
+    def dead_letters(self, site: str, limit: int = 100) -> list[DeadLetterRecord]:
+        out = []
+        for s in self._series(f"SELECT topic, meter, seq, idx, reason, payload FROM {self._from_dead} "
+                              f"WHERE site = {_ql(site)} ORDER BY time DESC LIMIT {int(limit)}"):
+            for i, (ts, topic, meter, seq, idx, reason, payload) in enumerate(s["values"]):
+                out.append(DeadLetterRecord(id=i, received=us_to_dt(int(ts)), topic=topic, meter=meter, seq=seq,
+                                            index=idx, reason=reason, payload=(payload or "").encode()))
+        return out
+
+    def totals(self, site: str, start: datetime, end: datetime) -> list[MeterTotal]:
+        where = (f"WHERE site = {_ql(site)} AND time >= {ts_to_us(start)}u AND time < {ts_to_us(end)}u "
+                 f"AND energy_unit =~ /./")
+        sums = self._series(f"SELECT SUM(energy), SUM(co2e_kg), COUNT(energy), LAST(energy_unit) "
+                            f"FROM {self._from_points} {where} GROUP BY meter, area, carrier, scope")
+        fids = self._series(f"SELECT DISTINCT(factor_id) FROM {self._from_points} {where} GROUP BY meter")
+        fvers = self._series(f"SELECT DISTINCT(factor_version) FROM {self._from_points} {where} GROUP BY meter")
+        ids = {s["tags"]["meter"]: tuple(sorted(v[1] for v in s["values"])) for s in fids}
+        vers = {s["tags"]["meter"]: tuple(sorted(v[1] for v in s["values"])) for s in fvers}
+        acc: dict[str, MeterTotal] = {}
+        for s in sums:
+            tags = s["tags"]
+            _, energy, co2e, n, unit = s["values"][0]
+            meter = tags["meter"]
+            prev = acc.get(meter)
+            acc[meter] = MeterTotal(
+                meter=meter, site=site, area=tags.get("area", ""), carrier=tags.get("carrier", ""),
+                scope=tags.get("scope", ""), energy=(energy or 0.0) + (prev.energy if prev else 0.0),
+                energy_unit=unit or "", co2e_kg=(co2e or 0.0) + (prev.co2e_kg if prev else 0.0),
+                points=int(n) + (prev.points if prev else 0), factor_ids=ids.get(meter, ()),
+                factor_versions=vers.get(meter, ()))
+        return [acc[m] for m in sorted(acc)]
+
+    def point_count(self) -> int:
+        series = self._series(f"SELECT COUNT(value) FROM {self._from_points}")
+        return int(series[0]["values"][0][1]) if series else 0
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _same(a: Sequence[Any], b: Sequence[Any]) -> bool:
+    """Field-by-field equality where InfluxDB's missing field (None) equals an empty string."""
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, float) or isinstance(y, float):
+            if x is None or y is None or float(x) != float(y):
+                return False
+        elif (x or "") != (y or ""):
+            return False
+    return True
