@@ -119,7 +119,8 @@ def _forward(prev: int, cur: int, policy: CounterPolicy, seconds: float) -> tupl
     wrapped = cur + modulus - prev
     if limit is not None:
         return (wrapped, True) if wrapped <= limit else None
-    return (wrapped, True) if prev >= modulus // 2 and cur < modulus // 2 else None
+    # Without a rate limit, a wrap is believed only when its forward distance is under a quarter of the range.
+    return (wrapped, True) if wrapped < modulus // 4 else None
 
 
 class CounterTracker:
