@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import tomllib
 from enum import IntEnum
@@ -45,24 +46,47 @@ def new_key() -> str:
 
 
 class KeyRing:
-    """The known keys, looked up by hash in constant time per candidate."""
+    """The known keys, looked up by hash in constant time per candidate; re-read when the file changes
+    (keys added with `carbonwatch api-key add` work without a restart); revoked hashes are refused."""
 
-    def __init__(self, keys: list[ApiKey]) -> None:
+    def __init__(self, keys: list[ApiKey], path: Path | None = None) -> None:
         self.keys = keys
+        self.path = path
+        self.revoked: set[str] = set()
+        self._stamp = self._stat()
+
+    def _stat(self) -> tuple[int, int] | None:
+        if self.path is None or not self.path.exists():
+            return None
+        st = self.path.stat()
+        return st.st_mtime_ns, st.st_size
+
+    @staticmethod
+    def _read(path: Path) -> list[ApiKey]:
+        if not path.exists():
+            return []
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return [ApiKey.model_validate(k) for k in data.get("keys", [])]
 
     @classmethod
     def load(cls, path: Path) -> KeyRing:
-        if not path.exists():
-            return cls([])
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        return cls([ApiKey.model_validate(k) for k in data.get("keys", [])])
+        return cls(cls._read(path), path)
+
+    def refresh(self) -> None:
+        stamp = self._stat()
+        if self.path is not None and stamp != self._stamp:
+            self.keys = self._read(self.path)
+            self._stamp = stamp
 
     def find(self, secret: str) -> ApiKey | None:
+        self.refresh()
         digest = hash_key(secret)
         found = None
         for key in self.keys:
             if hmac.compare_digest(key.sha256, digest):
                 found = key
+        if found is not None and found.sha256 in self.revoked:
+            return None
         return found
 
 
@@ -70,8 +94,8 @@ def write_key(path: Path, name: str, role: str, sites: tuple[str, ...] = ("*",))
     """Append a new key to a keys file and return its secret (shown once)."""
     secret = new_key()
     path.parent.mkdir(parents=True, exist_ok=True)
-    entry = (f'\n[[keys]]\nname = "{name}"\nrole = "{role}"\nsha256 = "{hash_key(secret)}"\n'
-             f"sites = [{', '.join(repr(s).replace(chr(39), chr(34)) for s in sites)}]\n")
+    entry = (f"\n[[keys]]\nname = {json.dumps(name)}\nrole = {json.dumps(role)}\nsha256 = \"{hash_key(secret)}\"\n"
+             f"sites = [{', '.join(json.dumps(s) for s in sites)}]\n")
     with path.open("a", encoding="utf-8") as fh:
         fh.write(entry)
     path.chmod(0o600)

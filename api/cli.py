@@ -13,7 +13,7 @@ def _cmd_api(args: argparse.Namespace) -> int:
     from api.settings import load_settings
     from ingest.store import open_reader
 
-    settings = load_settings(Path(args.config), Path.cwd())
+    settings = load_settings(Path(args.config), Path.cwd(), args.mqtt_url)
     store = open_reader(settings.plant_data, settings.base_dir)
     app = create_app(settings, store)
     host = args.host or settings.api.host
@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     api.add_argument("--config", required=True, help="plant file (TOML)")
     api.add_argument("--host", default=None, help="listen address (default from [api], 127.0.0.1)")
     api.add_argument("--port", type=int, default=None, help="listen port (default from [api], 8000)")
+    api.add_argument("--mqtt-url", default=None, help="broker for live evaluation (default from [mqtt], "
+                     "empty = mqtt://127.0.0.1:1883)")
     api.add_argument("--log-level", default="warning")
     api.set_defaults(func=_cmd_api)
 

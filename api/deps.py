@@ -1,15 +1,21 @@
-"""Dependencies shared by the routers: settings, the store reader, and the caller's key checked against a role."""
+"""Dependencies shared by the routers: settings, the store reader, the API database, the live engine, the clock,
+and the caller's key checked against a role and a site."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi import Depends, HTTPException, Query, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import ApiKey, KeyRing, Role
+from api.db import ApiDb
+from api.engine import Engine
+from api.rulebook import RuleBook
 from api.settings import Settings
+from api.store_ext import HistoryReader
 from ingest.store.base import StoreReader
 
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
@@ -24,6 +30,31 @@ def get_settings(request: Request) -> Settings:
 def get_store(request: Request) -> StoreReader:
     store: StoreReader = request.app.state.store
     return store
+
+
+def get_db(request: Request) -> ApiDb:
+    db: ApiDb = request.app.state.db
+    return db
+
+
+def get_book(request: Request) -> RuleBook:
+    book: RuleBook = request.app.state.book
+    return book
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_now(request: Request) -> datetime:
+    now: datetime = request.app.state.clock()
+    return now
+
+
+def get_history(request: Request) -> HistoryReader:
+    history: HistoryReader = request.app.state.history
+    return history
 
 
 def get_keyring(request: Request) -> KeyRing:
@@ -61,6 +92,21 @@ def check_site(key: ApiKey, settings: Settings, site: str) -> None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no site {site!r}")
 
 
+def site_of(key: ApiKey, settings: Settings, site: str | None) -> str:
+    """The site a request is about (default: this server's), refused unless the key may see it."""
+    site = site or settings.plant.site.id
+    check_site(key, settings, site)
+    return site
+
+
+SiteQuery = Annotated[str | None, Query(description="site id (default: this server's site)", max_length=128)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+DbDep = Annotated[ApiDb, Depends(get_db)]
+BookDep = Annotated[RuleBook, Depends(get_book)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+NowDep = Annotated[datetime, Depends(get_now)]
+HistoryDep = Annotated[HistoryReader, Depends(get_history)]
 StoreDep = Annotated[StoreReader, Depends(get_store)]
 Viewer = Annotated[ApiKey, Depends(require(Role.VIEWER))]
+Engineer = Annotated[ApiKey, Depends(require(Role.ENGINEER))]
+Admin = Annotated[ApiKey, Depends(require(Role.ADMIN))]

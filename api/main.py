@@ -1,33 +1,132 @@
-"""The FastAPI application: wires settings, keys and the store reader to the routers."""
+"""The FastAPI application: wires settings, keys, the store reader, the API database and the live engine to the
+routers (one per resource, all under /v1; "/" is left for the dashboard).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.auth import KeyRing
-from api.routes import balance, health, meters
+from api.db import ApiDb
+from api.engine import Engine
+from api.limits import BodyLimit
+from api.live_state import LiveState
+from api.mqtt_link import MqttLink, to_loop
+from api.notify import Notifier
+from api.routes import (
+    alerts,
+    allowances,
+    audit,
+    balance,
+    factors,
+    health,
+    history,
+    keys,
+    meters,
+    offsets,
+    reports,
+    rules,
+    stream,
+)
+from api.rulebook import RuleBook
 from api.settings import Settings
+from api.store_ext import history_reader
+from api.stream import Hub
 from ingest.store.base import StoreReader
 
+Clock = Callable[[], datetime]
 
-def create_app(settings: Settings, store: StoreReader, keyring: KeyRing | None = None) -> FastAPI:
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _consume(engine: Engine, queue: asyncio.Queue[tuple[str, bytes, float]]) -> None:
+    while True:
+        topic, payload, received = await queue.get()
+        await engine.handle(topic, payload, received)
+
+
+async def _ticker(engine: Engine, every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        await engine.tick()
+
+
+def create_app(settings: Settings, store: StoreReader, keyring: KeyRing | None = None,
+               clock: Clock | None = None, db: ApiDb | None = None) -> FastAPI:
+    clock = clock or _utcnow
+    db = db or ApiDb(settings.db_path, clock)
+    book = RuleBook(db)
+    hub = Hub()
+    ring = keyring or KeyRing.load(settings.keys_path)
+    ring.revoked = {r["sha256"] for r in db.query("SELECT sha256 FROM key_revocations")}
+    site = settings.plant.site.id
+    link: MqttLink | None = None
+
+    def publish(topic: str, payload: bytes) -> None:
+        if link is not None:
+            link.publish(topic, payload, qos=1)
+
+    notifier = Notifier(db, site, settings.api.webhooks, publish)
+    engine = Engine(site, LiveState(settings.plant), book, notifier, hub, clock)
+    engine.load(None)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        store.close()
+        nonlocal link
+        tasks: list[asyncio.Task[None]] = []
+        engine.bind(asyncio.get_running_loop())
+        await asyncio.to_thread(engine.load, store)
+        if settings.api.live:
+            queue: asyncio.Queue[tuple[str, bytes, float]] = asyncio.Queue(10_000)
+            link = MqttLink(settings.mqtt, settings.client_id, to_loop(asyncio.get_running_loop(), queue))
+            app.state.mqtt = link
+            link.start()
+            tasks.append(asyncio.create_task(_consume(engine, queue), name="live evaluation"))
+            tasks.append(asyncio.create_task(_ticker(engine, settings.api.tick_s), name="clock rules"))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if link is not None:
+                await asyncio.to_thread(link.stop)
+            await notifier.drain()
+            store.close()
+            db.close()
 
     app = FastAPI(title="carbonwatch", version="1", lifespan=lifespan,
-                  description="Live plant-floor carbon emissions: balances, meters and the evidence behind them.")
+                  description="Live plant-floor carbon emissions: balances, history, meters, factor sets, "
+                              "operating criteria and alerts, allowances, offsets, reports, the audit log and a "
+                              "live stream. Every call needs an API key (`Authorization: Bearer KEY` or "
+                              "`X-API-Key`) except /healthz.")
     app.state.settings = settings
     app.state.store = store
-    app.state.keyring = keyring or KeyRing.load(settings.keys_path)
+    app.state.history = history_reader(store)
+    app.state.keyring = ring
+    app.state.db = db
+    app.state.book = book
+    app.state.engine = engine
+    app.state.hub = hub
+    app.state.clock = clock
+    app.state.mqtt = None
     if settings.api.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.api.cors_origins),
-                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "X-API-Key"])
-    for module in (health, meters, balance):
+                           allow_methods=["GET", "POST", "PUT", "DELETE"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
+    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    for module in (health, meters, balance, history, factors, rules, alerts, allowances, offsets, reports, audit,
+                   keys, stream):
         app.include_router(module.router)
     return app

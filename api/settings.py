@@ -1,14 +1,33 @@
-"""API settings: where the plant file and store are, who may call, and where to listen."""
+"""API settings: where the plant file, store and API database are, who may call, the broker, and where to listen."""
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from calc.plant import Plant, parse_plant
+from calc.plant import Plant, describe_errors, parse_plant
+
+DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
+
+
+class SettingsError(ValueError):
+    """A plant file whose [api] or [mqtt] section does not validate (names the file, key path and why)."""
+
+
+class Webhook(BaseModel):
+    """A receiver of alert notifications; each POST is signed with HMAC-SHA256 of the body using `secret`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str = Field(pattern=r"^https?://", examples=["https://ops.example.com/hooks/carbonwatch"])
+    secret: str = Field(min_length=16, description="shared secret for the X-Carbonwatch-Signature header")
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    backoff_s: float = Field(default=1.0, gt=0, le=300, description="first retry delay; doubles, with jitter")
 
 
 class ApiSection(BaseModel):
@@ -19,8 +38,59 @@ class ApiSection(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     keys_file: str = Field(default="var/api-keys.toml", description="hashed API keys with roles and sites")
+    db_path: str = Field(default="var/api.sqlite", description="rules, alerts, allowances, offsets, audit log")
     stale_after_s: float = Field(default=60.0, gt=0, description="a meter silent this long is shown as stale")
     cors_origins: tuple[str, ...] = ()
+    live: bool = Field(default=True, description="subscribe to the reading topics to evaluate rules live")
+    client_id: str | None = Field(default=None, max_length=128, description="MQTT client id of the API")
+    webhooks: tuple[Webhook, ...] = ()
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
+    tick_s: float = Field(default=5.0, gt=0, le=3600, description="how often time-based rules (offline) are checked")
+
+
+class MqttSection(BaseModel):
+    """What the API reads of [mqtt] (owned by the wiring): the broker URL and how to log in."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    url: str = ""
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    tls_insecure: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        if url and (urlsplit(url).scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not urlsplit(url).hostname):
+            raise ValueError(f"must look like mqtt://host:port or mqtts://host:port, got {url!r}")
+        return url
+
+    @property
+    def effective_url(self) -> str:
+        return self.url or DEFAULT_MQTT_URL
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.effective_url).scheme in ("mqtts", "ssl")
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.effective_url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.effective_url).port or (8883 if self.tls else 1883)
+
+    @property
+    def login(self) -> tuple[str, str | None] | None:
+        parts = urlsplit(self.effective_url)
+        user = self.username or parts.username
+        if not user:
+            return None
+        return user, self.password if self.password is not None else parts.password
 
 
 class Settings(BaseModel):
@@ -32,15 +102,39 @@ class Settings(BaseModel):
     plant_data: dict[str, Any]
     base_dir: Path
     api: ApiSection
+    mqtt: MqttSection = MqttSection()
+
+    def resolve(self, name: str) -> Path:
+        path = Path(name)
+        return path if path.is_absolute() else self.base_dir / path
 
     @property
     def keys_path(self) -> Path:
-        path = Path(self.api.keys_file)
-        return path if path.is_absolute() else self.base_dir / path
+        return self.resolve(self.api.keys_file)
+
+    @property
+    def db_path(self) -> Path:
+        return self.resolve(self.api.db_path)
+
+    @property
+    def client_id(self) -> str:
+        return self.api.client_id or f"carbonwatch-api-{self.plant.site.id}"
 
 
-def load_settings(plant_file: Path, base_dir: Path | None = None) -> Settings:
+def _section(model: type[BaseModel], data: dict[str, Any], key: str, source: str) -> Any:
+    raw = data.get(key, {})
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(f"{source}: {key}", exc).replace(f"{source}: {key}: ",
+                                                                             f"{source}: {key}.")) from exc
+
+
+def load_settings(plant_file: Path, base_dir: Path | None = None, mqtt_url: str | None = None) -> Settings:
     data = tomllib.loads(plant_file.read_text(encoding="utf-8"))
     plant = parse_plant(data, str(plant_file))
-    api = ApiSection.model_validate(data.get("api", {}))
-    return Settings(plant=plant, plant_data=data, base_dir=base_dir or Path.cwd(), api=api)
+    api = _section(ApiSection, data, "api", str(plant_file))
+    mqtt = _section(MqttSection, data, "mqtt", str(plant_file))
+    if mqtt_url:
+        mqtt = _section(MqttSection, {"mqtt": {**mqtt.model_dump(), "url": mqtt_url}}, "mqtt", "--mqtt-url")
+    return Settings(plant=plant, plant_data=data, base_dir=base_dir or Path.cwd(), api=api, mqtt=mqtt)

@@ -1,82 +1,53 @@
-"""GET /v1/balance: kg CO2e of a site over a period, in total, per area and per meter, with the factors used."""
+"""GET /v1/balance: kg CO2e of a site, area or meter over a period: by area, scope, carrier and meter, location-
+and market-based, net of offsets, against the allowance, with the factors used and the data completeness."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel, Field
 
-from api.deps import SettingsDep, StoreDep, Viewer, check_site
-from api.periods import PeriodError, resolve
+from api.accounting import BalanceOut, build_balance
+from api.deps import DbDep, EngineDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
+from api.periods import Period, PeriodError, resolve
 
 router = APIRouter(prefix="/v1", tags=["balance"])
 
-
-class PeriodOut(BaseModel):
-    name: str
-    start: datetime
-    end: datetime
-
-
-class MeterBalance(BaseModel):
-    meter: str
-    area: str
-    carrier: str
-    scope: str
-    energy: float
-    energy_unit: str
-    co2e_kg: float
-    points: int
-    factor_ids: list[str]
-    factor_versions: list[str]
+PeriodQuery = Annotated[str | None, Query(description="today | month | year (site time zone)", max_length=16,
+                                          examples=["today"])]
+FromQuery = Annotated[datetime | None, Query(alias="from", description="custom start, ISO 8601 with offset",
+                                             examples=["2026-11-01T00:00:00Z"])]
+ToQuery = Annotated[datetime | None, Query(alias="to", description="custom end (exclusive)",
+                                           examples=["2026-12-01T00:00:00Z"])]
 
 
-class AreaBalance(BaseModel):
-    area: str
-    co2e_kg: float
-
-
-class BalanceOut(BaseModel):
-    site: str
-    period: PeriodOut
-    co2e_kg: float = Field(description="total emissions of the site over the period, kg CO2e")
-    areas: list[AreaBalance]
-    meters: list[MeterBalance]
-    factor_ids: list[str]
-
-
-@router.get("/balance")
-def balance(
-    settings: SettingsDep,
-    store: StoreDep,
-    key: Viewer,
-    site: Annotated[str | None, Query(description="site id (default: this server's site)")] = None,
-    period: Annotated[str | None, Query(description="today | month | year (site time zone)")] = None,
-    start: Annotated[datetime | None, Query(alias="from", description="custom start, ISO 8601 with offset")] = None,
-    end: Annotated[datetime | None, Query(alias="to", description="custom end (exclusive)")] = None,
-) -> BalanceOut:
-    site = site or settings.plant.site.id
-    check_site(key, settings, site)
+def period_of(settings: SettingsDep, now: datetime, period: str | None, start: datetime | None,
+              end: datetime | None) -> Period:
     try:
-        bounds = resolve(period, start, end, settings.plant.site.timezone, datetime.now(UTC))
+        return resolve(period, start, end, settings.plant.site.timezone, now)
     except PeriodError as exc:
         raise HTTPException(422, str(exc)) from exc
-    totals = store.totals(site, bounds.start, bounds.end)
-    areas: dict[str, float] = defaultdict(float)
-    for t in totals:
-        areas[t.area] += t.co2e_kg
-    meters = [MeterBalance(meter=t.meter, area=t.area, carrier=t.carrier, scope=t.scope, energy=t.energy,
-                           energy_unit=t.energy_unit, co2e_kg=t.co2e_kg, points=t.points,
-                           factor_ids=sorted(t.factor_ids), factor_versions=sorted(t.factor_versions))
-              for t in sorted(totals, key=lambda t: t.meter)]
-    return BalanceOut(
-        site=site,
-        period=PeriodOut(name=bounds.name, start=bounds.start, end=bounds.end),
-        co2e_kg=sum(t.co2e_kg for t in totals),
-        areas=[AreaBalance(area=a, co2e_kg=v) for a, v in sorted(areas.items())],
-        meters=meters,
-        factor_ids=sorted({f for t in totals for f in t.factor_ids}),
-    )
+
+
+def check_boundary(settings: SettingsDep, area: str | None, meter: str | None) -> None:
+    if area is not None and area not in {m.area for m in settings.plant.meters}:
+        raise HTTPException(404, f"no area {area!r}")
+    if meter is not None and meter not in settings.plant.meters_by_id:
+        raise HTTPException(404, f"no meter {meter!r}")
+
+
+@router.get("/balance", responses={404: {"description": "unknown site, area or meter"},
+                                   422: {"description": "a period that cannot be understood"}})
+def balance(settings: SettingsDep, store: StoreDep, db: DbDep, history: HistoryDep, engine: EngineDep,
+            now: NowDep, key: Viewer, site: SiteQuery = None, period: PeriodQuery = None, start: FromQuery = None,
+            end: ToQuery = None,
+            area: Annotated[str | None, Query(description="only this area", max_length=128)] = None,
+            meter: Annotated[str | None, Query(description="only this meter", max_length=128)] = None,
+            ) -> BalanceOut:
+    """Emissions over today, this month, this year or a custom [from, to), in kg CO2e."""
+    site = site_of(key, settings, site)
+    check_boundary(settings, area, meter)
+    bounds = period_of(settings, now, period, start, end)
+    return build_balance(settings, store, db, history, site, bounds, now,
+                         engine.snapshot(now)["co2e_rate_kg_per_h"], area, meter)

@@ -1,14 +1,17 @@
-"""GET /v1/meters: each meter of the plant with its last sample time, quality and status."""
+"""GET /v1/meters: each meter with its last sample time, quality, status, live power and data completeness over a
+period; GET /v1/meters/{meter} for one."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Literal
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field
 
-from api.deps import SettingsDep, StoreDep, Viewer, check_site
+from api.accounting import expected_points
+from api.deps import EngineDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
+from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
 
 router = APIRouter(prefix="/v1", tags=["meters"])
 
@@ -25,21 +28,24 @@ class MeterOut(BaseModel):
     last_quality: str | None
     samples: int
     status: Status
+    power_kw: float | None = Field(default=None, description="live active power (from the reading stream)")
+    co2e_rate_kg_per_h: float | None = None
+    period_points: int = Field(default=0, description="counter samples stored in the period")
+    expected_points: int | None = Field(default=None, description="counter samples expected at the meter's interval")
+    completeness: float | None = Field(default=None, description="period_points / expected_points (0..1)")
 
 
 class MetersOut(BaseModel):
     site: str
+    period_start: datetime
+    period_end: datetime
     meters: list[MeterOut]
 
 
-@router.get("/meters")
-def list_meters(settings: SettingsDep, store: StoreDep, key: Viewer,
-                site: Annotated[str | None, Query(description="site id (default: this server's site)")] = None,
-                ) -> MetersOut:
-    site = site or settings.plant.site.id
-    check_site(key, settings, site)
+def _meters(settings: SettingsDep, store: StoreDep, engine: EngineDep, now: datetime, site: str,
+            start: datetime, end: datetime) -> list[MeterOut]:
     seen = {s.meter: s for s in store.meter_summaries(site)}
-    now = datetime.now(UTC)
+    points = {t.meter: t.points for t in store.totals(site, start, end)}
     out = []
     for meter in settings.plant.meters:
         summary = seen.get(meter.id)
@@ -47,7 +53,37 @@ def list_meters(settings: SettingsDep, store: StoreDep, key: Viewer,
         status: Status = "never_seen"
         if last is not None:
             status = "ok" if (now - last).total_seconds() <= settings.api.stale_after_s else "stale"
+        live = engine.live.meters.get(meter.id)
+        expected = expected_points(settings, meter.id, start, end, now)
+        got = points.get(meter.id, 0)
         out.append(MeterOut(meter=meter.id, site=site, area=meter.area, line=meter.line, carrier=meter.carrier,
                             last_sample_ts=last, last_quality=summary.last_quality if summary else None,
-                            samples=summary.samples if summary else 0, status=status))
-    return MetersOut(site=site, meters=out)
+                            samples=summary.samples if summary else 0, status=status,
+                            power_kw=live.power_kw if live else None,
+                            co2e_rate_kg_per_h=live.co2e_rate_kg_per_h if live and live.power_kw is not None
+                            else None,
+                            period_points=got, expected_points=expected,
+                            completeness=min(1.0, got / expected) if expected else None))
+    return out
+
+
+@router.get("/meters")
+def list_meters(settings: SettingsDep, store: StoreDep, engine: EngineDep, now: NowDep, key: Viewer,
+                site: SiteQuery = None, period: PeriodQuery = None, start: FromQuery = None, end: ToQuery = None,
+                ) -> MetersOut:
+    """Every meter of the plant; completeness is counted over the period (default today)."""
+    site = site_of(key, settings, site)
+    bounds = period_of(settings, now, period, start, end)
+    return MetersOut(site=site, period_start=bounds.start, period_end=bounds.end,
+                     meters=_meters(settings, store, engine, now, site, bounds.start, bounds.end))
+
+
+@router.get("/meters/{meter}", responses={404: {"description": "no such meter"}})
+def one_meter(meter: str, settings: SettingsDep, store: StoreDep, engine: EngineDep, now: NowDep, key: Viewer,
+              site: SiteQuery = None, period: PeriodQuery = None, start: FromQuery = None, end: ToQuery = None,
+              ) -> MeterOut:
+    site = site_of(key, settings, site)
+    if meter not in settings.plant.meters_by_id:
+        raise HTTPException(404, f"no meter {meter!r}")
+    bounds = period_of(settings, now, period, start, end)
+    return next(m for m in _meters(settings, store, engine, now, site, bounds.start, bounds.end) if m.meter == meter)

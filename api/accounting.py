@@ -1,0 +1,217 @@
+"""The period accounting shared by the balance endpoint and the report (so both always agree): emissions by
+meter, area, scope and carrier, location- and market-based; offsets; net balance; allowance; completeness.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from api.db import ApiDb
+from api.periods import Period
+from api.settings import Settings
+from api.store_ext import HistoryReader
+from calc.factors import FactorError, default_factor_set
+from calc.rules import burn_rate_kg_per_h, project
+from ingest.store.base import MeterTotal, StoreReader
+
+BURN_WINDOW = timedelta(hours=24)
+
+
+class PeriodOut(BaseModel):
+    name: str
+    start: datetime
+    end: datetime
+
+
+class MeterBalance(BaseModel):
+    meter: str
+    area: str
+    carrier: str
+    scope: str
+    energy: float
+    energy_unit: str
+    co2e_kg: float = Field(description="location-based kg CO2e")
+    market_co2e_kg: float | None = Field(default=None, description="market-based kg CO2e (electricity)")
+    points: int
+    expected_points: int | None = None
+    completeness: float | None = Field(default=None, description="stored counter samples / expected (0..1)")
+    factor_ids: list[str]
+    factor_versions: list[str]
+
+
+class AreaBalance(BaseModel):
+    area: str
+    co2e_kg: float
+
+
+class ScopeBalance(BaseModel):
+    scope: str
+    co2e_kg: float
+
+
+class CarrierBalance(BaseModel):
+    carrier: str
+    energy: float
+    energy_unit: str
+    co2e_kg: float
+
+
+class MarketBased(BaseModel):
+    co2e_kg: float
+    factor_ids: list[str]
+    complete: bool = Field(description="false when some meter had no market-based factor")
+
+
+class AllowanceStatus(BaseModel):
+    id: int
+    scope: str
+    target: str | None
+    start: datetime
+    end: datetime
+    allowance_kg: float
+    used_kg: float
+    rate_kg_per_h: float = Field(description="burn rate over the last 24 h")
+    projected_kg: float
+    remaining_kg: float
+    runs_out_at: datetime | None
+    exceeded: bool
+
+
+class BalanceOut(BaseModel):
+    site: str
+    period: PeriodOut
+    area: str | None = None
+    meter: str | None = None
+    co2e_kg: float = Field(description="total emissions over the period, kg CO2e (location-based)")
+    co2e_unit: str = "kg"
+    market_based: MarketBased
+    offsets_kg: float = Field(description="offsets (unvoided entries dated in the period), kg CO2e")
+    net_co2e_kg: float = Field(description="co2e_kg − offsets_kg")
+    rate_kg_per_h: float = Field(description="live CO2e rate now, kg CO2e/h")
+    areas: list[AreaBalance]
+    scopes: list[ScopeBalance]
+    carriers: list[CarrierBalance]
+    meters: list[MeterBalance]
+    factor_ids: list[str]
+    factor_versions: list[str]
+    allowance: AllowanceStatus | None = None
+    completeness: float | None = None
+
+
+def _market_kg(settings: Settings, t: MeterTotal, day: datetime) -> tuple[float | None, str | None]:
+    if t.carrier != "electricity" or t.energy_unit != "kWh":
+        return None, None
+    try:
+        meter = settings.plant.meter(t.meter)
+        choice = default_factor_set().grid_factor(settings.plant.region_of(meter), day.date(), method="market")
+    except (KeyError, FactorError):
+        return None, None
+    return t.energy * choice.value, choice.factor_id
+
+
+def expected_points(settings: Settings, meter: str, start: datetime, end: datetime, now: datetime) -> int | None:
+    """Counter samples the meter should have sent in [start, min(end, now)) at its configured interval."""
+    raw: dict[str, Any] = next((m for m in settings.plant_data.get("meters", []) if m.get("id") == meter), {})
+    interval = raw.get("interval_s")
+    if not isinstance(interval, int | float) or interval <= 0:
+        return None
+    lo, hi = max(start, settings.plant.site.start), min(end, now)
+    return max(0, int((hi - lo).total_seconds() // interval))
+
+
+def offsets_kg(db: ApiDb, site: str, start: datetime, end: datetime) -> float:
+    rows = db.query("SELECT SUM(quantity_kg) FROM offsets WHERE site = ? AND applies_on >= ? AND applies_on < ? "
+                    "AND id NOT IN (SELECT entity_id FROM voids WHERE entity = 'offset')",
+                    (site, start.isoformat(), end.isoformat()))
+    return float(rows[0][0] or 0.0)
+
+
+def allowance_status(db: ApiDb, store: StoreReader, history: HistoryReader, settings: Settings, site: str,
+                     at: datetime, now: datetime, scope: str = "site", target: str | None = None,
+                     ) -> AllowanceStatus | None:
+    """The newest unvoided allowance of the boundary whose period contains `at`, against emissions up to now."""
+    rows = db.query("SELECT * FROM allowances WHERE site = ? AND scope = ? AND target IS ? AND period_start <= ? "
+                    "AND period_end > ? AND id NOT IN (SELECT entity_id FROM voids WHERE entity = 'allowance') "
+                    "ORDER BY id DESC LIMIT 1", (site, scope, target, at.isoformat(), at.isoformat()))
+    if not rows:
+        return None
+    row = rows[0]
+    start, end = datetime.fromisoformat(row["period_start"]), datetime.fromisoformat(row["period_end"])
+    upto = min(now, end)
+    totals = [t for t in store.totals(site, start, upto) if _in_boundary(t, scope, target)] if upto > start else []
+    used = sum(t.co2e_kg for t in totals)
+    series_start = max(start, upto - BURN_WINDOW)
+    series: list[tuple[datetime, float]] = []
+    if upto > series_start:
+        hourly: dict[datetime, float] = defaultdict(float)
+        for point in history.series(site, series_start, upto, "1h", "UTC"):
+            if _in_boundary(point, scope, target):
+                hourly[point.start + timedelta(hours=1)] += point.co2e_kg
+        series = [(min(ts, upto), kg) for ts, kg in hourly.items()]
+    rate = burn_rate_kg_per_h(series, upto, BURN_WINDOW, since=start)
+    p = project(used, row["amount_kg"], rate, upto, end)
+    return AllowanceStatus(id=row["id"], scope=scope, target=target, start=start, end=end,
+                           allowance_kg=row["amount_kg"], used_kg=used, rate_kg_per_h=rate,
+                           projected_kg=p.projected_kg, remaining_kg=p.remaining_kg, runs_out_at=p.runs_out_at,
+                           exceeded=p.exceeded)
+
+
+def _in_boundary(t: Any, scope: str, target: str | None) -> bool:
+    return scope == "site" or (scope == "area" and t.area == target) or (scope == "meter" and t.meter == target)
+
+
+def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: HistoryReader, site: str,
+                  bounds: Period, now: datetime, rate_kg_per_h: float, area: str | None = None,
+                  meter: str | None = None) -> BalanceOut:
+    totals = store.totals(site, bounds.start, bounds.end)
+    if area is not None:
+        totals = [t for t in totals if t.area == area]
+    if meter is not None:
+        totals = [t for t in totals if t.meter == meter]
+    areas: dict[str, float] = defaultdict(float)
+    scopes: dict[str, float] = defaultdict(float)
+    carriers: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    market_total, market_ids, market_complete = 0.0, set(), True
+    meters = []
+    for t in sorted(totals, key=lambda t: t.meter):
+        areas[t.area] += t.co2e_kg
+        scopes[t.scope or "unknown"] += t.co2e_kg
+        carriers[(t.carrier, t.energy_unit)][0] += t.energy
+        carriers[(t.carrier, t.energy_unit)][1] += t.co2e_kg
+        market, market_id = _market_kg(settings, t, bounds.start)
+        if market is None:
+            market_complete = False
+        else:
+            market_total += market
+            market_ids.add(market_id)
+        expected = expected_points(settings, t.meter, bounds.start, bounds.end, now)
+        meters.append(MeterBalance(meter=t.meter, area=t.area, carrier=t.carrier, scope=t.scope, energy=t.energy,
+                                   energy_unit=t.energy_unit, co2e_kg=t.co2e_kg, market_co2e_kg=market,
+                                   points=t.points, expected_points=expected,
+                                   completeness=min(1.0, t.points / expected) if expected else None,
+                                   factor_ids=sorted(t.factor_ids), factor_versions=sorted(t.factor_versions)))
+    total = sum(t.co2e_kg for t in totals)
+    offsets = offsets_kg(db, site, bounds.start, bounds.end) if area is None and meter is None else 0.0
+    scope, target = ("meter", meter) if meter else (("area", area) if area else ("site", None))
+    at = min(now, bounds.end - timedelta(microseconds=1))
+    known = [m for m in meters if m.expected_points]
+    return BalanceOut(
+        site=site, period=PeriodOut(name=bounds.name, start=bounds.start, end=bounds.end), area=area, meter=meter,
+        co2e_kg=total,
+        market_based=MarketBased(co2e_kg=market_total, factor_ids=sorted(i for i in market_ids if i),
+                                 complete=market_complete),
+        offsets_kg=offsets, net_co2e_kg=total - offsets, rate_kg_per_h=rate_kg_per_h,
+        areas=[AreaBalance(area=a, co2e_kg=v) for a, v in sorted(areas.items())],
+        scopes=[ScopeBalance(scope=s, co2e_kg=v) for s, v in sorted(scopes.items())],
+        carriers=[CarrierBalance(carrier=c, energy_unit=u, energy=v[0], co2e_kg=v[1])
+                  for (c, u), v in sorted(carriers.items())],
+        meters=meters,
+        factor_ids=sorted({f for t in totals for f in t.factor_ids}),
+        factor_versions=sorted({f for t in totals for f in t.factor_versions}),
+        allowance=allowance_status(db, store, history, settings, site, at, now, scope, target),
+        completeness=(sum(m.points for m in known) / sum(m.expected_points or 0 for m in known)) if known else None,
+    )

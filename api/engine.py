@@ -1,0 +1,191 @@
+"""Live evaluation: each reading message updates the live state, the rules of its scope are evaluated at the
+sample's time, alert transitions are stored, notified and streamed. Time-based rules (meter offline) are
+evaluated on `tick(now)` with an injected clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from api.live_state import PERIODS, LiveState
+from api.notify import Notifier
+from api.periods import resolve
+from api.rulebook import RuleBook, StoredRule, alert_doc
+from api.stream import Hub
+from calc import topics
+from calc.rules import Metric, Phase, RuleState, ScopeKind, Transition, evaluate
+from calc.schema import ReadingMessage, decode
+from ingest.store.base import StoreReader
+
+log = logging.getLogger("carbonwatch.api")
+CLOCK_METRICS = frozenset({Metric.METER_OFFLINE})
+
+
+@dataclass
+class Counters:
+    messages: int = 0
+    bad_messages: int = 0
+    other_site: int = 0
+    evaluations: int = 0
+    fired: int = 0
+    resolved: int = 0
+    last_message: float = 0.0
+
+
+class Engine:
+    def __init__(self, site: str, live: LiveState, book: RuleBook, notifier: Notifier, hub: Hub,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.site = site
+        self.live = live
+        self.book = book
+        self.notifier = notifier
+        self.hub = hub
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.rules: list[StoredRule] = []
+        self.states: dict[str, RuleState] = {}
+        self.open: dict[str, int] = {}   # rule id -> open alert id
+        self.counters = Counters()
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- start-up ---------------------------------------------------------------------------------------
+
+    def load(self, store: StoreReader | None) -> None:
+        """Rules, open alerts (so a restart does not fire them again), allowances and the store's baseline."""
+        self.reload_rules()
+        for row in self.book.open_alerts(self.site):
+            self.open[row["rule_id"]] = row["id"]
+            self.states[row["rule_id"]] = RuleState(Phase.FIRING, datetime.fromisoformat(row["fired_at"]), None)
+        self.reload_allowances()
+        if store is None:
+            return
+        summaries = store.meter_summaries(self.site)
+        seen = [s.last_ts for s in summaries if s.last_ts is not None]
+        cut = max(seen) if seen else None
+        for m in self.live.meters:
+            self.live.set_hwm(m, cut)
+        for s in summaries:
+            if s.meter in self.live.meters:
+                self.live.meters[s.meter].last_ts = s.last_ts
+                self.live.meters[s.meter].last_quality = s.last_quality
+        if cut is None:
+            return
+        end = cut + timedelta(microseconds=1)
+        for period in PERIODS:
+            bounds = resolve(period, None, None, self.live.tz, self.clock())
+            totals = store.totals(self.site, bounds.start, end) if end > bounds.start else []
+            self.live.load_baseline(period, bounds.start, {t.meter: t.co2e_kg for t in totals})
+
+    def reload_rules(self) -> None:
+        self.rules = self.book.current(self.site)
+        live_ids = {r.id for r in self.rules}
+        for rule_id in list(self.states):
+            if rule_id not in live_ids and rule_id not in self.open:
+                del self.states[rule_id]
+
+    def reload_allowances(self) -> None:
+        rows = self.book.db.query(
+            "SELECT a.* FROM allowances a WHERE a.site = ? AND a.id NOT IN "
+            "(SELECT entity_id FROM voids WHERE entity = 'allowance') ORDER BY a.id", (self.site,))
+        self.live.allowances = {(r["scope"], r["target"]): (datetime.fromisoformat(r["period_start"]),
+                                                            datetime.fromisoformat(r["period_end"]), r["amount_kg"])
+                                for r in rows}
+
+    # ---- feeding ----------------------------------------------------------------------------------------
+
+    async def handle(self, topic: str, payload: bytes, received: float) -> None:
+        """One MQTT message; bad input is counted (ingest dead-letters it) and never raises."""
+        self.counters.messages += 1
+        self.counters.last_message = received
+        try:
+            path = topics.parse_meter_topic(topic)
+            message: ReadingMessage = decode(payload)
+        except (topics.TopicError, ValidationError, ValueError):
+            self.counters.bad_messages += 1
+            return
+        if path.site != self.site:
+            self.counters.other_site += 1
+            return
+        update = self.live.apply(message)
+        if update is None:
+            return
+        self.hub.publish("meter", {"meter": update.meter, "area": update.area, "seq": update.seq,
+                                   "ts": update.last_ts.isoformat(), "power_kw": update.power_kw,
+                                   "co2e_rate_kg_per_h": update.co2e_rate_kg_per_h,
+                                   "added_co2e_kg": update.added_co2e_kg, "received": received})
+        now = self.clock()
+        self.hub.publish("balance", self.snapshot(now))
+        for rule in self.rules:
+            if rule.spec.metric in CLOCK_METRICS or not self._touches(rule, update.meter, update.area):
+                continue
+            await self._observe(rule, update.last_ts)
+
+    async def tick(self, now: datetime | None = None) -> None:
+        """Evaluate the clock-driven rules (meter offline) at `now` (default: the engine's clock)."""
+        at = now or self.clock()
+        for rule in self.rules:
+            if rule.spec.metric in CLOCK_METRICS:
+                await self._observe(rule, at)
+
+    @staticmethod
+    def _touches(rule: StoredRule, meter: str, area: str) -> bool:
+        spec = rule.spec
+        return (spec.scope is ScopeKind.SITE or (spec.scope is ScopeKind.AREA and spec.target == area)
+                or (spec.scope is ScopeKind.METER and spec.target == meter))
+
+    async def _observe(self, rule: StoredRule, ts: datetime) -> None:
+        value = self.live.value(rule.spec, ts)
+        self.counters.evaluations += 1
+        outcome = evaluate(rule.spec, self.states.get(rule.id, RuleState()), value, ts, self.live.tz)
+        self.states[rule.id] = outcome.state
+        if outcome.transition is Transition.FIRE and rule.id not in self.open:
+            row = await asyncio.to_thread(self.book.fire, self.site, rule, value, ts.isoformat())
+            self.open[rule.id] = row["id"]
+            self.counters.fired += 1
+            self._announce("fire", alert_doc(row))
+        elif outcome.transition is Transition.CLEAR and rule.id in self.open:
+            alert_id = self.open.pop(rule.id)
+            row = await asyncio.to_thread(self.book.resolve, self.site, alert_id, value, ts.isoformat())
+            self.counters.resolved += 1
+            self._announce("resolve", alert_doc(row))
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The event loop that owns the stream and the webhook tasks (routes run in worker threads)."""
+        self.loop = loop
+
+    def _announce(self, transition: str, alert: dict[str, Any]) -> None:
+        loop = self.loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is not None and running is not loop:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._announce_now, transition, alert)
+            return
+        self._announce_now(transition, alert)
+
+    def _announce_now(self, transition: str, alert: dict[str, Any]) -> None:
+        self.notifier.send(transition, alert)
+        self.hub.publish("alert", {"transition": transition, **alert})
+
+    def acknowledged(self, alert: dict[str, Any]) -> None:
+        self._announce("acknowledge", alert)
+
+    def resolved_by_hand(self, rule_id: str, alert: dict[str, Any]) -> None:
+        self.open.pop(rule_id, None)
+        self.states[rule_id] = RuleState()
+        self._announce("resolve", alert)
+
+    def snapshot(self, now: datetime) -> dict[str, Any]:
+        meters = list(self.live.meters.values())
+        return {"site": self.site, "at": now.isoformat(),
+                "power_kw": sum(m.power_kw or 0.0 for m in meters),
+                "co2e_rate_kg_per_h": sum(m.co2e_rate_kg_per_h for m in meters),
+                "today_co2e_kg": self.live.period_kg(meters, "today", now)}

@@ -1,0 +1,209 @@
+"""What the API knows live about each meter, from the reading stream: power, CO2e rate, period sums, quality.
+
+Fed with reading messages as they arrive; answers the value of a rule's metric for its scope. Period sums
+start from the store's totals (loaded once) and add only samples newer than what the store held then,
+so nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from api.periods import resolve
+from calc.factors import FactorError, FactorSet, default_factor_set
+from calc.plant import Carrier, Plant
+from calc.rules import Metric, RuleSpec, ScopeKind, burn_rate_kg_per_h, project
+from calc.schema import Quality, ReadingMessage
+from calc.units import UnitError, conversion_factor
+
+RECENT = timedelta(hours=1)  # burn-rate window of the live allowance projection
+PERIODS = ("today", "month", "year")
+
+
+@dataclass
+class MeterLive:
+    meter: str
+    area: str
+    carrier: str
+    last_ts: datetime | None = None
+    last_quality: str | None = None
+    power_kw: float | None = None
+    power_ts: datetime | None = None
+    factor_kg_per_kwh: float | None = None
+    factor_id: str | None = None
+    store_hwm: datetime | None = None     # samples at or before this were in the store's baseline
+    period_kg: dict[str, tuple[datetime, float]] = field(default_factory=dict)   # name -> (period start, kg)
+    product: dict[tuple[str, str], tuple[datetime, float]] = field(default_factory=dict)
+    recent: deque[tuple[datetime, float]] = field(default_factory=deque)        # (ts, kg) within RECENT
+
+    @property
+    def co2e_rate_kg_per_h(self) -> float:
+        if self.power_kw is None or self.factor_kg_per_kwh is None:
+            return 0.0
+        return self.power_kw * self.factor_kg_per_kwh
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """What one message changed, for the live stream."""
+
+    meter: str
+    area: str
+    seq: int
+    last_ts: datetime
+    power_kw: float | None
+    co2e_rate_kg_per_h: float
+    added_co2e_kg: float
+
+
+class LiveState:
+    """Per-meter live values of one site; not thread-safe (one event loop owns it)."""
+
+    def __init__(self, plant: Plant, factors: FactorSet | None = None) -> None:
+        self.plant = plant
+        self.tz = plant.site.timezone
+        self.factors = factors or default_factor_set()
+        self.meters = {m.id: MeterLive(m.id, m.area, m.carrier.value) for m in plant.meters}
+        self._factor_cache: dict[tuple[str, date], tuple[float, str]] = {}
+        self.allowances: dict[tuple[str, str | None], tuple[datetime, datetime, float]] = {}
+
+    # ---- baseline ---------------------------------------------------------------------------------------
+
+    def load_baseline(self, period: str, start: datetime, per_meter_kg: dict[str, float]) -> None:
+        for m in self.meters.values():
+            m.period_kg[period] = (start, per_meter_kg.get(m.meter, 0.0))
+
+    def set_hwm(self, meter: str, last_ts: datetime | None) -> None:
+        if meter in self.meters:
+            self.meters[meter].store_hwm = last_ts
+            if last_ts is not None and self.meters[meter].last_ts is None:
+                self.meters[meter].last_ts = last_ts
+
+    # ---- feeding ----------------------------------------------------------------------------------------
+
+    def _factor(self, meter: MeterLive, ts: datetime) -> tuple[float, str] | None:
+        if meter.carrier != Carrier.ELECTRICITY.value:
+            return None
+        region = self.plant.region_of(self.plant.meter(meter.meter))
+        key = (region, ts.date())
+        if key not in self._factor_cache:
+            try:
+                choice = self.factors.grid_factor(region, ts.date())
+            except FactorError:
+                return None
+            self._factor_cache[key] = (choice.value, choice.factor_id)
+        return self._factor_cache[key]
+
+    def apply(self, message: ReadingMessage) -> Update | None:
+        meter = self.meters.get(message.meter)
+        if meter is None:
+            return None
+        added = 0.0
+        for s in sorted(message.samples, key=lambda s: s.ts):
+            factor = self._factor(meter, s.ts)
+            if factor is not None:
+                meter.factor_kg_per_kwh, meter.factor_id = factor
+            if meter.last_ts is None or s.ts >= meter.last_ts:
+                meter.last_ts, meter.last_quality = s.ts, s.quality.value
+            if s.quality is Quality.BAD:
+                continue
+            if s.quantity == "active_power":
+                try:
+                    kw = s.value * conversion_factor(s.unit, "kW")
+                except UnitError:
+                    continue
+                if meter.power_ts is None or s.ts >= meter.power_ts:
+                    meter.power_kw, meter.power_ts = kw, s.ts
+            elif s.delta is not None and not s.quantity.endswith("_export"):
+                fresh = meter.store_hwm is None or s.ts > meter.store_hwm
+                if "energy" in s.quantity:
+                    added += self._energy(meter, s.ts, s.delta, s.unit, s.interval_s, fresh)
+                elif fresh:
+                    for (period, quantity), (start, amount) in list(meter.product.items()):
+                        if quantity == s.quantity:
+                            meter.product[(period, quantity)] = self._roll(period, start, amount, s.ts, s.delta)
+                    for period in PERIODS:
+                        if (period, s.quantity) not in meter.product:
+                            bounds = resolve(period, None, None, self.tz, s.ts)
+                            meter.product[(period, s.quantity)] = (bounds.start, s.delta)
+        if meter.last_ts is None:
+            return None
+        return Update(meter.meter, meter.area, message.seq, meter.last_ts, meter.power_kw,
+                      meter.co2e_rate_kg_per_h, added)
+
+    def _roll(self, period: str, start: datetime, amount: float, ts: datetime, add: float) -> tuple[datetime, float]:
+        bounds = resolve(period, None, None, self.tz, ts)
+        if bounds.start > start:
+            return bounds.start, add      # a new period began: start again from zero
+        if bounds.start < start:
+            return start, amount          # a late sample of an earlier period: not this period's
+        return start, amount + add
+
+    def _energy(self, meter: MeterLive, ts: datetime, delta: float, unit: str, interval_s: float | None,
+                fresh: bool) -> float:
+        try:
+            kwh = delta * conversion_factor(unit, "kWh")
+        except UnitError:
+            return 0.0
+        if meter.power_ts is None and interval_s:
+            meter.power_kw = kwh / (interval_s / 3600)
+        if not fresh or meter.factor_kg_per_kwh is None:
+            return 0.0
+        kg = kwh * meter.factor_kg_per_kwh
+        for period in PERIODS:
+            start, total = meter.period_kg.get(period, (resolve(period, None, None, self.tz, ts).start, 0.0))
+            meter.period_kg[period] = self._roll(period, start, total, ts, kg)
+        meter.recent.append((ts, kg))
+        while meter.recent and meter.recent[0][0] <= ts - RECENT:
+            meter.recent.popleft()
+        return kg
+
+    # ---- reading ----------------------------------------------------------------------------------------
+
+    def in_scope(self, scope: ScopeKind, target: str | None) -> list[MeterLive]:
+        if scope is ScopeKind.SITE:
+            return list(self.meters.values())
+        if scope is ScopeKind.AREA:
+            return [m for m in self.meters.values() if m.area == target]
+        return [self.meters[target]] if target in self.meters else []
+
+    def period_kg(self, meters: list[MeterLive], period: str, now: datetime) -> float:
+        start = resolve(period, None, None, self.tz, now).start
+        return sum(kg for m in meters for s, kg in [m.period_kg.get(period, (start, 0.0))] if s == start)
+
+    def value(self, rule: RuleSpec, now: datetime) -> float:
+        """The rule's metric over its scope at `now` (NaN when it cannot be known yet)."""
+        meters = self.in_scope(rule.scope, rule.target)
+        if not meters:
+            return math.nan
+        metric = rule.metric
+        if metric is Metric.POWER:
+            return sum(m.power_kw or 0.0 for m in meters)
+        if metric is Metric.CO2E_RATE:
+            return sum(m.co2e_rate_kg_per_h for m in meters)
+        if metric is Metric.CUMULATIVE_CO2E:
+            return self.period_kg(meters, rule.period, now)
+        if metric is Metric.INTENSITY:
+            start = resolve(rule.period, None, None, self.tz, now).start
+            product = sum(a for m in meters for (p, q), (s, a) in m.product.items()
+                          if p == rule.period and q == rule.product_quantity and s == start)
+            return self.period_kg(meters, rule.period, now) / product if product > 0 else math.nan
+        if metric is Metric.DATA_QUALITY:
+            seen = [m for m in meters if m.last_quality is not None]
+            return sum(m.last_quality != Quality.GOOD.value for m in seen) / len(seen) if seen else math.nan
+        if metric is Metric.METER_OFFLINE:
+            silent = [(now - m.last_ts).total_seconds() if m.last_ts else math.inf for m in meters]
+            return max(silent)
+        allowance = self.allowances.get((rule.scope.value, rule.target))
+        if allowance is None:
+            return math.nan
+        a_start, a_end, amount_kg = allowance
+        if not a_start <= now < a_end:
+            return math.nan
+        used = self.period_kg(meters, rule.period, now)
+        series = [p for m in meters for p in m.recent]
+        rate = burn_rate_kg_per_h(series, now, RECENT)
+        return project(used, amount_kg, rate, now, a_end).projected_ratio

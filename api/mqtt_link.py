@@ -1,0 +1,97 @@
+"""The API's MQTT client (paho-mqtt 2.x, MQTT 3.1.1 so the embedded amqtt broker works too): it subscribes to
+the reading topics for live evaluation and publishes alert notifications; it reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from api.settings import MqttSection
+from calc.topics import READING_FILTER
+
+Handler = Callable[[str, bytes, float], None]  # topic, payload, received (epoch s)
+
+
+class MqttLink:
+    """One client: QoS 1 subscription with a persistent session (the broker keeps readings while we are away)."""
+
+    def __init__(self, settings: MqttSection, client_id: str, on_message: Handler,
+                 topic_filter: str = READING_FILTER, clean_session: bool = False) -> None:
+        self.settings = settings
+        self.topic_filter = topic_filter
+        self.on_message = on_message
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.last_error: str | None = None
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311,
+                                  clean_session=clean_session)
+        if settings.login is not None:
+            self.client.username_pw_set(*settings.login)
+        if settings.tls:
+            self.client.tls_set(ca_certs=settings.ca_file, certfile=settings.cert_file, keyfile=settings.key_file,
+                                cert_reqs=ssl.CERT_REQUIRED)
+            self.client.tls_insecure_set(settings.tls_insecure)
+        self.client.reconnect_delay_set(1, 10)
+        self.client.max_queued_messages_set(0)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_msg
+
+    def start(self) -> None:
+        """Connect in the background: a broker that is not there yet is retried, never fatal."""
+        self.client.connect_async(self.settings.host, self.settings.port, keepalive=30)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        self.client.publish(topic, payload, qos=qos)
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            self.last_error = f"broker {self.settings.effective_url} refused the connection: {reason}"
+            return
+        self.connected.set()
+        self.last_error = None
+        client.subscribe(self.topic_filter, qos=1)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        if all(not r.is_failure for r in reasons):
+            self.subscribed.set()
+        else:
+            self.last_error = f"subscription to {self.topic_filter!r} refused"
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self.connected.clear()
+        self.subscribed.clear()
+        self.last_error = f"disconnected from {self.settings.effective_url}: {reason}"
+
+    def _on_msg(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self.on_message(msg.topic, bytes(msg.payload), time.time())
+
+
+def to_loop(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[tuple[str, bytes, float]]) -> Handler:
+    """A handler for the network thread that hands each message to a bounded asyncio queue on `loop`; while
+    the queue is full the network thread waits, so the broker holds the rest (back-pressure, nothing dropped)."""
+
+    def put(topic: str, payload: bytes, received: float) -> None:
+        if loop.is_closed():
+            return
+        future = asyncio.run_coroutine_threadsafe(queue.put((topic, payload, received)), loop)
+        try:
+            future.result(timeout=120)
+        except (TimeoutError, RuntimeError, asyncio.CancelledError):
+            future.cancel()
+
+    return put

@@ -1,0 +1,120 @@
+"""The period accounting report (clause 8.1.2 / 7.5): emissions by scope, carrier and area, offsets, net balance,
+allowance, data completeness and factor versions, as JSON, CSV or a printable HTML page. Its figures come from
+the same accounting as /v1/balance."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel
+
+from api.accounting import BalanceOut, build_balance
+from api.deps import DbDep, EngineDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
+from api.ledger import Ledger
+from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
+from api.routes.offsets import OffsetOut
+
+router = APIRouter(prefix="/v1", tags=["reports"])
+
+
+class ReportOut(BaseModel):
+    site: str
+    site_name: str
+    generated_at: datetime
+    generated_by: str
+    balance: BalanceOut
+    offsets: list[OffsetOut]
+
+
+def _csv(report: ReportOut) -> str:
+    b = report.balance
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(["section", "name", "energy", "energy_unit", "co2e_kg"])
+    w.writerow(["total", "location_based", "", "", repr(b.co2e_kg)])
+    w.writerow(["total", "market_based", "", "", repr(b.market_based.co2e_kg)])
+    w.writerow(["total", "offsets", "", "", repr(b.offsets_kg)])
+    w.writerow(["total", "net", "", "", repr(b.net_co2e_kg)])
+    for s in b.scopes:
+        w.writerow(["scope", s.scope, "", "", repr(s.co2e_kg)])
+    for c in b.carriers:
+        w.writerow(["carrier", c.carrier, repr(c.energy), c.energy_unit, repr(c.co2e_kg)])
+    for a in b.areas:
+        w.writerow(["area", a.area, "", "", repr(a.co2e_kg)])
+    for m in b.meters:
+        w.writerow(["meter", m.meter, repr(m.energy), m.energy_unit, repr(m.co2e_kg)])
+    for o in report.offsets:
+        w.writerow(["offset", f"{o.id} {o.kind} {o.serial or ''}".strip(), "", "", repr(o.quantity_kg)])
+    if b.allowance is not None:
+        w.writerow(["allowance", "allowance", "", "", repr(b.allowance.allowance_kg)])
+        w.writerow(["allowance", "projected", "", "", repr(b.allowance.projected_kg)])
+    for v in b.factor_versions:
+        w.writerow(["factor_version", v, "", "", ""])
+    return out.getvalue()
+
+
+def _html(report: ReportOut) -> str:
+    b = report.balance
+    e = html.escape
+
+    def rows(items: list[tuple[str, str]]) -> str:
+        return "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in items)
+
+    def kg(x: float) -> str:
+        return f"{x:,.3f} kg"
+
+    allowance = "none set"
+    if b.allowance is not None:
+        a = b.allowance
+        allowance = (f"{kg(a.allowance_kg)}; used {kg(a.used_kg)}; projected {kg(a.projected_kg)}; runs out "
+                     f"{a.runs_out_at.isoformat() if a.runs_out_at else 'not in this period'}")
+    completeness = f"{b.completeness:.1%}" if b.completeness is not None else "unknown"
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>carbonwatch report {e(report.site)} {e(b.period.start.isoformat())}</title>
+<style>body{{font:14px sans-serif;margin:2em}}table{{border-collapse:collapse;margin:1em 0}}
+th,td{{border:1px solid #999;padding:4px 8px;text-align:left}}@media print{{body{{margin:0}}}}</style></head><body>
+<h1>Carbon accounting report: {e(report.site_name or report.site)}</h1>
+<p>Period {e(b.period.start.isoformat())} to {e(b.period.end.isoformat())} ({e(b.period.name)}).
+Generated {e(report.generated_at.isoformat())} by {e(report.generated_by)}.</p>
+<h2>Balance</h2><table>{rows([("emissions (location-based)", kg(b.co2e_kg)),
+                              ("emissions (market-based)", kg(b.market_based.co2e_kg)),
+                              ("offsets", kg(b.offsets_kg)), ("net balance", kg(b.net_co2e_kg)),
+                              ("allowance", allowance), ("data completeness", completeness)])}</table>
+<h2>By scope</h2><table>{rows([(s.scope, kg(s.co2e_kg)) for s in b.scopes])}</table>
+<h2>By carrier</h2><table>{rows([(c.carrier, f"{c.energy:,.3f} {c.energy_unit}; {kg(c.co2e_kg)}")
+                                  for c in b.carriers])}</table>
+<h2>By area</h2><table>{rows([(a.area, kg(a.co2e_kg)) for a in b.areas])}</table>
+<h2>Offsets</h2><table>{rows([(f"#{o.id} {o.kind} {o.standard or ''} {o.serial or ''}",
+                               f"{kg(o.quantity_kg)}; evidence: {o.evidence}") for o in report.offsets])}</table>
+<h2>Factor versions used</h2><ul>{"".join(f"<li>{e(v)}</li>" for v in b.factor_versions)}</ul>
+</body></html>"""
+
+
+@router.get("/reports/period", response_model=ReportOut, responses={200: {"content": {"text/csv": {}, "text/html": {}}}})
+def period_report(settings: SettingsDep, store: StoreDep, db: DbDep, history: HistoryDep, engine: EngineDep,
+                  now: NowDep, key: Viewer, site: SiteQuery = None, period: PeriodQuery = None,
+                  start: FromQuery = None, end: ToQuery = None,
+                  format: Annotated[Literal["json", "csv", "html"], Query(description="json, csv or html")] = "json",
+                  ) -> ReportOut | Response:
+    site = site_of(key, settings, site)
+    bounds = period_of(settings, now, period or "month", start, end)
+    balance = build_balance(settings, store, db, history, site, bounds, now,
+                            engine.snapshot(now)["co2e_rate_kg_per_h"])
+    lo, hi = bounds.start.isoformat(), bounds.end.isoformat()
+    offsets = [OffsetOut(**d) for d in Ledger(db).list("offset", site, 10_000, 0)
+               if not d["voided"] and lo <= d["applies_on"] < hi]
+    report = ReportOut(site=site, site_name=settings.plant.site.name, generated_at=now, generated_by=key.name,
+                       balance=balance, offsets=offsets)
+    name = f"report-{site}-{bounds.start.date().isoformat()}"
+    if format == "csv":
+        return Response(_csv(report), media_type="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    if format == "html":
+        return HTMLResponse(_html(report))
+    return report
