@@ -11,18 +11,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from calc.plant import PlantError, Site, parse_plant
 from edge.errors import ConfigError
-from edge.maps import TEMPLATES
+from edge.maps import PULSE_TEMPLATES, TEMPLATES
 from edge.points import Point
 
 Ident = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
 
 
 class _Gateway(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # the simulators read the same [[gateways]] tables and keep their own keys there (offline_response, ...)
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     id: Ident
     timeout_s: float = Field(default=1.0, gt=0, le=60, description="per request")
@@ -54,16 +55,19 @@ class ModbusRtuGateway(_ModbusGateway):
     """An RS-485 bus on a local serial port: one request at a time on the bus."""
 
     kind: Literal["modbus_rtu"]
-    port: str = Field(min_length=1, description="serial device, e.g. /dev/ttyUSB0")
-    baud: int = Field(default=9600, gt=0)
+    device: str = Field(min_length=1, description="serial port, e.g. /dev/ttyUSB0")
+    baudrate: int = Field(default=9600, gt=0)
     parity: Literal["N", "E", "O"] = "N"
-    stop_bits: Literal[1, 2] = 1
-    byte_size: Literal[7, 8] = 8
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
 
 
 class OpcUaGateway(_Gateway):
     kind: Literal["opcua"]
-    endpoint: str = Field(pattern=r"^opc\.tcp://", description="opc.tcp://host:port/path")
+    endpoint: str | None = Field(default=None, pattern=r"^opc\.tcp://", description="opc.tcp://host:port/path")
+    host: str = "127.0.0.1"
+    port: int = Field(default=4840, ge=1, le=65535)
+    path: str = Field(default="", description="endpoint path when `endpoint` is not given")
     security_policy: Literal["None", "Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss"] = "None"
     security_mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
     certificate: Path | None = Field(default=None, description="client certificate (DER or PEM)")
@@ -74,6 +78,10 @@ class OpcUaGateway(_Gateway):
     mode: Literal["subscribe", "poll"] = "subscribe"
     publishing_interval_s: float = Field(default=0.5, gt=0, le=3600)
     timeout_s: float = Field(default=4.0, gt=0, le=60)
+
+    @property
+    def url(self) -> str:
+        return self.endpoint or f"opc.tcp://{self.host}:{self.port}{self.path}"
 
     @model_validator(mode="after")
     def _security(self) -> OpcUaGateway:
@@ -105,6 +113,9 @@ class MeterDevice(BaseModel):
     interval_s: float = Field(default=10.0, ge=0.01, le=86400)
     stuck_after: int = Field(default=3, ge=1, description="polls with a still counter and power > 0")
     max_power_kw: float | None = Field(default=None, gt=0)
+    pulse_m3: float | None = Field(default=None, gt=0, allow_inf_nan=False,
+                                   description="pulse-counter maps: m3 per pulse (the counter's scale)")
+    _points: tuple[Point, ...] = PrivateAttr(default=())
 
     @field_validator("map")
     @classmethod
@@ -117,6 +128,12 @@ class MeterDevice(BaseModel):
     def _has_points(self) -> MeterDevice:
         if self.map is None and not self.points:
             raise ValueError("a meter needs `map` (a built-in template) or inline `points`")
+        base = TEMPLATES[self.map] if self.map else ()
+        if self.map in PULSE_TEMPLATES:
+            if self.pulse_m3 is None:
+                raise ValueError(f"map {self.map!r} needs pulse_m3 (m3 per pulse)")
+            base = tuple(p.model_copy(update={"scale": self.pulse_m3}) for p in base)
+        self._points = base + self.points
         quantities = [p.quantity for p in self.all_points]
         dupes = sorted({q for q in quantities if quantities.count(q) > 1})
         if dupes:
@@ -125,7 +142,9 @@ class MeterDevice(BaseModel):
 
     @property
     def all_points(self) -> tuple[Point, ...]:
-        return (TEMPLATES[self.map] if self.map else ()) + self.points
+        """Template points (scaled by pulse_m3 where that applies) and inline points, the same objects
+        on every call (drivers key their decoding plans on them)."""
+        return self._points
 
 
 class MqttSettings(BaseModel):

@@ -71,6 +71,7 @@ class Point(BaseModel):
     # both
     scale: float = Field(default=1.0, allow_inf_nan=False)
     counter_width: int | None = Field(default=None, ge=8, le=64, description="bits, for rollover")
+    not_available: int | None = Field(default=None, description="raw value the device sends for 'no value'")
     min: float | None = Field(default=None, allow_inf_nan=False, description="below this: bad, out of range")
     max: float | None = Field(default=None, allow_inf_nan=False, description="above this: bad, out of range")
 
@@ -112,6 +113,12 @@ class Point(BaseModel):
             return self.counter_width
         if self.node is None and self.is_integer:
             return 16 * self.registers
+        return None
+
+    def unavailable(self, raw: int | float) -> str | None:
+        """A reason when the raw value is the device's "not available" pattern, else None."""
+        if self.not_available is not None and raw == self.not_available:
+            return f"{self.quantity}: not available (device sent {raw})"
         return None
 
     def out_of_range(self, value: float) -> str | None:

@@ -110,9 +110,9 @@ class MeterTracker:
             return Sample(ts=ts, quantity=point.quantity, value=0.0, unit=point.unit, quality=Quality.BAD,
                           reason=pv.reason or "no value")
         value = scaled(point, pv.raw)
-        problem = point.out_of_range(value)
+        problem = point.unavailable(pv.raw) or point.out_of_range(value)
         if problem is not None:
-            return Sample(ts=ts, quantity=point.quantity, value=0.0 if not math.isfinite(value) else value,
+            return Sample(ts=ts, quantity=point.quantity, value=value if math.isfinite(value) else 0.0,
                           unit=point.unit, quality=Quality.BAD, reason=f"out of range: {problem}")
         return Sample(ts=ts, quantity=point.quantity, value=value, unit=point.unit, quality=pv.quality,
                       reason=pv.reason)
@@ -125,10 +125,14 @@ class MeterTracker:
             return Sample(ts=ts, quantity=point.quantity, value=last_value, unit=point.unit, quality=Quality.BAD,
                           reason=pv.reason or "no value"), None
         value = scaled(point, pv.raw)
-        problem = point.out_of_range(value)
-        if problem is not None or (isinstance(pv.raw, float) and not math.isfinite(pv.raw)):
+        unavailable = point.unavailable(pv.raw)
+        if unavailable is not None:
             return Sample(ts=ts, quantity=point.quantity, value=last_value, unit=point.unit, quality=Quality.BAD,
-                          reason=f"out of range: {problem or pv.raw}"), None
+                          reason=unavailable), None
+        problem = point.out_of_range(value)
+        if problem is not None:
+            return Sample(ts=ts, quantity=point.quantity, value=last_value, unit=point.unit, quality=Quality.BAD,
+                          reason=f"out of range: {problem}"), None
         if prev is None:
             return (Sample(ts=ts, quantity=point.quantity, value=value, unit=point.unit, quality=pv.quality,
                            reason=pv.reason, flags=(Flag.FIRST,)),

@@ -65,8 +65,8 @@ class ModbusDriver:
             return AsyncModbusTcpClient(gw.host, port=gw.port, **common)
         if isinstance(gw, ModbusRtuTcpGateway):
             return AsyncModbusTcpClient(gw.host, port=gw.port, framer=FramerType.RTU, **common)
-        return AsyncModbusSerialClient(gw.port, framer=FramerType.RTU, baudrate=gw.baud, parity=gw.parity,
-                                       stopbits=gw.stop_bits, bytesize=gw.byte_size, **common)
+        return AsyncModbusSerialClient(gw.device, framer=FramerType.RTU, baudrate=gw.baudrate, parity=gw.parity,
+                                       stopbits=gw.stopbits, bytesize=gw.bytesize, **common)
 
     async def __aenter__(self) -> Self:
         self._client = self._make_client()  # inside the running loop, as pymodbus requires
@@ -107,7 +107,7 @@ class ModbusDriver:
 
     def _where(self) -> str:
         gw = self.gateway
-        return f"{gw.id} ({gw.port})" if isinstance(gw, ModbusRtuGateway) else f"{gw.id} ({gw.host}:{gw.port})"
+        return f"{gw.id} ({gw.device})" if isinstance(gw, ModbusRtuGateway) else f"{gw.id} ({gw.host}:{gw.port})"
 
     async def _request(self, block: ReadBlock, unit_id: int) -> Sequence[int]:
         """One read with a timeout; raises DeviceError or TransportError."""
