@@ -88,8 +88,10 @@ def show_set(name: str, db: DbDep, key: Viewer,
 @router.post("/factor-sets", status_code=201, responses={409: {"description": "this version exists"},
                                                           422: {"description": "the document does not validate"}})
 def upload_set(body: Annotated[FactorUpload, Body()], db: DbDep, settings: SettingsDep, key: Admin,
-               ) -> FactorSetSummary:
-    """Store a new factor set version (validated; its version is a content hash). Audited."""
+               site: SiteQuery = None) -> FactorSetSummary:
+    """Store a new factor set version (validated; its version is a content hash). Audited. Ingest keeps
+    converting with the factor set it was started with."""
+    site = site_of(key, settings, site)
     try:
         fs = parse_factor_toml(body.toml, body.name)
     except FactorError as exc:
@@ -101,7 +103,7 @@ def upload_set(body: Annotated[FactorUpload, Body()], db: DbDep, settings: Setti
         at = db.now()
         conn.execute("INSERT INTO factor_sets (name, version, document, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
                      (fs.name, fs.version, body.toml, at, key.name))
-        db.audit(conn, settings.plant.site.id, key.name, "create", "factor_set", f"{fs.name}@{fs.version}",
+        db.audit(conn, site, key.name, "create", "factor_set", f"{fs.name}@{fs.version}",
                  {"factors": len(fs.factors), "gwp_set": fs.gwp_set})
     return _summary(fs, at, key.name)
 

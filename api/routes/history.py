@@ -40,7 +40,8 @@ class HistoryOut(BaseModel):
     buckets: list[Bucket]
 
 
-@router.get("/history", response_model=HistoryOut, responses={200: {"content": {"text/csv": {}}}, 404: {"description": "unknown boundary"},
+@router.get("/history", response_model=HistoryOut,
+            responses={200: {"content": {"text/csv": {}}}, 404: {"description": "unknown boundary"},
                                    422: {"description": "bad period, or too many buckets"}})
 def history(settings: SettingsDep, reader: HistoryDep, now: NowDep, key: Viewer, site: SiteQuery = None,
             period: PeriodQuery = None, start: FromQuery = None, end: ToQuery = None,

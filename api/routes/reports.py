@@ -96,7 +96,8 @@ Generated {e(report.generated_at.isoformat())} by {e(report.generated_by)}.</p>
 </body></html>"""
 
 
-@router.get("/reports/period", response_model=ReportOut, responses={200: {"content": {"text/csv": {}, "text/html": {}}}})
+@router.get("/reports/period", response_model=ReportOut,
+            responses={200: {"content": {"text/csv": {}, "text/html": {}}}})
 def period_report(settings: SettingsDep, store: StoreDep, db: DbDep, history: HistoryDep, engine: EngineDep,
                   now: NowDep, key: Viewer, site: SiteQuery = None, period: PeriodQuery = None,
                   start: FromQuery = None, end: ToQuery = None,
