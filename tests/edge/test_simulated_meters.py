@@ -131,11 +131,13 @@ async def test_rollover_reset_and_stuck_give_the_right_energy(plant: tuple[Simul
         sim.set_fault("gas", FaultSpec(fault=FaultKind.COUNTER_RESET))
         sim.resume()
         sim.set_fault("sdm", FaultSpec(fault=FaultKind.STUCK))
-        await eventually(lambda: any(Flag.ROLLOVER in s.flags for s in energy(collector.messages("pm"), counters["pm"])),
+        await eventually(lambda: any(
+            Flag.ROLLOVER in s.flags for s in energy(collector.messages("pm"), counters["pm"])),
                          what="a rollover flagged on pm")
         await eventually(lambda: any(Flag.RESET in s.flags for s in energy(collector.messages("gas"), "volume")),
                          what="a reset flagged on gas")
-        await eventually(lambda: any(Flag.STUCK in s.flags for s in energy(collector.messages("sdm"), counters["sdm"])),
+        await eventually(lambda: any(
+            Flag.STUCK in s.flags for s in energy(collector.messages("sdm"), counters["sdm"])),
                          what="the stuck sdm flagged")
         sim.clear_fault("sdm")
         n_sdm = len(collector.messages("sdm"))
