@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from deploy.services import free_port
 from simulators.config import ConfigError, load_config
-from tests.simulators.conftest import plant_dict, pm5000_meter
+from tests.simulators.conftest import opcua_gateway, opcua_meter, plant_dict, pm5000_meter
 
 pytestmark = pytest.mark.integration
 
@@ -78,9 +79,27 @@ def test_simulate_serves_and_stops_within_two_seconds(tmp_path: Path, sig: signa
             proc.wait()
 
 
-def test_control_url_override(tmp_path: Path) -> None:
-    from deploy.services import free_port
+def test_simulate_with_opcua_stops_within_two_seconds(tmp_path: Path) -> None:
+    data = plant_dict([pm5000_meter("m1", 1), opcua_meter("gas-1", "gas")],
+                      gateways=[{"id": "gw1", "kind": "modbus_tcp", "host": "127.0.0.1", "port": free_port()},
+                                opcua_gateway(cert_dir=str(tmp_path / "certs"))])
+    plant = write_toml(tmp_path / "plant.toml", data)
+    url = data["simulator"]["control_url"]
+    proc = subprocess.Popen([sys.executable, "-m", "deploy.cli", "simulate", "--plant", str(plant)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_healthy(url, proc, timeout_s=60)
+        proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        assert proc.wait(timeout=10) == 0
+        assert time.monotonic() - t0 < 2.0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
+
+def test_control_url_override(tmp_path: Path) -> None:
     data = plant_dict([pm5000_meter("m1", 1)])
     plant = write_toml(tmp_path / "plant.toml", data)
     url = f"http://127.0.0.1:{free_port()}"
