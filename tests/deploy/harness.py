@@ -34,7 +34,7 @@ def plant_toml(workdir: Path, modbus_port: int, control_port: int, api_port: int
 id = "{mid}"
 area = "{area}"
 carrier = "electricity"
-max_power_kw = 1000.0
+max_power_kw = 1000000.0  # the simulators run 600x faster than real time: counters advance that much faster
 gateway = "gw1"
 unit_id = {unit}
 map = "schneider_pm5000"
