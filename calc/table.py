@@ -31,6 +31,8 @@ DEFAULT_UNITS: dict[str, str] = {"electricity": "kWh", "natural_gas": "m^3", "ra
                                  "gasoline": "t", "lpg": "t", "fuel_oil": "t", "heat": "GJ", "steam": "t",
                                  "hot_water": "t"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_PER_DAY = {"D": 1, "h": 24, "m": 1440, "s": 86_400, "ms": 86_400_000, "us": 86_400_000_000,
+            "ns": 86_400_000_000_000}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +64,21 @@ class FactorTable:
         self.meters = meters
         self.meter_index = {m: i for i, m in enumerate(meters)}
         self.units = units
-        self.bounds_s = bounds_s                      # segment s covers [bounds[s-1], bounds[s])
+        self.bounds_s = bounds_s                      # segment s covers [bounds[s-1], bounds[s]); day starts, UTC
         self.lut = lut                                # [meter, segment] -> row index, -1 when unusable
         self.rows = rows
         self.problems = dict(problems)                # meter id -> why its samples cannot be converted
         coef = np.array([r.co2e_per_unit for r in rows] + [np.nan], dtype=np.float64)
-        self.coef = coef[lut]                         # -1 picks the trailing NaN
-        self._flat_coef = np.ascontiguousarray(self.coef.ravel())
-        self._flat_lut = np.ascontiguousarray(lut.ravel())
-        self._segments = lut.shape[1]
+        self.coef = coef[lut]                         # [meter, segment] kg CO2e per unit; -1 picks the NaN
+        n_meters, self._segments = lut.shape
+        # Segment-major flat copies: index = segment × meters + meter, so a day table can hold segment × meters.
+        self._flat_coef = np.ascontiguousarray(self.coef.T.ravel())
+        self._flat_lut = np.ascontiguousarray(lut.T.ravel())
+        days = bounds_s // 86_400
+        self._day0 = int(min(0, int(days[0]) - 1)) if len(days) else 0
+        n_days = (int(days[-1]) + 1 - self._day0) if len(days) else 1
+        day_starts = (np.arange(n_days, dtype=np.int64) + self._day0) * 86_400
+        self._day_offset = np.searchsorted(bounds_s, day_starts, side="right").astype(np.intp) * n_meters
         self._bounds_cache: dict[np.dtype[Any], npt.NDArray[Any]] = {}
 
     @classmethod
@@ -90,56 +98,89 @@ class FactorTable:
         rows: list[TableRow] = []
         row_of: dict[TableRow, int] = {}
         problems: dict[str, str] = {}
+        done: dict[tuple[Any, ...], npt.NDArray[np.int64] | str] = {}  # meters configured alike share the work
         for mi, meter in enumerate(plant.meters):
             pins = pf.pins_for(meter, plant.site.id)
-            for si, start in enumerate(starts):
-                at = (_EPOCH + timedelta(seconds=start)).date()
+            region, method, cond = plant.region_of(meter), pf.method_for(meter.carrier), pf.conditions.get(meter.id)
+            key = (meter.carrier, meter_units[mi], region, method, cond, tuple(sorted(pins.items())))
+            if key not in done:
+                cells = np.full(len(starts), -1, dtype=np.int64)
                 try:
-                    rec = recipe(pf.factors, meter.carrier, meter_units[mi], region=plant.region_of(meter), at=at,
-                                 method=pf.method_for(meter.carrier), conditions=pf.conditions.get(meter.id),
-                                 pins=pins)
+                    for si, start in enumerate(starts):
+                        at = (_EPOCH + timedelta(seconds=start)).date()
+                        rec = recipe(pf.factors, meter.carrier, meter_units[mi], region=region, at=at, method=method,
+                                     conditions=cond, pins=pins)
+                        row = _row(rec)
+                        if row not in row_of:
+                            row_of[row] = len(rows)
+                            rows.append(row)
+                        cells[si] = row_of[row]
+                    done[key] = cells
                 except (FactorError, ConditionError) as exc:
-                    problems[meter.id] = f"meter {meter.id!r} ({meter.carrier}): {exc}"
-                    lut[mi, :] = -1
-                    break
-                row = _row(rec)
-                if row not in row_of:
-                    row_of[row] = len(rows)
-                    rows.append(row)
-                lut[mi, si] = row_of[row]
+                    done[key] = str(exc)
+            outcome = done[key]
+            if isinstance(outcome, str):
+                problems[meter.id] = f"meter {meter.id!r} ({meter.carrier}): {outcome}"
+            else:
+                lut[mi] = outcome
         return cls(meters, meter_units, bounds, lut, tuple(rows), problems)
 
     def scale(self, meter_idx: int, unit: str) -> float:
         """Multiplier from `unit` to the meter's table unit (cached pint conversion; raises UnitError)."""
         return conversion_factor(unit, self.units[meter_idx])
 
-    def segments(self, timestamps: npt.NDArray[np.generic]) -> npt.NDArray[np.intp] | int:
-        """Segment index of each timestamp (one int when the whole batch lies in one segment)."""
-        ts: npt.NDArray[np.generic] = timestamps
-        if ts.dtype.kind == "M":
-            bounds = self._bounds_cache.get(ts.dtype)
-            if bounds is None:
-                bounds = self.bounds_s.astype("datetime64[s]").astype(ts.dtype)
-                self._bounds_cache[ts.dtype] = bounds
-            search: npt.NDArray[np.generic] = bounds
-        else:
-            search = self.bounds_s
-        if ts.size == 0:
+    def _search_bounds(self, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+        if dtype.kind != "M":
+            return self.bounds_s
+        bounds = self._bounds_cache.get(dtype)
+        if bounds is None:
+            bounds = self.bounds_s.astype("datetime64[s]").astype(dtype).view(np.int64)
+            self._bounds_cache[dtype] = bounds
+        return bounds
+
+    def batch_segment(self, timestamps: npt.NDArray[np.generic]) -> int | None:
+        """The one validity segment every timestamp of the batch lies in, or None when they span several."""
+        if timestamps.size == 0:
             return 0
-        lo, hi = np.searchsorted(search, [ts.min(), ts.max()], side="right")
-        if lo == hi:
-            return int(lo)
-        return np.searchsorted(search, ts, side="right")
+        values = timestamps.view(np.int64) if timestamps.dtype.kind == "M" else timestamps
+        lo, hi = np.searchsorted(self._search_bounds(timestamps.dtype), [values.min(), values.max()], side="right")
+        return int(lo) if lo == hi else None
+
+    def segments(self, timestamps: npt.NDArray[np.generic]) -> npt.NDArray[np.intp]:
+        """Segment index of each timestamp (a helper for inspection; co2e_kg does not binary-search)."""
+        values = timestamps.view(np.int64) if timestamps.dtype.kind == "M" else timestamps
+        return np.searchsorted(self._search_bounds(timestamps.dtype), values, side="right")
 
     def co2e_kg(self, meter_idx: npt.NDArray[np.integer], quantities: npt.NDArray[np.float64],
                 timestamps: npt.NDArray[np.generic]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-        """kg CO2e of each sample and the index of its row in `rows` (-1 and NaN for unusable meters)."""
-        seg = self.segments(timestamps)
-        if isinstance(seg, int):
-            coef = self.coef[:, seg]
-            return coef[meter_idx] * quantities, self.lut[:, seg][meter_idx]
-        flat = meter_idx * self._segments + seg
-        return self._flat_coef[flat] * quantities, self._flat_lut[flat]
+        """kg CO2e of each sample and the index of its row in `rows` (-1 and NaN for unusable meters).
+
+        A batch within one validity segment (live data) costs two gathers and a multiply; a batch across
+        segments adds a day number per sample and one lookup in a per-day table (no binary search).
+        """
+        seg = self.batch_segment(timestamps)
+        if seg is not None:
+            n = self.lut.shape[0]
+            coef = self._flat_coef[seg * n:(seg + 1) * n].take(meter_idx)
+            coef *= quantities
+            return coef, self._flat_lut[seg * n:(seg + 1) * n].take(meter_idx)
+        flat = self._day_offset.take(self._day_numbers(timestamps), mode="clip")
+        flat += meter_idx
+        return self._flat_coef.take(flat) * quantities, self._flat_lut.take(flat)
+
+    def _day_numbers(self, timestamps: npt.NDArray[np.generic]) -> npt.NDArray[np.intp]:
+        """Days since the table's first day (floor, UTC) of each timestamp."""
+        if timestamps.dtype.kind == "M":
+            unit, count = np.datetime_data(timestamps.dtype)
+            if unit not in _PER_DAY or _PER_DAY[unit] % count:
+                raise ValueError(f"timestamps of dtype {timestamps.dtype} are not supported; use s, ms, us or ns")
+            per_day = _PER_DAY[unit] // count
+            days: npt.NDArray[np.intp] = timestamps.view(np.int64) // per_day
+        else:
+            days = np.floor_divide(timestamps, 86_400).astype(np.intp)
+        if self._day0:
+            days -= self._day0
+        return days
 
 
 def _row(rec: Recipe) -> TableRow:
