@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -171,7 +171,7 @@ class FactorTable:
     def _day_numbers(self, timestamps: npt.NDArray[np.generic]) -> npt.NDArray[np.intp]:
         """Days since the table's first day (floor, UTC) of each timestamp."""
         if timestamps.dtype.kind == "M":
-            unit, count = np.datetime_data(timestamps.dtype)
+            unit, count = np.datetime_data(cast(Any, timestamps.dtype))
             if unit not in _PER_DAY or _PER_DAY[unit] % count:
                 raise ValueError(f"timestamps of dtype {timestamps.dtype} are not supported; use s, ms, us or ns")
             per_day = _PER_DAY[unit] // count
