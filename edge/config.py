@@ -157,6 +157,7 @@ class MqttSettings(BaseModel):
     cert_file: Path | None = Field(default=None, description="client certificate (TLS client auth)")
     key_file: Path | None = None
     keepalive_s: int = Field(default=30, ge=5, le=3600)
+    reconnect_max_s: int = Field(default=30, ge=1, le=3600, description="cap of the reconnect backoff")
     client_id: str | None = None
 
     @field_validator("url")

@@ -79,7 +79,7 @@ class Publisher:
                         qos=1, retain=True)
         client.max_inflight_messages_set(self.window + 8)  # status messages come on top of the window
         client.max_queued_messages_set(0)
-        client.reconnect_delay_set(1, 30)
+        client.reconnect_delay_set(1, max(1, self.settings.reconnect_max_s))
         gen = self.generation
         client.on_connect = lambda c, u, f, rc, p: self._call(self._connected, gen, rc)
         client.on_disconnect = lambda c, u, f, rc, p: self._call(self._disconnected, gen, rc)

@@ -52,12 +52,18 @@ class Collector:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}",
                                   protocol=mqtt.MQTTv311)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"carbonwatch/v1/{site}/#", qos=1)
-        self.client.on_subscribe = lambda c, u, mid, rcs, p: self._subscribed.set()
+        self.subscriptions = 0  # one more after each (re)connection
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self._on_subscribe()
+        self.client.reconnect_delay_set(1, 2)
         self.client.on_message = self._on_message
         self.client.connect_async(parts.hostname or "127.0.0.1", parts.port or 1883)
         self.client.loop_start()
         if not self._subscribed.wait(10):
             raise AssertionError(f"collector could not subscribe on {url}")
+
+    def _on_subscribe(self) -> None:
+        self.subscriptions += 1
+        self._subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         with self._lock:

@@ -1,0 +1,141 @@
+"""Store-and-forward: the broker stops, the agent (a real `carbonwatch edge` process) is killed -9 during the
+outage; once both are back every reading arrives (per meter, no sequence gaps) and the energy adds up to the
+simulator's truth. Then SIGTERM stops the agent cleanly, saying offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploy.services import Mosquitto, free_port
+from simulators.plant import SimulatedPlant
+from tests.edge.helpers import Collector, eventually, unique_site
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+METERS = {"p1": 1, "p2": 2, "p3": 3}
+
+
+def toml_plant(site: str, port: int, mqtt_url: str, state_dir: Path) -> str:
+    meters = "".join(
+        f'[[meters]]\nid = "{m}"\narea = "press"\ncarrier = "electricity"\ngateway = "gw1"\nunit_id = {u}\n'
+        f'map = "schneider_pm5000"\ninterval_s = 0.1\nmax_power_kw = 500.0\n'
+        f'sim = {{ profile = "continuous", base_kw = {50 * u}.0, peak_kw = {80 * u}.0 }}\n\n'
+        for m, u in METERS.items())
+    return (f'[site]\nid = "{site}"\nregion = "CN"\ntimezone = "UTC"\nstart = 2026-01-01T00:00:00Z\n\n'
+            f'[[gateways]]\nid = "gw1"\nkind = "modbus_tcp"\nhost = "127.0.0.1"\nport = {port}\n\n{meters}'
+            f'[simulator]\nseed = 5\nacceleration = 60.0\nstart = 2026-03-02T05:50:00Z\n'
+            f'control_url = "http://127.0.0.1:{free_port()}"\n\n'
+            f'[mqtt]\nurl = "{mqtt_url}"\n\n'
+            f'[edge]\nagent = "edge-outage"\nstate_dir = "{state_dir}"\npublish_window = 16\n')
+
+
+class AgentProcess:
+    """`python -m deploy.cli edge --config FILE`, as it runs in production."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.log = log.open("ab")
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self.proc = subprocess.Popen([sys.executable, "-m", "deploy.cli", "edge", "--config", str(config)],
+                                     stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                     cwd=REPO)
+
+    def kill9(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+        self.log.close()
+
+    def terminate(self) -> tuple[int, float]:
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(10)
+        self.log.close()
+        return code, time.monotonic() - t0
+
+
+def spooled(state_dir: Path) -> dict[str, list[int]]:
+    with sqlite3.connect(state_dir / "edge.sqlite") as db:
+        rows = db.execute("SELECT meter, seq FROM spool ORDER BY id").fetchall()
+    out: dict[str, list[int]] = {}
+    for meter, seq in rows:
+        out.setdefault(meter, []).append(seq)
+    return out
+
+
+def energy_samples(collector: Collector, meter: str) -> list[Any]:
+    unique = {m.seq: m for m in collector.messages(meter)}  # QoS 1 may repeat a message: same seq
+    return [s for seq in sorted(unique) for s in unique[seq].samples if s.quantity == "active_energy_import"]
+
+
+async def test_broker_outage_and_kill9_lose_nothing(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    site = unique_site()
+    state_dir = tmp_path / "state"
+    cfg = tmp_path / "plant.toml"
+    cfg.write_text(toml_plant(site, free_port(), mosquitto.url, state_dir))
+    sim = SimulatedPlant.from_file(cfg, paused=True, serve_control=False)
+    await sim.start()
+    collector = Collector(mosquitto.url, site)
+    agent: AgentProcess | None = None
+    try:
+        start = {m: t["counters"]["active_energy_import"] for m, t in sim.truth()["meters"].items()}
+        agent = AgentProcess(cfg, tmp_path / "agent.log")
+        await eventually(lambda: all(collector.messages(m) for m in METERS), 30, "a baseline of every meter")
+        sim.resume()
+        await eventually(lambda: all(len(collector.messages(m)) >= 10 for m in METERS), 30, "readings flowing")
+
+        await asyncio.to_thread(mosquitto.stop)  # the outage begins
+        delivered_before = {m: len(collector.messages(m)) for m in METERS}
+        await eventually(lambda: sum(len(v) for v in spooled(state_dir).values()) >= 90, 30,
+                         "readings piling up in the spool")
+        agent.kill9()  # and the agent dies during it
+        agent = None
+        in_spool = spooled(state_dir)
+        assert all(in_spool.get(m) for m in METERS), in_spool
+
+        await asyncio.to_thread(mosquitto.start)
+        subscribed = collector.subscriptions
+        await eventually(lambda: collector.subscriptions > subscribed, 30, "the collector back on the broker")
+        agent = AgentProcess(cfg, tmp_path / "agent.log")
+        await eventually(lambda: all(max(m.seq for m in collector.messages(meter)) > max(in_spool[meter]) + 5
+                                     for meter in METERS), 30, "fresh readings after the restart")
+        truth = sim.pause()["meters"]
+        finals = {m: truth[m]["counters"]["active_energy_import"]["value"] for m in METERS}
+        await eventually(lambda: all(energy_samples(collector, m)[-1].value == finals[m] for m in METERS), 30,
+                         "every meter's final counter delivered")
+        code, took_s = agent.terminate()
+        agent = None
+        assert code == 0
+        assert took_s < 3.0
+        await eventually(lambda: collector.statuses()[-1]["status"] == "offline", 10, "offline status")
+    finally:
+        if agent is not None:
+            agent.kill9()
+        collector.close()
+        await sim.stop()
+
+    for meter in METERS:
+        seqs = [m.seq for m in collector.messages(meter)]
+        assert sorted(set(seqs)) == list(range(max(seqs) + 1)), f"{meter}: a sequence number is missing"
+        # the backlog was replayed in its own order
+        backlog = [s for s in seqs if s in set(in_spool[meter])]
+        first_seen = list(dict.fromkeys(backlog))
+        assert first_seen == sorted(first_seen), f"{meter}: backlog out of order"
+        assert delivered_before[meter] < len(set(seqs))
+        samples = energy_samples(collector, meter)
+        assert samples[0].flags == ("first",) and sum(1 for s in samples if s.flags == ("first",)) == 1
+        produced = truth[meter]["counters"]["active_energy_import"]["produced"] - start[meter]["produced"]
+        assert samples[0].value == start[meter]["value"]
+        assert sum(s.delta or 0 for s in samples) == produced, f"{meter}: energy lost or counted twice"
+    log = (tmp_path / "agent.log").read_text()
+    assert "Traceback" not in log, log[-3000:]
