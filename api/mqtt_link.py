@@ -45,6 +45,7 @@ class MqttLink:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_msg
+        self.client.on_connect_fail = self._on_connect_fail
 
     def start(self) -> None:
         """Connect in the background: a broker that is not there yet is retried, never fatal."""
@@ -65,6 +66,9 @@ class MqttLink:
         self.connected.set()
         self.last_error = None
         client.subscribe(self.topic_filter, qos=1)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self.last_error = f"cannot connect to {self.settings.effective_url}; retrying"
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
         if all(not r.is_failure for r in reasons):

@@ -22,6 +22,7 @@ class Status(BaseModel):
     site: str
     mqtt_url: str
     mqtt_connected: bool
+    mqtt_subscribed: bool
     mqtt_error: str | None
     messages: int
     bad_messages: int
@@ -41,7 +42,8 @@ def status(request: Request, settings: SettingsDep, engine: EngineDep, key: View
     hub: Hub = request.app.state.hub
     c = engine.counters
     return Status(site=settings.plant.site.id, mqtt_url=settings.mqtt.effective_url,
-                  mqtt_connected=bool(link and link.connected.is_set()), mqtt_error=link.last_error if link else None,
+                  mqtt_connected=bool(link and link.connected.is_set()),
+                  mqtt_subscribed=bool(link and link.subscribed.is_set()), mqtt_error=link.last_error if link else None,
                   messages=c.messages, bad_messages=c.bad_messages, rules=len(engine.rules),
                   open_alerts=len(engine.open), stream_subscribers=len(hub.subscribers))
 
