@@ -22,9 +22,12 @@ if [ -n "$need" ]; then
   # shellcheck disable=SC2086
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null
 fi
-if [ -f tests/node/package.json ]; then
-  (cd tests/node && npm install --no-audit --no-fund --silent >/dev/null)
-fi
+# node-opcua (independent OPC UA implementation for interop tests), pinned by the committed lockfiles
+for dir in tests/*/node; do
+  if [ -f "$dir/package-lock.json" ]; then
+    npm ci --prefix "$dir" --no-audit --no-fund --silent >/dev/null
+  fi
+done
 
 mkdir -p var
 ENV_FILE=var/test-services.env
