@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from calc import topics
 from calc.schema import ReadingMessage, encode
-from edge.config import EdgeConfig, MeterDevice
+from edge.config import EdgeConfig, MeterDevice, OpcUaGateway
 from edge.drivers import Driver, make_driver
 from edge.publisher import Publisher
 from edge.readings import MeterState, MeterTracker, Poll
@@ -67,7 +67,7 @@ class Agent:
         self._acked: list[int] = []
         self.lanes = Lanes()
         self.meters = {m.id: m for m in config.meters}
-        self.trackers = {m.id: MeterTracker(m.id, m.stuck_after, m.max_power_kw) for m in config.meters}
+        self.trackers = {m.id: MeterTracker(m.id, m.stuck_after, m.max_power_kw, self._skew(m)) for m in config.meters}
         self.states: dict[str, MeterState] = {}
         self.seqs: dict[str, int] = {}
         self.topics = {m.id: topics.reading(self.site, m.area, m.id) for m in config.meters}
@@ -80,6 +80,10 @@ class Agent:
         self.acknowledged = 0
         self.ready = asyncio.Event()
         self._reconnected = False
+
+    def _skew(self, meter: MeterDevice) -> float:
+        gateway = self.config.gateway(meter.gateway)
+        return gateway.max_clock_skew_s if isinstance(gateway, OpcUaGateway) else 300.0
 
     async def _in_db(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
@@ -218,7 +222,8 @@ class Agent:
             async with AsyncExitStack() as stack:
                 drivers: dict[str, Driver] = {}
                 for gw in self.config.gateways:
-                    drivers[gw.id] = await stack.enter_async_context(make_driver(gw))
+                    behind = [m for m in self.config.meters if m.gateway == gw.id]
+                    drivers[gw.id] = await stack.enter_async_context(make_driver(gw, behind))
                 writer = asyncio.create_task(self._writer(), name="edge-writer")
                 tasks += [asyncio.create_task(self._pump(), name="edge-pump"),
                           asyncio.create_task(self._status(), name="edge-status")]

@@ -78,6 +78,10 @@ class OpcUaGateway(_Gateway):
     mode: Literal["subscribe", "poll"] = "subscribe"
     publishing_interval_s: float = Field(default=0.5, gt=0, le=3600)
     timeout_s: float = Field(default=4.0, gt=0, le=60)
+    timestamps: Literal["source", "agent"] = Field(
+        default="source", description="stamp samples with the server's SourceTimestamp or the agent's poll time")
+    max_clock_skew_s: float = Field(default=300.0, gt=0, description="a source time further off is flagged "
+                                    "`clock` and replaced by the agent's time")
 
     @property
     def url(self) -> str:
@@ -133,7 +137,8 @@ class MeterDevice(BaseModel):
             if self.pulse_m3 is None:
                 raise ValueError(f"map {self.map!r} needs pulse_m3 (m3 per pulse)")
             base = tuple(p.model_copy(update={"scale": self.pulse_m3}) for p in base)
-        self._points = base + self.points
+        self._points = tuple(p.model_copy(update={"node": p.node.replace("{meter}", self.id)})
+                             if p.node and "{meter}" in p.node else p for p in base + self.points)
         quantities = [p.quantity for p in self.all_points]
         dupes = sorted({q for q in quantities if quantities.count(q) > 1})
         if dupes:

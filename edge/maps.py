@@ -57,11 +57,36 @@ ADAM6051_COUNTER: tuple[Point, ...] = (
           word_order="little", counter_width=32, not_available=0xFFFFFFFF),
 )
 
+# The simulators' OPC UA flow computers (simulators/opcua.py): variables under Objects/Meters/<meter id>,
+# node ids `s=<meter id>.<Name>` in namespace urn:carbonwatch:simulators (its index is looked up by URI at
+# connect time). `{meter}` in a node id is replaced by the meter's id.
+SIM_NS = "urn:carbonwatch:simulators"
+
+
+def _node(name: str) -> str:
+    return f"nsu={SIM_NS};s={{meter}}.{name}"
+
+
+OPCUA_GAS: tuple[Point, ...] = (
+    Point(quantity="volume_flow", unit="m**3/h", node=_node("Flow")),
+    Point(quantity="volume", unit="m**3", kind="counter", node=_node("Totaliser")),
+    Point(quantity="pressure", unit="bar", node=_node("Pressure")),
+    Point(quantity="temperature", unit="degC", node=_node("Temperature")),
+)
+OPCUA_STEAM: tuple[Point, ...] = (
+    Point(quantity="mass_flow", unit="kg/h", node=_node("Flow")),
+    Point(quantity="mass", unit="kg", kind="counter", node=_node("Totaliser")),
+    Point(quantity="pressure", unit="bar", node=_node("Pressure")),
+    Point(quantity="temperature", unit="degC", node=_node("Temperature")),
+)
+
 TEMPLATES: dict[str, tuple[Point, ...]] = {
     "schneider_pm5000": SCHNEIDER_PM5000,
     "eastron_sdm630": SDM630,
     "sdm630": SDM630,
     "adam6051_counter": ADAM6051_COUNTER,
+    "opcua_gas": OPCUA_GAS,
+    "opcua_steam": OPCUA_STEAM,
 }
 #: templates whose scale is the meter's pulse weight (`pulse_m3`)
 PULSE_TEMPLATES = frozenset({"adam6051_counter"})

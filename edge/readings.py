@@ -61,10 +61,12 @@ def _resolution(point: Point, value: float) -> float:
 class MeterTracker:
     """Per meter: the counter arithmetic and quality rules; one tracker per meter, fed in poll order."""
 
-    def __init__(self, meter_id: str, stuck_after: int = 3, max_power_kw: float | None = None) -> None:
+    def __init__(self, meter_id: str, stuck_after: int = 3, max_power_kw: float | None = None,
+                 max_clock_skew_s: float = 300.0) -> None:
         self.meter_id = meter_id
         self.stuck_after = stuck_after
         self.max_power_kw = max_power_kw
+        self.max_clock_skew_s = max_clock_skew_s
         self._rates: dict[str, tuple[Point, float] | None] = {}
 
     def _rate_of(self, counter: Point, values: tuple[PointValue, ...]) -> float | None:
@@ -93,11 +95,22 @@ class MeterTracker:
         new_state = dict(state)
         for pv in poll.values:
             point = pv.point
-            ts = pv.source_ts or poll.ts
+            ts, skew = poll.ts, None
+            if pv.source_ts is not None:
+                off_s = (pv.source_ts - poll.ts).total_seconds()
+                if abs(off_s) <= self.max_clock_skew_s:
+                    ts = pv.source_ts
+                else:  # the device's clock is not to be trusted: keep the agent's time, say so
+                    skew = f"clock: source time {off_s:+.0f} s off the agent's; agent time used"
             if point.kind != "counter":
-                samples.append(self._gauge(pv, ts))
-                continue
-            sample, counter_state = self._counter(pv, ts, state.get(point.quantity), poll.values)
+                sample, counter_state = self._gauge(pv, ts), None
+            else:
+                sample, counter_state = self._counter(pv, ts, state.get(point.quantity), poll.values)
+            if skew is not None:
+                sample = sample.model_copy(update={
+                    "flags": (*sample.flags, Flag.CLOCK),
+                    "quality": Quality.BAD if sample.quality == Quality.BAD else Quality.UNCERTAIN,
+                    "reason": "; ".join(r for r in (sample.reason, skew) if r)[:200]})
             samples.append(sample)
             if counter_state is not None:
                 new_state[point.quantity] = counter_state

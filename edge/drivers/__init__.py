@@ -7,7 +7,7 @@ problem: a failed read becomes a bad-quality value with a reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -48,7 +48,7 @@ def bad_values(meter: MeterDevice, reason: str, quality: Quality = Quality.BAD) 
     return [PointValue(p, None, quality, reason) for p in meter.all_points]
 
 
-def _modbus(gateway: Gateway) -> Driver:
+def _modbus(gateway: Gateway, meters: Sequence[MeterDevice]) -> Driver:
     from edge.config import OpcUaGateway
     from edge.drivers.modbus.driver import ModbusDriver
 
@@ -56,17 +56,17 @@ def _modbus(gateway: Gateway) -> Driver:
     return ModbusDriver(gateway)
 
 
-def _opcua(gateway: Gateway) -> Driver:
+def _opcua(gateway: Gateway, meters: Sequence[MeterDevice]) -> Driver:
     from edge.config import OpcUaGateway
     from edge.drivers.opcua.driver import OpcUaDriver
 
     assert isinstance(gateway, OpcUaGateway)
-    driver: Driver = OpcUaDriver(gateway)
+    driver: Driver = OpcUaDriver(gateway, meters)
     return driver
 
 
 #: gateway kind -> driver factory (imports happen on use: an agent without OPC UA never loads asyncua)
-DRIVERS: dict[str, Callable[[Gateway], Driver]] = {
+DRIVERS: dict[str, Callable[[Gateway, Sequence[MeterDevice]], Driver]] = {
     "modbus_tcp": _modbus,
     "modbus_rtu_tcp": _modbus,
     "modbus_rtu": _modbus,
@@ -74,5 +74,6 @@ DRIVERS: dict[str, Callable[[Gateway], Driver]] = {
 }
 
 
-def make_driver(gateway: Gateway) -> Driver:
-    return DRIVERS[gateway.kind](gateway)
+def make_driver(gateway: Gateway, meters: Sequence[MeterDevice]) -> Driver:
+    """The driver for a gateway; `meters` are the meters behind it (an OPC UA driver subscribes to them)."""
+    return DRIVERS[gateway.kind](gateway, meters)

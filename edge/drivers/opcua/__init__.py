@@ -1,0 +1,1 @@
+"""OPC UA driver: subscriptions, polling fallback, reconnect and re-subscribe."""
