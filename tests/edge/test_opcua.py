@@ -148,7 +148,7 @@ async def test_subscription_survives_a_server_restart(served: tuple[SimulatedPla
     # values flow again through the new subscription, and they keep up with the plant
     await eventually(lambda: driver.handler is not None and driver.handler.notifications > before + 4, 15,
                      "notifications after the restart")
-    truth, got = await settled_read(sim, driver)
+    _, got = await settled_read(sim, driver)
     assert got["boiler-gas"]["volume"].quality == Quality.GOOD
 
 
@@ -166,5 +166,5 @@ async def test_basic256sha256_sign_and_encrypt_with_user_and_password(
         served: tuple[SimulatedPlant, OpcUaDriver]) -> None:
     sim, driver = served
     assert driver.gateway.security_policy == "Basic256Sha256"
-    truth, got = await settled_read(sim, driver)
+    _, got = await settled_read(sim, driver)
     assert got["boiler-gas"]["volume"].quality == Quality.GOOD
