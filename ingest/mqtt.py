@@ -21,6 +21,8 @@ from paho.mqtt.properties import Properties
 
 from ingest.config import MqttSettings
 
+V5_PROBE_S = 2.0  # with protocol "auto": how long to wait for an MQTT 5 CONNACK before trying 3.1.1
+
 
 class MqttError(RuntimeError):
     """The broker could not be reached or refused us."""
@@ -99,9 +101,15 @@ class Subscriber:
                     raise MqttError(self.last_error) from exc
                 time.sleep(0.2)
         self.client.loop_start()
+        v5_deadline = time.monotonic() + V5_PROBE_S
         while not self.subscribed.wait(0.05):
-            if self._refused_protocol and self.settings.protocol == "auto" and self.protocol == mqtt.MQTTv5:
+            # amqtt answers an MQTT 5 CONNECT with "unsupported protocol", or not at all: fall back to 3.1.1
+            no_v5 = self._refused_protocol or (self.generation == 0 and time.monotonic() > v5_deadline)
+            if no_v5 and self.settings.protocol == "auto" and self.protocol == mqtt.MQTTv5:
                 self.client.loop_stop()
+                sock = self.client.socket()
+                if sock is not None:
+                    sock.close()
                 self.protocol = mqtt.MQTTv311
                 self._refused_protocol = False
                 self.client = self._make_client()

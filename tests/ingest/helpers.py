@@ -25,6 +25,7 @@ METERS = {"press-1": "pressing", "press-2": "pressing", "paint-oven": "painting"
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 T = TypeVar("T")
+RUNNING: list[subprocess.Popen[bytes]] = []  # reaped by tests/ingest/conftest.py after each test
 
 PLANT = """
 [site]
@@ -152,6 +153,7 @@ class IngestProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "deploy.cli", "ingest", "--config", str(self.config)],
                                      cwd=self.cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         proc = self.proc
+        RUNNING.append(proc)
         wait_for(lambda: self.metrics.exists() or proc.poll() is not None, timeout_s, "ingest to subscribe")
         if proc.poll() is not None:
             raise AssertionError(f"ingest exited with {proc.returncode}: {self.output()}")
