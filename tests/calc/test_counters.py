@@ -76,10 +76,12 @@ class Meter:
     value: int
     t: float = 0.0
     truth: int = 0
+    wrapped: bool = False  # the last consumption went past the register's top
     readings: list[tuple[int, float]] = field(default_factory=list)
 
     def consume(self, data: st.DataObject, dt: float) -> None:
         used = data.draw(st.integers(0, int(self.rate * dt)))
+        self.wrapped = self.value + used >= self.modulus
         self.value = (self.value + used) % self.modulus
         self.truth += used
         self.t += dt
@@ -111,9 +113,16 @@ def sequences(draw: st.DrawFn, with_rate_limit: bool) -> tuple[CounterPolicy, Me
         # rate limit a wrap is at most `margin` long; without one, under a quarter of the range.
         top = meter.modulus - margin if with_rate_limit else 3 * meter.modulus // 4 - margin
         safe = margin < meter.value < top
+        # Known limit, documented in calc.counters: a glitch within one reading of a wrap is not resolved
+        # (the wrap is itself held for confirmation, and one pending reading is all the tracker keeps).
+        clear = not meter.wrapped and meter.value < meter.modulus - margin
         if kind == "gap":
             meter.consume(data, draw(st.floats(5, 60)))
             meter.read()
+        elif kind in ("zero", "back", "spike") and not clear:
+            meter.consume(data, 1.0)
+            meter.read()
+            continue
         elif kind == "zero":
             meter.consume(data, 1.0)
             meter.read(0)
