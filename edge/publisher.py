@@ -25,6 +25,7 @@ from edge.config import MqttSettings
 log = logging.getLogger(__name__)
 
 UNSUPPORTED_PROTOCOL = (132, 1)  # MQTT 5 reason code, MQTT 3.1.1 CONNACK return code
+HANDSHAKE_TIMEOUT_S = 3.0  # a socket that gets no CONNACK to MQTT 5 in this time: try 3.1.1
 
 
 def status_payload(status: str, site: str, agent: str, **extra: Any) -> bytes:
@@ -53,6 +54,8 @@ class Publisher:
         self._client: mqtt.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._switching = False
+        self._handshake_failures = 0  # connections closed before any CONNACK, while speaking MQTT 5
+        self._watch: asyncio.Task[None] | None = None
         self.status_extra: Callable[[], dict[str, Any]] = dict
 
     @property
@@ -97,6 +100,26 @@ class Publisher:
         host, port, _ = self.settings.host_port_tls
         self._client.connect_async(host, port, keepalive=self.settings.keepalive_s)
         self._client.loop_start()
+        if self.protocol == mqtt.MQTTv5 and self._watch is None:
+            self._watch = self._loop.create_task(self._watch_handshake(), name="mqtt-handshake-watch")
+
+    async def _watch_handshake(self) -> None:
+        """Some 3.1.1-only brokers (amqtt) neither answer nor close on an MQTT 5 CONNECT: the socket is up
+        and no CONNACK comes. Then fall back to 3.1.1 instead of waiting for the keep-alive to expire."""
+        since: float | None = None
+        loop = asyncio.get_running_loop()
+        while self.protocol == mqtt.MQTTv5:
+            await asyncio.sleep(0.25)
+            client = self._client
+            if client is None or self.connected or client.socket() is None:
+                since = None
+                continue
+            since = since if since is not None else loop.time()
+            if loop.time() - since >= HANDSHAKE_TIMEOUT_S and not self._switching:
+                log.info("no CONNACK to MQTT 5 within %.0f s", HANDSHAKE_TIMEOUT_S)
+                self._switching = True
+                await self._fall_back()
+        self._watch = None
 
     def _connected(self, gen: int, rc: ReasonCode) -> None:
         if gen != self.generation:
@@ -110,6 +133,7 @@ class Publisher:
                 log.warning("MQTT connection refused: %s", rc)
             return
         self.connected = True
+        self._handshake_failures = 0
         self.last_error = None
         log.info("connected to %s (MQTT %s)", self.settings.effective_url, self.protocol_name)
         self.publish_status("online")
@@ -123,6 +147,12 @@ class Publisher:
         if was:
             log.warning("disconnected from broker: %s", rc)
             self._on_connection(False)
+        elif self.protocol == mqtt.MQTTv5 and not self._switching:
+            # Some 3.1.1-only brokers (amqtt) cannot parse an MQTT 5 CONNECT and just close the socket.
+            self._handshake_failures += 1
+            if self._handshake_failures >= 2:
+                self._switching = True
+                asyncio.get_running_loop().create_task(self._fall_back(), name="mqtt-fallback-3.1.1")
 
     async def _fall_back(self) -> None:
         """The broker speaks only MQTT 3.1.1: replace the client (its unacknowledged messages go with it)."""
@@ -154,6 +184,9 @@ class Publisher:
 
     async def stop(self, timeout_s: float = 1.5) -> None:
         """Say offline (retained), wait briefly for the broker's acknowledgement, disconnect."""
+        watch, self._watch = self._watch, None
+        if watch is not None and watch is not asyncio.current_task():
+            watch.cancel()
         client, self._client = self._client, None
         if client is None:
             return

@@ -41,7 +41,8 @@ async def eventually(condition: Callable[[], bool], timeout_s: float = 15.0, wha
 class Collector:
     """Subscribes to everything under one site and keeps decoded reading messages and status payloads."""
 
-    def __init__(self, url: str, site: str) -> None:
+    def __init__(self, url: str, site: str, username: str | None = None, password: str | None = None,
+                 ca_file: Path | None = None, cert_file: Path | None = None, key_file: Path | None = None) -> None:
         parts = urlsplit(url)
         self.site = site
         self.readings: list[tuple[str, ReadingMessage]] = []
@@ -55,8 +56,14 @@ class Collector:
         self.subscriptions = 0  # one more after each (re)connection
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self._on_subscribe()
         self.client.reconnect_delay_set(1, 2)
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        if ca_file is not None:
+            self.client.tls_set(ca_certs=str(ca_file), certfile=str(cert_file) if cert_file else None,
+                                keyfile=str(key_file) if key_file else None)
         self.client.on_message = self._on_message
-        self.client.connect_async(parts.hostname or "127.0.0.1", parts.port or 1883)
+        self.client.connect_async(parts.hostname or "127.0.0.1",
+                                  parts.port or (8883 if parts.scheme == "mqtts" else 1883))
         self.client.loop_start()
         if not self._subscribed.wait(10):
             raise AssertionError(f"collector could not subscribe on {url}")
