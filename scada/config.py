@@ -1,0 +1,208 @@
+"""The [scada] section of the plant file (pydantic): which servers run (OPC UA, Sparkplug B, Modbus TCP), where they
+listen (loopback by default), who may log in, and what the service reads of [mqtt], [store] and [api].
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from calc.plant import Plant, PlantError, describe_errors, parse_plant
+
+DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
+LOOPBACK = "127.0.0.1"
+Policy = Literal["None", "Basic256Sha256_Sign", "Basic256Sha256_SignAndEncrypt"]
+_ID = r"^[A-Za-z0-9_.\-]+$"
+
+
+class ConfigError(ValueError):
+    """A plant file whose [scada] section (or what it reads of [mqtt]) does not validate: file, key path, why."""
+
+
+class MqttSettings(BaseModel):
+    """What SCADA reads of [mqtt]: the broker URL and how to log in (the section is owned by the wiring)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    url: str = ""
+    username: str | None = None
+    password: str | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    tls_insecure: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        if not url:
+            return url
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
+            raise ValueError(f"must look like mqtt://host:port or mqtts://host:port, got {url!r}")
+        try:
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError(f"bad port in {url!r}") from exc
+        return url
+
+    @property
+    def effective_url(self) -> str:
+        return self.url or DEFAULT_MQTT_URL
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.effective_url).scheme in ("mqtts", "ssl")
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.effective_url).hostname or LOOPBACK
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.effective_url).port or (8883 if self.tls else 1883)
+
+    @property
+    def login(self) -> tuple[str, str | None] | None:
+        parts = urlsplit(self.effective_url)
+        user = self.username or parts.username
+        if not user:
+            return None
+        return user, self.password if self.password is not None else parts.password
+
+
+class OpcUaUser(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    username: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=8, max_length=256)
+
+
+class OpcUaSettings(BaseModel):
+    """[scada.opcua]: the OPC UA server. Policy None and anonymous log-in are off unless listed/enabled."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = False
+    host: str = LOOPBACK
+    port: int = Field(default=4840, ge=0, le=65535)
+    path: str = Field(default="/carbonwatch", pattern=r"^/[A-Za-z0-9_.\-/]*$")
+    namespace: str = "urn:carbonwatch:scada"
+    security: tuple[Policy, ...] = Field(default=("Basic256Sha256_SignAndEncrypt", "Basic256Sha256_Sign"),
+                                         min_length=1)
+    allow_anonymous: bool = False
+    users: tuple[OpcUaUser, ...] = ()
+    cert_dir: str = Field(default="var/scada-opcua", description="server certificate and key (made when missing)")
+
+    @model_validator(mode="after")
+    def _login_possible(self) -> OpcUaSettings:
+        if self.enabled and not self.allow_anonymous and not self.users:
+            raise ValueError("no way to log in: add users = [{ username = ..., password = ... }] "
+                             "or set allow_anonymous = true")
+        return self
+
+    def endpoint(self, port: int | None = None) -> str:
+        return f"opc.tcp://{self.host}:{port or self.port}{self.path}"
+
+
+class SparkplugSettings(BaseModel):
+    """[scada.sparkplug]: carbonwatch as a Sparkplug B edge node on the [mqtt] broker."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = False
+    group_id: str = Field(default="carbonwatch", pattern=_ID)
+    edge_node_id: str | None = Field(default=None, pattern=_ID, description="default: the site id")
+    client_id: str | None = Field(default=None, max_length=128)
+    state_file: str = Field(default="var/scada-sparkplug.json", description="keeps bdSeq across restarts")
+
+
+class ModbusSettings(BaseModel):
+    """[scada.modbus]: the Modbus TCP server with the register map of docs/scada.md."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = False
+    host: str = LOOPBACK
+    port: int = Field(default=5502, ge=0, le=65535)
+    unit_id: int = Field(default=1, ge=1, le=247)
+
+
+class ScadaSection(BaseModel):
+    """The [scada] section of the plant file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    refresh_s: float = Field(default=5.0, gt=0, le=3600,
+                             description="recompute from the store and the API database at least this often")
+    min_interval_s: float = Field(default=0.2, ge=0, le=60,
+                                  description="at most one recompute per this interval when messages stream in")
+    stale_after_s: float = Field(default=60.0, gt=0, description="a figure not updated this long is Uncertain")
+    api_db: str | None = Field(default=None, description="the API database (allowances, offsets, alerts); "
+                               "default: [api] db_path, else var/api.sqlite")
+    client_id: str | None = Field(default=None, max_length=128, description="MQTT client id of the live feed")
+    opcua: OpcUaSettings = OpcUaSettings()
+    sparkplug: SparkplugSettings = SparkplugSettings()
+    modbus: ModbusSettings = ModbusSettings()
+
+
+class ScadaConfig(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    source: str
+    base_dir: Path
+    data: dict[str, Any]
+    plant: Plant
+    mqtt: MqttSettings
+    scada: ScadaSection
+
+    def resolve(self, name: str) -> Path:
+        path = Path(name)
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def api_db_path(self) -> Path:
+        api = self.data.get("api", {})
+        default = api.get("db_path", "var/api.sqlite") if isinstance(api, dict) else "var/api.sqlite"
+        return self.resolve(self.scada.api_db or str(default))
+
+    @property
+    def site(self) -> str:
+        return self.plant.site.id
+
+
+def _section(model: type[BaseModel], data: dict[str, Any], key: str, source: str) -> Any:
+    try:
+        return model.model_validate(data.get(key, {}))
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(source, exc).replace(f"{source}: ", f"{source}: {key}.")) from exc
+
+
+def config_from_data(data: dict[str, Any], base_dir: Path, source: str = "<plant>",
+                     mqtt_url: str | None = None) -> ScadaConfig:
+    try:
+        plant = parse_plant(data, source)
+    except PlantError as exc:
+        raise ConfigError(str(exc)) from exc
+    mqtt: MqttSettings = _section(MqttSettings, data, "mqtt", source)
+    if mqtt_url:
+        mqtt = _section(MqttSettings, {"mqtt": {**mqtt.model_dump(), "url": mqtt_url}}, "mqtt", "--mqtt-url")
+    scada: ScadaSection = _section(ScadaSection, data, "scada", source)
+    return ScadaConfig(source=source, base_dir=base_dir, data=data, plant=plant, mqtt=mqtt, scada=scada)
+
+
+def load_config(path: Path, mqtt_url: str | None = None, base_dir: Path | None = None) -> ScadaConfig:
+    """Read and validate a plant file; relative paths are taken against `base_dir` (default: the working
+    directory, as ingest and the API do, so all three find the same store and database)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return config_from_data(data, base_dir or Path.cwd(), str(path), mqtt_url)

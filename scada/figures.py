@@ -1,0 +1,210 @@
+"""The figures SCADA serves for each boundary (site, area, meter), computed the way the API's /v1/balance does:
+today's and this month's CO2e from the store's totals, net of the site's offsets, the allowance remaining, the
+alert state, and the live CO2e rate from the derived stream. `compute` is pure; `collect` does the reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import IntEnum, StrEnum
+from zoneinfo import ZoneInfo
+
+from calc.plant import Plant
+from ingest.store.base import MeterTotal, StoreReader
+from scada.ledger import Allowance, Ledger, OpenAlert
+
+FIGURES = ("CO2eRate", "TodayCO2e", "MonthCO2e", "TodayNetBalance", "MonthNetBalance", "AllowanceRemaining")
+UNITS = {"CO2eRate": "kg/h", "TodayCO2e": "kg", "MonthCO2e": "kg", "TodayNetBalance": "kg",
+         "MonthNetBalance": "kg", "AllowanceRemaining": "kg"}
+
+
+class Kind(StrEnum):
+    SITE = "site"
+    AREA = "area"
+    METER = "meter"
+
+
+class Quality(StrEnum):
+    GOOD = "good"
+    UNCERTAIN = "uncertain"    # stale (no new data for stale_after_s) or last value kept after a read error
+    BAD = "bad"                # not known (no data yet, no allowance configured)
+
+
+class AlertState(IntEnum):
+    """Worst open alert of a boundary (also the Modbus register value)."""
+
+    NONE = 0
+    ACKNOWLEDGED = 1
+    FIRING = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Boundary:
+    kind: Kind
+    id: str
+    area: str | None = None      # the area of a meter
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind.value}:{self.id}"
+
+
+def boundaries(plant: Plant) -> list[Boundary]:
+    """Site first, then areas in order of first appearance, then meters in plant-file order (a stable order)."""
+    areas = list(dict.fromkeys(m.area for m in plant.meters))
+    return ([Boundary(Kind.SITE, plant.site.id)] + [Boundary(Kind.AREA, a) for a in areas]
+            + [Boundary(Kind.METER, m.id, m.area) for m in plant.meters])
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    value: float | None
+    ts: datetime | None
+    quality: Quality
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """What one boundary shows; `figures` is keyed by the names in FIGURES."""
+
+    boundary: Boundary
+    figures: Mapping[str, Figure]
+    alert_state: AlertState
+    active_alerts: int
+    alerts_ts: datetime | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    at: datetime
+    today_start: datetime
+    month_start: datetime
+    items: Mapping[str, Figures] = field(default_factory=dict)   # by boundary key
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MeterLive:
+    """What the derived stream told about a meter: the latest sample's time and its CO2e rate."""
+
+    last_ts: datetime | None
+    rate_kg_per_h: float | None
+
+
+def period_bounds(tz: str, now: datetime) -> tuple[datetime, datetime, datetime, datetime]:
+    """[today start, today end) and [month start, month end) in UTC, cut in the site's time zone (as api.periods)."""
+    local = now.astimezone(ZoneInfo(tz))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    first = midnight.replace(day=1)
+    after = first.replace(year=first.year + (first.month == 12), month=first.month % 12 + 1)
+    return (midnight.astimezone(UTC), (midnight + timedelta(days=1)).astimezone(UTC), first.astimezone(UTC),
+            after.astimezone(UTC))
+
+
+def _in(b: Boundary, meter: str, area: str) -> bool:
+    return b.kind is Kind.SITE or (b.kind is Kind.AREA and area == b.id) or (b.kind is Kind.METER and meter == b.id)
+
+
+def _scope(b: Boundary) -> tuple[str, str | None]:
+    return (b.kind.value, None) if b.kind is Kind.SITE else (b.kind.value, b.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """Everything `compute` needs, read at one moment."""
+
+    now: datetime
+    today: list[MeterTotal]
+    month: list[MeterTotal]
+    offsets_today_kg: float
+    offsets_month_kg: float
+    allowances: Mapping[str, tuple[Allowance, float]]    # boundary key -> (allowance, used kg up to now)
+    alerts: list[OpenAlert]
+    live: Mapping[str, MeterLive]
+    stored_last_ts: Mapping[str, datetime | None]        # meter -> latest stored sample time
+
+
+def compute(plant: Plant, inputs: Inputs, stale_after_s: float, version: int = 0) -> Snapshot:
+    """Figures of every boundary from one consistent set of inputs."""
+    now = inputs.now
+    t0, _, m0, _ = period_bounds(plant.site.timezone, now)
+    items: dict[str, Figures] = {}
+    stale = timedelta(seconds=stale_after_s)
+    for b in boundaries(plant):
+        members = [m for m in plant.meters if _in(b, m.id, m.area)]
+        seen = [ts for m in members for ts in (_last_ts(inputs, m.id),) if ts is not None]
+        last = max(seen) if seen else None
+        today = sum(t.co2e_kg for t in inputs.today if _in(b, t.meter, t.area))
+        month = sum(t.co2e_kg for t in inputs.month if _in(b, t.meter, t.area))
+        site = b.kind is Kind.SITE
+        off_today = inputs.offsets_today_kg if site else 0.0
+        off_month = inputs.offsets_month_kg if site else 0.0
+        totals_q = Quality.GOOD
+        rates = [inputs.live[m.id] for m in members if m.id in inputs.live and inputs.live[m.id].rate_kg_per_h
+                 is not None]
+        rate_ts = max((r.last_ts for r in rates if r.last_ts is not None), default=None)
+        if rates:
+            rate = Figure(sum(r.rate_kg_per_h or 0.0 for r in rates), rate_ts,
+                          Quality.GOOD if rate_ts is not None and now - rate_ts <= stale else Quality.UNCERTAIN)
+        else:
+            rate = Figure(None, None, Quality.BAD)
+        held = inputs.allowances.get(b.key)
+        allowance = (Figure(held[0].amount_kg - held[1], last, Quality.GOOD) if held is not None
+                     else Figure(None, None, Quality.BAD))
+        mine = [a for a in inputs.alerts if (a.scope, a.target if a.scope != "site" else None) == _scope(b)]
+        state = (AlertState.FIRING if any(a.state == "firing" for a in mine) else
+                 AlertState.ACKNOWLEDGED if mine else AlertState.NONE)
+        fired = [datetime.fromisoformat(a.fired_at) for a in mine]
+        items[b.key] = Figures(b, {
+            "CO2eRate": rate,
+            "TodayCO2e": Figure(today, last, totals_q),
+            "MonthCO2e": Figure(month, last, totals_q),
+            "TodayNetBalance": Figure(today - off_today, last, totals_q),
+            "MonthNetBalance": Figure(month - off_month, last, totals_q),
+            "AllowanceRemaining": allowance,
+        }, state, len(mine), max(fired) if fired else None)
+    return Snapshot(now, t0, m0, items, version)
+
+
+def _last_ts(inputs: Inputs, meter: str) -> datetime | None:
+    live = inputs.live.get(meter)
+    stored = inputs.stored_last_ts.get(meter)
+    candidates = [ts for ts in (live.last_ts if live else None, stored) if ts is not None]
+    return max(candidates) if candidates else None
+
+
+def collect(plant: Plant, store: StoreReader, ledger: Ledger, now: datetime, live: Mapping[str, MeterLive],
+            ) -> Inputs:
+    """Read the store and the API database as the API does for GET /v1/balance?period=today|month."""
+    site = plant.site.id
+    t0, t1, m0, m1 = period_bounds(plant.site.timezone, now)
+    today = store.totals(site, t0, t1)
+    month = store.totals(site, m0, m1)
+    allowances: dict[str, tuple[Allowance, float]] = {}
+    for b in boundaries(plant):
+        scope, target = _scope(b)
+        held = ledger.allowance(site, scope, target, now)
+        if held is None:
+            continue
+        upto = min(now, held.end)
+        used = (sum(t.co2e_kg for t in store.totals(site, held.start, upto) if _in(b, t.meter, t.area))
+                if upto > held.start else 0.0)
+        allowances[b.key] = (held, used)
+    summaries = {s.meter: s.last_ts for s in store.meter_summaries(site)}
+    return Inputs(now=now, today=today, month=month, offsets_today_kg=ledger.offsets_kg(site, t0, t1),
+                  offsets_month_kg=ledger.offsets_kg(site, m0, m1), allowances=allowances,
+                  alerts=ledger.open_alerts(site), live=dict(live), stored_last_ts=summaries)
+
+
+def changed(old: Snapshot | None, new: Snapshot) -> Iterable[tuple[str, str]]:
+    """(boundary key, figure name) pairs whose value or quality differ between two snapshots."""
+    for key, figs in new.items.items():
+        before = old.items.get(key) if old is not None else None
+        for name, fig in figs.figures.items():
+            prev = before.figures.get(name) if before is not None else None
+            if prev is None or prev.value != fig.value or prev.quality != fig.quality:
+                yield key, name
+        if before is None or before.alert_state != figs.alert_state or before.active_alerts != figs.active_alerts:
+            yield key, "AlertState"
