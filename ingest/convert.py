@@ -1,16 +1,16 @@
-"""Validate one MQTT reading message against the schema and the plant, and turn its samples into points.
+"""Validate MQTT reading messages against the schema and the plant, and turn their samples into points.
 
 Bad input never raises out of here: a bad message or a bad sample becomes a `DeadLetter` naming
-what was wrong, and the good samples of the same message are still converted.
+what was wrong, and the good samples of the same message are still converted. The hot path decodes
+with msgspec (ingest.fastschema); anything it refuses is decided by calc.schema (pydantic), which
+names the reason. CO2e comes from calc's vectorized FactorTable, once per batch.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -20,64 +20,23 @@ from calc import topics
 from calc.factors import FactorSet, default_factor_set
 from calc.plant import Carrier, Meter, Plant
 from calc.plant_factors import plant_factors
-from calc.schema import Flag, ReadingMessage, Sample, decode
+from calc.schema import ReadingMessage, Sample, decode
 from calc.table import FactorTable
 from calc.units import UnitError, conversion_factor
+from ingest.fastschema import FastSample, fast_decode, from_sample
+from ingest.points import (
+    CO2E,
+    FACTOR,
+    Batch,
+    Converted,
+    DeadLetter,
+    FactorInfo,
+    MeterInfo,
+    Point,
+    ts_to_us,
+)
 
-# Column order of a stored point; stores insert tuples in this order.
-POINT_COLUMNS = ("meter", "ts_us", "quantity", "site", "area", "carrier", "scope", "kind", "value", "unit",
-                 "delta", "interval_s", "energy", "energy_unit", "co2e_kg", "quality", "flags", "factor_id",
-                 "factor_version", "seq", "agent")
-# Index of the columns that make a point's identity and its content (for duplicate / conflict tests).
-KEY_SLICE = slice(0, 3)
-CONTENT_IDX = (8, 9, 10, 11, 15, 16)  # value, unit, delta, interval_s, quality, flags
-
-Point = tuple[Any, ...]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_FLOW_FLAGS = frozenset({Flag.ROLLOVER, Flag.RESET})
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """Input that was not stored as a point, with the reason; kept in the store and sent to the dead-letter topic."""
-
-    received_us: int
-    topic: str
-    payload: bytes
-    reason: str
-    meter: str | None = None
-    seq: int | None = None
-    index: int | None = None  # sample index in the message, None when the whole message is bad
-
-    def as_json(self) -> bytes:
-        return json.dumps({"received": us_to_iso(self.received_us), "topic": self.topic, "reason": self.reason,
-                           "meter": self.meter, "seq": self.seq, "index": self.index,
-                           "payload": self.payload.decode("utf-8", "replace")}).encode()
-
-
-@dataclass(slots=True)
-class Converted:
-    """The outcome of one message: points to store and input to dead-letter."""
-
-    topic: str
-    points: list[Point] = field(default_factory=list)
-    dead: list[DeadLetter] = field(default_factory=list)
-    area: str | None = None
-    meter: str | None = None
-
-
-def ts_to_us(ts: datetime) -> int:
-    delta = ts - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def us_to_dt(us: int) -> datetime:
-    return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
-
-
-def us_to_iso(us: int) -> str:
-    return us_to_dt(us).isoformat().replace("+00:00", "Z")
+__all__ = ["Batch", "Converted", "Converter", "DeadLetter", "Point"]
 
 
 def _validation_reason(exc: ValidationError, prefix: str = "") -> str:
@@ -90,10 +49,6 @@ def _validation_reason(exc: ValidationError, prefix: str = "") -> str:
         parts.append(f"{loc}: {err['msg']}{shown}")
     more = len(exc.errors()) - 5
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
-
-
-def _counted(sample: Sample) -> bool:
-    return not sample.quantity.endswith("_export")
 
 
 @dataclass(slots=True)
@@ -126,6 +81,12 @@ class Converter:
         self.max_future_us = int(max_future_s * 1_000_000)
         self.start_us = ts_to_us(plant.site.start)
         self.clock = clock or time.time
+        self._scales: dict[tuple[str, str], float | None] = {}
+        infos = [FactorInfo(r.scope, r.factor_id, r.factor_version, r.unit) for r in self.table.rows]
+        self._refs = [i.ref for i in infos]
+        self.factor_info: dict[int, FactorInfo] = {i.ref: i for i in infos}
+        self.meter_info: dict[str, MeterInfo] = {m.id: MeterInfo(self.site, m.area, m.carrier.value)
+                                                 for m in plant.meters}
 
     def convert(self, topic: str, payload: bytes, received_us: int | None = None) -> Converted:
         """Validate and convert one message; never raises on bad input."""
@@ -139,15 +100,22 @@ class Converter:
             kg, rows = self.table.co2e_kg(np.asarray(pending.meter_idx, dtype=np.intp),
                                           np.asarray(pending.quantity, dtype=np.float64),
                                           np.asarray(pending.ts_us, dtype=np.int64).astype("datetime64[us]"))
+            refs = self._refs
             for row, co2e, ri in zip(pending.rows, kg.tolist(), rows.tolist(), strict=True):
-                if ri < 0:  # cannot happen for meters without problems; kept explicit rather than NaN
-                    row[14] = None
-                    continue
-                trow = self.table.rows[ri]
-                row[6], row[14], row[17], row[18] = trow.scope, co2e, trow.factor_id, trow.factor_version
-        for out in outs:
-            out.points = [tuple(r) for r in out.points]
+                if ri >= 0:  # -1 only for meters with problems, whose samples were dead-lettered already
+                    row[CO2E], row[FACTOR] = co2e, refs[ri]
         return outs
+
+    def batch(self, converted: Sequence[Converted]) -> Batch:
+        """One store batch from converted messages: their points, dead letters, meters and factors."""
+        out = Batch()
+        for c in converted:
+            out.points.extend(c.points)
+            out.dead.extend(c.dead)
+            if c.meter is not None and c.meter not in out.meters:
+                out.meters[c.meter] = self.meter_info[c.meter]
+        out.factors = self.factor_info
+        return out
 
     def _one(self, topic: str, payload: bytes, received_us: int | None, pending: _Pending) -> Converted:
         now_us = received_us if received_us is not None else int(self.clock() * 1_000_000)
@@ -163,26 +131,31 @@ class Converter:
             return reject(f"topic: {exc}")
         if path.site != self.site:
             return reject(f"topic: site {path.site!r} is not this plant's site {self.site!r}")
-        try:
-            message = decode(payload)
-            samples: list[tuple[int, Sample]] = list(enumerate(message.samples))
-        except ValidationError as exc:
-            partial = self._salvage(payload, exc, now_us, topic, out)
-            if partial is None:
-                return out
-            message, samples = partial
-        meter = self.meters.get(message.meter)
-        if message.meter != path.meter:
-            return reject(f"meter: payload meter {message.meter!r} differs from topic meter {path.meter!r}",
-                          message.meter, message.seq)
+        fast = fast_decode(payload)
+        if fast is not None:
+            meter_id, seq, agent = fast.meter, fast.seq, fast.agent
+            samples: list[tuple[int, FastSample]] = list(enumerate(fast.samples))
+        else:
+            try:
+                message = decode(payload)
+                checked: list[tuple[int, Sample]] = list(enumerate(message.samples))
+            except ValidationError as exc:
+                partial = self._salvage(payload, exc, now_us, topic, out)
+                if partial is None:
+                    return out
+                message, checked = partial
+            meter_id, seq, agent = message.meter, message.seq, message.agent
+            samples = [(i, from_sample(smp)) for i, smp in checked]
+        meter = self.meters.get(meter_id)
+        if meter_id != path.meter:
+            return reject(f"meter: payload meter {meter_id!r} differs from topic meter {path.meter!r}", meter_id, seq)
         if meter is None:
-            return reject(f"meter: {message.meter!r} is not a meter of site {self.site!r}", message.meter,
-                          message.seq)
+            return reject(f"meter: {meter_id!r} is not a meter of site {self.site!r}", meter_id, seq)
         if path.area != meter.area:
             return reject(f"topic: area {path.area!r} is wrong, meter {meter.id!r} is in area {meter.area!r}",
-                          message.meter, message.seq)
+                          meter_id, seq)
         out.area, out.meter = meter.area, meter.id
-        self._points(message, meter, samples, now_us, out, pending)
+        self._points(meter, seq, agent, samples, now_us, out, pending)
         return out
 
     def _salvage(self, payload: bytes, exc: ValidationError, now_us: int, topic: str,
@@ -222,62 +195,60 @@ class Converter:
                                            envelope.meter, envelope.seq, i))
         return envelope, good
 
-    def _points(self, message: ReadingMessage, meter: Meter, samples: list[tuple[int, Sample]], now_us: int,
-                out: Converted, pending: _Pending) -> None:
+    def _points(self, meter: Meter, seq: int, agent: str | None, samples: list[tuple[int, FastSample]],
+                now_us: int, out: Converted, pending: _Pending) -> None:
         mi = self.table.meter_index[meter.id]
         table_unit = self.table.units[mi]
         problem = self.table.problems.get(meter.id)
+        meter_id, carrier = meter.id, meter.carrier.value
+        electric = meter.carrier is Carrier.ELECTRICITY
+        max_kw = meter.max_power_kw * 1.05 if meter.max_power_kw is not None and electric else None
+        lo_us, hi_us = self.start_us, now_us + self.max_future_us
+        scales = self._scales
         for i, s in samples:
-            reason = self._check(s, meter, now_us)
-            kind = "counter" if (s.delta is not None or s.interval_s is not None or Flag.FIRST in s.flags) \
-                else "instant"
+            ts_us = s.ts_us
+            delta, flags = s.delta, s.flags
+            reason: str | None = None
+            if ts_us < lo_us:
+                reason = f"ts: {s.ts} is before the plant's start {self.plant.site.start.isoformat()}"
+            elif ts_us > hi_us:
+                reason = (f"ts: {s.ts} is {(ts_us - now_us) / 1e6:.0f} s in the future "
+                          f"(limit {self.max_future_us / 1e6:.0f} s)")
+            elif delta is not None and delta < 0 and "reset" not in flags and "rollover" not in flags:
+                reason = f"delta: negative energy {delta} {s.unit} without a reset or rollover flag"
+            counter = delta is not None or s.interval_s is not None or "first" in flags
             scale: float | None = None
-            if reason is None and kind == "counter" and _counted(s):
-                try:
-                    scale = conversion_factor(s.unit, table_unit)
-                except UnitError:
-                    if "energy" in s.quantity or meter.carrier is not Carrier.ELECTRICITY:
+            if reason is None and counter and not s.quantity.endswith("_export"):
+                key = (s.unit, table_unit)
+                if key in scales:
+                    scale = scales[key]
+                else:
+                    try:
+                        scale = conversion_factor(s.unit, table_unit)
+                    except UnitError:
+                        scale = None
+                    scales[key] = scale
+                if scale is None:
+                    if "energy" in s.quantity or not electric:
                         reason = (f"unit: {s.unit!r} of {s.quantity} cannot be converted to {table_unit!r}, "
-                                  f"the unit of a {meter.carrier.value} meter")
-                if scale is not None and problem is not None:
+                                  f"the unit of a {carrier} meter")
+                elif problem is not None:
                     reason = f"factor: {problem}"
+                elif max_kw is not None and delta and s.interval_s and delta > 0:
+                    kw = delta * scale / (s.interval_s / 3600.0)
+                    if kw > max_kw:
+                        reason = (f"delta: quarantined, {delta} {s.unit} in {s.interval_s} s implies {kw:.1f} kW, "
+                                  f"above the meter's max {meter.max_power_kw} kW")
             if reason is not None:
-                out.dead.append(DeadLetter(now_us, out.topic, s.model_dump_json().encode(), f"samples.{i}: {reason}",
-                                           meter.id, message.seq, i))
+                out.dead.append(DeadLetter(now_us, out.topic, s.dump(), f"samples.{i}: {reason}", meter_id, seq, i))
                 continue
-            ts_us = ts_to_us(s.ts)
-            row: list[Any] = [meter.id, ts_us, s.quantity, self.site, meter.area, meter.carrier.value, "", kind,
-                              s.value, s.unit, s.delta, s.interval_s, None, None, None, s.quality.value,
-                              ",".join(s.flags), None, None, message.seq, message.agent]
+            row: list[Any] = [meter_id, ts_us, s.quantity, s.value, s.unit, delta, s.interval_s, None, None,
+                              s.quality, ",".join(flags) if flags else "", None, seq, agent]
             if scale is not None:
-                quantity = (s.delta or 0.0) * scale  # delta None: the baseline reading, no energy yet
-                row[12], row[13] = quantity, table_unit
+                quantity = (delta or 0.0) * scale  # delta None: the baseline reading, no energy yet
+                row[7] = quantity
                 pending.rows.append(row)
                 pending.meter_idx.append(mi)
                 pending.quantity.append(quantity)
                 pending.ts_us.append(ts_us)
-            out.points.append(row)  # type: ignore[arg-type]  # made a tuple in convert_batch
-
-    def _check(self, s: Sample, meter: Meter, now_us: int) -> str | None:
-        """Why a schema-valid sample cannot be stored, or None."""
-        ts_us = ts_to_us(s.ts)
-        if ts_us < self.start_us:
-            return f"ts: {s.ts.isoformat()} is before the plant's start {self.plant.site.start.isoformat()}"
-        if ts_us > now_us + self.max_future_us:
-            return (f"ts: {s.ts.isoformat()} is {(ts_us - now_us) / 1e6:.0f} s in the future "
-                    f"(limit {self.max_future_us / 1e6:.0f} s)")
-        if s.delta is not None:
-            if not math.isfinite(s.delta):
-                return f"delta: not finite ({s.delta})"
-            if s.delta < 0 and not (_FLOW_FLAGS & set(s.flags)):
-                return f"delta: negative energy {s.delta} {s.unit} without a reset or rollover flag"
-            if (meter.max_power_kw is not None and s.interval_s and s.delta > 0
-                    and meter.carrier is Carrier.ELECTRICITY):
-                try:
-                    kw = s.delta * conversion_factor(s.unit, "kWh") / (s.interval_s / 3600.0)
-                except UnitError:
-                    kw = 0.0
-                if kw > meter.max_power_kw * 1.05:
-                    return (f"delta: quarantined, {s.delta} {s.unit} in {s.interval_s} s implies {kw:.1f} kW, "
-                            f"above the meter's max {meter.max_power_kw} kW")
-        return None
+            out.points.append(row)

@@ -12,7 +12,6 @@ import json
 import queue
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -21,9 +20,10 @@ from calc import topics
 from calc.factors import FactorSet
 from ingest.buffer import BufferError, DiskBuffer
 from ingest.config import IngestConfig
-from ingest.convert import Converted, Converter, DeadLetter, Point, us_to_iso
+from ingest.convert import Converter
 from ingest.metrics import IngestMetrics, install
 from ingest.mqtt import Received, Subscriber
+from ingest.points import CO2E, ENERGY, FACTOR, METER, QUANTITY, SEQ, TS, Batch, Converted, us_to_iso
 from ingest.store import open_store
 from ingest.store.base import StoreError, WriteResult
 
@@ -139,10 +139,9 @@ class IngestWorker:
     def _store_batch(self, items: Sequence[tuple[str, bytes, int | None]]) -> bool:
         """Convert and write in one store transaction; False (and a backoff) when the store is down."""
         converted = self.converter.convert_batch(items)
-        points: list[Point] = [p for c in converted for p in c.points]
-        dead: list[DeadLetter] = [d for c in converted for d in c.dead]
+        batch = self.converter.batch(converted)
         try:
-            result: WriteResult = self.store.write(points, dead)
+            result: WriteResult = self.store.write(batch)
         except StoreError as exc:
             self.metrics.add(store_errors=1)
             self.last_store_error = str(exc)
@@ -152,43 +151,42 @@ class IngestWorker:
         self._delay = RETRY_MIN_S
         self._retry_at = 0.0
         now = time.time()
-        newest = max((p[1] for p in points), default=None)
-        self.metrics.add(received_samples=len(points) + sum(1 for d in dead if d.index is not None),
+        newest = max((p[TS] for p in batch.points), default=None)
+        self.metrics.add(received_samples=len(batch.points) + sum(1 for d in batch.dead if d.index is not None),
                          stored=result.stored, duplicates=result.duplicates, conflicts=result.conflicts,
                          dead_lettered=result.dead_lettered, batches=1)
         oldest = min((r for _, _, r in items if r is not None), default=None)
         self.metrics.set(queue_depth=self.subscriber.queue.qsize(),
                          **({"lag_ms": (now * 1e6 - oldest) / 1000.0} if oldest is not None else {}),
                          **({"event_lag_s": now - newest / 1e6} if newest is not None else {}))
-        self._publish(converted, [*dead], result)
+        self._publish(converted, batch, result)
         return True
 
-    def _publish(self, converted: list[Converted], dead: list[DeadLetter], result: WriteResult) -> None:
+    def _publish(self, converted: list[Converted], batch: Batch, result: WriteResult) -> None:
         if self.config.ingest.publish_co2e:
             for c in converted:
-                body = self._co2e_message(c, result)
+                body = self._co2e_message(c, batch, result)
                 if body is not None and c.area is not None and c.meter is not None:
                     self.subscriber.publish(topics.co2e(self.site, c.area, c.meter), body)
-        if dead:
+        if batch.dead:
             target = topics.deadletter(self.site)
-            for d in dead:
+            for d in batch.dead:
                 self.subscriber.publish(target, d.as_json(), qos=1)
 
-    def _co2e_message(self, c: Converted, result: WriteResult) -> bytes | None:
-        rows = [p for p in c.points if p[14] is not None
-                and (result.new_keys is None or (p[0], p[1], p[2]) in result.new_keys)]
+    def _co2e_message(self, c: Converted, batch: Batch, result: WriteResult) -> bytes | None:
+        """The derived stream: each new point's energy and CO2e with the factor that made it."""
+        rows = [p for p in c.points if p[CO2E] is not None
+                and (result.new_keys is None or (p[METER], p[TS], p[QUANTITY]) in result.new_keys)]
         if not rows:
             return None
-        by_factor: dict[str, float] = defaultdict(float)
+        samples = []
         for p in rows:
-            by_factor[p[18]] += p[14]
-        return json.dumps({
-            "v": 1, "site": self.site, "area": c.area, "meter": c.meter, "seq": rows[0][19],
-            "co2e_kg": sum(p[14] for p in rows),
-            "samples": [{"ts": us_to_iso(p[1]), "quantity": p[2], "energy": p[12], "energy_unit": p[13],
-                         "co2e_kg": p[14], "scope": p[6], "factor_id": p[17], "factor_version": p[18]}
-                        for p in rows],
-        }).encode()
+            factor = batch.factors[p[FACTOR]]
+            samples.append({"ts": us_to_iso(p[TS]), "quantity": p[QUANTITY], "energy": p[ENERGY],
+                            "energy_unit": factor.energy_unit, "co2e_kg": p[CO2E], "scope": factor.scope,
+                            "factor_id": factor.factor_id, "factor_version": factor.factor_version})
+        return json.dumps({"v": 1, "site": self.site, "area": c.area, "meter": c.meter, "seq": rows[0][SEQ],
+                           "co2e_kg": sum(p[CO2E] for p in rows), "samples": samples}).encode()
 
     def _housekeeping(self) -> None:
         now = time.monotonic()

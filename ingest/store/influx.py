@@ -12,6 +12,7 @@ as a conflict (checked with one query per batch), never overwritten.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -21,15 +22,36 @@ from typing import Any
 import httpx
 
 from ingest.config import InfluxStoreSettings
-from ingest.convert import CONTENT_IDX, POINT_COLUMNS, DeadLetter, Point, ts_to_us, us_to_dt, us_to_iso
+from ingest.points import (
+    AGENT,
+    CO2E,
+    CONTENT_IDX,
+    CONTENT_NAMES,
+    DELTA,
+    ENERGY,
+    FACTOR,
+    FLAGS,
+    INTERVAL,
+    METER,
+    QUALITY,
+    QUANTITY,
+    SEQ,
+    TS,
+    UNIT,
+    VALUE,
+    Batch,
+    DeadLetter,
+    Point,
+    ts_to_us,
+    us_to_dt,
+    us_to_iso,
+)
 from ingest.store.base import DeadLetterRecord, LatestValue, MeterSummary, MeterTotal, StoreError, WriteResult
 
 CHUNK_LINES = 5000
-_TAGS = (("meter", 0), ("site", 3), ("area", 4), ("carrier", 5), ("quantity", 2), ("kind", 7), ("scope", 6))
-_FLOAT_FIELDS = (("value", 8), ("delta", 10), ("interval_s", 11), ("energy", 12), ("co2e_kg", 14))
-_STR_FIELDS = (("unit", 9), ("energy_unit", 13), ("quality", 15), ("flags", 16), ("factor_id", 17),
-               ("factor_version", 18), ("agent", 20))
-_CONTENT_NAMES = tuple(POINT_COLUMNS[i] for i in CONTENT_IDX)  # value, unit, delta, interval_s, quality, flags
+_FLOAT_FIELDS = (("value", VALUE), ("delta", DELTA), ("interval_s", INTERVAL), ("energy", ENERGY), ("co2e_kg", CO2E))
+_STR_FIELDS = (("unit", UNIT), ("quality", QUALITY), ("flags", FLAGS), ("agent", AGENT))
+_CONTENT_NAMES = CONTENT_NAMES  # value, unit, delta, interval_s, quality, flags
 _FLOAT_NAMES = frozenset(name for name, _ in _FLOAT_FIELDS)  # JSON answers 2 for 2.0
 
 
@@ -45,12 +67,21 @@ def _ql(v: str) -> str:
     return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def point_line(p: Point) -> str:
-    tags = ",".join(f"{k}={_tag(p[i])}" for k, i in _TAGS if p[i])
+def point_line(p: Point, batch: Batch) -> str:
+    """Line protocol of a point: tags fixed per meter and quantity, so a replay lands on the same series."""
+    info = batch.meters[p[METER]]
+    factor = batch.factors.get(p[FACTOR]) if p[FACTOR] is not None else None
+    kind = "counter" if p[DELTA] is not None or p[INTERVAL] is not None or "first" in p[FLAGS] else "instant"
+    tags = [("meter", p[METER]), ("site", info.site), ("area", info.area), ("carrier", info.carrier),
+            ("quantity", p[QUANTITY]), ("kind", kind), ("scope", factor.scope if factor else "")]
+    tag_text = ",".join(f"{k}={_tag(v)}" for k, v in tags if v)
     fields = [f"{k}={float(p[i])!r}" for k, i in _FLOAT_FIELDS if p[i] is not None]
     fields += [f"{k}={_str(p[i])}" for k, i in _STR_FIELDS if p[i] is not None]
-    fields.append(f"seq={int(p[19])}i")
-    return f"points,{tags} {','.join(fields)} {p[1]}"
+    if factor is not None:
+        fields += [f"energy_unit={_str(factor.energy_unit)}", f"factor_id={_str(factor.factor_id)}",
+                   f"factor_version={_str(factor.factor_version)}"]
+    fields.append(f"seq={int(p[SEQ])}i")
+    return f"points,{tag_text} {','.join(fields)} {p[TS]}"
 
 
 def dead_line(d: DeadLetter) -> str:
@@ -129,12 +160,13 @@ class InfluxStore:
 
     # ---- write side ---------------------------------------------------------------------------------------
 
-    def write(self, points: Sequence[Point], dead: Sequence[DeadLetter] = ()) -> WriteResult:
+    def write(self, batch: Batch) -> WriteResult:
         self._ensure_db()
+        points = batch.points
         unique: dict[tuple[str, int, str], Point] = {}
         in_batch_dups = 0
         for p in points:
-            key = (p[0], p[1], p[2])
+            key = (p[METER], p[TS], p[QUANTITY])
             if key in unique:
                 in_batch_dups += 1
             else:
@@ -155,23 +187,25 @@ class InfluxStore:
             else:
                 diff = ", ".join(f"{n}: stored {a!r}, got {b!r}" for n, a, b in
                                  zip(_CONTENT_NAMES, stored, content, strict=True) if not _same((a,), (b,)))
-                reason = (f"conflict: meter {p[0]!r} {p[2]} at {us_to_iso(p[1])} is already stored with other "
-                          f"content; kept the stored point; differs in {diff}")
-                conflicts.append(DeadLetter(now_us, f"carbonwatch/v1/{p[3]}/{p[4]}/{p[0]}/reading",
-                                            repr(dict(zip(POINT_COLUMNS, p, strict=True))).encode(), reason, p[0],
-                                            p[19]))
-        all_dead: list[DeadLetter] = [*dead, *conflicts]
-        refused = self._write_lines([point_line(p) for p in new]) if new else []
+                reason = (f"conflict: meter {p[METER]!r} {p[QUANTITY]} at {us_to_iso(p[TS])} is already stored "
+                          f"with other content; kept the stored point; differs in {diff}")
+                conflicts.append(self._dead_point(now_us, p, batch, reason))
+        all_dead: list[DeadLetter] = [*batch.dead, *conflicts]
+        refused = self._write_lines([point_line(p, batch) for p in new]) if new else []
         if refused:  # bad data, not an outage: keep it as dead letters rather than retrying forever
-            all_dead += [DeadLetter(now_us, f"carbonwatch/v1/{p[3]}/{p[4]}/{p[0]}/reading",
-                                    point_line(p).encode(), f"influxdb refused the write: {refused[0]}", p[0], p[19])
-                         for p in new]
+            all_dead += [self._dead_point(now_us, p, batch, f"influxdb refused the write: {refused[0]}") for p in new]
             new = []
         if all_dead:
             self._write_lines([dead_line(d) for d in all_dead])
-        new_keys = None if len(new) == len(points) else frozenset((p[0], p[1], p[2]) for p in new)
+        new_keys = None if len(new) == len(points) else frozenset((p[METER], p[TS], p[QUANTITY]) for p in new)
         return WriteResult(stored=len(new), duplicates=duplicates, conflicts=len(conflicts),
                            dead_lettered=len(all_dead), new_keys=new_keys)
+
+    @staticmethod
+    def _dead_point(now_us: int, p: Point, batch: Batch, reason: str) -> DeadLetter:
+        info = batch.meters.get(p[METER])
+        topic = f"carbonwatch/v1/{info.site}/{info.area}/{p[METER]}/reading" if info else ""
+        return DeadLetter(now_us, topic, json.dumps(batch.describe(p)).encode(), reason, p[METER], p[SEQ])
 
     def _existing(self, points: list[Point]) -> dict[tuple[str, int, str], tuple[Any, ...]]:
         spans: dict[str, list[int]] = defaultdict(lambda: [2**63, -1])
@@ -192,9 +226,6 @@ class InfluxStore:
                         float(doc[n]) if n in _FLOAT_NAMES and doc.get(n) is not None else doc.get(n)
                         for n in _CONTENT_NAMES)
         return found
-
-    def dead_letter(self, dead: Sequence[DeadLetter]) -> int:
-        return self.write((), dead).dead_lettered
 
     # ---- read side ----------------------------------------------------------------------------------------
 

@@ -11,7 +11,8 @@ from calc import topics
 from calc.emissions import carrier_co2e
 from calc.factors import default_factor_set
 from calc.plant import parse_plant
-from ingest.convert import POINT_COLUMNS, Converter, ts_to_us
+from ingest.convert import Converted, Converter
+from ingest.points import ts_to_us
 from tests.ingest.helpers import SITE, T0, counter_sample, iso, message, power_sample
 
 PLANT = parse_plant({
@@ -27,15 +28,22 @@ def conv() -> Converter:
     return Converter(PLANT, max_future_s=300, clock=lambda: NOW_US / 1e6)
 
 
-def col(point: tuple[object, ...], name: str) -> object:
-    return point[POINT_COLUMNS.index(name)]
+def col(point: dict[str, object], name: str) -> object:
+    return point[name]
+
+
+def described(c: Converter, out: Converted) -> list[dict[str, object]]:
+    """Each point with its meter's and factor's details joined back, as a store would show it."""
+    batch = c.batch([out])
+    return [batch.describe(p) for p in out.points]
 
 
 def test_counter_sample_becomes_kwh_and_co2e_with_its_factor() -> None:
-    out = conv().convert(TOPIC, message("press-1", 3, [
+    c = conv()
+    out = c.convert(TOPIC, message("press-1", 3, [
         {**counter_sample(T0, 2500.0, 9e6), "unit": "Wh"}, power_sample(T0, 150.0)]), NOW_US)
     assert out.dead == []
-    counter, power = out.points
+    counter, power = described(c, out)
     choice = default_factor_set().grid_factor("CN", T0)
     scalar = carrier_co2e(2.5, "kWh", "electricity", default_factor_set(), region="CN", at=T0)
     assert col(counter, "energy") == pytest.approx(2.5)
@@ -44,14 +52,15 @@ def test_counter_sample_becomes_kwh_and_co2e_with_its_factor() -> None:
     assert col(counter, "factor_id") == choice.factor_id == scalar.factor_id
     assert col(counter, "factor_version") == scalar.factor_version
     assert col(counter, "scope") == "scope2_location"
-    assert col(counter, "kind") == "counter" and col(counter, "seq") == 3
-    assert col(power, "kind") == "instant" and col(power, "energy") is None and col(power, "value") == 150.0
+    assert col(counter, "seq") == 3 and col(counter, "carrier") == "electricity" and col(counter, "area") == "pressing"
+    assert col(power, "energy") is None and col(power, "value") == 150.0 and "factor_id" not in power
 
 
 def test_baseline_sample_without_delta_counts_zero_energy() -> None:
-    out = conv().convert(TOPIC, message("press-1", 0, [
+    c = conv()
+    out = c.convert(TOPIC, message("press-1", 0, [
         {"ts": iso(T0), "quantity": "active_energy_import", "value": 10.0, "unit": "kWh", "flags": ["first"]}]))
-    (p,) = out.points
+    (p,) = described(c, out)
     assert col(p, "energy") == 0.0 and col(p, "co2e_kg") == 0.0 and col(p, "flags") == "first"
 
 
@@ -65,7 +74,7 @@ def test_one_message_with_nan_future_and_before_start_keeps_the_good_samples() -
     payload = json.dumps(raw).encode()  # Python writes NaN as the bare token NaN, as some publishers do
     assert b"NaN" in payload
     out = conv().convert(TOPIC, payload, NOW_US)
-    assert sorted(col(p, "ts_us") for p in out.points) == [ts_to_us(T0), ts_to_us(T0 + timedelta(minutes=2))]
+    assert sorted(p[1] for p in out.points) == [ts_to_us(T0), ts_to_us(T0 + timedelta(minutes=2))]
     by_index = {d.index: d.reason for d in out.dead}
     assert set(by_index) == {1, 2, 3}
     assert "samples.1.value" in by_index[1] and "finite" in by_index[1]
@@ -114,21 +123,23 @@ def test_bad_samples_are_dead_lettered_one_by_one(sample: dict[str, object], exp
 
 
 def test_reset_flag_allows_a_negative_delta_and_export_is_stored_but_not_counted() -> None:
-    out = conv().convert(TOPIC, message("press-1", 1, [
+    c = conv()
+    out = c.convert(TOPIC, message("press-1", 1, [
         counter_sample(T0, -1.0, 0.0, flags=["reset"]),
         {**counter_sample(T0, 4.0, 9.0), "quantity": "active_energy_export"}]), NOW_US)
     assert out.dead == []
-    reset, export = out.points
+    reset, export = described(c, out)
     assert col(reset, "energy") == -1.0 and col(reset, "flags") == "reset"
     assert col(export, "energy") is None and col(export, "co2e_kg") is None
 
 
 def test_natural_gas_counters_get_scope1_co2e_from_calc() -> None:
     topic = topics.reading(SITE, "utilities", "boiler")
-    out = conv().convert(topic, message("boiler", 1, [{**counter_sample(T0, 3000.0, 30.0), "unit": "L",
-                                                       "quantity": "volume"}]), NOW_US)
+    c = conv()
+    out = c.convert(topic, message("boiler", 1, [{**counter_sample(T0, 3000.0, 30.0), "unit": "L",
+                                                  "quantity": "volume"}]), NOW_US)
     assert out.dead == []
-    (p,) = out.points
+    (p,) = described(c, out)
     expected = carrier_co2e(3.0, "m^3", "natural_gas", default_factor_set(), region="CN", at=T0)
     assert col(p, "carrier") == "natural_gas" and col(p, "energy") == pytest.approx(3.0)
     assert col(p, "energy_unit") == "m^3"

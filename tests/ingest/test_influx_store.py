@@ -14,7 +14,8 @@ from calc import topics
 from calc.plant import parse_plant
 from deploy.services import InfluxDB
 from ingest.config import InfluxStoreSettings
-from ingest.convert import Converter, Point, ts_to_us
+from ingest.convert import Converter
+from ingest.points import Batch, ts_to_us
 from ingest.store import open_reader
 from ingest.store.base import StoreError
 from ingest.store.influx import InfluxStore, point_line
@@ -40,20 +41,29 @@ PLANT = parse_plant({
 NOW_US = ts_to_us(T0 + timedelta(days=400))
 
 
-def points(meter: str, n: int, kwh: float = 1.0, step_s: int = 60) -> list[Point]:
-    conv = Converter(PLANT, clock=lambda: NOW_US / 1e6)
+CONV = Converter(PLANT, clock=lambda: NOW_US / 1e6)
+
+
+def points(meter: str, n: int, kwh: float = 1.0, step_s: int = 60) -> Batch:
     samples = [counter_sample(T0 + timedelta(seconds=i * step_s), kwh, 100 + i * kwh) for i in range(n)]
     area = PLANT.meter(meter).area
-    out = conv.convert(f"carbonwatch/v1/demo/{area}/{meter}/reading", message(meter, 1, samples), NOW_US)
+    out = CONV.convert(f"carbonwatch/v1/demo/{area}/{meter}/reading", message(meter, 1, samples), NOW_US)
     assert out.dead == []
-    return out.points
+    return CONV.batch([out])
+
+
+def join(*batches: Batch) -> Batch:
+    return Batch(points=[p for b in batches for p in b.points],
+                 meters={k: v for b in batches for k, v in b.meters.items()}, factors=CONV.factor_info)
 
 
 def test_line_protocol_escapes_tags_and_strings() -> None:
-    p = list(points("m2", 1)[0])
+    batch = points("m2", 1)
+    p = list(batch.points[0])
     p[0] = "m 1,x=y"  # not a valid meter id, but tags must be escaped whatever they hold
-    p[16] = 'say "hi"\\'
-    line = point_line(tuple(p))
+    p[10] = 'say "hi"\\'
+    batch.meters["m 1,x=y"] = batch.meters["m2"]
+    line = point_line(p, batch)
     assert line.startswith("points,meter=m\\ 1\\,x\\=y,site=demo,area=a2,carrier=electricity,"
                            "quantity=active_energy_import,kind=counter,scope=scope2_location ")
     assert 'flags="say \\"hi\\"\\\\"' in line
@@ -69,10 +79,11 @@ def influx_store(influx_url: str) -> Iterator[InfluxStore]:
 
 @pytest.mark.integration
 def test_write_read_duplicates_and_conflicts(influx_store: InfluxStore) -> None:
-    batch = points("m1", 30, kwh=0.5) + points("m2", 20, kwh=2.0)
+    batch = join(points("m1", 30, kwh=0.5), points("m2", 20, kwh=2.0))
     first = influx_store.write(batch)
     assert (first.stored, first.duplicates, first.conflicts) == (50, 0, 0)
-    again = influx_store.write(batch[:10] + batch[:1])
+    again = influx_store.write(Batch(points=batch.points[:10] + batch.points[:1], meters=batch.meters,
+                                     factors=batch.factors))
     assert (again.stored, again.duplicates, again.conflicts) == (0, 11, 0)
     changed = points("m2", 1, kwh=7.0)
     result = influx_store.write(changed)

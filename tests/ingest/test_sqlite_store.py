@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 
 from calc import topics
 from calc.plant import parse_plant
-from ingest.convert import Converter, Point, ts_to_us
+from ingest.convert import Converter
+from ingest.points import Batch, ts_to_us
 from ingest.store import open_reader
-from ingest.store.sqlite import SqliteStore, _plan
+from ingest.store.sqlite import SqliteStore
+from ingest.store.sqlite_schema import plan
 from tests.ingest.helpers import REPO, SITE, T0, counter_sample, message, power_sample
 
 PLANT = parse_plant({
@@ -27,13 +29,24 @@ PLANT = parse_plant({
 NOW_US = ts_to_us(T0 + timedelta(days=400))
 
 
-def points(meter: str, start: datetime, n: int, step_s: float, kwh: float = 1.0, seq: int = 0) -> list[Point]:
-    conv = Converter(PLANT, clock=lambda: NOW_US / 1e6)
+CONV = Converter(PLANT, clock=lambda: NOW_US / 1e6)
+
+
+def points(meter: str, start: datetime, n: int, step_s: float, kwh: float = 1.0, seq: int = 0) -> Batch:
     area = PLANT.meter(meter).area
     samples = [counter_sample(start + timedelta(seconds=i * step_s), kwh, 100 + i * kwh) for i in range(n)]
-    out = conv.convert(topics.reading(SITE, area, meter), message(meter, seq, samples), NOW_US)
+    out = CONV.convert(topics.reading(SITE, area, meter), message(meter, seq, samples), NOW_US)
     assert out.dead == []
-    return out.points
+    return CONV.batch([out])
+
+
+def part(batch: Batch, sl: slice) -> Batch:
+    return Batch(points=batch.points[sl], meters=batch.meters, factors=batch.factors)
+
+
+def join(*batches: Batch) -> Batch:
+    return Batch(points=[p for b in batches for p in b.points],
+                 meters={k: v for b in batches for k, v in b.meters.items()}, factors=batches[0].factors)
 
 
 def test_same_point_twice_is_stored_once_and_a_changed_value_is_a_conflict(tmp_path: Path) -> None:
@@ -41,7 +54,7 @@ def test_same_point_twice_is_stored_once_and_a_changed_value_is_a_conflict(tmp_p
     batch = points("m1", T0, 10, 60)
     first = store.write(batch)
     assert (first.stored, first.duplicates, first.conflicts) == (10, 0, 0)
-    again = store.write(batch[:4] + points("m1", T0 + timedelta(hours=1), 2, 60))
+    again = store.write(join(part(batch, slice(0, 4)), points("m1", T0 + timedelta(hours=1), 2, 60)))
     assert (again.stored, again.duplicates, again.conflicts) == (2, 4, 0)
     assert again.new_keys is not None and len(again.new_keys) == 2
     changed = points("m1", T0, 1, 60, kwh=9.0)
@@ -57,7 +70,7 @@ def test_same_point_twice_is_stored_once_and_a_changed_value_is_a_conflict(tmp_p
 def test_duplicate_inside_one_batch_counts_once(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "s.sqlite")
     batch = points("m2", T0, 3, 60)
-    result = store.write(batch + batch[:1])
+    result = store.write(join(batch, part(batch, slice(0, 1))))
     assert (result.stored, result.duplicates) == (3, 1)
     (total,) = store.totals(SITE, T0, T0 + timedelta(days=1))
     assert total.points == 3
@@ -75,6 +88,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> SqliteStore:
 
 
 def raw_totals(store: SqliteStore, start: datetime, end: datetime) -> dict[str, tuple[float, int]]:
+    # straight from the raw points, bypassing the rollups
     rows = store._query("SELECT meter, SUM(energy), COUNT(*) FROM points WHERE ts_us >= ? AND ts_us < ? "
                         "AND energy IS NOT NULL GROUP BY meter", (ts_to_us(start), ts_to_us(end)))
     return {r[0]: (r[1], r[2]) for r in rows}
@@ -96,19 +110,23 @@ def test_totals_from_rollups_equal_the_sum_of_raw_points(filled: SqliteStore, of
 def test_plan_uses_hours_in_the_middle() -> None:
     s = ts_to_us(datetime(2026, 3, 1, 0, 0, 30, tzinfo=UTC))
     e = ts_to_us(datetime(2026, 3, 1, 5, 10, 15, tzinfo=UTC))
-    tables = sorted(p[0] for p in _plan(s, e))
+    tables = sorted(p[0] for p in plan(s, e))
     assert tables == ["points", "points", "rollup_hour", "rollup_minute", "rollup_minute"]
 
 
 def test_retention_deletes_old_raw_points_and_keeps_the_hourly_balance(tmp_path: Path) -> None:
+    SqliteStore(tmp_path / "s.sqlite").write(join(points("m1", T0, 120, 60),
+                                                  points("m1", T0 + timedelta(days=60), 60, 60)))
     store = SqliteStore(tmp_path / "s.sqlite", retention_days=30)
-    store.write(points("m1", T0, 120, 60))
-    store.write(points("m1", T0 + timedelta(days=60), 60, 60))
     deleted = store.apply_retention(T0 + timedelta(days=61))
     assert deleted == 120
     assert store.point_count() == 60
     (total,) = store.totals(SITE, T0, T0 + timedelta(hours=2))
     assert total.energy == pytest.approx(120.0)  # from the rollups
+    # a late point older than the retention would make a rebuilt rollup wrong: it is dead-lettered
+    result = store.write(points("m1", T0 + timedelta(hours=5), 1, 60))
+    assert (result.stored, result.dead_lettered) == (0, 1)
+    assert "older than the raw-point retention" in store.dead_letters(SITE)[0].reason
     store.close()
 
 
@@ -118,8 +136,9 @@ def test_latest_values_and_summaries(tmp_path: Path) -> None:
     out = conv.convert(topics.reading(SITE, "a1", "m1"), message("m1", 1, [
         power_sample(T0, 10.0), power_sample(T0 + timedelta(seconds=1), 12.0, quality="uncertain"),
         counter_sample(T0, 1.0, 5.0)]), NOW_US)
-    store.write(out.points)
-    store.write(out.points[:1])  # an older duplicate must not move "latest" back
+    batch = conv.batch([out])
+    store.write(batch)
+    store.write(part(batch, slice(0, 1)))  # an older duplicate must not move "latest" back
     (summary,) = store.meter_summaries(SITE)
     assert summary.samples == 3 and summary.last_quality == "uncertain"
     assert summary.last_ts == T0 + timedelta(seconds=1)

@@ -1,0 +1,228 @@
+"""Benchmark: readings per second that ingest stores (SQLite, InfluxDB) next to a bare paho subscriber.
+
+One fixed set of batched reading messages is queued once in a real Mosquitto for three persistent
+sessions; then each consumer drains its own session in a process of its own, measured the same way
+(connect to last reading received or stored): a bare paho subscriber that only receives, ingest into
+SQLite, ingest into InfluxDB. The last line printed is one JSON object: `ratio` = SQLite ingest rate /
+bare subscriber rate, `*_per_s` rates, CPU seconds and peak memory of each consumer process.
+
+    .venv/bin/python bench/ingest.py [--messages 4000] [--samples 50] [--meters 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+# Run as a script, this folder would come first on sys.path and its modules (bench/calc.py, this very
+# ingest.py) would shadow the packages of the same name: put the repository root there instead.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+import paho.mqtt.client as mqtt  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+from calc import topics  # noqa: E402
+from deploy.services import InfluxDB, Mosquitto  # noqa: E402
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+SITE = "bench"
+
+
+def plant_toml(meters: int, mqtt_url: str, store: str, client_id: str, workdir: Path) -> str:
+    lines = ['[site]\nid = "bench"\nregion = "CN"\nstart = 2026-01-01T00:00:00Z\n']
+    for m in range(meters):
+        lines.append(f'[[meters]]\nid = "m{m:03d}"\narea = "a{m % 4}"\ncarrier = "electricity"\n')
+    lines.append(f'[mqtt]\nurl = "{mqtt_url}"\nprotocol = "5"\n')
+    lines.append(store)
+    lines.append(f'[ingest]\nclient_id = "{client_id}"\npublish_co2e = false\nbatch_max_messages = 200\n'
+                 f'buffer_path = "{workdir / (client_id + "-buffer.sqlite")}"\n'
+                 f'metrics_path = "{workdir / (client_id + "-metrics.json")}"\n')
+    return "\n".join(lines)
+
+
+def messages(n: int, samples: int, meters: int) -> list[tuple[str, bytes]]:
+    """n messages of `samples` one-second counter readings, round robin over the meters."""
+    out = []
+    per_meter_seq = [0] * meters
+    for i in range(n):
+        m = i % meters
+        seq = per_meter_seq[m]
+        per_meter_seq[m] += 1
+        base = T0 + timedelta(seconds=seq * samples)
+        body = []
+        for k in range(samples):
+            ts = (base + timedelta(seconds=k)).isoformat().replace("+00:00", "Z")
+            body.append(f'{{"ts":"{ts}","quantity":"active_energy_import","value":{1000 + seq * samples + k}.5,'
+                        f'"unit":"kWh","delta":0.0125,"interval_s":1.0,"quality":"good"}}')
+        payload = f'{{"v":1,"meter":"m{m:03d}","seq":{seq},"samples":[{",".join(body)}]}}'.encode()
+        out.append((topics.reading(SITE, f"a{m % 4}", f"m{m:03d}"), payload))
+    return out
+
+
+def usage() -> dict[str, float]:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu_s": ru.ru_utime + ru.ru_stime, "peak_mb": ru.ru_maxrss / 1024.0}
+
+
+# ---- consumer roles (each runs in its own process) ----------------------------------------------------------
+
+def role_bare(url: str, client_id: str, expect: int, prep: bool) -> dict[str, Any]:
+    host, port = url.removeprefix("mqtt://").split(":")
+    done = threading.Event()
+    subscribed = threading.Event()
+    count = [0]
+
+    def on_message(client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        count[0] += 1
+        if count[0] >= expect:
+            done.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                         protocol=mqtt.MQTTv311)
+    client.on_message = on_message
+    client.on_subscribe = lambda *a: subscribed.set()
+    before = usage()
+    t0 = time.perf_counter()
+    client.connect(host, int(port))
+    client.subscribe(f"{topics.ROOT}/{SITE}/+/+/reading", qos=1)
+    client.loop_start()
+    subscribed.wait(30)
+    if not prep:
+        done.wait(600)
+    elapsed = time.perf_counter() - t0
+    client.disconnect()
+    client.loop_stop()
+    after = usage()
+    return {"messages": count[0], "elapsed_s": elapsed, "cpu_s": after["cpu_s"] - before["cpu_s"],
+            "peak_mb": after["peak_mb"]}
+
+
+def role_ingest(config: Path, expect: int, prep: bool) -> dict[str, Any]:
+    from ingest.config import load_config
+    from ingest.service import IngestWorker
+
+    worker = IngestWorker(load_config(config))
+    stop, ready = threading.Event(), threading.Event()
+    before = usage()
+    t0 = time.perf_counter()
+    thread = threading.Thread(target=worker.run, args=(stop, ready), name="ingest")
+    thread.start()
+    ready.wait(30)
+    m = worker.metrics
+    while not prep and m.stored + m.duplicates < expect and thread.is_alive():
+        time.sleep(0.002)
+    elapsed = time.perf_counter() - t0
+    stop.set()
+    thread.join(30)
+    after = usage()
+    return {"messages": m.received_messages, "stored": m.stored, "duplicates": m.duplicates,
+            "elapsed_s": elapsed, "cpu_s": after["cpu_s"] - before["cpu_s"], "peak_mb": after["peak_mb"]}
+
+
+# ---- orchestration ------------------------------------------------------------------------------------------
+
+def run_role(args: list[str]) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, timeout=900, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"role {args[:2]} failed ({out.returncode}):\n{out.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def publish(url: str, items: list[tuple[str, bytes]]) -> float:
+    host, port = url.removeprefix("mqtt://").split(":")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    client.max_inflight_messages_set(2000)
+    client.max_queued_messages_set(0)
+    client.connect(host, int(port))
+    client.loop_start()
+    t0 = time.perf_counter()
+    infos = [client.publish(t, p, qos=1) for t, p in items]
+    for info in infos:
+        info.wait_for_publish(120)
+    elapsed = time.perf_counter() - t0
+    client.disconnect()
+    client.loop_stop()
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=4000)
+    parser.add_argument("--samples", type=int, default=50, help="readings per message")
+    parser.add_argument("--meters", type=int, default=20)
+    parser.add_argument("--role", choices=["bare", "ingest"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--expect", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--prep", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role == "bare":
+        print(json.dumps(role_bare(args.url, "bench-bare", args.expect, args.prep)))
+        return 0
+    if args.role == "ingest":
+        print(json.dumps(role_ingest(args.config, args.expect, args.prep)))
+        return 0
+
+    n, s = args.messages, args.samples
+    readings = n * s
+    work = Path(tempfile.mkdtemp(prefix="cw-bench-ingest-"))
+    items = messages(n, s, args.meters)
+    with Mosquitto(work / "mosquitto") as broker, InfluxDB(work / "influxdb") as influx:
+        configs = {
+            "sqlite": plant_toml(args.meters, broker.url,
+                                 f'[store]\nkind = "sqlite"\npath = "{work / "bench.sqlite"}"\n', "bench-sqlite", work),
+            "influx": plant_toml(args.meters, broker.url,
+                                 f'[store]\nkind = "influxdb"\nurl = "{influx.url}"\ndatabase = "bench"\n',
+                                 "bench-influx", work),
+        }
+        paths = {}
+        for name, text in configs.items():
+            paths[name] = work / f"{name}.toml"
+            paths[name].write_text(text)
+        # one persistent session per consumer, then the messages are queued once for all of them
+        run_role(["--role", "bare", "--url", broker.url, "--prep"])
+        for name in configs:
+            run_role(["--role", "ingest", "--config", str(paths[name]), "--prep"])
+        publish_s = publish(broker.url, items)
+        print(f"published {n} messages ({readings} readings, {sum(len(p) for _, p in items) / n:.0f} B each) "
+              f"in {publish_s:.2f} s", file=sys.stderr)
+        bare = run_role(["--role", "bare", "--url", broker.url, "--expect", str(n)])
+        print(f"bare subscriber: {bare}", file=sys.stderr)
+        sqlite = run_role(["--role", "ingest", "--config", str(paths["sqlite"]), "--expect", str(readings)])
+        print(f"ingest sqlite:   {sqlite}", file=sys.stderr)
+        influx_r = run_role(["--role", "ingest", "--config", str(paths["influx"]), "--expect", str(readings)])
+        print(f"ingest influxdb: {influx_r}", file=sys.stderr)
+    bare_rate = bare["messages"] * s / bare["elapsed_s"]
+    sqlite_rate = sqlite["stored"] / sqlite["elapsed_s"]
+    influx_rate = influx_r["stored"] / influx_r["elapsed_s"]
+    result = {
+        "ratio": round(sqlite_rate / bare_rate, 3),
+        "influx_ratio": round(influx_rate / bare_rate, 3),
+        "bare_readings_per_s": round(bare_rate),
+        "sqlite_readings_per_s": round(sqlite_rate),
+        "influx_readings_per_s": round(influx_rate),
+        "bare_messages_per_s": round(bare["messages"] / bare["elapsed_s"]),
+        "sqlite_stored": sqlite["stored"], "influx_stored": influx_r["stored"], "readings": readings,
+        "samples_per_message": s,
+        "bare_cpu_s": round(bare["cpu_s"], 2), "sqlite_cpu_s": round(sqlite["cpu_s"], 2),
+        "influx_cpu_s": round(influx_r["cpu_s"], 2),
+        "bare_peak_mb": round(bare["peak_mb"], 1), "sqlite_peak_mb": round(sqlite["peak_mb"], 1),
+        "influx_peak_mb": round(influx_r["peak_mb"], 1),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

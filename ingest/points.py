@@ -1,0 +1,116 @@
+"""What ingest hands to a store: points (slim rows), the meters and factors they refer to, and dead letters.
+
+A point is keyed by (meter, ts_us, quantity). Where it sits (site, area, carrier) is per meter and
+which factor made its CO2e (scope, factor id and version, energy unit) is per factor reference, so
+rows stay small and a batch of them inserts fast; stores join them back (SQLite view `points_full`,
+InfluxDB tags and fields).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+# Column order of a stored point (a list or tuple in this order).
+POINT_COLUMNS = ("meter", "ts_us", "quantity", "value", "unit", "delta", "interval_s", "energy", "co2e_kg",
+                 "quality", "flags", "factor_ref", "seq", "agent")
+METER, TS, QUANTITY, VALUE, UNIT, DELTA, INTERVAL, ENERGY, CO2E, QUALITY, FLAGS, FACTOR, SEQ, AGENT = range(14)
+# Columns compared when a key is seen again: same content = duplicate, other content = conflict.
+CONTENT_IDX = (VALUE, UNIT, DELTA, INTERVAL, QUALITY, FLAGS)
+CONTENT_NAMES = tuple(POINT_COLUMNS[i] for i in CONTENT_IDX)
+
+Point = list[Any] | tuple[Any, ...]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class MeterInfo(NamedTuple):
+    site: str
+    area: str
+    carrier: str
+
+
+class FactorInfo(NamedTuple):
+    """Provenance of a point's CO2e: stored once per distinct value, referred to by `factor_ref`."""
+
+    scope: str
+    factor_id: str
+    factor_version: str
+    energy_unit: str
+
+    @property
+    def ref(self) -> int:
+        """A stable 62-bit reference (a content hash), the same in every process and store."""
+        digest = hashlib.sha256("\x1f".join(self).encode()).digest()
+        return int.from_bytes(digest[:8], "big") >> 2
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Input that was not stored as a point, with the reason; kept in the store and sent to the dead-letter topic."""
+
+    received_us: int
+    topic: str
+    payload: bytes
+    reason: str
+    meter: str | None = None
+    seq: int | None = None
+    index: int | None = None  # sample index in the message, None when the whole message is bad
+
+    def as_json(self) -> bytes:
+        return json.dumps({"received": us_to_iso(self.received_us), "topic": self.topic, "reason": self.reason,
+                           "meter": self.meter, "seq": self.seq, "index": self.index,
+                           "payload": self.payload.decode("utf-8", "replace")}).encode()
+
+
+@dataclass(slots=True)
+class Converted:
+    """The outcome of one message: points to store and input to dead-letter."""
+
+    topic: str
+    points: list[Point] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    area: str | None = None
+    meter: str | None = None
+
+
+@dataclass(slots=True)
+class Batch:
+    """One store transaction's worth: points of many messages, what they refer to, and dead letters."""
+
+    points: list[Point] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    meters: dict[str, MeterInfo] = field(default_factory=dict)
+    factors: dict[int, FactorInfo] = field(default_factory=dict)
+
+    def key(self, p: Point) -> tuple[str, int, str]:
+        return p[METER], p[TS], p[QUANTITY]
+
+    def describe(self, p: Point) -> dict[str, Any]:
+        """A point with its meter and factor details, as a plain dict (dead letters, messages)."""
+        doc = dict(zip(POINT_COLUMNS, p, strict=True))
+        doc["ts"] = us_to_iso(doc.pop("ts_us"))
+        info = self.meters.get(p[METER])
+        if info is not None:
+            doc.update(info._asdict())
+        factor = self.factors.get(p[FACTOR]) if p[FACTOR] is not None else None
+        if factor is not None:
+            doc.update(factor._asdict())
+        doc.pop("factor_ref", None)
+        return doc
+
+
+def ts_to_us(ts: datetime) -> int:
+    delta = ts - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def us_to_dt(us: int) -> datetime:
+    return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
+
+
+def us_to_iso(us: int) -> str:
+    return us_to_dt(us).isoformat().replace("+00:00", "Z")
