@@ -16,11 +16,17 @@ from calc.units import UnitError, convert
 MASS_EXAMPLES = ["t", "kg", "kt"]
 
 
+MAX_KG = 1e15  # a million megatonnes: far beyond any plant; keeps every figure finite
+
+
 def to_kg(amount: float, unit: str, what: str) -> float:
     try:
-        return convert(amount, unit, "kg")
+        kg = convert(amount, unit, "kg")
     except UnitError as exc:
         raise ValueError(f"{what}: {unit!r} is not a mass unit of CO2e (use t, kg, kt)") from exc
+    if not 0 < kg <= MAX_KG:
+        raise ValueError(f"{what}: {amount} {unit} is not between 0 and {MAX_KG:g} kg")
+    return kg
 
 
 class AllowanceIn(BaseModel):
@@ -30,7 +36,7 @@ class AllowanceIn(BaseModel):
     target: str | None = Field(default=None, max_length=128)
     start: AwareDatetime = Field(examples=["2026-01-01T00:00:00+08:00"])
     end: AwareDatetime = Field(examples=["2027-01-01T00:00:00+08:00"])
-    amount: float = Field(gt=0, allow_inf_nan=False, examples=[12_000.0])
+    amount: float = Field(gt=0, le=MAX_KG, allow_inf_nan=False, examples=[12_000.0])
     unit: str = Field(default="t", max_length=16, examples=MASS_EXAMPLES, description="t CO2e, kg CO2e ...")
     note: str | None = Field(default=None, max_length=1000)
 
@@ -54,7 +60,7 @@ class OffsetIn(BaseModel):
     serial: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^\S(.*\S)?$",
                                description="registry serial number (block); counted once",
                                examples=["CCER-2025-000123-000001-001000"])
-    quantity: float = Field(gt=0, allow_inf_nan=False, examples=[1000.0])
+    quantity: float = Field(gt=0, le=MAX_KG, allow_inf_nan=False, examples=[1000.0])
     unit: str = Field(default="t", max_length=16, examples=MASS_EXAMPLES)
     applies_on: date = Field(description="date the offset counts for (retirement date); site time zone is not "
                              "applied, the day starts at 00:00 UTC", examples=["2026-11-30"])

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from api import dashboard
 from api.auth import KeyRing
 from api.db import ApiDb
 from api.engine import Engine
@@ -129,4 +130,5 @@ def create_app(settings: Settings, store: StoreReader, keyring: KeyRing | None =
     for module in (health, meters, balance, history, factors, rules, alerts, allowances, offsets, reports, audit,
                    keys, stream):
         app.include_router(module.router)
+    app.include_router(dashboard.router)  # the static page at "/" (no data in it; it calls the API with a key)
     return app

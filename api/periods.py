@@ -10,7 +10,11 @@ NAMED = ("today", "month", "year")
 
 
 class PeriodError(ValueError):
-    """A period that cannot be understood."""
+    """A period that cannot be understood; `where` names the query parameter."""
+
+    def __init__(self, message: str, where: str = "period") -> None:
+        super().__init__(message)
+        self.where = where
 
 
 @dataclass(frozen=True)
@@ -24,11 +28,11 @@ def resolve(name: str | None, start: datetime | None, end: datetime | None, tz: 
     """Bounds of a named period containing `now`, or of an explicit [start, end)."""
     if start is not None or end is not None:
         if start is None or end is None:
-            raise PeriodError("give both 'from' and 'to', or a period name")
+            raise PeriodError("give both 'from' and 'to', or a period name", "from" if start is None else "to")
         if start.tzinfo is None or end.tzinfo is None:
-            raise PeriodError("'from' and 'to' need a time zone offset, e.g. 2026-11-29T00:00:00Z")
+            raise PeriodError("'from' and 'to' need a time zone offset, e.g. 2026-11-29T00:00:00Z", "from")
         if end <= start:
-            raise PeriodError("'to' must be after 'from'")
+            raise PeriodError("'to' must be after 'from'", "to")
         return Period("custom", start.astimezone(UTC), end.astimezone(UTC))
     name = name or "today"
     local = now.astimezone(ZoneInfo(tz))

@@ -1,6 +1,7 @@
 """Read methods the API needs beyond `StoreReader` (aggregated series, factor usage over time), as a Protocol
-of the API's own, with two implementations: the SQLite store's rollup tables read directly (fast), and a
-generic one that asks any `StoreReader` for `totals` bucket by bucket (bounded number of buckets).
+of the API's own, with two implementations: the SQLite store's rollup tables read directly (fast; checked
+against the store's schema at start, else not used), and a generic one that asks any `StoreReader` for
+`totals` bucket by bucket (bounded number of buckets).
 
 To be replaced by the store's own methods when ingest offers them (asked for in the API report).
 """
@@ -85,13 +86,14 @@ class SqliteHistory:
     def series(self, site: str, start: datetime, end: datetime, step: str, tz: str) -> list[SeriesPoint]:
         step_s = STEPS_S[step]
         table = "rollup_minute" if step_s < 3600 else "rollup_hour"
-        rows = self._rows(f"SELECT bucket_us, meter, area, carrier, scope, energy_unit, energy, co2e_kg, points "
-                          f"FROM {table} WHERE site = ? AND bucket_us >= ? AND bucket_us < ?",
-                          (site, _us(start), _us(end)))
+        rows = self._rows(f"SELECT r.bucket_us, r.meter, m.area, m.carrier, f.scope, f.energy_unit, r.energy, "
+                          f"r.co2e_kg, r.points FROM {table} r JOIN meters m ON m.meter = r.meter "
+                          f"LEFT JOIN factor_refs f ON f.ref = r.factor_ref "
+                          f"WHERE r.site = ? AND r.bucket_us >= ? AND r.bucket_us < ?", (site, _us(start), _us(end)))
         acc: dict[tuple[datetime, str], list[Any]] = {}
         for bucket_us, meter, area, carrier, scope, unit, energy, co2e, n in rows:
             key = (_bucket(_dt(int(bucket_us)), step_s, tz), str(meter))
-            a = acc.setdefault(key, [area, carrier, scope, unit, 0.0, 0.0, 0])
+            a = acc.setdefault(key, [area, carrier, scope or "", unit or "", 0.0, 0.0, 0])
             a[4] = float(a[4]) + float(energy or 0.0)
             a[5] = float(a[5]) + float(co2e or 0.0)
             a[6] = int(a[6]) + int(n or 0)
@@ -99,9 +101,10 @@ class SqliteHistory:
                             int(a[6])) for (b, m), a in sorted(acc.items())]
 
     def factor_usage(self, site: str, start: datetime, end: datetime) -> list[FactorUse]:
-        rows = self._rows("SELECT factor_id, factor_version, MIN(bucket_us), MAX(bucket_us), SUM(points) "
-                          "FROM rollup_hour WHERE site = ? AND bucket_us >= ? AND bucket_us < ? AND factor_id != '' "
-                          "GROUP BY factor_id, factor_version ORDER BY MIN(bucket_us)",
+        rows = self._rows("SELECT f.factor_id, f.factor_version, MIN(r.bucket_us), MAX(r.bucket_us), SUM(r.points) "
+                          "FROM rollup_hour r JOIN factor_refs f ON f.ref = r.factor_ref WHERE r.site = ? "
+                          "AND r.bucket_us >= ? AND r.bucket_us < ? AND f.factor_id != '' "
+                          "GROUP BY f.factor_id, f.factor_version ORDER BY MIN(r.bucket_us)",
                           (site, _us(start), _us(end)))
         return [FactorUse(str(r[0]), str(r[1]), _dt(int(r[2])), _dt(int(r[3])), int(r[4]))
                 for r in rows]
@@ -153,7 +156,9 @@ def history_reader(store: StoreReader) -> HistoryReader:
     if isinstance(path, Path) and path.exists():
         try:
             reader = SqliteHistory(path)
-            reader._rows("SELECT 1 FROM rollup_hour LIMIT 1", ())
+            # the schema this reader knows (rollups keyed by meter and factor_ref); else the generic path
+            reader._rows("SELECT r.meter, m.area, f.scope FROM rollup_hour r JOIN meters m ON m.meter = r.meter "
+                         "LEFT JOIN factor_refs f ON f.ref = r.factor_ref LIMIT 1", ())
             return reader
         except sqlite3.Error:
             pass

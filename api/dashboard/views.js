@@ -322,7 +322,7 @@ export function drill(root, ctx, kind, id) {
       card("history-card", "CO2e per interval", h("div", { id: "history-chart", class: "chartbox" })),
       card("energy-card", "Energy per interval", h("div", { id: "energy-chart", class: "chartbox" })),
       kind === "meter" ? card("factors", "Factors behind the figure", h("div", { id: "factor-list" })) : null),
-    kind === "area" ? card("area-meters", "Meters", h("div", { id: "meters" })) : null);
+    ...(kind === "area" ? [card("area-meters", "Meters", h("div", { id: "meters" }))] : []));
   csv.addEventListener("click", async () => {
     try {
       await downloadCsv("/v1/history", { ...periodParams(state), step: state.step, group: "meter", ...filter });

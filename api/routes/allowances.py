@@ -19,6 +19,7 @@ from api.deps import (
     SiteQuery,
     StoreDep,
     Viewer,
+    invalid,
     site_of,
 )
 from api.ledger import AllowanceIn, Ledger, Void
@@ -54,9 +55,9 @@ class AllowanceDetail(AllowanceOut):
 
 def _check_target(settings: SettingsDep, scope: str, target: str | None) -> None:
     if scope == "area" and target not in {m.area for m in settings.plant.meters}:
-        raise HTTPException(422, f"target: no area {target!r} in this plant")
+        raise invalid(("body", "target"), f"no area {target!r} in this plant")
     if scope == "meter" and target not in settings.plant.meters_by_id:
-        raise HTTPException(422, f"target: no meter {target!r} in this plant")
+        raise invalid(("body", "target"), f"no meter {target!r} in this plant")
 
 
 @router.get("/allowances")

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from api.accounting import BalanceOut, build_balance
-from api.deps import DbDep, EngineDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
+from api.deps import DbDep, EngineDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, invalid, site_of
 from api.periods import Period, PeriodError, resolve
 
 router = APIRouter(prefix="/v1", tags=["balance"])
@@ -27,7 +27,7 @@ def period_of(settings: SettingsDep, now: datetime, period: str | None, start: d
     try:
         return resolve(period, start, end, settings.plant.site.timezone, now)
     except PeriodError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise invalid(("query", exc.where), str(exc)) from exc
 
 
 def check_boundary(settings: SettingsDep, area: str | None, meter: str | None) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from api.deps import Admin, DbDep, HistoryDep, NowDep, SettingsDep, SiteQuery, Viewer, site_of
+from api.deps import Admin, DbDep, HistoryDep, NowDep, SettingsDep, SiteQuery, Viewer, invalid, site_of
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
 from calc.factors import FactorError, FactorSet, default_factor_set, parse_factor_toml
 
@@ -95,7 +95,7 @@ def upload_set(body: Annotated[FactorUpload, Body()], db: DbDep, settings: Setti
     try:
         fs = parse_factor_toml(body.toml, body.name)
     except FactorError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise invalid(("body", "toml"), str(exc)) from exc
     with db.tx() as conn:
         if conn.execute("SELECT 1 FROM factor_sets WHERE name = ? AND version = ?",
                         (fs.name, fs.version)).fetchone():

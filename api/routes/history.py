@@ -9,11 +9,11 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from api.deps import HistoryDep, NowDep, SettingsDep, SiteQuery, Viewer, site_of
+from api.deps import HistoryDep, NowDep, SettingsDep, SiteQuery, Viewer, invalid, site_of
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, check_boundary, period_of
 from api.store_ext import STEPS_S, HistoryError
 
@@ -56,11 +56,12 @@ def history(settings: SettingsDep, reader: HistoryDep, now: NowDep, key: Viewer,
     check_boundary(settings, area, meter)
     bounds = period_of(settings, now, period, start, end)
     if (bounds.end - bounds.start).total_seconds() / STEPS_S[step] > MAX_BUCKETS:
-        raise HTTPException(422, f"more than {MAX_BUCKETS} buckets of {step}: use a coarser step or a shorter range")
+        raise invalid(("query", "step"),
+                      f"more than {MAX_BUCKETS} buckets of {step}: use a coarser step or a shorter range")
     try:
         points = reader.series(site, bounds.start, bounds.end, step, settings.plant.site.timezone)
     except HistoryError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise invalid(("query", "step"), str(exc)) from exc
     acc: dict[tuple[datetime, str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
     for p in points:
         if (area is not None and p.area != area) or (meter is not None and p.meter != meter):

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException, Path
 from pydantic import BaseModel, Field
 
-from api.deps import BookDep, EngineDep, Engineer, NowDep, SettingsDep, SiteQuery, Viewer, site_of
+from api.deps import BookDep, EngineDep, Engineer, NowDep, SettingsDep, SiteQuery, Viewer, invalid, site_of
 from api.rulebook import Conflict, NotFound, StoredRule
 from calc.rules import RuleSpec, RuleState, ScopeKind
 
@@ -50,9 +50,9 @@ def _out(r: StoredRule) -> RuleOut:
 
 def _check_target(settings: SettingsDep, spec: RuleSpec) -> None:
     if spec.scope is ScopeKind.AREA and spec.target not in {m.area for m in settings.plant.meters}:
-        raise HTTPException(422, f"target: no area {spec.target!r} in this plant")
+        raise invalid(("body", "target"), f"no area {spec.target!r} in this plant")
     if spec.scope is ScopeKind.METER and spec.target not in settings.plant.meters_by_id:
-        raise HTTPException(422, f"target: no meter {spec.target!r} in this plant")
+        raise invalid(("body", "target"), f"no meter {spec.target!r} in this plant")
 
 
 @router.get("/rules")

@@ -73,7 +73,8 @@ def fill_store(store: SqliteStore, plant: dict[str, Any], series: dict[str, list
             msg = reading(meter, i, ts, kwh=kwh)
             out = conv.convert(topics.reading(site, AREAS[meter], meter), encode(msg))
             assert not out.dead, out.dead
-            store.write(out.points)
+            # ingest's write interface: a Batch (newer) or the points themselves (older)
+            store.write(conv.batch([out]) if hasattr(conv, "batch") else out.points)
 
 
 @dataclass
@@ -100,6 +101,17 @@ class Env:
     def app(self, mqtt: MqttSection | None = None, **api: Any) -> FastAPI:
         store = SqliteStore(self.tmp / "store.sqlite")  # the app closes its reader when it stops
         return create_app(self.settings(mqtt, **api), store, KeyRing.load(self.keys_file), clock=self.clock)
+
+    @staticmethod
+    def schema_paths() -> dict[str, Any]:
+        """The OpenAPI paths of an app built on throw-away settings (for test collection)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            app = Env(Path(tmp)).app()
+            paths: dict[str, Any] = app.openapi()["paths"]
+            app.state.db.close()
+            return paths
 
     def h(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}

@@ -89,7 +89,8 @@ def test_bad_period_is_a_clear_422(setup: tuple[TestClient, FakeStore, dict[str,
     client, _, keys = setup
     resp = client.get("/v1/balance", params={"period": "fortnight"}, headers={"X-API-Key": keys["viewer"]})
     assert resp.status_code == 422
-    assert "fortnight" in resp.json()["detail"]
+    assert "fortnight" in resp.json()["detail"][0]["msg"]
+    assert resp.json()["detail"][0]["loc"] == ["query", "period"]
 
 
 def test_healthz_needs_no_key(setup: tuple[TestClient, FakeStore, dict[str, str]]) -> None:
