@@ -23,6 +23,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+# Run as a script, bench/ comes first on sys.path and this very file would shadow the api package.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -110,6 +114,13 @@ def live_latency(api_url: str, key: str, mqtt_url: str, samples: int, meter: str
     ready = threading.Event()
 
     def read_stream() -> None:
+        try:
+            follow()
+        except httpx.HTTPError:
+            if not stop.is_set():
+                raise
+
+    def follow() -> None:
         with httpx.stream("GET", f"{api_url}/v1/stream", headers={"Authorization": f"Bearer {key}"},
                           timeout=httpx.Timeout(10.0, read=None)) as resp:
             event = ""
