@@ -88,7 +88,8 @@ def create_app(settings: Settings, store: StoreReader, keyring: KeyRing | None =
         await asyncio.to_thread(engine.load, store)
         if settings.api.live:
             queue: asyncio.Queue[tuple[str, bytes, float]] = asyncio.Queue(10_000)
-            link = MqttLink(settings.mqtt, settings.client_id, to_loop(asyncio.get_running_loop(), queue))
+            link = MqttLink(settings.mqtt, settings.client_id, to_loop(asyncio.get_running_loop(), queue),
+                            clean_session=not settings.persistent_session)
             app.state.mqtt = link
             link.start()
             tasks.append(asyncio.create_task(_consume(engine, queue), name="live evaluation"))

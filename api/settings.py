@@ -42,7 +42,10 @@ class ApiSection(BaseModel):
     stale_after_s: float = Field(default=60.0, gt=0, description="a meter silent this long is shown as stale")
     cors_origins: tuple[str, ...] = ()
     live: bool = Field(default=True, description="subscribe to the reading topics to evaluate rules live")
-    client_id: str | None = Field(default=None, max_length=128, description="MQTT client id of the API")
+    client_id: str | None = Field(default=None, max_length=128,
+                                  description="MQTT client id; when set, the broker keeps a persistent session "
+                                  "(readings sent while the API is down are evaluated on restart). Unset: a "
+                                  "unique id and a clean session, so several API processes never evict each other")
     webhooks: tuple[Webhook, ...] = ()
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
     tick_s: float = Field(default=5.0, gt=0, le=3600, description="how often time-based rules (offline) are checked")
@@ -118,7 +121,15 @@ class Settings(BaseModel):
 
     @property
     def client_id(self) -> str:
-        return self.api.client_id or f"carbonwatch-api-{self.plant.site.id}"
+        if self.api.client_id:
+            return self.api.client_id
+        import uuid
+
+        return f"carbonwatch-api-{self.plant.site.id}-{uuid.uuid4().hex[:8]}"
+
+    @property
+    def persistent_session(self) -> bool:
+        return self.api.client_id is not None
 
 
 def _section(model: type[BaseModel], data: dict[str, Any], key: str, source: str) -> Any:
