@@ -29,6 +29,7 @@ from ingest.points import (
     FACTOR,
     Batch,
     Converted,
+    Counted,
     DeadLetter,
     FactorInfo,
     MeterInfo,
@@ -83,7 +84,8 @@ class Converter:
         self.clock = clock or time.time
         self._scales: dict[tuple[str, str], float | None] = {}
         infos = [FactorInfo(r.scope, r.factor_id, r.factor_version, r.unit) for r in self.table.rows]
-        self._refs = [i.ref for i in infos]
+        self._refs_array = np.asarray([i.ref for i in infos] or [0], dtype=np.int64)
+        self._meter_ids = np.asarray(self.table.meters, dtype=object)
         self.factor_info: dict[int, FactorInfo] = {i.ref: i for i in infos}
         self.meter_info: dict[str, MeterInfo] = {m.id: MeterInfo(self.site, m.area, m.carrier.value)
                                                  for m in plant.meters}
@@ -94,17 +96,27 @@ class Converter:
 
     def convert_batch(self, items: Sequence[tuple[str, bytes, int | None]]) -> list[Converted]:
         """Validate and convert several messages, with one vectorized CO2e step for all their samples."""
+        return self.convert_to_batch(items)[0]
+
+    def convert_to_batch(self, items: Sequence[tuple[str, bytes, int | None]]) -> tuple[list[Converted], Batch]:
+        """Convert several messages and gather them into one store batch (with its counted points as columns)."""
         pending = _Pending()
         outs = [self._one(topic, payload, received_us, pending) for topic, payload, received_us in items]
+        counted = None
         if pending.rows:
-            kg, rows = self.table.co2e_kg(np.asarray(pending.meter_idx, dtype=np.intp),
-                                          np.asarray(pending.quantity, dtype=np.float64),
-                                          np.asarray(pending.ts_us, dtype=np.int64).astype("datetime64[us]"))
-            refs = self._refs
-            for row, co2e, ri in zip(pending.rows, kg.tolist(), rows.tolist(), strict=True):
-                if ri >= 0:  # -1 only for meters with problems, whose samples were dead-lettered already
-                    row[CO2E], row[FACTOR] = co2e, refs[ri]
-        return outs
+            meter_idx = np.asarray(pending.meter_idx, dtype=np.intp)
+            energy = np.asarray(pending.quantity, dtype=np.float64)
+            ts = np.asarray(pending.ts_us, dtype=np.int64)
+            kg, rows = self.table.co2e_kg(meter_idx, energy, ts.astype("datetime64[us]"))
+            if rows.min() < 0:  # only meters with problems, and their samples were dead-lettered already
+                raise AssertionError("a counted sample of a meter without a usable factor")
+            refs = self._refs_array[rows]
+            for row, co2e, ref in zip(pending.rows, kg.tolist(), refs.tolist(), strict=True):
+                row[CO2E], row[FACTOR] = co2e, ref
+            counted = Counted(self._meter_ids[meter_idx], ts, energy, kg, refs)
+        batch = self.batch(outs)
+        batch.counted = counted
+        return outs, batch
 
     def batch(self, converted: Sequence[Converted]) -> Batch:
         """One store batch from converted messages: their points, dead letters, meters and factors."""
@@ -133,8 +145,10 @@ class Converter:
             return reject(f"topic: site {path.site!r} is not this plant's site {self.site!r}")
         fast = fast_decode(payload)
         if fast is not None:
-            meter_id, seq, agent = fast.meter, fast.seq, fast.agent
-            samples: list[tuple[int, FastSample]] = list(enumerate(fast.samples))
+            message_f, times = fast
+            meter_id, seq, agent = message_f.meter, message_f.seq, message_f.agent
+            samples: list[tuple[int, FastSample, int]] = [(i, smp, ts) for i, (smp, ts) in
+                                                          enumerate(zip(message_f.samples, times, strict=True))]
         else:
             try:
                 message = decode(payload)
@@ -145,7 +159,7 @@ class Converter:
                     return out
                 message, checked = partial
             meter_id, seq, agent = message.meter, message.seq, message.agent
-            samples = [(i, from_sample(smp)) for i, smp in checked]
+            samples = [(i, from_sample(smp), ts_to_us(smp.ts)) for i, smp in checked]
         meter = self.meters.get(meter_id)
         if meter_id != path.meter:
             return reject(f"meter: payload meter {meter_id!r} differs from topic meter {path.meter!r}", meter_id, seq)
@@ -195,7 +209,7 @@ class Converter:
                                            envelope.meter, envelope.seq, i))
         return envelope, good
 
-    def _points(self, meter: Meter, seq: int, agent: str | None, samples: list[tuple[int, FastSample]],
+    def _points(self, meter: Meter, seq: int, agent: str | None, samples: list[tuple[int, FastSample, int]],
                 now_us: int, out: Converted, pending: _Pending) -> None:
         mi = self.table.meter_index[meter.id]
         table_unit = self.table.units[mi]
@@ -205,8 +219,7 @@ class Converter:
         max_kw = meter.max_power_kw * 1.05 if meter.max_power_kw is not None and electric else None
         lo_us, hi_us = self.start_us, now_us + self.max_future_us
         scales = self._scales
-        for i, s in samples:
-            ts_us = s.ts_us
+        for i, s, ts_us in samples:
             delta, flags = s.delta, s.flags
             reason: str | None = None
             if ts_us < lo_us:

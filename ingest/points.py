@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+import numpy as np
+import numpy.typing as npt
+
 # Column order of a stored point (a list or tuple in this order).
 POINT_COLUMNS = ("meter", "ts_us", "quantity", "value", "unit", "delta", "interval_s", "energy", "co2e_kg",
                  "quality", "flags", "factor_ref", "seq", "agent")
@@ -77,14 +80,29 @@ class Converted:
     meter: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """The points that carry energy, as columns (for vectorized rollups): meter ids, times, energy, CO2e, refs."""
+
+    meter: npt.NDArray[np.object_]
+    ts_us: npt.NDArray[np.int64]
+    energy: npt.NDArray[np.float64]
+    co2e_kg: npt.NDArray[np.float64]
+    factor_ref: npt.NDArray[np.int64]
+
+
 @dataclass(slots=True)
 class Batch:
-    """One store transaction's worth: points of many messages, what they refer to, and dead letters."""
+    """One store transaction's worth: points of many messages, what they refer to, and dead letters.
+
+    `counted`, when given, holds exactly the points of `points` whose energy is not None, as columns.
+    """
 
     points: list[Point] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     meters: dict[str, MeterInfo] = field(default_factory=dict)
     factors: dict[int, FactorInfo] = field(default_factory=dict)
+    counted: Counted | None = None
 
     def key(self, p: Point) -> tuple[str, int, str]:
         return p[METER], p[TS], p[QUANTITY]

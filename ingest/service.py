@@ -138,8 +138,7 @@ class IngestWorker:
 
     def _store_batch(self, items: Sequence[tuple[str, bytes, int | None]]) -> bool:
         """Convert and write in one store transaction; False (and a backoff) when the store is down."""
-        converted = self.converter.convert_batch(items)
-        batch = self.converter.batch(converted)
+        converted, batch = self.converter.convert_to_batch(items)
         try:
             result: WriteResult = self.store.write(batch)
         except StoreError as exc:

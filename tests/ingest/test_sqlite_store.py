@@ -35,9 +35,10 @@ CONV = Converter(PLANT, clock=lambda: NOW_US / 1e6)
 def points(meter: str, start: datetime, n: int, step_s: float, kwh: float = 1.0, seq: int = 0) -> Batch:
     area = PLANT.meter(meter).area
     samples = [counter_sample(start + timedelta(seconds=i * step_s), kwh, 100 + i * kwh) for i in range(n)]
-    out = CONV.convert(topics.reading(SITE, area, meter), message(meter, seq, samples), NOW_US)
-    assert out.dead == []
-    return CONV.batch([out])
+    (out,), batch = CONV.convert_to_batch([(topics.reading(SITE, area, meter), message(meter, seq, samples),
+                                            NOW_US)])
+    assert out.dead == [] and batch.counted is not None  # the vectorized rollup path; join() and part() the other
+    return batch
 
 
 def part(batch: Batch, sl: slice) -> Batch:
