@@ -121,7 +121,11 @@ class Browser:
                   mobile=mobile)
 
     def goto(self, url: str) -> None:
+        """Navigate and wait until the new document has loaded."""
         self.page("Page.navigate", url=url)
+        base = url.split("#", 1)[0]
+        self.wait(f"{base} to load", f"location.href.startsWith({json.dumps(base)}) && "
+                  "document.readyState === 'complete'")
 
     def eval(self, expression: str) -> Any:
         result = self.page("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)

@@ -60,3 +60,23 @@ def system(tmp_path_factory: pytest.TempPathFactory, mqtt_url: str) -> Iterator[
 def browser(tmp_path: Path) -> Iterator[Browser]:
     with Browser(tmp_path) as b:
         yield b
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report: pytest.TestReport = yield
+    if report.when == "call":
+        item.stash[FAILED] = report.failed
+    return report
+
+
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture
+def logs_on_failure(request: pytest.FixtureRequest, system: DashboardSystem) -> Iterator[None]:
+    """Print the services' logs when a test that uses the shared system fails."""
+    yield
+    if request.node.stash.get(FAILED, False):
+        for name in ("simulate", "edge", "ingest", "api"):
+            print(f"--- {name} log ---\n{system.log(name)}")

@@ -12,9 +12,17 @@ from fastapi import FastAPI
 def with_dashboard(app: FastAPI) -> FastAPI:
     import api.dashboard
 
-    if not any(getattr(route, "path", None) == "/" for route in app.routes):
+    if not has_dashboard(app):
         app.include_router(api.dashboard.router)
     return app
+
+
+def has_dashboard(app: FastAPI) -> bool:
+    import api.dashboard
+
+    # FastAPI 0.165 keeps an included router as one entry holding the original router
+    return any(getattr(route, "original_router", None) is api.dashboard.router
+               or getattr(route, "endpoint", None) is api.dashboard.index for route in app.routes)
 
 
 def main() -> None:
