@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Query
 from api.accounting import BalanceOut, build_balance
 from api.deps import DbDep, EngineDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, invalid, site_of
 from api.periods import Period, PeriodError, resolve
+from calc.rules import ScopeKind
 
 router = APIRouter(prefix="/v1", tags=["balance"])
 
@@ -49,5 +50,6 @@ def balance(settings: SettingsDep, store: StoreDep, db: DbDep, history: HistoryD
     site = site_of(key, settings, site)
     check_boundary(settings, area, meter)
     bounds = period_of(settings, now, period, start, end)
-    return build_balance(settings, store, db, history, site, bounds, now,
-                         engine.snapshot(now)["co2e_rate_kg_per_h"], area, meter)
+    scope = ScopeKind.METER if meter else (ScopeKind.AREA if area else ScopeKind.SITE)
+    rate = sum(m.co2e_rate_kg_per_h for m in engine.live.in_scope(scope, meter or area))
+    return build_balance(settings, store, db, history, site, bounds, now, rate, area, meter)

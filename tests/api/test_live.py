@@ -4,12 +4,15 @@ an alert that arrives on MQTT, at a webhook receiver and on the SSE stream; a fa
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -22,7 +25,7 @@ from api.notify import verify
 from api.settings import MqttSection, Webhook
 from calc import topics
 from calc.schema import encode
-from deploy.services import free_port
+from deploy.services import free_port, wait_for_port
 from tests.api.conftest import Env, Server, reading
 
 T = TypeVar("T")
@@ -107,8 +110,28 @@ def sse_events(url: str, headers: dict[str, str], out: list[tuple[str, dict[str,
             raise
 
 
-def test_alert_reaches_mqtt_webhooks_and_the_stream(env: Env, mqtt_url: str,
+@pytest.fixture(params=["mosquitto", "amqtt"])
+def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A real Mosquitto, or the embedded amqtt broker (MQTT 3.1.1 only) run as `carbonwatch broker`."""
+    if request.param == "mosquitto":
+        yield request.getfixturevalue("mqtt_url")
+        return
+    port = free_port()
+    log = (tmp_path / "amqtt.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "deploy.cli", "broker", "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port("127.0.0.1", port, 30, proc)
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def test_alert_reaches_mqtt_webhooks_and_the_stream(env: Env, broker_url: str,
                                                     receivers: tuple[Receiver, Receiver]) -> None:
+    mqtt_url = broker_url
     ok, flaky = receivers
     env.clock.now = datetime.now(UTC)
     hooks = (Webhook(url=ok.url, secret=SECRET, backoff_s=0.05),
