@@ -26,7 +26,9 @@ from calc.units import UnitError, conversion_factor
 from ingest.fastschema import FastSample, fast_decode, from_sample
 from ingest.points import (
     CO2E,
+    ENERGY,
     FACTOR,
+    TS,
     Batch,
     Converted,
     Counted,
@@ -57,9 +59,7 @@ class _Pending:
     """Rows of a batch waiting for the one vectorized CO2e step (counted samples only)."""
 
     rows: list[list[Any]] = field(default_factory=list)
-    meter_idx: list[int] = field(default_factory=list)
-    quantity: list[float] = field(default_factory=list)
-    ts_us: list[int] = field(default_factory=list)
+    meter_spans: list[tuple[int, int]] = field(default_factory=list)  # (meter index, how many rows), in order
 
 
 class Converter:
@@ -104,9 +104,10 @@ class Converter:
         outs = [self._one(topic, payload, received_us, pending) for topic, payload, received_us in items]
         counted = None
         if pending.rows:
-            meter_idx = np.asarray(pending.meter_idx, dtype=np.intp)
-            energy = np.asarray(pending.quantity, dtype=np.float64)
-            ts = np.asarray(pending.ts_us, dtype=np.int64)
+            spans = np.asarray(pending.meter_spans, dtype=np.intp)
+            meter_idx = np.repeat(spans[:, 0], spans[:, 1])
+            energy = np.fromiter((r[ENERGY] for r in pending.rows), dtype=np.float64, count=len(pending.rows))
+            ts = np.fromiter((r[TS] for r in pending.rows), dtype=np.int64, count=len(pending.rows))
             kg, rows = self.table.co2e_kg(meter_idx, energy, ts.astype("datetime64[us]"))
             if rows.min() < 0:  # only meters with problems, and their samples were dead-lettered already
                 raise AssertionError("a counted sample of a meter without a usable factor")
@@ -219,8 +220,12 @@ class Converter:
         max_kw = meter.max_power_kw * 1.05 if meter.max_power_kw is not None and electric else None
         lo_us, hi_us = self.start_us, now_us + self.max_future_us
         scales = self._scales
+        last_unit: str | None = None
+        scale_of_last: float | None = None
+        add_point, add_counted = out.points.append, pending.rows.append
+        first_counted = len(pending.rows)
         for i, s, ts_us in samples:
-            delta, flags = s.delta, s.flags
+            delta, flags, interval_s = s.delta, s.flags, s.interval_s
             reason: str | None = None
             if ts_us < lo_us:
                 reason = f"ts: {s.ts} is before the plant's start {self.plant.site.start.isoformat()}"
@@ -229,39 +234,46 @@ class Converter:
                           f"(limit {self.max_future_us / 1e6:.0f} s)")
             elif delta is not None and delta < 0 and "reset" not in flags and "rollover" not in flags:
                 reason = f"delta: negative energy {delta} {s.unit} without a reset or rollover flag"
-            counter = delta is not None or s.interval_s is not None or "first" in flags
+            counter = delta is not None or interval_s is not None or "first" in flags
             scale: float | None = None
             if reason is None and counter and not s.quantity.endswith("_export"):
-                key = (s.unit, table_unit)
-                if key in scales:
-                    scale = scales[key]
+                unit = s.unit
+                if unit == last_unit:
+                    scale = scale_of_last
                 else:
-                    try:
-                        scale = conversion_factor(s.unit, table_unit)
-                    except UnitError:
-                        scale = None
-                    scales[key] = scale
+                    key = (unit, table_unit)
+                    if key in scales:
+                        scale = scales[key]
+                    else:
+                        try:
+                            scale = conversion_factor(unit, table_unit)
+                        except UnitError:
+                            scale = None
+                        scales[key] = scale
+                    last_unit, scale_of_last = unit, scale
                 if scale is None:
                     if "energy" in s.quantity or not electric:
-                        reason = (f"unit: {s.unit!r} of {s.quantity} cannot be converted to {table_unit!r}, "
+                        reason = (f"unit: {unit!r} of {s.quantity} cannot be converted to {table_unit!r}, "
                                   f"the unit of a {carrier} meter")
                 elif problem is not None:
                     reason = f"factor: {problem}"
-                elif max_kw is not None and delta and s.interval_s and delta > 0:
-                    kw = delta * scale / (s.interval_s / 3600.0)
+                elif max_kw is not None and delta and interval_s and delta > 0:
+                    kw = delta * scale / (interval_s / 3600.0)
                     if kw > max_kw:
-                        reason = (f"delta: quarantined, {delta} {s.unit} in {s.interval_s} s implies {kw:.1f} kW, "
+                        reason = (f"delta: quarantined, {delta} {unit} in {interval_s} s implies {kw:.1f} kW, "
                                   f"above the meter's max {meter.max_power_kw} kW")
             if reason is not None:
                 out.dead.append(DeadLetter(now_us, out.topic, s.dump(), f"samples.{i}: {reason}", meter_id, seq, i))
                 continue
-            row: list[Any] = [meter_id, ts_us, s.quantity, s.value, s.unit, delta, s.interval_s, None, None,
-                              s.quality, ",".join(flags) if flags else "", None, seq, agent]
-            if scale is not None:
-                quantity = (delta or 0.0) * scale  # delta None: the baseline reading, no energy yet
-                row[7] = quantity
-                pending.rows.append(row)
-                pending.meter_idx.append(mi)
-                pending.quantity.append(quantity)
-                pending.ts_us.append(ts_us)
-            out.points.append(row)
+            if scale is None:
+                add_point([meter_id, ts_us, s.quantity, s.value, s.unit, delta, interval_s, None, None, s.quality,
+                           ",".join(flags) if flags else "", None, seq, agent])
+            else:  # delta None: the baseline reading, no energy yet
+                row = [meter_id, ts_us, s.quantity, s.value, s.unit, delta, interval_s,
+                       delta * scale if delta is not None else 0.0, None, s.quality,
+                       ",".join(flags) if flags else "", None, seq, agent]
+                add_point(row)
+                add_counted(row)
+        counted = len(pending.rows) - first_counted
+        if counted:
+            pending.meter_spans.append((mi, counted))

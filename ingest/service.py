@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,16 @@ from ingest.store.base import StoreError, WriteResult
 
 RETRY_MIN_S = 0.1
 RETRY_MAX_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """A batch between the two stages: what was received, and what it converted to."""
+
+    received: list[Received]
+    items: list[tuple[str, bytes, int | None]]
+    converted: list[Converted]
+    batch: Batch
 
 
 def topic_filter(config: IngestConfig) -> str:
@@ -58,25 +69,58 @@ class IngestWorker:
         self._retry_at = 0.0
         self._metrics_written = 0.0
         self._retention_done = 0.0
+        self._pipe: queue.Queue[_Work] = queue.Queue(maxsize=2)
 
     def run(self, stop: threading.Event, ready: threading.Event | None = None) -> None:
-        """Receive and store until `stop` is set; then finish the batch in hand and disconnect."""
+        """Receive and store until `stop` is set; then finish the batches in hand and disconnect.
+
+        Two stages overlap: this thread takes and converts batches, the "store" thread writes them,
+        acks and publishes (SQLite and HTTP release the GIL while they work).
+        """
         self.subscriber.start()
         self._write_metrics(force=True)  # its appearance tells other processes we are subscribed
         if ready is not None:
             ready.set()
+        converting_done = threading.Event()
+        writer = threading.Thread(target=self._store_loop, args=(stop, converting_done), name="ingest-store")
+        writer.start()
         try:
-            while not stop.is_set():
-                batch = self._take(0.1)
-                if batch:
-                    self._handle(batch, stop)
-                self._housekeeping()
+            while not stop.is_set() and writer.is_alive():
+                received = self._take(0.1)
+                if received:
+                    self.metrics.add(received_messages=len(received))
+                    items: list[tuple[str, bytes, int | None]] = [(r.topic, r.payload, r.received_us)
+                                                                  for r in received]
+                    converted, batch = self.converter.convert_to_batch(items)
+                    work = _Work(received, items, converted, batch)
+                    while not stop.is_set():
+                        try:
+                            self._pipe.put(work, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
         finally:
+            converting_done.set()
+            writer.join()
             self.subscriber.stop()
             self.metrics.set(queue_depth=self.subscriber.queue.qsize())
             self._write_metrics(force=True)
             self.store.close()
             self.buffer.close()
+
+    def _store_loop(self, stop: threading.Event, converting_done: threading.Event) -> None:
+        """Write converted batches in order; after a stop, finish the queued ones if the store takes them."""
+        while True:
+            try:
+                work = self._pipe.get(timeout=0.1)
+            except queue.Empty:
+                if converting_done.is_set():
+                    return
+                self._housekeeping()
+                continue
+            if not self._handle(work, stop):
+                return  # stopping with the store down: what is not acked, the broker sends again
+            self._housekeeping()
 
     def _take(self, timeout_s: float) -> list[Received]:
         q = self.subscriber.queue
@@ -92,23 +136,22 @@ class IngestWorker:
                 break
         return batch
 
-    def _handle(self, batch: list[Received], stop: threading.Event) -> None:
-        """Store a batch, else buffer it on disk, else hold it unacked until the store is back."""
-        self.metrics.add(received_messages=len(batch))
-        items: list[tuple[str, bytes, int | None]] = [(r.topic, r.payload, r.received_us) for r in batch]
-        if self._store_up() and self._store_batch(items):
-            self.subscriber.ack(batch)
+    def _handle(self, work: _Work, stop: threading.Event) -> bool:
+        """Store a batch, else buffer it on disk, else hold it unacked until the store is back.
+        False when stopping before it could be kept."""
+        if self._store_up() and self._store_batch(work.items, (work.converted, work.batch)):
+            self.subscriber.ack(work.received)
             self._drain()
-            return
-        if self._buffer_batch(batch):
-            return
+            return True
+        if self._buffer_batch(work.received):
+            return True
         while not stop.wait(self._delay):  # buffer full: back-pressure, the broker keeps what we do not ack
             self.metrics.set(queue_depth=self.subscriber.queue.qsize())
             self._write_metrics()
-            if self._store_batch(items):
-                self.subscriber.ack(batch)
-                return
-        # stopping with the store down: not acked, the broker sends them again to the next start
+            if self._store_batch(work.items):
+                self.subscriber.ack(work.received)
+                return True
+        return False
 
     def _store_up(self) -> bool:
         return time.monotonic() >= self._retry_at
@@ -136,9 +179,11 @@ class IngestWorker:
             self.buffer.remove(rows)
             self.metrics.set(buffered=self.buffer.count)
 
-    def _store_batch(self, items: Sequence[tuple[str, bytes, int | None]]) -> bool:
-        """Convert and write in one store transaction; False (and a backoff) when the store is down."""
-        converted, batch = self.converter.convert_to_batch(items)
+    def _store_batch(self, items: Sequence[tuple[str, bytes, int | None]],
+                     done: tuple[list[Converted], Batch] | None = None) -> bool:
+        """Convert (unless `done`) and write in one store transaction; False (and a backoff) when the
+        store is down."""
+        converted, batch = done if done is not None else self.converter.convert_to_batch(items)
         try:
             result: WriteResult = self.store.write(batch)
         except StoreError as exc:
