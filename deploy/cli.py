@@ -13,7 +13,8 @@ SUBCOMMAND_MODULES = (
     "simulators.cli",     # simulate
     "edge.cli",           # edge
     "ingest.cli",         # ingest
-    "api.cli",            # api
+    "api.cli",            # api, api-key
+    "scada.cli",          # scada
     "deploy.calc_cli",    # calc, factors
 )
 

@@ -118,9 +118,12 @@ class Runner:
         self._spawn(Child("ingest", _cli("ingest", "--config", plant, "--mqtt-url", self.mqtt_url)))
         self._spawn(Child("edge", _cli("edge", "--config", plant, "--mqtt-url", self.mqtt_url,
                                        "--state-dir", str(self.data_dir / "edge"))))
+        if "scada" in self.data:
+            self._spawn(Child("scada", _cli("scada", "--config", plant, "--mqtt-url", self.mqtt_url)))
+            shown["scada"] = "OPC UA / Sparkplug B / Modbus as configured in [scada] (docs/scada.md)"
         key = self._api_key()
         self._spawn(Child("api", _cli("api", "--config", plant, "--host", self.api_host,
-                                      "--port", str(self.api_port))))
+                                      "--port", str(self.api_port), "--mqtt-url", self.mqtt_url)))
         api_proc = self.children[-1].proc
         assert api_proc is not None
         wait_for_port(self.api_host, self.api_port, 30.0, api_proc)
@@ -140,7 +143,7 @@ class Runner:
         return None
 
     def stop(self) -> None:
-        order = {"edge": 0, "simulate": 1, "api": 2, "ingest": 3}
+        order = {"edge": 0, "simulate": 1, "scada": 2, "api": 3, "ingest": 4}
         live = sorted(self.children, key=lambda c: order.get(c.name, 9))
         for child in live:
             if child.proc is not None and child.proc.poll() is None:

@@ -112,7 +112,7 @@ class System:
             "ingest": [*cli, "ingest", "--config", plant, "--mqtt-url", self.mqtt_url],
             "edge": [*cli, "edge", "--config", plant, "--mqtt-url", self.mqtt_url,
                      "--state-dir", str(self.workdir / "edge")],
-            "api": [*cli, "api", "--config", plant],
+            "api": [*cli, "api", "--config", plant, "--mqtt-url", self.mqtt_url],
         }[name]
 
     def start(self, name: str) -> None:

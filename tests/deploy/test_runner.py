@@ -67,5 +67,5 @@ def test_run_shows_a_balance_and_stops_cleanly(tmp_path: Path, broker: str) -> N
         print((tmp_path / "run.out").read_text(errors="replace"))
         print(f"stopped in {stop_s:.2f} s (the runner kills what is left after {STOP_TIMEOUT_S} s)")
     assert code == 0, "Ctrl-C must stop the system cleanly (exit 0)"
-    for port in (api_port, 5020, 8021):
+    for port in (api_port, 5020, 8021, 4841):  # API, Modbus gateway, simulator control, OPC UA server
         assert not _listening(port), f"something still listens on {port} after Ctrl-C"
