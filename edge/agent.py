@@ -1,7 +1,7 @@
 """The edge agent: wires drivers, pollers, the counter tracker, the on-disk spool and the MQTT publisher.
 
 Data path: poller -> queue -> writer (samples, seq, one SQLite transaction per batch) -> spool ->
-pump (QoS 1, a window of messages in flight; backlog replayed in order beside fresh messages) -> broker.
+outbox (QoS 1, a window of messages in flight; backlog replayed in order beside fresh messages) -> broker.
 A message leaves the spool only after the broker acknowledged it.
 """
 
@@ -12,13 +12,13 @@ import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from calc import topics
 from calc.schema import ReadingMessage, encode
 from edge.config import EdgeConfig, MeterDevice, OpcUaGateway
 from edge.drivers import Driver, make_driver
+from edge.outbox import Outbox
 from edge.publisher import Publisher
 from edge.readings import MeterState, MeterTracker, Poll
 from edge.scheduler import Clock, MeterPoller, SystemClock
@@ -27,28 +27,7 @@ from edge.spool import Outgoing, Spool, SpoolRow
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 BATCH_MAX = 500
-
-
-@dataclass
-class Lanes:
-    """Which spool rows to publish next: a backlog (rows up to `boundary`) beside the live rows after it."""
-
-    live_cursor: int = 0
-    backlog_cursor: int = 0
-    boundary: int = 0
-    inflight: dict[int, int] = field(default_factory=dict)  # mid -> row id
-    inflight_rows: set[int] = field(default_factory=set)
-
-    @property
-    def replaying(self) -> bool:
-        return self.backlog_cursor < self.boundary
-
-    def backlog_from(self, max_id: int) -> None:
-        """Everything up to max_id that is not acknowledged or in flight becomes backlog."""
-        if not self.replaying:
-            self.backlog_cursor = self.live_cursor
-        self.boundary = max(self.boundary, max_id)
-        self.live_cursor = max(self.live_cursor, self.boundary)
+ACK_FLUSH_S = 0.5  # an idle writer still deletes acknowledged messages this often
 
 
 class Agent:
@@ -63,9 +42,6 @@ class Agent:
                            config.edge.spool_full_policy)
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-sqlite")
         self._queue: asyncio.Queue[Poll | None] = asyncio.Queue()  # None: stop after what came before
-        self._wake = asyncio.Event()
-        self._acked: list[int] = []
-        self.lanes = Lanes()
         self.meters = {m.id: m for m in config.meters}
         self.trackers = {m.id: MeterTracker(m.id, m.stuck_after, m.max_power_kw, self._skew(m)) for m in config.meters}
         self.states: dict[str, MeterState] = {}
@@ -75,11 +51,9 @@ class Agent:
                                    topics.edge_status(self.site, self.agent_id), self._on_ack,
                                    self._on_connection, config.edge.publish_window)
         self.publisher.status_extra = self._status_extra
+        self.outbox = Outbox(self.spool, self.publisher, self._in_db, config.edge.live_share)
         self.pollers: dict[str, MeterPoller] = {}
-        self.published = 0
-        self.acknowledged = 0
         self.ready = asyncio.Event()
-        self._reconnected = False
 
     def _skew(self, meter: MeterDevice) -> float:
         gateway = self.config.gateway(meter.gateway)
@@ -89,23 +63,22 @@ class Agent:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
 
     def _status_extra(self) -> dict[str, Any]:
-        return {"spool": self.spool.size, "dropped": self.spool.dropped, "acknowledged": self.acknowledged}
+        return {"spool": self.spool.size, "dropped": self.spool.dropped, "acknowledged": self.outbox.acknowledged}
 
     # -- callbacks from the publisher (already on the loop) ------------------------------------------------
     def _on_ack(self, generation: int, mid: int) -> None:
-        if generation != self.publisher.generation:
-            return
-        row = self.lanes.inflight.pop(mid, None)
-        if row is not None:
-            self.lanes.inflight_rows.discard(row)
-            self._acked.append(row)
-            self.acknowledged += 1
-            self._wake.set()
+        self.outbox.on_ack(generation, mid)
 
     def _on_connection(self, up: bool) -> None:
-        if up:
-            self._reconnected = True
-        self._wake.set()
+        self.outbox.on_connection(up)
+
+    @property
+    def published(self) -> int:
+        return self.outbox.published
+
+    @property
+    def acknowledged(self) -> int:
+        return self.outbox.acknowledged
 
     # -- polling --------------------------------------------------------------------------------------------
     def submit(self, poll: Poll) -> None:
@@ -131,7 +104,12 @@ class Agent:
         stopping = False
         while not stopping:
             polls: list[Poll] = []
-            item = await self._queue.get()
+            try:
+                item = await asyncio.wait_for(self._queue.get(), ACK_FLUSH_S)
+            except TimeoutError:  # idle: still forget what the broker acknowledged
+                if self.outbox.acked:
+                    await self._write([])
+                continue
             while True:
                 if item is None:
                     stopping = True
@@ -140,71 +118,21 @@ class Agent:
                 if stopping or len(polls) >= BATCH_MAX or self._queue.empty():
                     break
                 item = self._queue.get_nowait()
-            if polls or self._acked:
+            if polls or self.outbox.acked:
                 await self._write(polls)
 
     async def _write(self, polls: list[Poll]) -> None:
         batch = self._outgoing(polls)
-        acked, self._acked = self._acked, []
-        kept = await self._in_db(self.spool.commit, batch, acked)
-        for out, ok in zip(batch, kept, strict=True):
-            if ok:
+        kept = await self._in_db(self.spool.commit, batch, self.outbox.take_acked())
+        rows = []
+        for out, row_id in zip(batch, kept, strict=True):
+            if row_id is not None:
                 self.states[out.meter] = out.state
                 self.seqs[out.meter] = out.seq + 1
-        self._wake.set()
+                rows.append(SpoolRow(row_id, out.topic, out.payload, out.meter, out.seq))
+        self.outbox.added(rows)
 
-    # -- publishing -----------------------------------------------------------------------------------------
-    async def _pump(self) -> None:
-        lanes = self.lanes
-        generation = self.publisher.generation
-        self._reconnected = False
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if self._acked:
-                acked, self._acked = self._acked, []
-                await self._in_db(self.spool.forget, acked)
-            if generation != self.publisher.generation:  # a new client: what was in flight is forgotten
-                generation = self.publisher.generation
-                lanes.inflight.clear()
-                lanes.inflight_rows.clear()
-                lanes.backlog_cursor, lanes.live_cursor, lanes.boundary = 0, 0, 0
-                self._reconnected = True
-            if not self.publisher.connected:
-                continue
-            if self._reconnected:
-                self._reconnected = False
-                lanes.backlog_from(await self._in_db(self.spool.max_id))
-            room = self.publisher.window - len(lanes.inflight)
-            if room <= 0:
-                continue
-            rows: list[SpoolRow] = []
-            if lanes.replaying:
-                live_quota = max(1, int(room * self.config.edge.live_share))
-                rows += await self._in_db(self.spool.fetch, lanes.live_cursor, live_quota)
-                backlog = await self._in_db(self.spool.fetch, lanes.backlog_cursor, room - len(rows),
-                                            lanes.boundary)
-                if backlog:
-                    lanes.backlog_cursor = backlog[-1].id
-                else:
-                    lanes.backlog_cursor = lanes.boundary
-                rows += backlog
-            else:
-                rows += await self._in_db(self.spool.fetch, lanes.live_cursor, room)
-            for row in rows:
-                if row.id > lanes.boundary:
-                    lanes.live_cursor = max(lanes.live_cursor, row.id)
-                if row.id in lanes.inflight_rows:
-                    continue
-                mid = self.publisher.publish(row.topic, row.payload)
-                if mid is None:
-                    break
-                lanes.inflight[mid] = row.id
-                lanes.inflight_rows.add(row.id)
-                self.published += 1
-            if rows and self.publisher.connected:
-                self._wake.set()  # there may be more
-
+    # -- status -----------------------------------------------------------------------------------------------
     async def _status(self) -> None:
         while True:
             await asyncio.sleep(self.config.edge.status_interval_s)
@@ -214,8 +142,6 @@ class Agent:
     # -- lifecycle ------------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         self.states, self.seqs = await self._in_db(self.spool.load_state)
-        self.lanes.boundary = await self._in_db(self.spool.max_id)
-        self.lanes.live_cursor = self.lanes.boundary
         self.publisher.start()
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -225,7 +151,7 @@ class Agent:
                     behind = [m for m in self.config.meters if m.gateway == gw.id]
                     drivers[gw.id] = await stack.enter_async_context(make_driver(gw, behind))
                 writer = asyncio.create_task(self._writer(), name="edge-writer")
-                tasks += [asyncio.create_task(self._pump(), name="edge-pump"),
+                tasks += [asyncio.create_task(self.outbox.run(), name="edge-outbox"),
                           asyncio.create_task(self._status(), name="edge-status")]
                 for meter in self.config.meters:
                     poller = self._poller(meter, drivers[meter.gateway])
@@ -233,9 +159,7 @@ class Agent:
                     tasks.append(asyncio.create_task(poller.run(), name=f"poll-{meter.id}"))
                 self.ready.set()
                 await self._until(stop, [writer, *tasks])
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await self._stop_tasks(tasks)
                 tasks = [writer]
                 await self._drain(writer)
         finally:
@@ -245,6 +169,22 @@ class Agent:
             await self.publisher.stop()
             await self._in_db(self.spool.close)
             self._db.shutdown(wait=True)
+
+    async def _stop_tasks(self, tasks: list[asyncio.Task[None]], grace_s: float = 1.0) -> None:
+        """Stop pollers and helpers. Pollers get a flag first: Python 3.11's asyncio.wait_for (used inside
+        pymodbus and asyncua) can swallow a cancel that races with a reply, and a poller that swallowed it
+        would otherwise poll on for ever; with the flag it ends after its current read."""
+        for poller in self.pollers.values():
+            poller.stopping = True
+        for task in tasks:
+            task.cancel()
+        _, pending = await asyncio.wait(tasks, timeout=grace_s)
+        for task in pending:  # asleep again after a swallowed cancel: once more
+            task.cancel()
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=grace_s)
+            for task in still:
+                log.warning("task %s did not stop in time", task.get_name())
 
     async def _until(self, stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
         """Wait for stop; a task that dies is an error of the agent, not something to hide."""

@@ -1,17 +1,22 @@
 """MQTT side of the agent (paho-mqtt 2.x): MQTT 5 first with a fallback to 3.1.1, QoS 1, TLS and credentials,
 retained birth and last-will status per agent.
 
-paho runs its network loop on its own thread; every callback is handed to the asyncio loop with
-call_soon_threadsafe, so the agent's state is only touched from the loop. paho keeps unacknowledged QoS 1
-messages across reconnects and sends them again; the spool covers everything else (a restart, a new client).
+paho runs on the agent's asyncio loop, not on a thread of its own (the aiomqtt way): its socket is watched
+with add_reader/add_writer and a supervisor task does keep-alive and reconnects with capped, jittered
+backoff. A network thread would hand the GIL back and forth on every publish, which costs more than the
+publishing itself. paho keeps unacknowledged QoS 1 messages across reconnects and sends them again; the spool
+covers everything else (a restart, a new client after the protocol fallback).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import random
 import ssl
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -21,11 +26,13 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import MqttSettings
+from edge.drivers.modbus.driver import backoff_delay
 
 log = logging.getLogger(__name__)
 
 UNSUPPORTED_PROTOCOL = (132, 1)  # MQTT 5 reason code, MQTT 3.1.1 CONNACK return code
 HANDSHAKE_TIMEOUT_S = 3.0  # a socket that gets no CONNACK to MQTT 5 in this time: try 3.1.1
+MISC_INTERVAL_S = 0.5  # keep-alive bookkeeping and reconnect checks
 
 
 def status_payload(status: str, site: str, agent: str, **extra: Any) -> bytes:
@@ -39,7 +46,7 @@ class Publisher:
 
     def __init__(self, settings: MqttSettings, site: str, agent: str, status_topic: str,
                  on_ack: Callable[[int, int], None], on_connection: Callable[[bool], None],
-                 window: int = 256) -> None:
+                 window: int = 256, rng: random.Random | None = None) -> None:
         self.settings = settings
         self.site = site
         self.agent = agent
@@ -47,21 +54,27 @@ class Publisher:
         self._on_ack = on_ack
         self._on_connection = on_connection
         self.window = window
+        self._rng = rng or random.Random()
         self.protocol = mqtt.MQTTv5
         self.generation = 0
         self.connected = False
         self.last_error: str | None = None
         self._client: mqtt.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._switching = False
+        self._loop_thread = 0
+        self._sock: Any = None
+        self._fd = -1
+        self._waiting: dict[int, asyncio.Future[None]] = {}  # mid -> acknowledged
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closing = False
         self._handshake_failures = 0  # connections closed before any CONNACK, while speaking MQTT 5
-        self._watch: asyncio.Task[None] | None = None
         self.status_extra: Callable[[], dict[str, Any]] = dict
 
     @property
     def protocol_name(self) -> str:
         return "5" if self.protocol == mqtt.MQTTv5 else "3.1.1"
 
+    # -- the client and its socket on our loop ------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
         s = self.settings
         tls = s.host_port_tls[2]
@@ -82,52 +95,124 @@ class Publisher:
                         qos=1, retain=True)
         client.max_inflight_messages_set(self.window + 8)  # status messages come on top of the window
         client.max_queued_messages_set(0)
-        client.reconnect_delay_set(1, max(1, self.settings.reconnect_max_s))
         gen = self.generation
         client.on_connect = lambda c, u, f, rc, p: self._call(self._connected, gen, rc)
         client.on_disconnect = lambda c, u, f, rc, p: self._call(self._disconnected, gen, rc)
-        client.on_publish = lambda c, u, mid, rc, p: self._call(self._on_ack, gen, mid)
+        client.on_publish = lambda c, u, mid, rc, p: self._call(self._acked, gen, mid)
+        client.on_socket_open = lambda c, u, sock: self._call(self._socket_open, gen, sock)
+        client.on_socket_close = lambda c, u, sock: self._call(self._socket_close, gen, sock)
+        client.on_socket_register_write = lambda c, u, sock: self._call(self._want_write, gen, sock, True)
+        client.on_socket_unregister_write = lambda c, u, sock: self._call(self._want_write, gen, sock, False)
         return client
 
     def _call(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run on the loop: directly when already there, else handed over (connect runs on a thread)."""
         loop = self._loop
-        if loop is not None and not loop.is_closed():
+        if loop is None or loop.is_closed():
+            return
+        if threading.get_ident() == self._loop_thread:
+            fn(*args)
+        else:
             loop.call_soon_threadsafe(fn, *args)
 
+    def _acked(self, gen: int, mid: int) -> None:
+        waiter = self._waiting.pop(mid, None) if gen == self.generation else None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._on_ack(gen, mid)
+
+    def _socket_open(self, gen: int, sock: Any) -> None:
+        if gen != self.generation or self._client is None or self._loop is None:
+            return
+        self._sock = sock
+        self._fd = sock.fileno()  # kept: paho may have closed the socket by the time we unregister it
+        self._loop.add_reader(self._fd, self._client.loop_read)
+        if self._client.want_write():
+            self._want_write(gen, sock, True)
+
+    def _socket_close(self, gen: int, sock: Any) -> None:
+        if sock is not self._sock:
+            return
+        if self._loop is not None and self._fd >= 0:
+            self._loop.remove_reader(self._fd)
+            self._loop.remove_writer(self._fd)
+        self._sock, self._fd = None, -1
+
+    def _want_write(self, gen: int, sock: Any, want: bool) -> None:
+        if gen != self.generation or self._client is None or self._loop is None or sock is not self._sock:
+            return
+        if want:
+            self._loop.add_writer(self._fd, self._client.loop_write)
+        else:
+            self._loop.remove_writer(self._fd)
+
+    # -- life cycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._client = self._make_client()
-        host, port, _ = self.settings.host_port_tls
-        self._client.connect_async(host, port, keepalive=self.settings.keepalive_s)
-        self._client.loop_start()
-        if self.protocol == mqtt.MQTTv5 and self._watch is None:
-            self._watch = self._loop.create_task(self._watch_handshake(), name="mqtt-handshake-watch")
+        if self._supervisor is None:
+            self._supervisor = self._loop.create_task(self._supervise(), name="mqtt-supervisor")
 
-    async def _watch_handshake(self) -> None:
-        """Some 3.1.1-only brokers (amqtt) neither answer nor close on an MQTT 5 CONNECT: the socket is up
-        and no CONNACK comes. Then fall back to 3.1.1 instead of waiting for the keep-alive to expire."""
-        since: float | None = None
+    async def _supervise(self) -> None:
+        """Run the connection for ever; an unexpected error is logged with its traceback and the connection
+        started afresh, since a dead supervisor would leave the agent spooling silently for good."""
+        while not self._closing:
+            try:
+                await self._connection()
+            except (OSError, ValueError, RuntimeError, AttributeError):
+                log.exception("MQTT connection supervisor failed; starting again")
+                client = self._client
+                if client is not None:
+                    self._close_client(client)
+                await asyncio.sleep(1.0)
+
+    async def _connection(self) -> None:
+        """Connect, reconnect after a loss (capped, jittered backoff), keep-alive, MQTT 5 handshake watch."""
+        host, port, _ = self.settings.host_port_tls
+        failures = 0
+        handshake_since: float | None = None
         loop = asyncio.get_running_loop()
-        while self.protocol == mqtt.MQTTv5:
-            await asyncio.sleep(0.25)
+        while not self._closing:
             client = self._client
-            if client is None or self.connected or client.socket() is None:
-                since = None
+            if client is None:
+                await asyncio.sleep(MISC_INTERVAL_S)
                 continue
-            since = since if since is not None else loop.time()
-            if loop.time() - since >= HANDSHAKE_TIMEOUT_S and not self._switching:
-                log.info("no CONNACK to MQTT 5 within %.0f s", HANDSHAKE_TIMEOUT_S)
-                self._switching = True
-                await self._fall_back()
-        self._watch = None
+            if self._sock is not None:  # up, or waiting for the CONNACK
+                client.loop_misc()
+                if self.connected:
+                    failures, handshake_since = 0, None
+                elif self.protocol == mqtt.MQTTv5:
+                    # Some 3.1.1-only brokers (amqtt) neither answer nor close on an MQTT 5 CONNECT.
+                    handshake_since = handshake_since or loop.time()
+                    if loop.time() - handshake_since >= HANDSHAKE_TIMEOUT_S:
+                        log.info("no CONNACK to MQTT 5 within %.0f s", HANDSHAKE_TIMEOUT_S)
+                        handshake_since = None
+                        await self._fall_back()
+                        continue
+                await asyncio.sleep(MISC_INTERVAL_S)
+                continue
+            handshake_since = None
+            try:
+                # connect() blocks on the TCP (and TLS) handshake: on a thread; its callbacks come back here
+                await asyncio.to_thread(client.connect, host, port, self.settings.keepalive_s)
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                self.last_error = f"cannot connect to {self.settings.effective_url}: {exc}"[:200]
+                log.debug("%s", self.last_error)
+                failures += 1
+                await asyncio.sleep(backoff_delay(failures, 0.5, float(self.settings.reconnect_max_s), self._rng))
+                continue
+            await asyncio.sleep(0.05)  # let the socket callbacks arrive
+            if self._sock is None:  # the broker closed at once: count it, back off
+                failures += 1
+                await asyncio.sleep(backoff_delay(failures, 0.5, float(self.settings.reconnect_max_s), self._rng))
 
     def _connected(self, gen: int, rc: ReasonCode) -> None:
         if gen != self.generation:
             return
         if rc.is_failure:
             self.last_error = f"broker refused: {rc}"
-            if rc.value in UNSUPPORTED_PROTOCOL and self.protocol == mqtt.MQTTv5 and not self._switching:
-                self._switching = True
+            if rc.value in UNSUPPORTED_PROTOCOL and self.protocol == mqtt.MQTTv5:
                 asyncio.get_running_loop().create_task(self._fall_back(), name="mqtt-fallback-3.1.1")
             else:
                 log.warning("MQTT connection refused: %s", rc)
@@ -147,25 +232,25 @@ class Publisher:
         if was:
             log.warning("disconnected from broker: %s", rc)
             self._on_connection(False)
-        elif self.protocol == mqtt.MQTTv5 and not self._switching:
-            # Some 3.1.1-only brokers (amqtt) cannot parse an MQTT 5 CONNECT and just close the socket.
+        elif self.protocol == mqtt.MQTTv5 and not self._closing:
+            # Some 3.1.1-only brokers cannot parse an MQTT 5 CONNECT and just close the socket.
             self._handshake_failures += 1
             if self._handshake_failures >= 2:
-                self._switching = True
                 asyncio.get_running_loop().create_task(self._fall_back(), name="mqtt-fallback-3.1.1")
 
     async def _fall_back(self) -> None:
         """The broker speaks only MQTT 3.1.1: replace the client (its unacknowledged messages go with it)."""
-        old = self._client
+        if self.protocol != mqtt.MQTTv5:
+            return
+        old, self._client = self._client, None
         self.generation += 1
         self.protocol = mqtt.MQTTv311
         if old is not None:
-            old.disconnect()
-            await asyncio.to_thread(old.loop_stop)
-        log.info("broker refused MQTT 5; using MQTT 3.1.1")
-        self.start()
-        self._switching = False
+            self._close_client(old)
+        log.info("broker did not take MQTT 5; using MQTT 3.1.1")
+        self._client = self._make_client()
 
+    # -- publishing -------------------------------------------------------------------------------------------
     def publish(self, topic: str, payload: bytes) -> int | None:
         """Publish at QoS 1; returns the message id to match with its acknowledgement, None if refused."""
         if self._client is None:
@@ -184,18 +269,28 @@ class Publisher:
 
     async def stop(self, timeout_s: float = 1.5) -> None:
         """Say offline (retained), wait briefly for the broker's acknowledgement, disconnect."""
-        watch, self._watch = self._watch, None
-        if watch is not None and watch is not asyncio.current_task():
-            watch.cancel()
-        client, self._client = self._client, None
-        if client is None:
-            return
-        if self.connected:
-            self._client = client
+        self._closing = True
+        supervisor, self._supervisor = self._supervisor, None
+        client = self._client
+        if client is not None and self.connected:
             info = self.publish_status("offline", reason="stopped")
-            self._client = None
-            if info is not None:
-                await asyncio.to_thread(info.wait_for_publish, timeout_s)
-        client.disconnect()
-        await asyncio.to_thread(client.loop_stop)
+            if info is not None and not info.is_published():
+                acked = asyncio.get_running_loop().create_future()
+                self._waiting[info.mid] = acked
+                await asyncio.wait([acked], timeout=timeout_s)
+        if supervisor is not None:
+            supervisor.cancel()
+            await asyncio.wait([supervisor], timeout=2.0)
+        self._client = None
+        if client is not None:
+            self._close_client(client)
         self.connected = False
+
+    def _close_client(self, client: mqtt.Client) -> None:
+        """Send DISCONNECT (so the broker does not publish the will) and close the socket."""
+        sock = self._sock
+        client.disconnect()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                client.loop_write()  # flushes the DISCONNECT; paho closes the socket after it
+            self._socket_close(self.generation, sock)

@@ -63,6 +63,7 @@ class MeterPoller:
         self.failures = 0
         self.polls = 0
         self.overruns = 0
+        self.stopping = False  # checked between polls: cancel() alone is not enough, see Agent._stop_pollers
 
     def skip_ticks(self) -> int:
         """Ticks to leave out after consecutive failures: 0, 0, 1, 2, 4 ... up to the cap, jittered."""
@@ -80,8 +81,10 @@ class MeterPoller:
 
     async def run(self) -> None:
         tick = next_tick(self._clock.time(), self.interval_s)
-        while True:
+        while not self.stopping:
             await self._clock.sleep(tick - self._clock.time())
+            if self.stopping:
+                break
             await self.poll_once()
             now = self._clock.time()
             following = tick + self.interval_s * (1 + self.skip_ticks())

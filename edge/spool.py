@@ -84,14 +84,15 @@ class Spool:
         return states, seqs
 
     # -- writing ----------------------------------------------------------------------------------------
-    def commit(self, batch: Sequence[Outgoing], acked: Iterable[int] = ()) -> list[bool]:
-        """Spool a batch and forget acknowledged rows in one transaction; returns which messages were kept.
+    def commit(self, batch: Sequence[Outgoing], acked: Iterable[int] = ()) -> list[int | None]:
+        """Spool a batch and forget acknowledged rows in one transaction; returns each message's row id,
+        None for a message that was not kept.
 
         When the spool is full: drop_newest refuses the new message (its meter's baseline stays, so the
         energy comes with the next kept message); drop_oldest deletes the oldest unsent message. Each
         drop is counted in `dropped`.
         """
-        kept: list[bool] = []
+        kept: list[int | None] = []
         acked = list(acked)
         cur = self._db.cursor()
         cur.execute("BEGIN IMMEDIATE")
@@ -103,7 +104,7 @@ class Spool:
             for out in batch:
                 if self.size >= self.max_messages:
                     if self.policy == "drop_newest":
-                        kept.append(False)
+                        kept.append(None)
                         dropped += 1
                         continue
                     cur.execute("DELETE FROM spool WHERE id = (SELECT MIN(id) FROM spool)")
@@ -111,6 +112,7 @@ class Spool:
                     dropped += 1
                 cur.execute("INSERT INTO spool (topic, payload, meter, seq) VALUES (?, ?, ?, ?)",
                             (out.topic, out.payload, out.meter, out.seq))
+                row_id = cur.lastrowid
                 cur.executemany(
                     "INSERT INTO counters (meter, quantity, raw, ts) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (meter, quantity) DO UPDATE SET raw = excluded.raw, ts = excluded.ts",
@@ -118,7 +120,7 @@ class Spool:
                 cur.execute("INSERT INTO seqs (meter, next_seq) VALUES (?, ?) "
                             "ON CONFLICT (meter) DO UPDATE SET next_seq = excluded.next_seq", (out.meter, out.seq + 1))
                 self.size += 1
-                kept.append(True)
+                kept.append(row_id)
             if dropped:
                 cur.execute("INSERT INTO meta (key, value) VALUES ('dropped', ?) "
                             "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value", (dropped,))

@@ -42,12 +42,13 @@ def toml_plant(site: str, port: int, mqtt_url: str, state_dir: Path) -> str:
 
 
 class AgentProcess:
-    """`python -m deploy.cli edge --config FILE`, as it runs in production."""
+    """`python -m edge --config FILE`: the same command as `carbonwatch edge`, without importing the other
+    packages' subcommands (their state must not decide whether this test runs)."""
 
     def __init__(self, config: Path, log: Path) -> None:
         self.log = log.open("ab")
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "deploy.cli", "edge", "--config", str(config)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "edge", "--config", str(config)],
                                      stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                      cwd=REPO)
 

@@ -27,7 +27,8 @@ def out(meter: str, seq: int, raw: int) -> Outgoing:
 
 def test_commit_persists_messages_state_and_seq(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.sqlite")
-    assert spool.commit([out("a", 0, 10), out("b", 0, 2**62 + 1), out("a", 1, 20)]) == [True, True, True]
+    ids = spool.commit([out("a", 0, 10), out("b", 0, 2**62 + 1), out("a", 1, 20)])
+    assert all(ids) and ids == sorted(ids)
     spool.close()
     again = Spool(tmp_path / "s.sqlite")
     states, seqs = again.load_state()
@@ -36,6 +37,7 @@ def test_commit_persists_messages_state_and_seq(tmp_path: Path) -> None:
     assert states["b"]["active_energy_import"].raw == 2**62 + 1  # 64-bit values survive exactly
     rows = again.fetch(0, 10)
     assert [r.payload for r in rows] == [b"a:0", b"b:0", b"a:1"]
+    assert [r.id for r in rows] == ids
     assert again.size == 3
     again.forget([rows[0].id, rows[2].id])
     assert [r.payload for r in again.fetch(0, 10)] == [b"b:0"] and again.size == 1
@@ -44,7 +46,7 @@ def test_commit_persists_messages_state_and_seq(tmp_path: Path) -> None:
 def test_full_spool_drop_newest_refuses_and_keeps_the_baseline(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.sqlite", max_messages=10, policy="drop_newest")
     assert all(spool.commit([out("a", i, i) for i in range(10)]))
-    assert spool.commit([out("a", 10, 999)]) == [False]
+    assert spool.commit([out("a", 10, 999)]) == [None]
     states, seqs = spool.load_state()
     assert states["a"]["active_energy_import"].raw == 9 and seqs["a"] == 10
     assert spool.dropped == 1

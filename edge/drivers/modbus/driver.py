@@ -115,11 +115,8 @@ class ModbusDriver:
         call = (self._client.read_holding_registers if block.function == "holding"
                 else self._client.read_input_registers)
         self.requests += 1
-        try:
-            response = await asyncio.wait_for(call(block.address, count=block.count, device_id=unit_id),
-                                              self.gateway.timeout_s * 2 + 0.5)
-        except TimeoutError as exc:
-            raise TransportError(f"timeout after {self.gateway.timeout_s} s") from exc
+        try:  # pymodbus times the request out itself (timeout_s); no second timer around it
+            response = await call(block.address, count=block.count, device_id=unit_id)
         except ModbusException as exc:  # ModbusIOException (no response), ConnectionException
             text = str(exc)
             reason = "timeout: no response" if "No response" in text or "retries" in text else f"transport: {text}"

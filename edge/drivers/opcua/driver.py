@@ -89,6 +89,7 @@ class OpcUaDriver:
         self.last_error: str | None = None
         self.connects = 0  # how many sessions were made (a reconnect adds one)
         self.handler: _Handler | None = None
+        self._stopping = False
 
     async def __aenter__(self) -> Self:
         self._supervisor = asyncio.create_task(self._supervise(), name=f"opcua-{self.gateway.id}")
@@ -96,11 +97,14 @@ class OpcUaDriver:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
+        self._stopping = True  # asyncua's wait_for calls may swallow a cancel: the loop checks this too
+        self._lost.set()
         task, self._supervisor = self._supervisor, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            done, _ = await asyncio.wait([task], timeout=3.0)
+            if task in done and not task.cancelled() and task.exception() is not None:
+                log.warning("OPC UA supervisor of %s ended with %r", self.gateway.id, task.exception())
         await self._close()
 
     @property
@@ -113,7 +117,7 @@ class OpcUaDriver:
     # -- connection ---------------------------------------------------------------------------------------
     async def _supervise(self) -> None:
         failures = 0
-        while True:
+        while not self._stopping:
             try:
                 await self._session()
                 failures = 0
@@ -125,8 +129,9 @@ class OpcUaDriver:
                 self._connected.clear()
                 self._cache.clear()
                 await self._close()
-            await asyncio.sleep(backoff_delay(failures, max(self.gateway.backoff_s, 0.2),
-                                              max(self.gateway.backoff_max_s, 0.5), self._rng))
+            if not self._stopping:
+                await asyncio.sleep(backoff_delay(failures, max(self.gateway.backoff_s, 0.2),
+                                                  max(self.gateway.backoff_max_s, 0.5), self._rng))
 
     async def _session(self) -> None:
         gw = self.gateway

@@ -1,0 +1,224 @@
+"""Benchmark: meters polled per second by one edge agent, next to a bare pymodbus read loop with the same
+concurrency against the same simulated meters, in the same run.
+
+The simulator (`carbonwatch simulate`) and the agent (`carbonwatch edge`) run as their own processes, with a
+real Mosquitto. The agent polls every meter as fast as its gateways allow (interval 0.01 s) and its rate is
+counted end to end: reading messages received from the broker per second (one message = one meter polled).
+The bare loop opens one pymodbus client per gateway, as the agent does, and issues the same coalesced
+requests (edge.drivers.modbus.plan) for every meter, decoding nothing and publishing nothing.
+Also reports the agent's CPU (percent of one core, from /proc) and its peak memory (VmHWM).
+Last line: one JSON object; `ratio` = agent rate / bare loop rate.
+usage: python bench/edge.py [--gateways 2] [--meters 20] [--seconds 5] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+# run as a script, bench/ comes first on sys.path and its calc*.py / edge.py would shadow our packages
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from pymodbus.client import AsyncModbusTcpClient
+
+from deploy.services import Mosquitto, free_port, wait_for_port
+from edge.drivers.modbus.plan import plan_reads
+from edge.maps import SCHNEIDER_PM5000
+
+REPO = Path(__file__).resolve().parents[1]
+TICK_S = os.sysconf("SC_CLK_TCK")
+
+
+def plant_toml(ports: list[int], meters: int, mqtt_url: str, state_dir: Path) -> str:
+    parts = ['[site]\nid = "bench"\nregion = "CN"\ntimezone = "UTC"\nstart = 2026-01-01T00:00:00Z\n']
+    for g, port in enumerate(ports):
+        parts.append(f'[[gateways]]\nid = "gw{g}"\nkind = "modbus_tcp"\nhost = "127.0.0.1"\nport = {port}\n'
+                     'timeout_s = 2.0\n')
+        for u in range(1, meters + 1):
+            parts.append(f'[[meters]]\nid = "g{g}m{u}"\narea = "a{g}"\ncarrier = "electricity"\ngateway = "gw{g}"\n'
+                         f'unit_id = {u}\nmap = "schneider_pm5000"\ninterval_s = 0.01\n'
+                         'sim = { profile = "continuous", base_kw = 50.0, peak_kw = 90.0 }\n')
+    parts.append(f'[simulator]\nseed = 1\nacceleration = 1.0\ncontrol_url = "http://127.0.0.1:{free_port()}"\n')
+    parts.append(f'[mqtt]\nurl = "{mqtt_url}"\n')
+    parts.append(f'[edge]\nagent = "bench"\nstate_dir = "{state_dir}"\npublish_window = 1024\n'
+                 'status_interval_s = 3600\n')
+    return "\n".join(parts)
+
+
+# Each process is started through its own package's command, so that one package's import trouble does not
+# stop the other's (deploy.cli imports every subcommand module).
+SIMULATE = ("-c", "import argparse, sys; from simulators.cli import register; p = argparse.ArgumentParser(); "
+            "register(p.add_subparsers()); a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))", "simulate")
+
+
+def spawn(*args: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, *args], stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, cwd=REPO)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK_S  # utime + stime
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def bare_loop(ports: list[int], meters: int, seconds: float) -> float:
+    """Meters read per second by one pymodbus client per gateway, the same requests as the agent's plan."""
+    blocks = plan_reads(SCHNEIDER_PM5000, max_gap=8)
+    count = 0
+    counting = False
+    running = True
+
+    async def gateway(port: int) -> None:
+        nonlocal count
+        client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=2, retries=0)
+        await client.connect()
+        try:
+            while running:  # a flag, not cancel(): Python 3.11's wait_for inside pymodbus can swallow a cancel
+                for unit in range(1, meters + 1):
+                    for block in blocks:
+                        r = await client.read_holding_registers(block.address, count=block.count, device_id=unit)
+                        assert not r.isError(), r
+                    if counting:
+                        count += 1
+        finally:
+            client.close()
+
+    tasks = [asyncio.create_task(gateway(p)) for p in ports]
+    await asyncio.sleep(1.0)  # connect and warm up
+    counting = True
+    t0 = time.perf_counter()
+    await asyncio.sleep(seconds)
+    rate = count / (time.perf_counter() - t0)
+    running = False
+    await asyncio.gather(*tasks)
+    return rate
+
+
+class Counter:
+    """Counts reading messages of the bench site arriving at the broker."""
+
+    def __init__(self, url_port: int) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-counter", protocol=mqtt.MQTTv311)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("carbonwatch/v1/bench/+/+/reading", qos=1)
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self._ready.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", url_port)
+        self.client.loop_start()
+        if not self._ready.wait(10):
+            raise RuntimeError("counter could not subscribe")
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.count += 1
+
+    def value(self) -> int:
+        with self._lock:
+            return self.count
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def agent_run(config: Path, counter: Counter, seconds: float, log: Path) -> tuple[float, float, float]:
+    """(meters per second end to end, CPU percent of one core, peak RSS MB) of one agent process."""
+    proc = spawn("-m", "edge", "--config", str(config), "--log-level", "WARNING", log=log)
+    try:
+        deadline = time.monotonic() + 30
+        start = counter.value()
+        while counter.value() < start + 50:  # running and publishing
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"agent did not publish; see {log}")
+            time.sleep(0.05)
+        time.sleep(1.0)  # warm up
+        c0, n0, t0 = cpu_s(proc.pid), counter.value(), time.perf_counter()
+        time.sleep(seconds)
+        c1, n1, t1 = cpu_s(proc.pid), counter.value(), time.perf_counter()
+        return (n1 - n0) / (t1 - t0), 100.0 * (c1 - c0) / (t1 - t0), peak_rss_mb(proc.pid)
+    finally:
+        stop(proc)
+
+
+def main(gateways: int, meters: int, seconds: float, rounds: int) -> dict[str, float | int]:
+    work = Path(tempfile.mkdtemp(prefix="cw-bench-edge-"))
+    ports = [free_port() for _ in range(gateways)]
+    broker = Mosquitto(work / "mosquitto")
+    broker.start()
+    config = work / "plant.toml"
+    config.write_text(plant_toml(ports, meters, broker.url, work / "state"))
+    sim = spawn(*SIMULATE, "--plant", str(config), log=work / "simulator.log")
+    counter: Counter | None = None
+    try:
+        for port in ports:
+            wait_for_port("127.0.0.1", port, 30, sim)  # type: ignore[arg-type]
+        counter = Counter(broker.port)
+        bare, agent, cpu, mem = [], [], [], []
+        for _ in range(rounds):  # alternate, so that machine noise hits both alike
+            bare.append(asyncio.run(bare_loop(ports, meters, seconds)))
+            rate, cpu_pct, rss = agent_run(config, counter, seconds, work / "agent.log")
+            agent.append(rate)
+            cpu.append(cpu_pct)
+            mem.append(rss)
+    finally:
+        if counter is not None:
+            counter.close()
+        stop(sim)
+        broker.stop()
+    agent_rate, bare_rate = statistics.median(agent), statistics.median(bare)
+    return {
+        "gateways": gateways,
+        "meters": gateways * meters,
+        "bare_meters_per_s": round(bare_rate, 1),
+        "agent_meters_per_s": round(agent_rate, 1),
+        "agent_samples_per_s": round(agent_rate * len(SCHNEIDER_PM5000), 1),
+        "agent_cpu_percent": round(statistics.median(cpu), 1),
+        "agent_peak_rss_mb": round(max(mem), 1),
+        "ratio": round(agent_rate / bare_rate, 3),
+    }
+
+
+if __name__ == "__main__":
+    faulthandler.dump_traceback_later(50, exit=True)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gateways", type=int, default=2)
+    parser.add_argument("--meters", type=int, default=20, help="meters per gateway")
+    parser.add_argument("--seconds", type=float, default=5.0, help="measuring window per run")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    print(json.dumps(main(args.gateways, args.meters, args.seconds, args.rounds)))
