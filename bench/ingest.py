@@ -44,7 +44,7 @@ def plant_toml(meters: int, mqtt_url: str, store: str, client_id: str, workdir: 
         lines.append(f'[[meters]]\nid = "m{m:03d}"\narea = "a{m % 4}"\ncarrier = "electricity"\n')
     lines.append(f'[mqtt]\nurl = "{mqtt_url}"\nprotocol = "5"\n')
     lines.append(store)
-    lines.append(f'[ingest]\nclient_id = "{client_id}"\npublish_co2e = false\nbatch_max_messages = 200\n'
+    lines.append(f'[ingest]\nclient_id = "{client_id}"\n'
                  f'buffer_path = "{workdir / (client_id + "-buffer.sqlite")}"\n'
                  f'metrics_path = "{workdir / (client_id + "-metrics.json")}"\n')
     return "\n".join(lines)

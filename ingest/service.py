@@ -218,19 +218,27 @@ class IngestWorker:
                 self.subscriber.publish(target, d.as_json(), qos=1)
 
     def _co2e_message(self, c: Converted, batch: Batch, result: WriteResult) -> bytes | None:
-        """The derived stream: each new point's energy and CO2e with the factor that made it."""
+        """The derived stream, one message per reading message: energy and CO2e of its new points, per factor."""
         rows = [p for p in c.points if p[CO2E] is not None
                 and (result.new_keys is None or (p[METER], p[TS], p[QUANTITY]) in result.new_keys)]
         if not rows:
             return None
-        samples = []
+        parts: dict[int, list[float]] = {}
         for p in rows:
-            factor = batch.factors[p[FACTOR]]
-            samples.append({"ts": us_to_iso(p[TS]), "quantity": p[QUANTITY], "energy": p[ENERGY],
-                            "energy_unit": factor.energy_unit, "co2e_kg": p[CO2E], "scope": factor.scope,
-                            "factor_id": factor.factor_id, "factor_version": factor.factor_version})
+            acc = parts.setdefault(p[FACTOR], [0.0, 0.0, 0])
+            acc[0] += p[ENERGY]
+            acc[1] += p[CO2E]
+            acc[2] += 1
+        by_factor = []
+        for ref, (energy, co2e, n) in parts.items():
+            f = batch.factors[ref]
+            by_factor.append({"energy": energy, "energy_unit": f.energy_unit, "co2e_kg": co2e, "points": int(n),
+                              "scope": f.scope, "factor_id": f.factor_id, "factor_version": f.factor_version})
+        first = min(p[TS] for p in rows)
+        last = max(p[TS] for p in rows)
         return json.dumps({"v": 1, "site": self.site, "area": c.area, "meter": c.meter, "seq": rows[0][SEQ],
-                           "co2e_kg": sum(p[CO2E] for p in rows), "samples": samples}).encode()
+                           "from": us_to_iso(first), "to": us_to_iso(last), "points": len(rows),
+                           "co2e_kg": sum(p[CO2E] for p in rows), "by_factor": by_factor}).encode()
 
     def _housekeeping(self) -> None:
         now = time.monotonic()

@@ -50,7 +50,7 @@ from ingest.store.base import DeadLetterRecord, LatestValue, MeterSummary, Meter
 
 CHUNK_LINES = 5000
 _FLOAT_FIELDS = (("value", VALUE), ("delta", DELTA), ("interval_s", INTERVAL), ("energy", ENERGY), ("co2e_kg", CO2E))
-_STR_FIELDS = (("unit", UNIT), ("quality", QUALITY), ("flags", FLAGS), ("agent", AGENT))
+_OPTIONAL_FLOATS = _FLOAT_FIELDS[1:]
 _CONTENT_NAMES = CONTENT_NAMES  # value, unit, delta, interval_s, quality, flags
 _FLOAT_NAMES = frozenset(name for name, _ in _FLOAT_FIELDS)  # JSON answers 2 for 2.0
 
@@ -67,21 +67,59 @@ def _ql(v: str) -> str:
     return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+class LineMaker:
+    """Line protocol for points, with the escaped per-series prefix and per-factor suffix cached.
+
+    Tags are fixed per meter and quantity, so a replay lands on the same series (and point).
+    """
+
+    def __init__(self) -> None:
+        self._series: dict[tuple[Any, ...], str] = {}
+        self._factor: dict[int, str] = {}
+        self._text: dict[str, str] = {}
+
+    def _quoted(self, v: str) -> str:
+        q = self._text.get(v)
+        if q is None:
+            if len(self._text) > 10_000:  # free text (agent names, flags) stays bounded
+                self._text.clear()
+            q = self._text[v] = _str(v)
+        return q
+
+    def line(self, p: Point, batch: Batch) -> str:
+        ref = p[FACTOR]
+        kind = "counter" if p[DELTA] is not None or p[INTERVAL] is not None or "first" in p[FLAGS] else "instant"
+        key = (p[METER], p[QUANTITY], kind, ref)
+        prefix = self._series.get(key)
+        if prefix is None:
+            info = batch.meters[p[METER]]
+            factor = batch.factors.get(ref) if ref is not None else None
+            tags = [("meter", p[METER]), ("site", info.site), ("area", info.area), ("carrier", info.carrier),
+                    ("quantity", p[QUANTITY]), ("kind", kind), ("scope", factor.scope if factor else "")]
+            prefix = self._series[key] = "points," + ",".join(f"{k}={_tag(v)}" for k, v in tags if v) + " "
+        fields = [f"value={float(p[VALUE])!r}"]
+        for name, i in _OPTIONAL_FLOATS:
+            if p[i] is not None:
+                fields.append(f"{name}={float(p[i])!r}")
+        fields.append(f"unit={self._quoted(p[UNIT])},quality={self._quoted(p[QUALITY])},flags={self._quoted(p[FLAGS])}")
+        if p[AGENT] is not None:
+            fields.append(f"agent={self._quoted(p[AGENT])}")
+        if ref is not None:
+            suffix = self._factor.get(ref)
+            if suffix is None:
+                f = batch.factors[ref]
+                suffix = self._factor[ref] = (f"energy_unit={_str(f.energy_unit)},factor_id={_str(f.factor_id)},"
+                                              f"factor_version={_str(f.factor_version)}")
+            fields.append(suffix)
+        return f"{prefix}{','.join(fields)},seq={int(p[SEQ])}i {p[TS]}"
+
+
+_DEFAULT_MAKER = LineMaker()
+
+
 def point_line(p: Point, batch: Batch) -> str:
-    """Line protocol of a point: tags fixed per meter and quantity, so a replay lands on the same series."""
-    info = batch.meters[p[METER]]
-    factor = batch.factors.get(p[FACTOR]) if p[FACTOR] is not None else None
-    kind = "counter" if p[DELTA] is not None or p[INTERVAL] is not None or "first" in p[FLAGS] else "instant"
-    tags = [("meter", p[METER]), ("site", info.site), ("area", info.area), ("carrier", info.carrier),
-            ("quantity", p[QUANTITY]), ("kind", kind), ("scope", factor.scope if factor else "")]
-    tag_text = ",".join(f"{k}={_tag(v)}" for k, v in tags if v)
-    fields = [f"{k}={float(p[i])!r}" for k, i in _FLOAT_FIELDS if p[i] is not None]
-    fields += [f"{k}={_str(p[i])}" for k, i in _STR_FIELDS if p[i] is not None]
-    if factor is not None:
-        fields += [f"energy_unit={_str(factor.energy_unit)}", f"factor_id={_str(factor.factor_id)}",
-                   f"factor_version={_str(factor.factor_version)}"]
-    fields.append(f"seq={int(p[SEQ])}i")
-    return f"points,{tag_text} {','.join(fields)} {p[TS]}"
+    """Line protocol of one point (see LineMaker)."""
+    return _DEFAULT_MAKER.line(p, batch)
 
 
 def dead_line(d: DeadLetter) -> str:
@@ -111,6 +149,7 @@ class InfluxStore:
         self._http = httpx.Client(base_url=settings.url, headers=headers, timeout=settings.timeout_s,
                                   transport=transport)
         self._db_ready = False
+        self._lines = LineMaker()
         rp = f'"{settings.retention_policy}"' if settings.retention_policy else ""
         self._from_points = f'"{settings.database}".{rp}."points"' if rp else f'"{settings.database}".."points"'
         self._from_dead = self._from_points.replace('"points"', '"deadletter"')
@@ -191,7 +230,8 @@ class InfluxStore:
                           f"with other content; kept the stored point; differs in {diff}")
                 conflicts.append(self._dead_point(now_us, p, batch, reason))
         all_dead: list[DeadLetter] = [*batch.dead, *conflicts]
-        refused = self._write_lines([point_line(p, batch) for p in new]) if new else []
+        line = self._lines.line
+        refused = self._write_lines([line(p, batch) for p in new]) if new else []
         if refused:  # bad data, not an outage: keep it as dead letters rather than retrying forever
             all_dead += [self._dead_point(now_us, p, batch, f"influxdb refused the write: {refused[0]}") for p in new]
             new = []

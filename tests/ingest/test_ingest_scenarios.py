@@ -16,6 +16,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from calc import topics
+from calc.factors import default_factor_set
 from deploy.services import free_port, wait_for_port
 from ingest.store.sqlite import SqliteStore
 from tests.ingest.helpers import (
@@ -136,11 +137,13 @@ def test_co2e_stream_is_published_per_meter_for_new_points_only(mqtt_url: str, t
     pub.close()
     assert [t for t, _ in listener.messages] == [topics.co2e(SITE, "pressing", "press-2")] * 3
     first = listener.messages[0][1]
-    assert first["meter"] == "press-2" and first["area"] == "pressing"
-    samples = first["samples"]
-    assert isinstance(samples, list) and len(samples) == 5
-    assert samples[0]["energy"] == 4.0 and samples[0]["energy_unit"] == "kWh" and samples[0]["ts"] == iso(T0)
-    assert samples[0]["co2e_kg"] > 0 and samples[0]["factor_id"]
+    assert first["meter"] == "press-2" and first["area"] == "pressing" and first["points"] == 5
+    assert first["from"] == iso(T0) and first["to"] == iso(T0 + timedelta(minutes=4))
+    (part,) = first["by_factor"]
+    assert part["energy"] == 20.0 and part["energy_unit"] == "kWh" and part["factor_id"]
+    assert first["co2e_kg"] == pytest.approx(part["co2e_kg"]) and first["co2e_kg"] > 0
+    factor = default_factor_set().grid_factor("CN", T0).value
+    assert first["co2e_kg"] == pytest.approx(20.0 * factor)
     listener.close()
     assert proc.stop() == 0
 
