@@ -227,7 +227,7 @@ def test_a_device_cannot_publish_to_another_devices_topics(broker: ShippedBroker
         assert client.accepted, (user, client.reason)
         return client
 
-    ingest, scada = login("ingest"), login("scada")
+    ingest, scada = login("ingest"), login("scada-host")
     try:
         ingest.subscribe("$share/workers/carbonwatch/v1/demo/+/+/reading")  # several workers may share
         scada.subscribe("carbonwatch/v1/demo/#")
@@ -238,7 +238,8 @@ def test_a_device_cannot_publish_to_another_devices_topics(broker: ShippedBroker
             ("edge-1", "carbonwatch/v1/demo/alerts/fake"),                  # the API's output
             ("edge-1", "carbonwatch/v1/other-site/pressing/press-1/reading"),
             ("edge-2", "carbonwatch/v1/demo/pressing/press-1/reading"),     # edge-1's meter
-            ("scada", "carbonwatch/v1/demo/pressing/press-1/co2e"),         # SCADA only reads
+            ("scada-host", "carbonwatch/v1/demo/pressing/press-1/co2e"),    # an outside SCADA only reads
+            ("scada", "carbonwatch/v1/demo/pressing/press-1/reading"),      # the SCADA gateway reads CO2e only
         ]
         for user, topic in forbidden:
             # Mosquitto 2.0 answers a forbidden QoS 1 publish with PUBACK "not authorized" (MQTT 5), having
@@ -265,7 +266,7 @@ def test_a_device_cannot_publish_to_another_devices_topics(broker: ShippedBroker
 def test_the_acl_names_each_meter_once_per_owner(secrets: Path) -> None:
     acl = (secrets / "acl").read_text()
     users = re.findall(r"^user (\S+)$", acl, re.M)
-    assert users == ["edge-1", "edge-2", "ingest", "api", "scada"]
+    assert users == ["edge-1", "edge-2", "ingest", "api", "scada", "scada-host"]
     edge2 = acl.split("user edge-2\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert edge2 == ["topic write carbonwatch/v1/demo/utilities/chiller-9/reading",
                      "topic write carbonwatch/v1/demo/edge/edge-2/status"]
@@ -311,7 +312,8 @@ def compose_command() -> list[str]:
 
 def test_compose_file_passes_docker_compose_config(tmp_path: Path) -> None:
     env = {**os.environ, "INFLUXDB_PASSWORD": "example-only-1234", "INFLUXDB_ADMIN_PASSWORD": "example-admin-1234",
-           "GRAFANA_ADMIN_PASSWORD": "example-grafana-1234", "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+           "GRAFANA_ADMIN_PASSWORD": "example-grafana-1234",
+           "GRAFANA_INFLUXDB_PASSWORD": "example-reader-1234", "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
     cmd = compose_command()
     out = subprocess.run([*cmd, "--project-directory", str(COMPOSE.parent), "-f", str(COMPOSE),
                           "--profile", "grafana", "config"],
@@ -332,7 +334,7 @@ def test_compose_needs_its_secrets(tmp_path: Path) -> None:
     out = subprocess.run([*compose_command(), "--project-directory", str(COMPOSE.parent), "-f", str(COMPOSE),
                           "config"], capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
     assert out.returncode != 0
-    assert "INFLUXDB_PASSWORD" in out.stderr
+    assert re.search(r"set \w*PASSWORD in \.env", out.stderr), out.stderr
 
 
 @pytest.mark.parametrize("unit", ["carbonwatch-edge.service", "carbonwatch-ingest.service",
