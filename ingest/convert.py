@@ -22,8 +22,8 @@ from calc.plant import Carrier, Meter, Plant
 from calc.plant_factors import plant_factors
 from calc.schema import ReadingMessage, Sample, decode
 from calc.table import FactorTable
-from calc.units import UnitError, conversion_factor
-from ingest.fastschema import FastSample, fast_decode, from_sample
+from calc.units import conversion_factor
+from ingest.fastschema import FastSample, fast_decode, from_sample, slow_ts, utc_us
 from ingest.points import (
     CO2E,
     ENERGY,
@@ -71,7 +71,7 @@ class Converter:
 
     def __init__(self, plant: Plant, plant_data: Mapping[str, Any] | None = None, factors: FactorSet | None = None,
                  max_future_s: float = 300.0, clock: Callable[[], float] | None = None,
-                 source: str = "<plant>") -> None:
+                 source: str = "<plant>", fast: bool = True) -> None:
         import time
 
         self.plant = plant
@@ -82,6 +82,7 @@ class Converter:
         self.max_future_us = int(max_future_s * 1_000_000)
         self.start_us = ts_to_us(plant.site.start)
         self.clock = clock or time.time
+        self.fast = fast  # False: every message through calc.schema (tests compare both paths)
         self._scales: dict[tuple[str, str], float | None] = {}
         infos = [FactorInfo(r.scope, r.factor_id, r.factor_version, r.unit) for r in self.table.rows]
         self._refs_array = np.asarray([i.ref for i in infos] or [0], dtype=np.int64)
@@ -135,6 +136,7 @@ class Converter:
         out = Converted(topic=topic)
 
         def reject(reason: str, meter: str | None = None, seq: int | None = None) -> Converted:
+            out.dead.clear()  # the whole payload is kept once; no need for its samples' own letters too
             out.dead.append(DeadLetter(now_us, topic, payload, reason, meter, seq))
             return out
 
@@ -144,12 +146,10 @@ class Converter:
             return reject(f"topic: {exc}")
         if path.site != self.site:
             return reject(f"topic: site {path.site!r} is not this plant's site {self.site!r}")
-        fast = fast_decode(payload)
+        fast = fast_decode(payload) if self.fast else None
         if fast is not None:
-            message_f, times = fast
-            meter_id, seq, agent = message_f.meter, message_f.seq, message_f.agent
-            samples: list[tuple[int, FastSample, int]] = [(i, smp, ts) for i, (smp, ts) in
-                                                          enumerate(zip(message_f.samples, times, strict=True))]
+            meter_id, seq, agent = fast.meter, fast.seq, fast.agent
+            samples: list[tuple[int, FastSample]] = list(enumerate(fast.samples))
         else:
             try:
                 message = decode(payload)
@@ -160,7 +160,7 @@ class Converter:
                     return out
                 message, checked = partial
             meter_id, seq, agent = message.meter, message.seq, message.agent
-            samples = [(i, from_sample(smp), ts_to_us(smp.ts)) for i, smp in checked]
+            samples = [(i, from_sample(smp)) for i, smp in checked]
         meter = self.meters.get(meter_id)
         if meter_id != path.meter:
             return reject(f"meter: payload meter {meter_id!r} differs from topic meter {path.meter!r}", meter_id, seq)
@@ -210,7 +210,7 @@ class Converter:
                                            envelope.meter, envelope.seq, i))
         return envelope, good
 
-    def _points(self, meter: Meter, seq: int, agent: str | None, samples: list[tuple[int, FastSample, int]],
+    def _points(self, meter: Meter, seq: int, agent: str | None, samples: list[tuple[int, FastSample]],
                 now_us: int, out: Converted, pending: _Pending) -> None:
         mi = self.table.meter_index[meter.id]
         table_unit = self.table.units[mi]
@@ -224,9 +224,16 @@ class Converter:
         scale_of_last: float | None = None
         add_point, add_counted = out.points.append, pending.rows.append
         first_counted = len(pending.rows)
-        for i, s, ts_us in samples:
+        for i, s in samples:
             delta, flags, interval_s = s.delta, s.flags, s.interval_s
             reason: str | None = None
+            ts_us = utc_us(s.ts)
+            if ts_us is None:  # not the plain UTC form: calc.schema decides, as it would for the whole message
+                slow = slow_ts(s)
+                if isinstance(slow, str):
+                    out.dead.append(DeadLetter(now_us, out.topic, s.dump(), f"samples.{i}.{slow}", meter_id, seq, i))
+                    continue
+                ts_us = slow
             if ts_us < lo_us:
                 reason = f"ts: {s.ts} is before the plant's start {self.plant.site.start.isoformat()}"
             elif ts_us > hi_us:
@@ -247,7 +254,9 @@ class Converter:
                     else:
                         try:
                             scale = conversion_factor(unit, table_unit)
-                        except UnitError:
+                        # pint lets more than UnitError out on odd text (tokenize.TokenError for "]"):
+                        # any failure means the unit cannot be converted, and the sample says so
+                        except Exception:
                             scale = None
                         scales[key] = scale
                     last_unit, scale_of_last = unit, scale

@@ -12,11 +12,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, get_args
 
 import msgspec
+from pydantic import ValidationError
 
 from calc.schema import Flag, Sample
 
 UtcTs = Annotated[str, msgspec.Meta(min_length=20, max_length=32)]
 FlagName = Literal["rollover", "reset", "stuck", "spike", "gap", "first", "clock"]
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH = datetime(1970, 1, 1)  # naive: the UTC suffix is checked and cut off before parsing
 _US = timedelta(microseconds=1)
 
@@ -67,20 +69,26 @@ def utc_us(ts: str) -> int | None:
         return None
 
 
-def fast_decode(payload: bytes) -> tuple[FastMessage, list[int]] | None:
-    """The message and its samples' times (µs since the epoch) when the strict fast decoder takes it,
-    else None (then ask calc.schema.decode why)."""
+def fast_decode(payload: bytes) -> FastMessage | None:
+    """The message when the strict fast decoder takes it, else None (then ask calc.schema.decode why).
+
+    Timestamps are still text: `utc_us` reads the plain UTC form; a sample in any other form is
+    decided by `slow_ts` (pydantic), exactly as if the whole message had gone that way.
+    """
     try:
-        message = _decoder.decode(payload)
+        return _decoder.decode(payload)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
-    times = []
-    for s in message.samples:
-        us = utc_us(s.ts)
-        if us is None:
-            return None
-        times.append(us)
-    return message, times
+
+
+def slow_ts(s: FastSample) -> int | str:
+    """µs since the epoch of a timestamp `utc_us` did not take, as calc.schema reads it; else why not."""
+    try:
+        sample = Sample.model_validate(msgspec.to_builtins(s))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {s.ts!r:.60})"
+    return (sample.ts - _EPOCH_UTC) // _US
 
 
 def from_sample(s: Sample) -> FastSample:

@@ -110,6 +110,7 @@ def test_bad_messages_are_dead_lettered_whole_with_a_reason(topic: str, payload:
 @pytest.mark.parametrize(("sample", "expected"), [
     (counter_sample(T0, -3.0, 1.0), "negative energy"),
     ({**counter_sample(T0, 1.0, 1.0), "unit": "kW"}, "cannot be converted to 'kWh'"),
+    ({**counter_sample(T0, 1.0, 1.0), "unit": "]"}, "cannot be converted to 'kWh'"),  # pint: TokenError
     (counter_sample(T0, 20.0, 1.0, interval_s=60.0), "quarantined"),  # 20 kWh a minute = 1200 kW > 500 kW
     ({**counter_sample(T0, 1.0, 1.0), "ts": "2026-03-01T08:00:00+08:00"}, "UTC"),
     ({**counter_sample(T0, 1.0, 1.0), "extra": 1}, "extra"),
