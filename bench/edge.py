@@ -8,13 +8,12 @@ The bare loop opens one pymodbus client per gateway, as the agent does, and issu
 requests (edge.drivers.modbus.plan) for every meter, decoding nothing and publishing nothing.
 Also reports the agent's CPU (percent of one core, from /proc) and its peak memory (VmHWM).
 Last line: one JSON object; `ratio` = agent rate / bare loop rate.
-usage: python bench/edge.py [--gateways 2] [--meters 20] [--seconds 5] [--rounds 2]
+usage: python bench/edge.py [--gateways 2] [--meters 20] [--seconds 5] [--rounds 3] [--batch-polls 10]
 """
 
 from __future__ import annotations
 
 import argparse
-import faulthandler
 import asyncio
 import json
 import os
@@ -43,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 TICK_S = os.sysconf("SC_CLK_TCK")
 
 
-def plant_toml(ports: list[int], meters: int, mqtt_url: str, state_dir: Path) -> str:
+def plant_toml(ports: list[int], meters: int, mqtt_url: str, state_dir: Path, batch_polls: int = 1) -> str:
     parts = ['[site]\nid = "bench"\nregion = "CN"\ntimezone = "UTC"\nstart = 2026-01-01T00:00:00Z\n']
     for g, port in enumerate(ports):
         parts.append(f'[[gateways]]\nid = "gw{g}"\nkind = "modbus_tcp"\nhost = "127.0.0.1"\nport = {port}\n'
@@ -55,7 +54,7 @@ def plant_toml(ports: list[int], meters: int, mqtt_url: str, state_dir: Path) ->
     parts.append(f'[simulator]\nseed = 1\nacceleration = 1.0\ncontrol_url = "http://127.0.0.1:{free_port()}"\n')
     parts.append(f'[mqtt]\nurl = "{mqtt_url}"\n')
     parts.append(f'[edge]\nagent = "bench"\nstate_dir = "{state_dir}"\npublish_window = 1024\n'
-                 'status_interval_s = 3600\n')
+                 f'status_interval_s = 3600\nbatch_polls = {batch_polls}\nbatch_max_s = 1.0\n')
     return "\n".join(parts)
 
 
@@ -128,7 +127,8 @@ async def bare_loop(ports: list[int], meters: int, seconds: float) -> float:
 
 
 class Counter:
-    """Counts reading messages of the bench site arriving at the broker."""
+    """Counts the polls in the reading messages of the bench site arriving at the broker (a message holds
+    one or more polls of one meter: its samples over the points of a PM5000)."""
 
     def __init__(self, url_port: int) -> None:
         self.count = 0
@@ -144,8 +144,9 @@ class Counter:
             raise RuntimeError("counter could not subscribe")
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        polls = len(json.loads(msg.payload)["samples"]) // len(SCHNEIDER_PM5000)
         with self._lock:
-            self.count += 1
+            self.count += polls
 
     def value(self) -> int:
         with self._lock:
@@ -156,45 +157,56 @@ class Counter:
         self.client.loop_stop()
 
 
-def agent_run(config: Path, counter: Counter, seconds: float, log: Path) -> tuple[float, float, float]:
-    """(meters per second end to end, CPU percent of one core, peak RSS MB) of one agent process."""
+def agent_run(config: Path, counter: Counter, seconds: float, log: Path, others: dict[str, int]
+              ) -> tuple[float, float, float, dict[str, float]]:
+    """(meters per second end to end, CPU percent of one core, peak RSS MB) of one agent process, and the
+    CPU percent of the other processes during the same window."""
     proc = spawn("-m", "edge", "--config", str(config), "--log-level", "WARNING", log=log)
     try:
         deadline = time.monotonic() + 30
         start = counter.value()
-        while counter.value() < start + 50:  # running and publishing
+        while counter.value() < start + 100:  # running and publishing
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"agent did not publish; see {log}")
             time.sleep(0.05)
         time.sleep(1.0)  # warm up
+        o0 = {k: cpu_s(pid) for k, pid in others.items()}
         c0, n0, t0 = cpu_s(proc.pid), counter.value(), time.perf_counter()
         time.sleep(seconds)
         c1, n1, t1 = cpu_s(proc.pid), counter.value(), time.perf_counter()
-        return (n1 - n0) / (t1 - t0), 100.0 * (c1 - c0) / (t1 - t0), peak_rss_mb(proc.pid)
+        o1 = {k: cpu_s(pid) for k, pid in others.items()}
+        other = {k: 100.0 * (o1[k] - o0[k]) / (t1 - t0) for k in others}
+        return (n1 - n0) / (t1 - t0), 100.0 * (c1 - c0) / (t1 - t0), peak_rss_mb(proc.pid), other
     finally:
         stop(proc)
 
 
-def main(gateways: int, meters: int, seconds: float, rounds: int) -> dict[str, float | int]:
+def main(gateways: int, meters: int, seconds: float, rounds: int, batch_polls: int) -> dict[str, float | int]:
     work = Path(tempfile.mkdtemp(prefix="cw-bench-edge-"))
     ports = [free_port() for _ in range(gateways)]
     broker = Mosquitto(work / "mosquitto")
     broker.start()
     config = work / "plant.toml"
-    config.write_text(plant_toml(ports, meters, broker.url, work / "state"))
+    config.write_text(plant_toml(ports, meters, broker.url, work / "state", batch_polls))
     sim = spawn(*SIMULATE, "--plant", str(config), log=work / "simulator.log")
     counter: Counter | None = None
     try:
         for port in ports:
             wait_for_port("127.0.0.1", port, 30, sim)  # type: ignore[arg-type]
         counter = Counter(broker.port)
-        bare, agent, cpu, mem = [], [], [], []
+        bare, agent, cpu, mem, sim_bare, sim_agent, broker_cpu = [], [], [], [], [], [], []
+        assert broker.proc is not None
         for _ in range(rounds):  # alternate, so that machine noise hits both alike
+            s0, t0 = cpu_s(sim.pid), time.perf_counter()
             bare.append(asyncio.run(bare_loop(ports, meters, seconds)))
-            rate, cpu_pct, rss = agent_run(config, counter, seconds, work / "agent.log")
+            sim_bare.append(100.0 * (cpu_s(sim.pid) - s0) / (time.perf_counter() - t0))
+            rate, cpu_pct, rss, other = agent_run(config, counter, seconds, work / "agent.log",
+                                                  {"sim": sim.pid, "broker": broker.proc.pid})
             agent.append(rate)
             cpu.append(cpu_pct)
             mem.append(rss)
+            sim_agent.append(other["sim"])
+            broker_cpu.append(other["broker"])
     finally:
         if counter is not None:
             counter.close()
@@ -203,22 +215,26 @@ def main(gateways: int, meters: int, seconds: float, rounds: int) -> dict[str, f
     agent_rate, bare_rate = statistics.median(agent), statistics.median(bare)
     return {
         "gateways": gateways,
+        "batch_polls": batch_polls,
         "meters": gateways * meters,
         "bare_meters_per_s": round(bare_rate, 1),
         "agent_meters_per_s": round(agent_rate, 1),
         "agent_samples_per_s": round(agent_rate * len(SCHNEIDER_PM5000), 1),
         "agent_cpu_percent": round(statistics.median(cpu), 1),
         "agent_peak_rss_mb": round(max(mem), 1),
+        "simulator_cpu_percent_bare": round(statistics.median(sim_bare), 1),
+        "simulator_cpu_percent_agent": round(statistics.median(sim_agent), 1),
+        "broker_cpu_percent": round(statistics.median(broker_cpu), 1),
         "ratio": round(agent_rate / bare_rate, 3),
     }
 
 
 if __name__ == "__main__":
-    faulthandler.dump_traceback_later(50, exit=True)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gateways", type=int, default=2)
     parser.add_argument("--meters", type=int, default=20, help="meters per gateway")
     parser.add_argument("--seconds", type=float, default=5.0, help="measuring window per run")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-polls", type=int, default=10, help="[edge] batch_polls of the agent")
     args = parser.parse_args()
-    print(json.dumps(main(args.gateways, args.meters, args.seconds, args.rounds)))
+    print(json.dumps(main(args.gateways, args.meters, args.seconds, args.rounds, args.batch_polls)))

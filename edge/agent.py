@@ -8,14 +8,14 @@ A message leaves the spool only after the broker acknowledged it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
 from calc import topics
-from calc.schema import ReadingMessage, encode
+from edge.batching import Batcher
 from edge.config import EdgeConfig, MeterDevice, OpcUaGateway
 from edge.drivers import Driver, make_driver
 from edge.outbox import Outbox
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 BATCH_MAX = 500
 ACK_FLUSH_S = 0.5  # an idle writer still deletes acknowledged messages this often
+COMMIT_EVERY_S = 0.02  # each transaction is a hop to the SQLite thread: batch what comes within this
 
 
 class Agent:
@@ -47,6 +48,7 @@ class Agent:
         self.states: dict[str, MeterState] = {}
         self.seqs: dict[str, int] = {}
         self.topics = {m.id: topics.reading(self.site, m.area, m.id) for m in config.meters}
+        self.batcher = Batcher(self.trackers, self.topics, self.agent_id, self.states, self.seqs)
         self.publisher = Publisher(config.mqtt, self.site, self.agent_id,
                                    topics.edge_status(self.site, self.agent_id), self._on_ack,
                                    self._on_connection, config.edge.publish_window)
@@ -84,51 +86,37 @@ class Agent:
     def submit(self, poll: Poll) -> None:
         self._queue.put_nowait(poll)
 
-    def _outgoing(self, polls: Iterable[Poll]) -> list[Outgoing]:
-        tentative: dict[str, MeterState] = {}
-        seqs: dict[str, int] = {}
-        batch = []
-        for poll in polls:
-            meter = poll.meter_id
-            state = tentative.get(meter, self.states.get(meter, {}))
-            samples, new_state = self.trackers[meter].track(poll, state)
-            seq = seqs.get(meter, self.seqs.get(meter, 0))
-            message = ReadingMessage(meter=meter, seq=seq, agent=self.agent_id, samples=tuple(samples))
-            batch.append(Outgoing(meter, self.topics[meter], encode(message), seq, new_state))
-            tentative[meter] = new_state
-            seqs[meter] = seq + 1
-        return batch
-
     async def _writer(self) -> None:
-        """Batches polls into one transaction; a meter's state is adopted only for kept messages."""
+        """Polls become messages (batched per meter), one SQLite transaction per round; a meter's state is
+        adopted only for the messages the spool kept."""
+        tick = min(ACK_FLUSH_S, self.config.edge.batch_max_s)
         stopping = False
+        loop = asyncio.get_running_loop()
+        last_commit = 0.0
         while not stopping:
-            polls: list[Poll] = []
-            try:
-                item = await asyncio.wait_for(self._queue.get(), ACK_FLUSH_S)
-            except TimeoutError:  # idle: still forget what the broker acknowledged
-                if self.outbox.acked:
-                    await self._write([])
-                continue
-            while True:
+            # at most one transaction per COMMIT_EVERY_S: what arrives meanwhile joins the next one
+            await asyncio.sleep(max(0.0, last_commit + COMMIT_EVERY_S - loop.time()))
+            items: list[Poll | None] = []
+            with contextlib.suppress(TimeoutError):  # idle: old batches and acknowledgements are still due
+                items.append(await asyncio.wait_for(self._queue.get(), tick))
+            while items and items[-1] is not None and len(items) < BATCH_MAX * 10 and not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            for item in items:
                 if item is None:
                     stopping = True
                 else:
-                    polls.append(item)
-                if stopping or len(polls) >= BATCH_MAX or self._queue.empty():
-                    break
-                item = self._queue.get_nowait()
-            if polls or self.outbox.acked:
-                await self._write(polls)
+                    self.batcher.add(item)
+            batch = self.batcher.due(force=stopping)
+            if batch or self.outbox.acked:
+                last_commit = loop.time()
+                await self._write(batch)
 
-    async def _write(self, polls: list[Poll]) -> None:
-        batch = self._outgoing(polls)
+    async def _write(self, batch: list[Outgoing]) -> None:
         kept = await self._in_db(self.spool.commit, batch, self.outbox.take_acked())
         rows = []
         for out, row_id in zip(batch, kept, strict=True):
+            self.batcher.settle(out, row_id is not None)
             if row_id is not None:
-                self.states[out.meter] = out.state
-                self.seqs[out.meter] = out.seq + 1
                 rows.append(SpoolRow(row_id, out.topic, out.payload, out.meter, out.seq))
         self.outbox.added(rows)
 
@@ -142,6 +130,8 @@ class Agent:
     # -- lifecycle ------------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         self.states, self.seqs = await self._in_db(self.spool.load_state)
+        self.batcher = Batcher(self.trackers, self.topics, self.agent_id, self.states, self.seqs,
+                               self.config.edge.batch_polls, self.config.edge.batch_max_s)
         self.publisher.start()
         tasks: list[asyncio.Task[None]] = []
         try:

@@ -194,6 +194,8 @@ class EdgeSettings(BaseModel):
     spool_full_policy: Literal["drop_oldest", "drop_newest"] = Field(
         default="drop_oldest", description="what goes when the spool is full; each drop is counted")
     publish_window: int = Field(default=256, ge=1, le=65535, description="QoS 1 messages in flight")
+    batch_polls: int = Field(default=1, ge=1, le=1000, description="polls of one meter per reading message")
+    batch_max_s: float = Field(default=1.0, gt=0, le=3600, description="longest a poll waits for its batch")
     status_interval_s: float = Field(default=30.0, gt=0)
     live_share: float = Field(default=0.5, gt=0, le=1, description="share of the window kept for fresh samples "
                               "while a backlog is replayed")
