@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from calc import topics
 from calc.factors import FactorSet
 from ingest.buffer import BufferError, DiskBuffer
@@ -24,12 +27,20 @@ from ingest.config import IngestConfig
 from ingest.convert import Converter
 from ingest.metrics import IngestMetrics, install
 from ingest.mqtt import Received, Subscriber
-from ingest.points import CO2E, ENERGY, FACTOR, METER, QUANTITY, SEQ, TS, Batch, Converted, us_to_iso
+from ingest.points import CO2E, ENERGY, FACTOR, METER, QUANTITY, TS, Batch, Converted, us_to_iso
 from ingest.store import open_store
 from ingest.store.base import StoreError, WriteResult
 
 RETRY_MIN_S = 0.1
 RETRY_MAX_S = 5.0
+
+
+def _groups(meters: list[str], refs: list[int]) -> dict[tuple[str, int], npt.NDArray[np.intp]]:
+    """Row indexes of each (meter, factor ref) pair."""
+    keys: dict[tuple[str, int], list[int]] = {}
+    for i, key in enumerate(zip(meters, refs, strict=True)):
+        keys.setdefault(key, []).append(i)
+    return {k: np.asarray(v, dtype=np.intp) for k, v in keys.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,37 +219,50 @@ class IngestWorker:
 
     def _publish(self, converted: list[Converted], batch: Batch, result: WriteResult) -> None:
         if self.config.ingest.publish_co2e:
-            for c in converted:
-                body = self._co2e_message(c, batch, result)
-                if body is not None and c.area is not None and c.meter is not None:
-                    self.subscriber.publish(topics.co2e(self.site, c.area, c.meter), body)
+            for meter, body in self._co2e_messages(batch, result):
+                info = batch.meters[meter]
+                self.subscriber.publish(topics.co2e(info.site, info.area, meter), body)
         if batch.dead:
             target = topics.deadletter(self.site)
             for d in batch.dead:
                 self.subscriber.publish(target, d.as_json(), qos=1)
 
-    def _co2e_message(self, c: Converted, batch: Batch, result: WriteResult) -> bytes | None:
-        """The derived stream, one message per reading message: energy and CO2e of its new points, per factor."""
-        rows = [p for p in c.points if p[CO2E] is not None
-                and (result.new_keys is None or (p[METER], p[TS], p[QUANTITY]) in result.new_keys)]
-        if not rows:
-            return None
-        parts: dict[int, list[float]] = {}
-        for p in rows:
-            acc = parts.setdefault(p[FACTOR], [0.0, 0.0, 0])
-            acc[0] += p[ENERGY]
-            acc[1] += p[CO2E]
-            acc[2] += 1
-        by_factor = []
-        for ref, (energy, co2e, n) in parts.items():
-            f = batch.factors[ref]
-            by_factor.append({"energy": energy, "energy_unit": f.energy_unit, "co2e_kg": co2e, "points": int(n),
-                              "scope": f.scope, "factor_id": f.factor_id, "factor_version": f.factor_version})
-        first = min(p[TS] for p in rows)
-        last = max(p[TS] for p in rows)
-        return json.dumps({"v": 1, "site": self.site, "area": c.area, "meter": c.meter, "seq": rows[0][SEQ],
-                           "from": us_to_iso(first), "to": us_to_iso(last), "points": len(rows),
-                           "co2e_kg": sum(p[CO2E] for p in rows), "by_factor": by_factor}).encode()
+    def _co2e_messages(self, batch: Batch, result: WriteResult) -> list[tuple[str, bytes]]:
+        """The derived stream: per meter and stored batch, the energy and CO2e of its new points, per factor."""
+        sums: dict[tuple[str, int], list[float]] = {}  # (meter, factor ref) -> energy, co2e, points, first, last
+        c = batch.counted
+        if result.new_keys is None and c is not None:  # every point new: sum the columns
+            for key, idx in _groups(c.meter.tolist(), c.factor_ref.tolist()).items():
+                ts = c.ts_us[idx]
+                sums[key] = [float(c.energy[idx].sum()), float(c.co2e_kg[idx].sum()), len(idx),
+                             int(ts.min()), int(ts.max())]
+        else:
+            for p in batch.points:
+                if p[CO2E] is None or (result.new_keys is not None
+                                       and (p[METER], p[TS], p[QUANTITY]) not in result.new_keys):
+                    continue
+                acc = sums.setdefault((p[METER], p[FACTOR]), [0.0, 0.0, 0, p[TS], p[TS]])
+                acc[0] += p[ENERGY]
+                acc[1] += p[CO2E]
+                acc[2] += 1
+                acc[3], acc[4] = min(acc[3], p[TS]), max(acc[4], p[TS])
+        per_meter: dict[str, list[tuple[int, list[float]]]] = {}
+        for (meter, ref), acc in sums.items():
+            per_meter.setdefault(meter, []).append((ref, acc))
+        out = []
+        for meter, parts in per_meter.items():
+            info = batch.meters[meter]
+            by_factor = []
+            for ref, (energy, co2e, n, _, _) in parts:
+                f = batch.factors[ref]
+                by_factor.append({"energy": energy, "energy_unit": f.energy_unit, "co2e_kg": co2e, "points": int(n),
+                                  "scope": f.scope, "factor_id": f.factor_id, "factor_version": f.factor_version})
+            out.append((meter, json.dumps({
+                "v": 1, "site": info.site, "area": info.area, "meter": meter,
+                "from": us_to_iso(int(min(a[3] for _, a in parts))), "to": us_to_iso(int(max(a[4] for _, a in parts))),
+                "points": int(sum(a[2] for _, a in parts)), "co2e_kg": sum(a[1] for _, a in parts),
+                "by_factor": by_factor}).encode()))
+        return out
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
