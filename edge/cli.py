@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -50,3 +51,6 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"carbonwatch edge: invalid config\n{exc}", file=sys.stderr)
         return 2
+    except (OSError, sqlite3.Error) as exc:  # e.g. a state_dir that cannot be written
+        print(f"carbonwatch edge: cannot keep state: {exc}", file=sys.stderr)
+        return 1

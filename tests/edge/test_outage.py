@@ -38,7 +38,8 @@ def toml_plant(site: str, port: int, mqtt_url: str, state_dir: Path) -> str:
             f'[simulator]\nseed = 5\nacceleration = 60.0\nstart = 2026-03-02T05:50:00Z\n'
             f'control_url = "http://127.0.0.1:{free_port()}"\n\n'
             f'[mqtt]\nurl = "{mqtt_url}"\n\n'
-            f'[edge]\nagent = "edge-outage"\nstate_dir = "{state_dir}"\npublish_window = 16\n')
+            f'[edge]\nagent = "edge-outage"\nstate_dir = "{state_dir}"\npublish_window = 16\n'
+            'batch_polls = 3\nbatch_max_s = 1.0\n')
 
 
 class AgentProcess:
@@ -97,7 +98,7 @@ async def test_broker_outage_and_kill9_lose_nothing(mosquitto: Mosquitto, tmp_pa
 
         await asyncio.to_thread(mosquitto.stop)  # the outage begins
         delivered_before = {m: len(collector.messages(m)) for m in METERS}
-        await eventually(lambda: sum(len(v) for v in spooled(state_dir).values()) >= 90, 30,
+        await eventually(lambda: sum(len(v) for v in spooled(state_dir).values()) >= 45, 30,
                          "readings piling up in the spool")
         agent.kill9()  # and the agent dies during it
         agent = None
