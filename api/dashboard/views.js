@@ -4,8 +4,9 @@
 import { ApiError, downloadCsv, get, post } from "./api.js";
 import { barList, formatMass, formatNumber, formatTime, lineChart, percent } from "./charts.js";
 
-const LIVE_WINDOW_MS = 60 * 60e3;
+const LIVE_WINDOW_MS = 15 * 60e3;
 const LIVE_MAX_POINTS = 2000;
+const LIVE_MERGE_MS = 2000; // a site sends a balance update per reading message: one chart point per 2 s
 
 function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -98,7 +99,7 @@ function defaultStep(period) {
 
 // ---------------------------------------------------------------------------------------------------------
 export function overview(root, ctx) {
-  const live = { points: [] };
+  const live = { points: [] };  // [ms, kg/h]; live points carry .live and .merged (start of their 2 s slot)
   let breakdownPeriod = "today";
   const periodSel = h("select", { "aria-label": "breakdown period", id: "breakdown-period" },
     ...["today", "month", "year"].map((p) => h("option", { value: p, text: p })));
@@ -128,13 +129,22 @@ export function overview(root, ctx) {
   }
 
   function addLive(ms, rate) {
-    live.points.push([ms, rate]);
+    const last = live.points[live.points.length - 1];
+    if (last && last.live && ms - last.merged < LIVE_MERGE_MS) {
+      last[0] = ms;
+      last[1] = rate;
+    } else {
+      const point = [ms, rate];
+      point.live = true;
+      point.merged = ms;
+      live.points.push(point);
+    }
     const cut = Date.now() - LIVE_WINDOW_MS;
     while (live.points.length && (live.points[0][0] < cut || live.points.length > LIVE_MAX_POINTS)) live.points.shift();
   }
 
   async function seedLive() {
-    // the last hour from the store (per-minute kg -> kg/h) until live samples arrive
+    // the last minutes from the store (per-minute kg -> kg/h) until live samples arrive
     const to = new Date();
     const from = new Date(to.getTime() - LIVE_WINDOW_MS);
     try {
@@ -181,6 +191,8 @@ export function overview(root, ctx) {
       let sum = 0;
       const width = step === "1d" ? 86400e3 : 3600e3;
       for (const b of hist.buckets) {
+        // nothing was emitted before a bucket starts: the line stays flat until then
+        cumulative.push([Math.max(Date.parse(b.start), start), sum]);
         sum += b.co2e_kg;
         cumulative.push([Math.min(Date.parse(b.start) + width, now), sum]);
       }

@@ -23,6 +23,7 @@ class DashboardSystem(System):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.engineer_key = write_key(self.workdir / "keys.toml", "shift-engineer", "engineer")
+        self.admin_key = write_key(self.workdir / "keys.toml", "energy-manager", "admin")
         self.base_url = f"http://127.0.0.1:{self.api_port}"
 
     def argv(self, name: str) -> list[str]:

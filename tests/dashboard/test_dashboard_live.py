@@ -222,6 +222,34 @@ def test_a_viewer_cannot_acknowledge_and_is_told_why(system: DashboardSystem, br
     assert system.sim.post("/pause").status_code < 300
 
 
+def test_allowance_burn_down_shows_the_apis_projection(system: DashboardSystem, browser: Browser) -> None:
+    settle(system)
+    month = api(system, "/v1/balance", period="month")
+    body = {"scope": "site", "start": month["period"]["start"], "end": month["period"]["end"],
+            "amount": max(1.0, round(month["co2e_kg"] * 3 / 1000, 3)), "unit": "t", "note": "dashboard test"}
+    resp = system.api.post("/v1/allowances", json=body, headers={"Authorization": f"Bearer {system.admin_key}"})
+    assert resp.status_code == 201, resp.text
+    open_dashboard(browser, system, system.key)
+    used = browser.wait("the burn-down", "document.getElementById('allowance-used')?.dataset.value")
+    allowance = api(system, "/v1/balance", period="month")["allowance"]
+    assert allowance is not None and allowance["allowance_kg"] == pytest.approx(body["amount"] * 1000)
+    assert float(used) == allowance["used_kg"] > 0
+    browser.wait("the burn-down chart", "document.querySelectorAll('#allowance path.series').length === 2")
+    series = browser.eval("[...document.querySelectorAll('#allowance path.series')].map(p => p.dataset.series)")
+    assert series == ["used", "projection"]
+    text = browser.eval("document.querySelector('#allowance p').textContent")
+    for kg in (allowance["used_kg"], allowance["allowance_kg"], allowance["projected_kg"]):
+        shown = re.search(re.escape(fmt_mass(kg)), text)
+        assert shown, (fmt_mass(kg), text)
+    browser.screenshot(SCREENSHOTS / "allowance-wide.png")
+    assert browser.errors == []
+
+
+def fmt_mass(kg: float) -> str:
+    """The page's rule, restated: kg with one decimal below a tonne, t with three above."""
+    return f"{kg:,.1f} kg" if abs(kg) < 1000 else f"{kg / 1000:,.3f} t"
+
+
 def test_phone_sized_viewport_is_usable(system: DashboardSystem, browser: Browser) -> None:
     browser.viewport(390, 844, mobile=True)
     open_dashboard(browser, system, system.key)
@@ -238,6 +266,20 @@ def test_phone_sized_viewport_is_usable(system: DashboardSystem, browser: Browse
     assert browser.eval("document.documentElement.scrollWidth") <= 390
     no_placeholders(browser)
     browser.screenshot(SCREENSHOTS / "meter-phone.png")
+
+
+def test_control_room_screen(system: DashboardSystem, browser: Browser) -> None:
+    browser.viewport(2560, 1440)
+    open_dashboard(browser, system, system.key)
+    browser.wait("meters drawn", "document.querySelectorAll('#meters tr[data-meter]').length === 3")
+    # the overview fits a wall screen: KPIs in one row, charts side by side
+    tops = browser.eval("[...document.querySelectorAll('.kpi')].map(e => Math.round(e.getBoundingClientRect().top))")
+    assert len(set(tops)) == 1, tops
+    live, allowance = browser.eval("['live-card', 'allowance-card'].map(id => "
+                                   "Math.round(document.getElementById(id).getBoundingClientRect().top))")
+    assert live == allowance
+    assert browser.eval("document.documentElement.scrollWidth") <= 2560
+    browser.screenshot(SCREENSHOTS / "overview-control-room.png", full_page=False)
 
 
 def test_a_wrong_key_is_refused_and_the_form_comes_back(system: DashboardSystem, browser: Browser) -> None:
