@@ -168,3 +168,22 @@ async def test_rollover_reset_and_stuck_give_the_right_energy(plant: tuple[Simul
     stuck = [s for s in energy(collector.messages("sdm"), "active_energy_import") if Flag.STUCK in s.flags]
     assert all(s.delta == 0 and s.quality == "uncertain" for s in stuck)
     assert not any(Flag.STUCK in s.flags for s in energy(collector.messages("pm"), "active_energy_import"))
+
+
+async def test_a_device_refusing_the_gap_is_read_without_it(plant: tuple[SimulatedPlant, dict[str, Any]]) -> None:
+    sim, data = plant
+    data["gateways"][0]["max_gap"] = 20  # SDM630: 0x34..0x35 and 0x46..0x4B merge across 16 unserved registers
+    config = parse_config(data, "<test>")
+    sdm = next(m for m in config.meters if m.id == "sdm")
+    gateway = config.gateway("gw1")
+    assert isinstance(gateway, ModbusTcpGateway)
+    async with ModbusDriver(gateway) as driver:
+        assert [(b.address, b.count) for b in driver.plan(sdm)] == [(0, 18), (52, 24)]
+        first = {v.point.quantity: v for v in await driver.read(sdm)}
+        assert [(b.address, b.count) for b in driver.plan(sdm)] == [(0, 18), (52, 2), (70, 6)]
+        second = {v.point.quantity: v for v in await driver.read(sdm)}
+    truth = sim.truth()["meters"]["sdm"]
+    for values in (first, second):
+        assert all(v.raw is not None for v in values.values()), values
+        assert values["active_energy_import"].raw == pytest.approx(
+            truth["counters"]["active_energy_import"]["value"], rel=1e-6, abs=1e-3)
