@@ -87,6 +87,9 @@ class SqliteStoreSettings(BaseModel):
 
     kind: Literal["sqlite"] = "sqlite"
     path: str = DEFAULT_SQLITE_PATH
+    synchronous: Literal["full", "normal"] = Field(
+        default="full", description="full: each batch is fsynced before its ack (survives power loss); normal: "
+        "survives a crash of ingest (kill -9) but the last batches may be lost with the machine's power")
     retention_days: float | None = Field(default=None, gt=0, description="raw points older than this are "
                                          "deleted; minute and hour rollups are kept")
 
@@ -171,6 +174,8 @@ def _section(data: dict[str, Any], key: str, model: Any, source: str) -> Any:
         lines = []
         for err in exc.errors():
             loc = [str(p) for p in err["loc"] if p not in ("sqlite", "influxdb")]
+            if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                loc = ["kind"]
             lines.append(f"{source}: {'.'.join([key, *loc])}: {err['msg']}")
         raise ConfigError("\n".join(lines)) from exc
 

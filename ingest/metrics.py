@@ -94,6 +94,23 @@ def current() -> IngestMetrics | None:
     return _CURRENT
 
 
+def metrics_paths(plant_data: dict[str, Any], base_dir: Path) -> list[Path]:
+    """Where the workers of a plant file write their snapshots: the configured file, and any
+    `ingest-metrics-*.json` next to it (other workers of a shared subscription)."""
+    ingest = plant_data.get("ingest", {}) if isinstance(plant_data.get("ingest", {}), dict) else {}
+    site = plant_data.get("site", {}).get("id", "site") if isinstance(plant_data.get("site"), dict) else "site"
+    client_id = ingest.get("client_id") or f"carbonwatch-ingest-{site}"
+    configured = Path(ingest.get("metrics_path") or f"var/ingest-metrics-{client_id}.json")
+    configured = configured if configured.is_absolute() else base_dir / configured
+    others = sorted(configured.parent.glob("ingest-metrics-*.json")) if configured.parent.is_dir() else []
+    return [configured, *(p for p in others if p != configured)]
+
+
+def read_plant_metrics(plant_data: dict[str, Any], base_dir: Path) -> list[dict[str, Any]]:
+    """Snapshots of every ingest worker of a plant file, for the API's /metrics (see `render_prometheus`)."""
+    return read_metrics(metrics_paths(plant_data, base_dir))
+
+
 def read_metrics(paths: list[Path]) -> list[dict[str, Any]]:
     """Snapshots written by ingest workers (skips files that do not exist yet)."""
     out = []

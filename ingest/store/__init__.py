@@ -18,7 +18,8 @@ def open_store(settings: SqliteStoreSettings | InfluxStoreSettings, base_dir: Pa
     """The store named by [store], for writing and reading (relative paths against `base_dir`)."""
     if isinstance(settings, SqliteStoreSettings):
         path = Path(settings.path)
-        return SqliteStore(path if path.is_absolute() else base_dir / path, retention_days=settings.retention_days)
+        return SqliteStore(path if path.is_absolute() else base_dir / path, synchronous=settings.synchronous.upper(),
+                           retention_days=settings.retention_days)
     from ingest.store.influx import InfluxStore
 
     return InfluxStore(settings)
