@@ -68,7 +68,7 @@ def test_bad_plant_and_bad_toml_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(path)
     path.write_text(BASE.replace('electricity', 'moonlight'))
-    with pytest.raises(ConfigError, match="p.toml: meters.0"):
+    with pytest.raises(ConfigError, match=r"p\.toml: meters\.0"):
         load_config(path)
 
 
