@@ -435,3 +435,31 @@ def test_grafana_queries_run_on_influxdb_and_sum_to_the_store(influx_url: str) -
     finally:
         httpx.post(f"{influx_url}/query", params={"q": f'DROP DATABASE "{database}"'}, timeout=10)
         store.close()
+
+
+def test_the_image_holds_every_package_the_project_installs() -> None:
+    import tomllib
+
+    dockerfile = (REPO / "deploy" / "compose" / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\S+) \./\1$", dockerfile, re.M))
+    for source in re.findall(r"^COPY (.+) \S+$", dockerfile, re.M):
+        for name in source.split():
+            assert (REPO / name).exists(), f"COPY {name}: not in the repository"
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    assert packages <= copied, f"the image misses {packages - copied}"
+    assert re.search(r"^USER 10001", dockerfile, re.M), "the services do not run as root"
+
+
+def test_acl_generator_refuses_what_would_break_the_separation(tmp_path: Path) -> None:
+    from deploy.mosquitto.acl import main
+
+    clash = tmp_path / "clash.toml"
+    clash.write_text(SECOND_AGENT.replace('agent = "edge-2"', 'agent = "ingest"'))
+    assert main([str(clash)]) == 1  # an edge agent named like a service would get the service's rights
+    other_site = tmp_path / "other-site.toml"
+    other_site.write_text(SECOND_AGENT.replace('id = "demo"', 'id = "plant-b"').replace("edge-2", "edge-1"))
+    assert main([str(DEMO_PLANT), str(other_site)]) == 1  # one agent, two sites
+    broken = tmp_path / "broken.toml"
+    broken.write_text(SECOND_AGENT.replace('gateway = "gw9"', 'gateway = "nowhere"'))
+    assert main([str(broken)]) == 1
