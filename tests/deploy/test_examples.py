@@ -130,3 +130,21 @@ def test_toml_examples_in_the_docs_validate(name: str, block: str, tmp_path: Pat
             data[key] = [*data.get(key, []), *value] if key in ("meters", "gateways") else value
     results = check_data(data, name, tmp_path)
     assert all(r.ok for r in results), report(Path(name), results)
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    lines = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "# carbonwatch"
+    block = lines[lines.index("```sh") + 1:lines.index("```sh") + 3]
+    assert block[0].startswith("sh deploy/run.sh ") and block[1].startswith("sh deploy/test.sh ")
+    assert all(not line.strip() for line in lines[1:lines.index("```sh")]), "nothing before the commands"
+
+
+@pytest.mark.parametrize("doc", ["README.md", *(f"docs/{p.name}" for p in sorted((REPO / "docs").glob("*.md"))
+                                                if p.name not in OTHERS_DOCS)])
+def test_relative_links_point_at_files(doc: str) -> None:
+    path = REPO / doc
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text(encoding="utf-8")):
+        if re.match(r"^[a-z]+:", target):
+            continue
+        assert (path.parent / target).exists(), f"{doc}: broken link {target}"
