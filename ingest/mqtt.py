@@ -52,6 +52,7 @@ class Subscriber:
         self.subscribed = threading.Event()
         self.stopping = threading.Event()
         self.last_error: str | None = None
+        self.refusal: str | None = None  # why the broker refused us (login, authorisation), kept over later noise
         self._refused_protocol = False
         self.generation = 0
         self.protocol = mqtt.MQTTv5 if settings.protocol in ("auto", "5") else mqtt.MQTTv311
@@ -115,6 +116,9 @@ class Subscriber:
                 self.client = self._make_client()
                 self.client.connect(**self._connect_args())
                 self.client.loop_start()
+            if self.refusal is not None:  # a wrong login does not get better by retrying
+                self.client.loop_stop()
+                raise MqttError(self.refusal)
             if time.monotonic() > deadline:
                 raise MqttError(self.last_error or f"not subscribed to {self.settings.effective_url} "
                                 f"after {timeout_s} s")
@@ -131,6 +135,8 @@ class Subscriber:
             self.last_error = f"broker {self.settings.effective_url} refused the connection: {reason}"
             if "protocol" in str(reason).lower():
                 self._refused_protocol = True
+            else:
+                self.refusal = self.last_error
             return
         self.generation += 1
         self.connected.set()
@@ -144,7 +150,7 @@ class Subscriber:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connected.clear()
-        if not self.stopping.is_set():
+        if not self.stopping.is_set() and self.refusal is None:
             self.last_error = f"disconnected from {self.settings.effective_url}: {reason}"
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
