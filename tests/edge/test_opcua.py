@@ -168,3 +168,22 @@ async def test_basic256sha256_sign_and_encrypt_with_user_and_password(
     assert driver.gateway.security_policy == "Basic256Sha256"
     _, got = await settled_read(sim, driver)
     assert got["boiler-gas"]["volume"].quality == Quality.GOOD
+
+
+async def test_a_unit_that_disagrees_with_engineering_units_is_uncertain(tmp_path: Path) -> None:
+    sim_data, edge_data = plant(free_port(), tmp_path)
+    litres = {"id": "gas-litres", "area": "utilities", "carrier": "natural_gas", "gateway": "opc1",
+              "points": [{"quantity": "volume", "unit": "l", "kind": "counter",
+                          "node": "nsu=urn:carbonwatch:simulators;s=boiler-gas.Totaliser"}]}
+    edge_data["meters"] = [*edge_data["meters"], litres]
+    config = parse_config(edge_data, "<test>")
+    gateway = config.gateway("opc1")
+    assert isinstance(gateway, OpcUaGateway)
+    async with SimulatedPlant(sim_parse_config(sim_data), serve_control=False), \
+            OpcUaDriver(gateway, config.meters) as driver:
+        await driver.wait_connected(20)
+        (wrong,) = await driver.read(config.meters[-1])
+        right = by_quantity(await driver.read(config.meters[0]))["volume"]
+    assert wrong.quality == Quality.UNCERTAIN
+    assert wrong.reason == "unit: server says m**3, config says l (x1000)"
+    assert right.quality == Quality.GOOD and right.reason is None

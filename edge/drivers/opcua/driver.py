@@ -25,6 +25,7 @@ from asyncua.crypto import security_policies
 from asyncua.ua.uaerrors import UaError
 
 from calc.schema import Quality
+from calc.units import UnitError, conversion_factor
 from edge.config import MeterDevice, OpcUaGateway
 from edge.drivers import PointValue, bad_values
 from edge.drivers.modbus.driver import backoff_delay
@@ -38,6 +39,30 @@ POLICIES: dict[str, Any] = {
 }
 MODES = {"Sign": ua.MessageSecurityMode.Sign, "SignAndEncrypt": ua.MessageSecurityMode.SignAndEncrypt}
 ERRORS = (OSError, TimeoutError, UaError, ConnectionError, asyncio.IncompleteReadError)
+
+# EngineeringUnits (EUInformation.UnitId, UN/CEFACT common codes) -> pint, for checking configured units
+UNECE_UNITS = {"MQH": "m**3/h", "MTQ": "m**3", "KGM": "kg", "E93": "kg/h", "TNE": "t", "BAR": "bar",
+               "CEL": "degC", "KWH": "kWh", "WHR": "Wh", "KWT": "kW", "WTT": "W", "VLT": "V", "AMP": "A",
+               "HTZ": "Hz", "GJ": "GJ", "MWH": "MWh", "LTR": "l", "KPA": "kPa", "PAL": "Pa"}
+
+
+def unece_unit(unit_id: int) -> str | None:
+    """The pint unit of a UN/CEFACT code packed into EUInformation.UnitId, if it is one we know."""
+    code = "".join(chr((unit_id >> shift) & 0xFF) for shift in (16, 8, 0)).lstrip("\x00")
+    return UNECE_UNITS.get(code)
+
+
+def unit_problem(server_unit: str | None, configured: str) -> str | None:
+    """Why the server's EngineeringUnits disagree with the configured unit, or None."""
+    if server_unit is None:
+        return None
+    try:
+        factor = conversion_factor(server_unit, configured)
+    except UnitError:
+        return f"unit: server says {server_unit}, config says {configured}"
+    if abs(factor - 1.0) > 1e-12:
+        return f"unit: server says {server_unit}, config says {configured} (x{factor:g})"
+    return None
 
 
 def quality_of(status: ua.StatusCode | None) -> tuple[Quality, str | None]:
@@ -90,6 +115,8 @@ class OpcUaDriver:
         self.connects = 0  # how many sessions were made (a reconnect adds one)
         self.handler: _Handler | None = None
         self._stopping = False
+        # (meter, quantity) -> why its unit disagrees with the server's EngineeringUnits
+        self._unit_problems: dict[tuple[str, str], str] = {}
 
     async def __aenter__(self) -> Self:
         self._supervisor = asyncio.create_task(self._supervise(), name=f"opcua-{self.gateway.id}")
@@ -155,6 +182,7 @@ class OpcUaDriver:
         await asyncio.wait_for(client.connect(), gw.timeout_s * 2)
         self.connects += 1
         self._nodes = await self._resolve(client)
+        self._unit_problems = await self._check_units(client)
         if gw.mode == "subscribe":
             ids = {nodeid: key for key, nodeid in self._nodes.items()}
             self.handler = _Handler(self._cache, ids)
@@ -180,6 +208,23 @@ class OpcUaDriver:
                     text = f"ns={indexes[uri]};{rest}"
                 out[point.node] = ua.NodeId.from_string(text)
         return out
+
+    async def _check_units(self, client: Client) -> dict[tuple[str, str], str]:
+        """Compare each point's unit with the node's EngineeringUnits, where the server publishes them."""
+        problems: dict[tuple[str, str], str] = {}
+        for meter in self.meters:
+            for point in meter.all_points:
+                assert point.node is not None
+                try:
+                    prop = await client.get_node(self._nodes[point.node]).get_child("0:EngineeringUnits")
+                    eu = await prop.read_value()
+                except ERRORS:
+                    continue  # no EngineeringUnits property: nothing to check against
+                problem = unit_problem(unece_unit(int(getattr(eu, "UnitId", 0) or 0)), point.unit)
+                if problem is not None:
+                    log.warning("OPC UA %s, meter %s, %s: %s", self.gateway.id, meter.id, point.quantity, problem)
+                    problems[(meter.id, point.quantity)] = problem
+        return problems
 
     async def _close(self) -> None:
         client, self._client = self._client, None
@@ -222,6 +267,9 @@ class OpcUaDriver:
                 quality, reason, raw = Quality.BAD, reason or f"not a number: {raw!r}", None
             elif quality == Quality.BAD:
                 raw = None
+            elif (meter.id, point.quantity) in self._unit_problems:
+                quality = Quality.UNCERTAIN
+                reason = "; ".join(r for r in (reason, self._unit_problems[(meter.id, point.quantity)]) if r)
             out.append(PointValue(point, raw, quality, reason, _aware(dv.SourceTimestamp)
                                   if self.gateway.timestamps == "source" else None))
         return out
