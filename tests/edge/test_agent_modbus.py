@@ -10,7 +10,7 @@ import pytest
 
 from calc import topics
 from calc.schema import Flag, Quality, ReadingMessage
-from deploy.services import free_port
+from deploy.services import Mosquitto, free_port
 from edge.agent import Agent
 from edge.config import load_config
 from tests.edge.helpers import Collector, eventually, unique_site, write_plant
@@ -138,3 +138,40 @@ async def test_restart_neither_loses_nor_doubles_energy(meters: tuple[int, dict[
     seqs = [m.seq for m in collector.messages()]
     assert seqs == list(range(len(seqs))), "seq continues across the restart"
     collector.close()
+
+
+async def test_full_spool_drop_newest_loses_no_energy(meters: tuple[int, dict[int, Meter]], mosquitto: Mosquitto,
+                                                      tmp_path: Path) -> None:
+    port, units = meters
+    site = unique_site()
+    cfg = write_plant(tmp_path / "plant.toml", site, gateway(port), pm5000("press-1", 1, interval_s=0.05),
+                      mosquitto.url, tmp_path / "state",
+                      edge_extra='spool_max_messages = 10\nspool_full_policy = "drop_newest"')
+    await asyncio.to_thread(mosquitto.stop)  # the broker is away from the start: everything goes to the spool
+    running = Running(cfg)
+    await running.ready()
+    energy = START_WH
+    await eventually(lambda: running.agent.spool.size == 10, what="a full spool")
+    for _ in range(3):  # the meter keeps counting while the spool refuses readings
+        energy += 111
+        units[1].put("active_energy_import", energy)
+        dropped = running.agent.spool.dropped
+        await eventually(lambda d=dropped: running.agent.spool.dropped > d + 2, what="readings refused")
+    await running.close()
+    assert running.agent.spool.size == 10 and running.agent.acknowledged == 0
+
+    await asyncio.to_thread(mosquitto.start)
+    collector = Collector(mosquitto.url, site)
+    running = Running(cfg)
+    try:
+        await running.ready()
+        await eventually(lambda: any(s.value == energy for s in samples(collector.messages(), "active_energy_import")),
+                         what="the spooled readings and a fresh one")
+    finally:
+        await running.close()
+        collector.close()
+    msgs = {m.seq: m for m in collector.messages()}
+    assert sorted(msgs) == list(range(len(msgs))), "refused readings use no sequence number"
+    counted = sum(s.delta or 0 for seq in sorted(msgs) for s in msgs[seq].samples
+                  if s.quantity == "active_energy_import")
+    assert counted == energy - START_WH, "the energy of refused readings came with the next kept one"
