@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -37,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
         worker = IngestWorker(config)
     except (StoreError, FactorError) as exc:
         print(f"carbonwatch ingest: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error) as exc:  # e.g. a buffer folder that cannot be written
+        print(f"carbonwatch ingest: cannot open the disk buffer {config.buffer_path}: {exc}", file=sys.stderr)
         return 1
     ready = threading.Event()
     try:
