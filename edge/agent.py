@@ -12,7 +12,7 @@ import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
-from typing import Any, TypeVar
+from typing import Any
 
 from calc import topics
 from edge.batching import Batcher
@@ -25,10 +25,10 @@ from edge.scheduler import Clock, MeterPoller, SystemClock
 from edge.spool import Outgoing, Spool, SpoolRow
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 BATCH_MAX = 500
 ACK_FLUSH_S = 0.5  # an idle writer still deletes acknowledged messages this often
 COMMIT_EVERY_S = 0.02  # each transaction is a hop to the SQLite thread: batch what comes within this
+FLUSH_S = 0.5  # on a clean stop, how long to go on publishing what is spooled
 
 
 class Agent:
@@ -152,6 +152,10 @@ class Agent:
                 await self._stop_tasks(tasks)
                 tasks = [writer]
                 await self._drain(writer)
+                tasks = []
+                await self.outbox.flush(FLUSH_S)
+                if self.outbox.acked:
+                    await self._in_db(self.spool.forget, self.outbox.take_acked())
         finally:
             for task in tasks:
                 task.cancel()

@@ -71,6 +71,20 @@ class Outbox:
         acked, self.acked = self.acked, []
         return acked
 
+    async def flush(self, timeout_s: float) -> None:
+        """On a clean stop: publish what is spooled and wait for its acknowledgements, for at most timeout_s.
+        What is left stays in the spool for the next start."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout_s
+        while self.publisher.connected and loop.time() < end:
+            await self._round()
+            if not (self.live or self.replaying or self.inflight):
+                return
+            self.wake.clear()
+            waiter = asyncio.ensure_future(self.wake.wait())
+            await asyncio.wait([waiter], timeout=max(0.0, end - loop.time()))
+            waiter.cancel()
+
     # -- the task ---------------------------------------------------------------------------------------------
     async def run(self) -> None:
         while True:
