@@ -161,6 +161,8 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=4000)
     parser.add_argument("--samples", type=int, default=50, help="readings per message")
     parser.add_argument("--meters", type=int, default=20)
+    parser.add_argument("--synchronous", choices=["full", "normal"], default="full",
+                        help="SQLite [store] synchronous: full (fsync before ack, the default) or normal")
     parser.add_argument("--role", choices=["bare", "ingest"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
@@ -181,7 +183,8 @@ def main() -> int:
     with Mosquitto(work / "mosquitto") as broker, InfluxDB(work / "influxdb") as influx:
         configs = {
             "sqlite": plant_toml(args.meters, broker.url,
-                                 f'[store]\nkind = "sqlite"\npath = "{work / "bench.sqlite"}"\n', "bench-sqlite", work),
+                                 f'[store]\nkind = "sqlite"\npath = "{work / "bench.sqlite"}"\n'
+                                 f'synchronous = "{args.synchronous}"\n', "bench-sqlite", work),
             "influx": plant_toml(args.meters, broker.url,
                                  f'[store]\nkind = "influxdb"\nurl = "{influx.url}"\ndatabase = "bench"\n',
                                  "bench-influx", work),
@@ -214,7 +217,7 @@ def main() -> int:
         "influx_readings_per_s": round(influx_rate),
         "bare_messages_per_s": round(bare["messages"] / bare["elapsed_s"]),
         "sqlite_stored": sqlite["stored"], "influx_stored": influx_r["stored"], "readings": readings,
-        "samples_per_message": s,
+        "samples_per_message": s, "sqlite_synchronous": args.synchronous,
         "bare_cpu_s": round(bare["cpu_s"], 2), "sqlite_cpu_s": round(sqlite["cpu_s"], 2),
         "influx_cpu_s": round(influx_r["cpu_s"], 2),
         "bare_peak_mb": round(bare["peak_mb"], 1), "sqlite_peak_mb": round(sqlite["peak_mb"], 1),
