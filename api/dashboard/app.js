@@ -99,8 +99,12 @@ async function start() {
   $("login").hidden = true;
   $("logout").hidden = false;
   await route();
-  stopStream = stream((name, data) => current && current.onEvent(name, data), setLive);
+  startStream();
   timer = setInterval(() => current && current.refresh(), REFRESH_MS);
+}
+
+function startStream() {
+  if (!stopStream && getKey()) stopStream = stream((name, data) => current && current.onEvent(name, data), setLive);
 }
 
 $("login-form").addEventListener("submit", (e) => {
@@ -110,6 +114,18 @@ $("login-form").addEventListener("submit", (e) => {
   start();
 });
 $("logout").addEventListener("click", () => signOut(""));
+// Close the live stream when the page goes away: a browser keeps at most 6 connections per server, and a stream
+// left open by a closed page would count against the next pages.
+window.addEventListener("pagehide", () => {
+  if (stopStream) stopStream();
+  stopStream = null;
+});
+window.addEventListener("pageshow", (e) => {
+  if (e.persisted && current) {
+    startStream(); // back from the back/forward cache
+    current.refresh();
+  }
+});
 window.addEventListener("hashchange", () => {
   if (takeKeyFromFragment()) location.reload();
   else route();

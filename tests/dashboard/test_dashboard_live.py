@@ -282,6 +282,20 @@ def test_control_room_screen(system: DashboardSystem, browser: Browser) -> None:
     browser.screenshot(SCREENSHOTS / "overview-control-room.png", full_page=False)
 
 
+def test_leaving_the_page_closes_its_live_stream(system: DashboardSystem, browser: Browser) -> None:
+    """A browser keeps 6 connections per server: streams of closed pages must not pile up."""
+    def subscribers() -> int:
+        return int(api(system, "/v1/status")["stream_subscribers"])
+
+    before = subscribers()
+    for _ in range(3):
+        open_dashboard(browser, system, system.key)
+        browser.wait("the live stream connected", "document.getElementById('live').dataset.state === 'on'")
+        assert subscribers() == before + 1
+        browser.goto("about:blank")
+        wait_until("the stream closed", lambda: subscribers() == before, 10)
+
+
 def test_a_wrong_key_is_refused_and_the_form_comes_back(system: DashboardSystem, browser: Browser) -> None:
     browser.goto(f"{system.base_url}/#key=cw_not-a-real-key-at-all")
     message = browser.wait("the refusal", "!document.getElementById('login').hidden && "
