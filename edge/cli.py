@@ -51,6 +51,6 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"carbonwatch edge: invalid config\n{exc}", file=sys.stderr)
         return 2
-    except (OSError, sqlite3.Error) as exc:  # e.g. a state_dir that cannot be written
-        print(f"carbonwatch edge: cannot keep state: {exc}", file=sys.stderr)
+    except (OSError, sqlite3.Error) as exc:  # a state_dir that cannot be written, a missing certificate file
+        print(f"carbonwatch edge: cannot start: {exc}", file=sys.stderr)
         return 1

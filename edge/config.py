@@ -218,6 +218,10 @@ class EdgeConfig(BaseModel):
             if each.id in gateways:
                 raise ValueError(f"gateway id {each.id!r} appears twice")
             gateways[each.id] = each
+        serial = [g.device for g in self.gateways if isinstance(g, ModbusRtuGateway)]
+        shared = sorted({d for d in serial if serial.count(d) > 1})
+        if shared:  # one bus, one gateway: else two drivers would talk on the line at once
+            raise ValueError(f"serial device {shared[0]!r} is used by two gateways")
         for meter in self.meters:
             gw = gateways.get(meter.gateway)
             if gw is None:

@@ -90,6 +90,9 @@ def test_defaults_and_overrides(tmp_path: Path) -> None:
      "(top level)", "needs `address`"),
     ('[[meters]]\nid = "m"\narea = "a"\ncarrier = "electricity"\ngateway = "gw"\nmap = "schneider_pm5000"',
      "(top level)", "meter id 'm' appears twice"),
+    ('[[gateways]]\nid = "b1"\nkind = "modbus_rtu"\ndevice = "/dev/ttyS1"\n'
+     '[[gateways]]\nid = "b2"\nkind = "modbus_rtu"\ndevice = "/dev/ttyS1"',
+     "(top level)", "serial device '/dev/ttyS1' is used by two gateways"),
 ])
 def test_bad_config_names_file_key_and_why(tmp_path: Path, extra: str, where: str, why: str) -> None:
     path = write(tmp_path, GOOD.replace("{extra}", extra))
