@@ -187,3 +187,12 @@ async def test_a_unit_that_disagrees_with_engineering_units_is_uncertain(tmp_pat
     assert wrong.quality == Quality.UNCERTAIN
     assert wrong.reason == "unit: server says m**3, config says l (x1000)"
     assert right.quality == Quality.GOOD and right.reason is None
+
+
+@pytest.mark.parametrize("served", [({"mode": "poll"}, {})], indirect=True)
+async def test_poll_mode_reads_the_same_values(served: tuple[SimulatedPlant, OpcUaDriver]) -> None:
+    sim, driver = served
+    truth, got = await settled_read(sim, driver)
+    assert driver.handler is None, "no subscription in poll mode"
+    assert got["boiler-gas"]["volume_flow"].raw == pytest.approx(truth["boiler-gas"]["rate"]["value"], rel=1e-9)
+    assert all(v.quality == Quality.GOOD for v in got["steam-main"].values())
