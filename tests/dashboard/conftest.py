@@ -4,6 +4,7 @@ the dashboard) on free loopback ports with a real Mosquitto, and headless Chromi
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,15 @@ class DashboardSystem(System):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        # MQTT client ids of our own: the broker may be shared with other tests of the same "e2e" site, and
+        # ingest's persistent session would otherwise receive what another run left queued
+        tag = uuid.uuid4().hex[:8]
+        text = self.plant.read_text()
+        text = text.replace('[mqtt]\nurl = ""\n', f'[mqtt]\nurl = ""\nclient_id = "cw-edge-dash-{tag}"\n')
+        text = text.replace("[api]\n", f'[api]\nclient_id = "cw-api-dash-{tag}"\n')
+        text += f'\n[ingest]\nclient_id = "cw-ingest-dash-{tag}"\n'
+        assert text.count(tag) == 3, "the harness's plant file changed shape"
+        self.plant.write_text(text)
         self.engineer_key = write_key(self.workdir / "keys.toml", "shift-engineer", "engineer")
         self.admin_key = write_key(self.workdir / "keys.toml", "energy-manager", "admin")
         self.base_url = f"http://127.0.0.1:{self.api_port}"
