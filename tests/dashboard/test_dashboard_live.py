@@ -137,12 +137,25 @@ def test_drill_down_history_and_csv_export(system: DashboardSystem, browser: Bro
     series = browser.eval("[...document.querySelectorAll('#history-chart path.series')].map(p => p.dataset.series)")
     assert sorted(series) == ["press-1", "press-2"]
     # a finer resolution is chosen; the chart then has as many points as the API has buckets
-    browser.eval("(() => { const s = document.querySelector('select[name=step]'); s.value = '1m'; "
-                 "s.dispatchEvent(new Event('change', {bubbles: true})); })()")
+    choose(browser, "step", "1m")
     fine = api(system, "/v1/history", period="today", step="1m", group="meter", area="pressing")
     browser.wait("the 1-minute chart", f"Number(document.querySelector('#history-chart svg')?.dataset.points) "
                  f"=== {len(fine['buckets'])}")
     browser.screenshot(SCREENSHOTS / "area-wide.png")
+    # a month at 1-minute resolution is more than the API serves: the page says why instead of drawing nothing
+    choose(browser, "period", "month")
+    message = browser.wait("the refusal", "document.querySelector('#history-chart .error')?.textContent")
+    assert "buckets" in message and message.startswith("422")
+    browser.pump(0.2)
+    refused = [e for e in browser.errors if "status of 422" in e and "step=1m" in e]
+    assert refused, browser.errors  # Chromium logs the refused request; that one is expected
+    browser.errors = [e for e in browser.errors if e not in refused]
+    choose(browser, "step", "1d")
+    month = api(system, "/v1/history", period="month", step="1d", group="meter", area="pressing")
+    browser.wait("the daily chart", f"Number(document.querySelector('#history-chart svg')?.dataset.points) "
+                 f"=== {len(month['buckets'])}")
+    month_total = api(system, "/v1/balance", period="month", area="pressing")["co2e_kg"]
+    assert float(kpi(browser, "kpi-total")[1]) == month_total
 
     browser.click('#meters a[href="#/meter/press-1"]')
     browser.wait("the meter view", "document.querySelector('.title h1')?.textContent === 'meter press-1' && "
@@ -171,6 +184,12 @@ def test_drill_down_history_and_csv_export(system: DashboardSystem, browser: Bro
     no_placeholders(browser)
     browser.screenshot(SCREENSHOTS / "meter-wide.png")
     assert browser.errors == []
+
+
+def choose(browser: Browser, name: str, value: str) -> None:
+    """Pick an option of a select as a user does (the change event bubbles to the form)."""
+    browser.eval(f"(() => {{ const s = document.querySelector('select[name={name}]'); s.value = '{value}'; "
+                 "s.dispatchEvent(new Event('change', {bubbles: true})); })()")
 
 
 def test_acknowledge_an_alert(system: DashboardSystem, browser: Browser) -> None:
