@@ -325,7 +325,9 @@ class InfluxStore:
             prev = acc.get(meter)
             acc[meter] = MeterTotal(
                 meter=meter, site=site, area=tags.get("area", ""), carrier=tags.get("carrier", ""),
-                scope=tags.get("scope", ""), energy=(energy or 0.0) + (prev.energy if prev else 0.0),
+                scope=",".join(sorted({*(prev.scope.split(",") if prev and prev.scope else ()), tags.get("scope", "")}
+                                      - {""})),
+                energy=(energy or 0.0) + (prev.energy if prev else 0.0),
                 energy_unit=unit or "", co2e_kg=(co2e or 0.0) + (prev.co2e_kg if prev else 0.0),
                 points=int(n) + (prev.points if prev else 0), factor_ids=ids.get(meter, ()),
                 factor_versions=vers.get(meter, ()))
