@@ -1,4 +1,8 @@
-"""The `carbonwatch` command: one subcommand per service or tool, each registered by the package that owns it."""
+"""The `carbonwatch` command: one subcommand per service or tool, each registered by the package that owns it.
+
+Only the module that owns the requested subcommand is imported, so a service starts without loading the
+others (and a problem in one package cannot stop another's command); `--help` loads them all.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +10,35 @@ import argparse
 import importlib
 import sys
 
-# package module -> provides `register(subparsers)` adding its subcommands with set_defaults(func=...)
-SUBCOMMAND_MODULES = (
-    "deploy.runner",      # run
-    "deploy.broker",      # broker
-    "simulators.cli",     # simulate
-    "edge.cli",           # edge
-    "ingest.cli",         # ingest
-    "api.cli",            # api, api-key
-    "scada.cli",          # scada
-    "deploy.calc_cli",    # calc, factors
-)
+# subcommand -> module providing `register(subparsers)` that adds it with set_defaults(func=...)
+COMMANDS = {
+    "run": "deploy.runner",
+    "broker": "deploy.broker",
+    "check-config": "deploy.check_config",
+    "simulate": "simulators.cli",
+    "edge": "edge.cli",
+    "ingest": "ingest.cli",
+    "api": "api.cli",
+    "api-key": "api.cli",
+    "scada": "scada.cli",
+    "calc": "deploy.calc_cli",
+    "factors": "deploy.calc_cli",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="carbonwatch", description="Live plant-floor carbon emissions.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # a package that has not grown its command yet
-        module.register(sub)
+    modules = [COMMANDS[only]] if only in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in modules:
+        importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    only = argv[0] if argv and argv[0] in COMMANDS else None
+    args = build_parser(only).parse_args(argv)
     result = args.func(args)
     return int(result or 0)
 
