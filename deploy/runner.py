@@ -86,6 +86,20 @@ class Runner:
         wait_for_port(host, port, 15.0, self.children[-1].proc)
         return f"mqtt://{host}:{port}"
 
+    def _start_ingest(self, plant: str) -> None:
+        """Start ingest and wait until it has subscribed (it then writes its first metrics snapshot), so that
+        the edge's first readings are not published before ingest's persistent session exists."""
+        from ingest.metrics import metrics_paths
+
+        snapshot = metrics_paths(self.data, Path.cwd())[0]
+        snapshot.unlink(missing_ok=True)
+        self._spawn(Child("ingest", _cli("ingest", "--config", plant, "--mqtt-url", self.mqtt_url)))
+        deadline = time.monotonic() + 30.0
+        while not snapshot.exists():
+            if self.failed() is not None or time.monotonic() > deadline:
+                raise ServiceError(f"ingest did not subscribe; see {self.logs / 'ingest.log'}")
+            time.sleep(0.05)
+
     def _api_key(self) -> str:
         demo_key = self.data_dir / "demo-api-key"
         if demo_key.exists():
@@ -115,7 +129,7 @@ class Runner:
         if sim is not None:
             self._spawn(Child("simulate", _cli("simulate", "--plant", plant)))
             shown["simulators"] = f"{sim.get('control_url', 'http://127.0.0.1:8021')}/truth (ground truth)"
-        self._spawn(Child("ingest", _cli("ingest", "--config", plant, "--mqtt-url", self.mqtt_url)))
+        self._start_ingest(plant)
         self._spawn(Child("edge", _cli("edge", "--config", plant, "--mqtt-url", self.mqtt_url,
                                        "--state-dir", str(self.data_dir / "edge"))))
         if "scada" in self.data:
@@ -128,6 +142,7 @@ class Runner:
         assert api_proc is not None
         wait_for_port(self.api_host, self.api_port, 30.0, api_proc)
         url = f"http://{self.api_host}:{self.api_port}"
+        shown["dashboard"] = f"{url}/#key={key}"
         shown["api"] = f"{url}  (docs {url}/docs)"
         shown["balance"] = f"curl -H 'Authorization: Bearer {key}' '{url}/v1/balance?period=today'"
         shown["api key"] = f"{key}  (admin; kept in {self.data_dir / 'demo-api-key'})"

@@ -1,7 +1,7 @@
 #!/bin/sh
-# Install what the tests need (Python deps into .venv; Mosquitto, InfluxDB, mbpoll, socat from Debian when
-# absent; node-opcua from npm), start Mosquitto and InfluxDB on loopback ports of their own, run ruff, mypy and
-# pytest, and stop the services whatever the outcome. Extra arguments go to pytest.
+# Install what the tests need (Python deps into .venv; Mosquitto, InfluxDB, mbpoll, socat, Node.js, Chromium and
+# docker-compose from Debian when absent; node-opcua from npm), start Mosquitto and InfluxDB on loopback ports
+# of their own, run ruff, mypy and pytest, and stop the services whatever the outcome. Extra arguments go to pytest.
 set -eu
 cd "$(dirname "$0")/.."
 sh deploy/bootstrap.sh test
@@ -14,6 +14,9 @@ command -v influxd >/dev/null 2>&1 || need="$need influxdb"
 command -v mbpoll >/dev/null 2>&1 || need="$need mbpoll"
 command -v socat >/dev/null 2>&1 || need="$need socat"
 command -v node >/dev/null 2>&1 || need="$need nodejs npm"
+command -v chromium >/dev/null 2>&1 || need="$need chromium"
+[ -d /usr/share/fonts/truetype/dejavu ] || need="$need fonts-dejavu-core"
+command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || need="$need docker-compose"
 if [ -n "$need" ]; then
   echo "installing from Debian:$need"
   SUDO=""

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ METERS = (  # (id, area, unit id, base kW, peak kW)
 
 def plant_toml(workdir: Path, modbus_port: int, control_port: int, api_port: int, interval_s: float = 0.2,
                acceleration: float = 600.0) -> str:
+    ingest_client_id = f"e2e-ingest-{uuid.uuid4().hex[:12]}"
     meters = "\n".join(f"""
 [[meters]]
 id = "{mid}"
@@ -62,6 +64,9 @@ control_url = "http://127.0.0.1:{control_port}"
 
 [mqtt]
 url = ""
+
+[ingest]
+client_id = "{ingest_client_id}"    # unique per run: a persistent session must not outlive its test
 
 [store]
 kind = "sqlite"
