@@ -14,8 +14,9 @@ from api.db import ApiDb
 from api.periods import Period
 from api.settings import Settings
 from api.store_ext import HistoryReader
+from calc.balance import Period as CalcPeriod
+from calc.balance import allowance_check
 from calc.factors import FactorError, default_factor_set
-from calc.rules import burn_rate_kg_per_h, project
 from ingest.store.base import MeterTotal, StoreReader
 
 BURN_WINDOW = timedelta(hours=24)
@@ -79,6 +80,28 @@ class AllowanceStatus(BaseModel):
     remaining_kg: float
     runs_out_at: datetime | None
     exceeded: bool
+    ccer_kg: float = Field(description="unvoided CCER credits of the site dated in the allowance period, kg CO2e")
+    ccer_usable_kg: float = Field(description="the part of them that may count against the allowance (capped)")
+    ccer_cap_fraction: float = Field(description="cap on CCER as a share of the allowance (factor "
+                                     "cn_ccer_offset_cap)")
+    projected_over_kg: float = Field(description="projected − allowance − usable CCER (≤ 0: within the allowance)")
+
+
+CCER_CAP_FACTOR = "cn_ccer_offset_cap"
+
+
+def ccer_cap_fraction() -> float:
+    """The share of an allowance CCER may offset, from the factor set (5 % in the national ETS)."""
+    return default_factor_set().get(CCER_CAP_FACTOR).value
+
+
+def ccer_kg(db: ApiDb, site: str, start: datetime, end: datetime) -> float:
+    """Unvoided CCER credits of the site that apply in [start, end), kg CO2e."""
+    rows = db.query("SELECT SUM(quantity_kg) FROM offsets WHERE site = ? AND kind = 'credit' AND "
+                    "UPPER(standard) = 'CCER' AND applies_on >= ? AND applies_on < ? "
+                    "AND id NOT IN (SELECT entity_id FROM voids WHERE entity = 'offset')",
+                    (site, start.isoformat(), end.isoformat()))
+    return float(rows[0][0] or 0.0)
 
 
 class BalanceOut(BaseModel):
@@ -152,12 +175,16 @@ def allowance_status(db: ApiDb, store: StoreReader, history: HistoryReader, sett
             if _in_boundary(point, scope, target):
                 hourly[point.start + timedelta(hours=1)] += point.co2e_kg
         series = [(min(ts, upto), kg) for ts, kg in hourly.items()]
-    rate = burn_rate_kg_per_h(series, upto, BURN_WINDOW, since=start)
-    p = project(used, row["amount_kg"], rate, upto, end)
+    # CCER counts against the site's allowance only (credits are entered per site, not per area or meter)
+    ccer = ccer_kg(db, site, start, end) if scope == "site" else 0.0
+    check = allowance_check(used, row["amount_kg"], series, upto, CalcPeriod(start=start, end=end),
+                            window=BURN_WINDOW, ccer_kg=ccer, ccer_cap_fraction=ccer_cap_fraction())
+    p = check.projection
     return AllowanceStatus(id=row["id"], scope=scope, target=target, start=start, end=end,
-                           allowance_kg=row["amount_kg"], used_kg=used, rate_kg_per_h=rate,
+                           allowance_kg=row["amount_kg"], used_kg=used, rate_kg_per_h=p.rate_kg_per_h,
                            projected_kg=p.projected_kg, remaining_kg=p.remaining_kg, runs_out_at=p.runs_out_at,
-                           exceeded=p.exceeded)
+                           exceeded=p.exceeded, ccer_kg=ccer, ccer_usable_kg=check.ccer_usable_kg,
+                           ccer_cap_fraction=check.ccer_cap_fraction, projected_over_kg=check.projected_over_kg)
 
 
 def _in_boundary(t: Any, scope: str, target: str | None) -> bool:

@@ -1,0 +1,60 @@
+"""Allowance status with the CCER offset cap (calc.balance.allowance_check), against hand-computed figures; data
+written to a real SQLite store through ingest's converter."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import Env
+from tests.api.test_ledger import APRIL, MARCH, credit, filled, grid_factor
+
+__all__ = ["filled"]   # the fixture, imported for this module's tests
+
+
+def test_ccer_counts_against_the_site_allowance_up_to_five_percent(filled: Env) -> None:
+    f = grid_factor()
+    with TestClient(filled.app()) as c:
+        h = filled.h("admin")
+        for body in (credit("C-1", tonnes=0.03, day="2026-03-05"),            # 30 kg CCER in March
+                     credit("C-2", tonnes=0.04, day="2026-03-06"),            # 40 kg CCER in March
+                     credit("C-feb", tonnes=0.5, day="2026-02-20"),           # before the period: not counted
+                     {**credit("V-1", tonnes=0.2), "standard": "VCS"},        # a credit, but not CCER
+                     {"kind": "sink", "quantity": 10, "unit": "kg", "applies_on": "2026-03-02",
+                      "evidence": "forest survey"}):
+            assert c.post("/v1/offsets", json=body, headers=h).status_code == 201
+        voided = c.post("/v1/offsets", json=credit("C-void", tonnes=0.1), headers=h).json()["id"]
+        assert c.post(f"/v1/offsets/{voided}/void", json={"reason": "wrong"}, headers=h).status_code == 200
+        site = c.post("/v1/allowances", json={"start": MARCH.isoformat(), "end": APRIL.isoformat(), "amount": 1,
+                                              "unit": "t"}, headers=h).json()["id"]
+        area = c.post("/v1/allowances", json={"scope": "area", "target": "a", "start": MARCH.isoformat(),
+                                              "end": APRIL.isoformat(), "amount": 0.5, "unit": "t"},
+                      headers=h).json()["id"]
+        site_status = c.get(f"/v1/allowances/{site}", headers=h).json()["status"]
+        area_status = c.get(f"/v1/allowances/{area}", headers=h).json()["status"]
+        balance = c.get("/v1/balance", params={"period": "month"}, headers=h).json()
+    # used: m1 228 kWh + m3 48 kWh = 276 f kg; the last 24 h burned 24 f kg (f kg/h); 516 h left in March:
+    # projected 276 f + 516 f = 792 f. CCER of March: 30 + 40 = 70 kg, capped at 5 % of 1000 kg = 50 kg.
+    assert site_status["used_kg"] == pytest.approx(276 * f)
+    assert site_status["ccer_cap_fraction"] == 0.05
+    assert site_status["ccer_kg"] == pytest.approx(70.0)
+    assert site_status["ccer_usable_kg"] == pytest.approx(50.0)
+    assert site_status["projected_kg"] == pytest.approx(792 * f)
+    assert site_status["projected_over_kg"] == pytest.approx(792 * f - 1000 - 50)
+    assert site_status["remaining_kg"] == pytest.approx(1000 - 276 * f)
+    assert balance["allowance"]["ccer_usable_kg"] == pytest.approx(50.0)
+    # an area's allowance: credits are the site's, none count against it
+    assert area_status["ccer_kg"] == 0 and area_status["ccer_usable_kg"] == 0
+    assert area_status["projected_over_kg"] == pytest.approx(744 * f - 500)
+
+
+def test_ccer_below_the_cap_counts_in_full(filled: Env) -> None:
+    f = grid_factor()
+    with TestClient(filled.app()) as c:
+        h = filled.h("admin")
+        assert c.post("/v1/offsets", json=credit("C-1", tonnes=0.02), headers=h).status_code == 201
+        made = c.post("/v1/allowances", json={"start": MARCH.isoformat(), "end": APRIL.isoformat(), "amount": 2,
+                                              "unit": "t"}, headers=h).json()["id"]
+        status = c.get(f"/v1/allowances/{made}", headers=h).json()["status"]
+    assert status["ccer_usable_kg"] == pytest.approx(20.0)       # 20 kg < 5 % of 2000 kg = 100 kg
+    assert status["projected_over_kg"] == pytest.approx(792 * f - 2000 - 20)
