@@ -11,12 +11,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from api.db import ApiDb
-from api.periods import Period
+from api.periods import Period, resolve
 from api.settings import Settings
 from api.store_ext import HistoryReader
 from calc.balance import Period as CalcPeriod
 from calc.balance import allowance_check
 from calc.factors import FactorError, default_factor_set
+from calc.rate import MeterRate, meter_rates
 from ingest.store.base import MeterTotal, StoreReader
 
 BURN_WINDOW = timedelta(hours=24)
@@ -134,6 +135,18 @@ def _market_kg(settings: Settings, t: MeterTotal, day: datetime) -> tuple[float 
     except (KeyError, FactorError):
         return None, None
     return t.energy * choice.value, choice.factor_id
+
+
+def live_rates(settings: Settings, store: StoreReader, site: str, now: datetime) -> dict[str, MeterRate]:
+    """Each meter's live CO2e rate (calc.rate) from the store: latest flow samples, today's and this month's
+    totals (the same reads SCADA makes, so both report the same rate)."""
+    latest = getattr(store, "latest_values", None)
+    if latest is None:   # a store without the LiveReader extras: no live rate
+        return {}
+    tz = settings.plant.site.timezone
+    today, month = resolve("today", None, None, tz, now), resolve("month", None, None, tz, now)
+    return meter_rates(latest(site), store.totals(site, today.start, today.end),
+                       store.totals(site, month.start, month.end))
 
 
 def expected_points(settings: Settings, meter: str, start: datetime, end: datetime, now: datetime) -> int | None:

@@ -4,6 +4,7 @@ serial is counted once (a second unvoided entry with the same serial is refused)
 from __future__ import annotations
 
 import sqlite3
+import tokenize
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -22,7 +23,7 @@ MAX_KG = 1e15  # a million megatonnes: far beyond any plant; keeps every figure 
 def to_kg(amount: float, unit: str, what: str) -> float:
     try:
         kg = convert(amount, unit, "kg")
-    except UnitError as exc:
+    except (UnitError, tokenize.TokenError) as exc:   # pint's tokenizer raises on e.g. "(" (not a UnitError)
         raise ValueError(f"{what}: {unit!r} is not a mass unit of CO2e (use t, kg, kt)") from exc
     if not 0 < kg <= MAX_KG:
         raise ValueError(f"{what}: {amount} {unit} is not between 0 and {MAX_KG:g} kg")

@@ -1,6 +1,7 @@
 """The figures SCADA serves for each boundary (site, area, meter), computed the way the API's /v1/balance does:
 today's and this month's CO2e from the store's totals, net of the site's offsets, the allowance remaining, the
-alert state, and the live CO2e rate from the derived stream. `compute` is pure; `collect` does the reading.
+alert state, and the live CO2e rate of calc.rate from the same store reads as the API's (any carrier). `compute` is
+pure; `collect` does the reading.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from enum import IntEnum, StrEnum
 from zoneinfo import ZoneInfo
 
 from calc.plant import Plant
+from calc.rate import meter_rates
 from ingest.store.base import MeterTotal, StoreReader
 from scada.ledger import Allowance, Ledger, OpenAlert
 
@@ -87,10 +89,9 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class MeterLive:
-    """What the derived stream told about a meter: the latest sample's time and its CO2e rate."""
+    """What the derived stream told about a meter: the time of its latest stored point."""
 
     last_ts: datetime | None
-    rate_kg_per_h: float | None
 
 
 def period_bounds(tz: str, now: datetime) -> tuple[datetime, datetime, datetime, datetime]:
@@ -124,6 +125,7 @@ class Inputs:
     alerts: list[OpenAlert]
     live: Mapping[str, MeterLive]
     stored_last_ts: Mapping[str, datetime | None]        # meter -> latest stored sample time
+    rates: Mapping[str, float] = field(default_factory=dict)   # meter -> live kg CO2e/h (calc.rate)
 
 
 def compute(plant: Plant, inputs: Inputs, stale_after_s: float, version: int = 0) -> Snapshot:
@@ -142,11 +144,10 @@ def compute(plant: Plant, inputs: Inputs, stale_after_s: float, version: int = 0
         off_today = inputs.offsets_today_kg if site else 0.0
         off_month = inputs.offsets_month_kg if site else 0.0
         totals_q = Quality.GOOD
-        rates = [inputs.live[m.id] for m in members if m.id in inputs.live and inputs.live[m.id].rate_kg_per_h
-                 is not None]
-        rate_ts = max((r.last_ts for r in rates if r.last_ts is not None), default=None)
-        if rates:
-            rate = Figure(sum(r.rate_kg_per_h or 0.0 for r in rates), rate_ts,
+        rated = [m.id for m in members if m.id in inputs.rates]
+        rate_ts = max((ts for m in rated for ts in (_last_ts(inputs, m),) if ts is not None), default=None)
+        if rated:
+            rate = Figure(sum(inputs.rates[m] for m in rated), rate_ts,
                           Quality.GOOD if rate_ts is not None and now - rate_ts <= stale else Quality.UNCERTAIN)
         else:
             rate = Figure(None, None, Quality.BAD)
@@ -193,9 +194,13 @@ def collect(plant: Plant, store: StoreReader, ledger: Ledger, now: datetime, liv
                 if upto > held.start else 0.0)
         allowances[b.key] = (held, used)
     summaries = {s.meter: s.last_ts for s in store.meter_summaries(site)}
+    latest = getattr(store, "latest_values", None)   # the LiveReader extras (SQLite and InfluxDB stores)
+    rates = ({m: r.rate_kg_per_h for m, r in meter_rates(latest(site), today, month).items()}
+             if latest is not None else {})
     return Inputs(now=now, today=today, month=month, offsets_today_kg=ledger.offsets_kg(site, t0, t1),
                   offsets_month_kg=ledger.offsets_kg(site, m0, m1), allowances=allowances,
-                  alerts=ledger.open_alerts(site), live=dict(live), stored_last_ts=summaries)
+                  alerts=ledger.open_alerts(site), live=dict(live), stored_last_ts=summaries,
+                  rates=rates)
 
 
 def changed(old: Snapshot | None, new: Snapshot) -> Iterable[tuple[str, str]]:

@@ -1,6 +1,7 @@
 """The live feed: subscribes (paho-mqtt 2.x, MQTT 3.1.1) to ingest's derived CO2e stream and to the API's alert
-events of the site; keeps each meter's CO2e rate and latest sample time, and signals that the figures must be
-recomputed. A message that does not parse is counted and named in `last_error`; it never stops the feed.
+events of the site; keeps each meter's latest stored point time, and signals that the figures must be recomputed
+(the CO2e rate itself comes from the store, calc.rate, as the API's does).
+A message that does not parse is counted and named in `last_error`; it never stops the feed.
 """
 
 from __future__ import annotations
@@ -24,31 +25,20 @@ from scada.figures import MeterLive
 log = logging.getLogger("carbonwatch.scada")
 
 
-class Co2eSample(BaseModel):
-    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
-
-    ts: AwareDatetime
-    quantity: str
-    co2e_kg: float
-
-
 class Co2eMessage(BaseModel):
-    """Payload of carbonwatch/v1/{site}/{area}/{meter}/co2e as ingest publishes it (ingest/service.py)."""
+    """Payload of carbonwatch/v1/{site}/{area}/{meter}/co2e as ingest publishes it (ingest/service.py, README):
+    the energy and CO2e of one stored batch's new points of a meter, from `from` to `to`."""
 
-    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False, populate_by_name=True)
 
     v: int = 1
     site: str
     area: str
     meter: str
+    first: AwareDatetime = Field(alias="from")
+    last: AwareDatetime = Field(alias="to")
+    points: int = Field(ge=0)
     co2e_kg: float
-    samples: list[Co2eSample] = Field(min_length=1)
-
-
-@dataclass
-class _Quantity:
-    last_ts: datetime
-    rate_kg_per_h: float | None = None
 
 
 @dataclass
@@ -59,39 +49,22 @@ class FeedCounters:
     other_site: int = 0
 
 
-class LiveRates:
-    """Per meter and quantity: the latest sample time and the CO2e rate of the interval it closed."""
+class LiveTimes:
+    """Per meter: the time of its latest point ingest stored (a late batch never moves it back)."""
 
     def __init__(self) -> None:
-        self._by: dict[tuple[str, str], _Quantity] = {}
+        self._last: dict[str, datetime] = {}
         self._lock = threading.Lock()
 
     def apply(self, message: Co2eMessage) -> None:
         with self._lock:
-            for s in sorted(message.samples, key=lambda s: s.ts):
-                key = (message.meter, s.quantity)
-                prev = self._by.get(key)
-                if prev is None:
-                    self._by[key] = _Quantity(s.ts)
-                    continue
-                if s.ts <= prev.last_ts:
-                    continue   # a late sample (spool replay): its interval is not the latest one
-                hours = (s.ts - prev.last_ts).total_seconds() / 3600.0
-                self._by[key] = _Quantity(s.ts, s.co2e_kg / hours)
+            prev = self._last.get(message.meter)
+            if prev is None or message.last > prev:
+                self._last[message.meter] = message.last
 
     def snapshot(self) -> dict[str, MeterLive]:
         with self._lock:
-            out: dict[str, MeterLive] = {}
-            for (meter, _), q in self._by.items():
-                have = out.get(meter)
-                last = q.last_ts if have is None or have.last_ts is None else max(have.last_ts, q.last_ts)
-                rate: float | None
-                if q.rate_kg_per_h is None:
-                    rate = have.rate_kg_per_h if have else None
-                else:
-                    rate = q.rate_kg_per_h + ((have.rate_kg_per_h or 0.0) if have else 0.0)
-                out[meter] = MeterLive(last, rate)
-            return out
+            return {meter: MeterLive(ts) for meter, ts in self._last.items()}
 
 
 class LiveFeed:
@@ -100,7 +73,7 @@ class LiveFeed:
     def __init__(self, mqtt_settings: MqttSettings, site: str, client_id: str, on_change: Callable[[], None]) -> None:
         self.settings = mqtt_settings
         self.site = site
-        self.rates = LiveRates()
+        self.times = LiveTimes()
         self.counters = FeedCounters()
         self.on_change = on_change
         self.connected = threading.Event()
@@ -179,7 +152,7 @@ class LiveFeed:
             log.warning(self.last_error)
             return False
         self.counters.co2e_messages += 1
-        self.rates.apply(message)
+        self.times.apply(message)
         self.on_change()
         return True
 

@@ -70,7 +70,7 @@ class ScadaService:
     def _read(self) -> Snapshot:
         if self.store is None:
             self.store = open_reader(self.config.data, self.config.base_dir)
-        inputs = collect(self.config.plant, self.store, self.ledger, self.clock(), self.feed.rates.snapshot())
+        inputs = collect(self.config.plant, self.store, self.ledger, self.clock(), self.feed.times.snapshot())
         self.version += 1
         return compute(self.config.plant, inputs, self.config.scada.stale_after_s, self.version)
 

@@ -8,10 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.accounting import BalanceOut, build_balance
-from api.deps import DbDep, EngineDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, invalid, site_of
+from api.accounting import BalanceOut, build_balance, live_rates
+from api.deps import DbDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, invalid, site_of
 from api.periods import Period, PeriodError, resolve
-from calc.rules import ScopeKind
+from calc.rate import total_rate
 
 router = APIRouter(prefix="/v1", tags=["balance"])
 
@@ -40,8 +40,8 @@ def check_boundary(settings: SettingsDep, area: str | None, meter: str | None) -
 
 @router.get("/balance", responses={404: {"description": "unknown site, area or meter"},
                                    422: {"description": "a period that cannot be understood"}})
-def balance(settings: SettingsDep, store: StoreDep, db: DbDep, history: HistoryDep, engine: EngineDep,
-            now: NowDep, key: Viewer, site: SiteQuery = None, period: PeriodQuery = None, start: FromQuery = None,
+def balance(settings: SettingsDep, store: StoreDep, db: DbDep, history: HistoryDep, now: NowDep, key: Viewer,
+            site: SiteQuery = None, period: PeriodQuery = None, start: FromQuery = None,
             end: ToQuery = None,
             area: Annotated[str | None, Query(description="only this area", max_length=128)] = None,
             meter: Annotated[str | None, Query(description="only this meter", max_length=128)] = None,
@@ -50,6 +50,7 @@ def balance(settings: SettingsDep, store: StoreDep, db: DbDep, history: HistoryD
     site = site_of(key, settings, site)
     check_boundary(settings, area, meter)
     bounds = period_of(settings, now, period, start, end)
-    scope = ScopeKind.METER if meter else (ScopeKind.AREA if area else ScopeKind.SITE)
-    rate = sum(m.co2e_rate_kg_per_h for m in engine.live.in_scope(scope, meter or area))
+    members = [m.id for m in settings.plant.meters if (area is None or m.area == area)
+               and (meter is None or m.id == meter)]
+    rate = total_rate(live_rates(settings, store, site, now), members)
     return build_balance(settings, store, db, history, site, bounds, now, rate, area, meter)

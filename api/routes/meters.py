@@ -9,7 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from api.accounting import expected_points
+from api.accounting import expected_points, live_rates
 from api.deps import EngineDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
 
@@ -29,7 +29,8 @@ class MeterOut(BaseModel):
     samples: int
     status: Status
     power_kw: float | None = Field(default=None, description="live active power (from the reading stream)")
-    co2e_rate_kg_per_h: float | None = None
+    co2e_rate_kg_per_h: float | None = Field(default=None, description="live kg CO2e/h (calc.rate: latest flow × "
+                                             "stored CO2e per unit of energy), any carrier")
     period_points: int = Field(default=0, description="counter samples stored in the period")
     expected_points: int | None = Field(default=None, description="counter samples expected at the meter's interval")
     completeness: float | None = Field(default=None, description="period_points / expected_points (0..1)")
@@ -46,6 +47,7 @@ def _meters(settings: SettingsDep, store: StoreDep, engine: EngineDep, now: date
             start: datetime, end: datetime) -> list[MeterOut]:
     seen = {s.meter: s for s in store.meter_summaries(site)}
     points = {t.meter: t.points for t in store.totals(site, start, end)}
+    rates = live_rates(settings, store, site, now)
     out = []
     for meter in settings.plant.meters:
         summary = seen.get(meter.id)
@@ -60,8 +62,7 @@ def _meters(settings: SettingsDep, store: StoreDep, engine: EngineDep, now: date
                             last_sample_ts=last, last_quality=summary.last_quality if summary else None,
                             samples=summary.samples if summary else 0, status=status,
                             power_kw=live.power_kw if live else None,
-                            co2e_rate_kg_per_h=live.co2e_rate_kg_per_h if live and live.power_kw is not None
-                            else None,
+                            co2e_rate_kg_per_h=rates[meter.id].rate_kg_per_h if meter.id in rates else None,
                             period_points=got, expected_points=expected,
                             completeness=min(1.0, got / expected) if expected else None))
     return out

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
-from api.accounting import BalanceOut, build_balance
-from api.deps import DbDep, EngineDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
+from api.accounting import BalanceOut, build_balance, live_rates
+from api.deps import DbDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
 from api.ledger import Ledger
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
 from api.routes.offsets import OffsetOut
@@ -98,15 +98,15 @@ Generated {e(report.generated_at.isoformat())} by {e(report.generated_by)}.</p>
 
 @router.get("/reports/period", response_model=ReportOut,
             responses={200: {"content": {"text/csv": {}, "text/html": {}}}})
-def period_report(settings: SettingsDep, store: StoreDep, db: DbDep, history: HistoryDep, engine: EngineDep,
-                  now: NowDep, key: Viewer, site: SiteQuery = None, period: PeriodQuery = None,
+def period_report(settings: SettingsDep, store: StoreDep, db: DbDep, history: HistoryDep, now: NowDep,
+                  key: Viewer, site: SiteQuery = None, period: PeriodQuery = None,
                   start: FromQuery = None, end: ToQuery = None,
                   format: Annotated[Literal["json", "csv", "html"], Query(description="json, csv or html")] = "json",
                   ) -> ReportOut | Response:
     site = site_of(key, settings, site)
     bounds = period_of(settings, now, period or "month", start, end)
-    balance = build_balance(settings, store, db, history, site, bounds, now,
-                            engine.snapshot(now)["co2e_rate_kg_per_h"])
+    rate = sum(r.rate_kg_per_h for r in live_rates(settings, store, site, now).values())
+    balance = build_balance(settings, store, db, history, site, bounds, now, rate)
     lo, hi = bounds.start.isoformat(), bounds.end.isoformat()
     offsets = [OffsetOut(**d) for d in Ledger(db).list("offset", site, 10_000, 0)
                if not d["voided"] and lo <= d["applies_on"] < hi]

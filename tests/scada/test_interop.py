@@ -33,11 +33,13 @@ FIGURES = ("CO2eRate", "TodayCO2e", "MonthCO2e", "TodayNetBalance", "MonthNetBal
 
 
 def api_figures(p: Plant, kind: str, target: str | None) -> dict[str, float | None]:
-    """What the API says for a boundary: today's and this month's CO2e, net balances, allowance remaining."""
+    """What the API says for a boundary: live CO2e rate, today's and this month's CO2e, net balances, allowance
+    remaining."""
     where = {kind: target} if target else {}
     today, month = p.api_balance("today", **where), p.api_balance("month", **where)
     allowance = today["allowance"]
-    return {"TodayCO2e": today["co2e_kg"], "MonthCO2e": month["co2e_kg"], "TodayNetBalance": today["net_co2e_kg"],
+    return {"CO2eRate": today["rate_kg_per_h"],
+            "TodayCO2e": today["co2e_kg"], "MonthCO2e": month["co2e_kg"], "TodayNetBalance": today["net_co2e_kg"],
             "MonthNetBalance": month["net_co2e_kg"],
             "AllowanceRemaining": allowance["remaining_kg"] if allowance else None,
             "offsets_today": today["offsets_kg"]}
@@ -74,7 +76,7 @@ def test_mbpoll_reads_the_register_map_and_it_equals_the_api(plant: Plant) -> No
         words = [int(w) for w in mbpoll(plant, "3", base + 12, 10)]
         api = api_figures(plant, kind, target)
         site_api = site_api or api
-        for name in FIGURES[1:]:
+        for name in FIGURES:
             expected = api[name]
             if expected is None:
                 assert math.isnan(floats[name]), (kind, target, name, floats[name])
@@ -88,6 +90,7 @@ def test_mbpoll_reads_the_register_map_and_it_equals_the_api(plant: Plant) -> No
         assert words[8] << 16 | words[9] > 0, "source time of the figures"
     assert site_api is not None
     assert site_api["TodayCO2e"] > 0 and site_api["offsets_today"] > 0, "the comparison would prove nothing"
+    assert site_api["CO2eRate"] > 0, "the rate comparison would prove nothing"
     assert site_api["TodayNetBalance"] < site_api["TodayCO2e"]
 
 
@@ -118,7 +121,7 @@ def test_node_opcua_browses_and_reads_the_apis_values(plant: Plant) -> None:
         variables = _find(tree, kind, target)["variables"]
         assert set(variables) == {*FIGURES, "AlertState", "ActiveAlerts"}
         api = api_figures(plant, kind, target)
-        for name in FIGURES[1:]:
+        for name in FIGURES:
             v = variables[name]
             if api[name] is None:
                 assert v["status"] == "BadNoData" and v["value"] in (None, "NaN"), (kind, target, name, v)
@@ -126,8 +129,9 @@ def test_node_opcua_browses_and_reads_the_apis_values(plant: Plant) -> None:
             assert v["status"] == "Good", (kind, target, name, v)
             assert v["value"] == pytest.approx(api[name], rel=1e-12, abs=1e-9), (kind, target, name)
             assert v["sourceTimestamp"] is not None
-            assert v["eu"] == {"unitId": 4933453, "displayName": "kg",   # UN/CEFACT KGM
-                               "namespaceUri": "http://www.opcfoundation.org/UA/units/un/cefact"}
+            if name != "CO2eRate":
+                assert v["eu"] == {"unitId": 4933453, "displayName": "kg",   # UN/CEFACT KGM
+                                   "namespaceUri": "http://www.opcfoundation.org/UA/units/un/cefact"}
         assert variables["CO2eRate"]["eu"]["unitId"] == (ord("E") << 16 | ord("9") << 8 | ord("3"))
         scope = "site" if kind == "site" else kind
         assert (variables["AlertState"]["value"], variables["ActiveAlerts"]["value"]) == \

@@ -3,6 +3,7 @@ and the ledger read against a database written by the API's own code."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from ingest.store.base import MeterTotal
 from scada.config import ConfigError, config_from_data
 from scada.figures import AlertState, Inputs, MeterLive, Quality, compute, period_bounds
 from scada.ledger import Allowance, Ledger, OpenAlert
-from scada.live import Co2eMessage, LiveRates
+from scada.live import Co2eMessage, LiveTimes
 from scada.registers import BLOCK, FIRST_BLOCK, NAN_WORDS, counter, float_words, render, uint32_words, words_to_float
 from scada.spb_payloads import nbirth, ndeath, rebirth_requested
 
@@ -69,8 +70,9 @@ def test_allowance_alerts_and_rates() -> None:
     alerts = [OpenAlert(1, "r1", "area", "a1", "warning", "acknowledged", "2026-11-29T16:30:00+00:00"),
               OpenAlert(2, "r2", "area", "a1", "critical", "firing", "2026-11-29T16:40:00+00:00"),
               OpenAlert(3, "r3", "site", "s1", "info", "acknowledged", "2026-11-29T16:50:00+00:00")]
-    live = {"m1": MeterLive(NOW - timedelta(seconds=2), 30.0), "m2": MeterLive(NOW - timedelta(seconds=300), 6.0)}
-    snap = compute(parse_plant(PLANT), inputs(allowances={"area:a1": (held, 120.0)}, alerts=alerts, live=live), 60)
+    live = {"m1": MeterLive(NOW - timedelta(seconds=2)), "m2": MeterLive(NOW - timedelta(seconds=300))}
+    snap = compute(parse_plant(PLANT), inputs(allowances={"area:a1": (held, 120.0)}, alerts=alerts, live=live,
+                                              stored_last_ts={}, rates={"m1": 30.0, "m2": 6.0}), 60)
     a1, site = snap.items["area:a1"], snap.items["site:s1"]
     assert a1.figures["AllowanceRemaining"].value == 380.0
     assert (a1.alert_state, a1.active_alerts) == (AlertState.FIRING, 2)
@@ -81,19 +83,23 @@ def test_allowance_alerts_and_rates() -> None:
     assert stale.value == 6.0 and stale.quality is Quality.UNCERTAIN
 
 
-def test_live_rates_from_the_co2e_stream() -> None:
-    rates = LiveRates()
+def test_live_times_from_the_co2e_stream() -> None:
+    """ingest's derived-stream payload parses; the latest stored point's time never moves back."""
+    times = LiveTimes()
 
-    def msg(*samples: tuple[str, float]) -> Co2eMessage:
-        return Co2eMessage.model_validate({"site": "s1", "area": "a1", "meter": "m1", "co2e_kg": 0.0, "samples": [
-            {"ts": ts, "quantity": "active_energy_import", "co2e_kg": kg} for ts, kg in samples]})
+    def msg(first: str, last: str) -> Co2eMessage:
+        return Co2eMessage.model_validate_json(json.dumps({
+            "v": 1, "site": "s1", "area": "a1", "meter": "m1", "from": first, "to": last, "points": 2,
+            "co2e_kg": 0.5, "by_factor": [{"energy": 1.0, "energy_unit": "kWh", "co2e_kg": 0.5, "points": 2,
+                                           "scope": "scope2_location", "factor_id": "f", "factor_version": "v"}]}))
 
-    rates.apply(msg(("2026-11-29T10:00:00Z", 1.0)))
-    assert rates.snapshot()["m1"].rate_kg_per_h is None        # one sample: no interval yet
-    rates.apply(msg(("2026-11-29T10:00:30Z", 0.25), ("2026-11-29T10:01:00Z", 0.5)))
-    assert rates.snapshot()["m1"].rate_kg_per_h == pytest.approx(0.5 / (30 / 3600))
-    rates.apply(msg(("2026-11-29T09:59:00Z", 99.0)))            # a late sample does not make the rate
-    assert rates.snapshot()["m1"].rate_kg_per_h == pytest.approx(60.0)
+    times.apply(msg("2026-11-29T10:00:00Z", "2026-11-29T10:00:30Z"))
+    assert times.snapshot()["m1"].last_ts == datetime(2026, 11, 29, 10, 0, 30, tzinfo=UTC)
+    times.apply(msg("2026-11-29T09:00:00Z", "2026-11-29T09:01:00Z"))     # a late batch (spool replay)
+    assert times.snapshot()["m1"].last_ts == datetime(2026, 11, 29, 10, 0, 30, tzinfo=UTC)
+    with pytest.raises(ValueError, match="to"):
+        Co2eMessage.model_validate({"site": "s1", "area": "a1", "meter": "m1", "co2e_kg": 0.0, "points": 1,
+                                    "from": "2026-11-29T10:00:00Z"})
 
 
 # ---- register map ---------------------------------------------------------------------------------------------
