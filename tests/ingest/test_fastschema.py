@@ -6,13 +6,14 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from calc.plant import parse_plant
 from calc.schema import decode
 from ingest.convert import Converter
-from ingest.fastschema import fast_decode, utc_us
+from ingest.fastschema import fast_decode, utc_us, utc_us_many
 from ingest.points import ts_to_us
 
 PLANT = parse_plant({"site": {"id": "demo", "region": "CN", "start": "2000-01-01T00:00:00Z"},
@@ -104,3 +105,47 @@ def test_a_plain_edge_message_takes_the_fast_path() -> None:
     fast = fast_decode(payload)
     assert fast is not None
     assert utc_us(fast.samples[0].ts) == ts_to_us(decode(payload).samples[0].ts)
+
+
+# Stamps of one length that the column-wise reader must take or hand back: impossible dates, leap
+# days, hour 24, second 60, non-ASCII digits, other separators, fractions of every length.
+EDGE_LIST = [
+    "2024-02-29T00:00:00Z", "2026-02-29T00:00:00Z", "1900-02-29T00:00:00Z", "2000-02-29T23:59:59Z",
+    "2026-04-31T00:00:00Z", "2026-12-31T23:59:59Z", "2026-00-10T00:00:00Z", "2026-13-10T00:00:00Z",
+    "2026-03-00T00:00:00Z", "2026-03-01T24:00:00Z", "2026-03-01T00:60:00Z", "2026-03-01T00:00:60Z",
+    "0000-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z", "1969-12-31T23:59:59.5Z",
+    "\uff12026-03-01T00:00:00Z", "2026-03-01T00:00:00,5Z", "2026/03/01T00:00:00Z", "2026-03-01T00:00:00.Z",
+    "2026-03-01T00:00:00+00:01", "2026-03-01T00:00:00-00:00", "2026-03-01T00:00:00.1+00:00", "x" * 20,
+    "2026-03-01T00:00:00.123456+00:00", "2026-03-01T00:00:00.12345Z", "2026-03-01T00:00:00.1234567Z"]
+STAMP = st.one_of(GOOD_TIMES, GOOD_TIMES, BAD_TIMES, st.sampled_from(EDGE_LIST),
+                  st.text(alphabet="0123456789-T:.Z+ ", min_size=19, max_size=32))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(STAMP, min_size=0, max_size=80), st.sampled_from([1, 20, 60]))
+def test_the_vectorized_timestamp_reader_equals_utc_us_for_every_stamp(stamps: list[str], repeat: int) -> None:
+    many = stamps * repeat  # long lists take the column-wise path, short ones the one-by-one path
+    assert utc_us_many(many) == [utc_us(ts) for ts in many]
+
+
+@pytest.mark.parametrize("odd", EDGE_LIST)
+def test_each_edge_stamp_among_plain_ones_reads_as_utc_us(odd: str) -> None:
+    stamps = [f"2026-03-01T00:00:{i:02d}Z" for i in range(40)]
+    stamps[17] = odd
+    assert utc_us_many(stamps) == [utc_us(ts) for ts in stamps]
+    assert utc_us_many([odd] * 20) == [utc_us(odd)] * 20
+
+
+def test_a_batch_of_many_messages_converts_as_each_message_alone() -> None:
+    """The batch path (timestamps read column-wise over all messages) against one message at a time."""
+    topic = "carbonwatch/v1/demo/a1/m1/reading"
+    payloads = [json.dumps({"meter": "m1", "seq": k, "samples": [
+        {"ts": f"2026-03-01T00:{k:02d}:{i:02d}{'.5' if i % 3 else ''}{'Z' if k % 2 else '+00:00'}",
+         "quantity": "active_energy_import", "value": 100 + i, "unit": "kWh", "delta": 0.5, "interval_s": 1.0}
+        for i in range(30)] + [{"ts": "2026-02-30T00:00:00Z", "quantity": "q", "value": 1, "unit": "kWh"}]}).encode()
+        for k in range(10)]
+    together = FAST.convert_batch([(topic, p, NOW_US) for p in payloads])
+    alone = [SLOW.convert(topic, p, NOW_US) for p in payloads]
+    assert [c.points for c in together] == [c.points for c in alone]
+    assert sum(len(c.points) for c in together) == 300
+    assert [[d.index for d in c.dead] for c in together] == [[30]] * 10

@@ -17,7 +17,7 @@ from calc.plant import parse_plant
 from ingest.convert import Converter
 from ingest.points import Batch, ts_to_us
 from ingest.store import open_reader
-from ingest.store.sqlite import SqliteStore
+from ingest.store.sqlite import INSERT_CHUNK, SqliteStore
 from ingest.store.sqlite_schema import plan
 from tests.ingest.helpers import REPO, SITE, T0, counter_sample, message, power_sample
 
@@ -75,6 +75,22 @@ def test_duplicate_inside_one_batch_counts_once(tmp_path: Path) -> None:
     assert (result.stored, result.duplicates) == (3, 1)
     (total,) = store.totals(SITE, T0, T0 + timedelta(days=1))
     assert total.points == 3
+    store.close()
+
+
+@pytest.mark.parametrize("n", [INSERT_CHUNK - 1, INSERT_CHUNK, 2 * INSERT_CHUNK + 7])
+def test_batches_around_the_insert_chunk_store_every_point_once(tmp_path: Path, n: int) -> None:
+    """Points go in many rows per statement plus a remainder: every one lands, once, with its values."""
+    store = SqliteStore(tmp_path / "s.sqlite")
+    batch = points("m1", T0, n, 1, kwh=0.5)
+    assert store.write(batch).stored == n
+    rows = store._query("SELECT ts_us, value, delta FROM points WHERE meter = 'm1' ORDER BY ts_us")
+    assert rows == [(p[1], p[3], p[5]) for p in batch.points]
+    assert (store.write(batch).stored, store.write(batch).duplicates) == (0, n)
+    later = points("m1", T0 + timedelta(seconds=n - 3), n, 1, kwh=0.5)  # 3 known keys (other counter), then new
+    result = store.write(later)
+    assert (result.stored, result.duplicates, result.conflicts) == (n - 3, 0, 3)
+    assert store.point_count() == 2 * n - 3
     store.close()
 
 
