@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tokenize
 from functools import cache
 
 import pint
@@ -20,7 +21,7 @@ def conversion_factor(from_unit: str, to_unit: str) -> float:
     try:
         return float(Q_(1.0, from_unit).to(to_unit).magnitude)
     except (pint.errors.UndefinedUnitError, pint.errors.DimensionalityError, AssertionError, TypeError,
-            ValueError, AttributeError) as exc:
+            ValueError, AttributeError, tokenize.TokenError) as exc:  # "(" makes pint's tokenizer raise
         raise UnitError(f"cannot convert {from_unit!r} to {to_unit!r}: {exc}") from exc
 
 
