@@ -1,7 +1,8 @@
 """The embedded MQTT broker for single-machine use: Mosquitto when installed, else amqtt (pure Python).
 
 amqtt speaks MQTT 3.1.1 only, ignores shared subscriptions and can deliver a stray retained message;
-the services are written to cope with that. Mosquitto's queue limit is lifted (max_queued_messages 0).
+the services are written to cope with that. Its persistent sessions are kept (deploy/broker_auth.py).
+Mosquitto's queue limit is lifted (max_queued_messages 0).
 """
 
 from __future__ import annotations
@@ -35,9 +36,8 @@ def mosquitto_command(workdir: Path, host: str, port: int) -> list[str] | None:
 def amqtt_config(host: str, port: int) -> dict[str, object]:
     return {
         "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
-        "plugins": {
-            "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
-        },
+        # every client admitted (loopback only) and persistent sessions kept: see deploy/broker_auth.py
+        "plugins": {"deploy.broker_auth.SessionKeepingAuthPlugin": {}},
     }
 
 
