@@ -1,5 +1,6 @@
 """The period accounting shared by the balance endpoint and the report (so both always agree): emissions by
-meter, area, scope and carrier, location- and market-based; offsets; net balance; allowance; completeness.
+meter, area, scope and carrier, location- and market-based (contractual instruments, api.market); offsets; net
+balance; allowance; completeness.
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from api.db import ApiDb
+from api.instruments import Instruments
+from api.market import allocate
 from api.periods import Period, resolve
 from api.settings import Settings
 from api.store_ext import HistoryReader
 from calc.balance import Period as CalcPeriod
 from calc.balance import allowance_check
-from calc.factors import FactorError, default_factor_set
+from calc.factors import default_factor_set
 from calc.rate import MeterRate, meter_rates
-from ingest.store.base import MeterTotal, StoreReader
+from ingest.store.base import StoreReader
 
 BURN_WINDOW = timedelta(hours=24)
 
@@ -38,6 +41,7 @@ class MeterBalance(BaseModel):
     energy_unit: str
     co2e_kg: float = Field(description="location-based kg CO2e")
     market_co2e_kg: float | None = Field(default=None, description="market-based kg CO2e (electricity)")
+    market_covered_kwh: float | None = Field(default=None, description="kWh covered by contractual instruments")
     points: int
     expected_points: int | None = None
     completeness: float | None = Field(default=None, description="stored counter samples / expected (0..1)")
@@ -62,10 +66,21 @@ class CarrierBalance(BaseModel):
     co2e_kg: float
 
 
+class InstrumentUse(BaseModel):
+    id: int
+    kind: str
+    used_kwh: float = Field(description="electricity of the boundary this instrument covers in the period, kWh")
+    used_before_kwh: float = Field(description="what the site used of it before the period (not used again), kWh")
+
+
 class MarketBased(BaseModel):
-    co2e_kg: float
+    co2e_kg: float = Field(description="market-based kg CO2e: instruments cover part of the electricity, the rest "
+                           "at the residual factor")
     factor_ids: list[str]
     complete: bool = Field(description="false when some meter had no market-based factor")
+    covered_kwh: float = Field(default=0.0, description="electricity covered by contractual instruments, kWh")
+    residual_kwh: float = Field(default=0.0, description="electricity counted at the residual factor, kWh")
+    instruments: list[InstrumentUse] = Field(default_factory=list)
 
 
 class AllowanceStatus(BaseModel):
@@ -124,17 +139,6 @@ class BalanceOut(BaseModel):
     factor_versions: list[str]
     allowance: AllowanceStatus | None = None
     completeness: float | None = None
-
-
-def _market_kg(settings: Settings, t: MeterTotal, day: datetime) -> tuple[float | None, str | None]:
-    if t.carrier != "electricity" or t.energy_unit != "kWh":
-        return None, None
-    try:
-        meter = settings.plant.meter(t.meter)
-        choice = default_factor_set().grid_factor(settings.plant.region_of(meter), day.date(), method="market")
-    except (KeyError, FactorError):
-        return None, None
-    return t.energy * choice.value, choice.factor_id
 
 
 def live_rates(settings: Settings, store: StoreReader, site: str, now: datetime) -> dict[str, MeterRate]:
@@ -216,21 +220,30 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: Hi
     scopes: dict[str, float] = defaultdict(float)
     carriers: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
     market_total, market_ids, market_complete = 0.0, set(), True
+    active = Instruments(db).active(site)
+    allocation = allocate(settings, store, active, site, bounds.start, bounds.end, now)
+    uses: dict[str, float] = defaultdict(float)
+    covered = residual = 0.0
     meters = []
     for t in sorted(totals, key=lambda t: t.meter):
         areas[t.area] += t.co2e_kg
         scopes[t.scope or "unknown"] += t.co2e_kg
         carriers[(t.carrier, t.energy_unit)][0] += t.energy
         carriers[(t.carrier, t.energy_unit)][1] += t.co2e_kg
-        market, market_id = _market_kg(settings, t, bounds.start)
-        if market is None:
+        figure = allocation.meters.get((t.meter, t.scope))
+        market = figure.co2e_kg if figure is not None else None
+        if figure is None or market is None:
             market_complete = False
         else:
             market_total += market
-            market_ids.add(market_id)
+            market_ids.update(figure.factor_ids)
+            covered, residual = covered + figure.covered_kwh, residual + figure.residual_kwh
+            for inst_id, kwh in figure.used_kwh.items():
+                uses[inst_id] += kwh
         expected = expected_points(settings, t.meter, bounds.start, bounds.end, now)
         meters.append(MeterBalance(meter=t.meter, area=t.area, carrier=t.carrier, scope=t.scope, energy=t.energy,
                                    energy_unit=t.energy_unit, co2e_kg=t.co2e_kg, market_co2e_kg=market,
+                                   market_covered_kwh=figure.covered_kwh if market is not None and figure else None,
                                    points=t.points, expected_points=expected,
                                    completeness=min(1.0, t.points / expected) if expected else None,
                                    factor_ids=sorted(t.factor_ids), factor_versions=sorted(t.factor_versions)))
@@ -239,11 +252,16 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: Hi
     scope, target = ("meter", meter) if meter else (("area", area) if area else ("site", None))
     at = min(now, bounds.end - timedelta(microseconds=1))
     known = [m for m in meters if m.expected_points]
+    kinds = {s.instrument.id: s.instrument.kind for s in active}
     return BalanceOut(
         site=site, period=PeriodOut(name=bounds.name, start=bounds.start, end=bounds.end), area=area, meter=meter,
         co2e_kg=total,
-        market_based=MarketBased(co2e_kg=market_total, factor_ids=sorted(i for i in market_ids if i),
-                                 complete=market_complete),
+        market_based=MarketBased(
+            co2e_kg=market_total, factor_ids=sorted(i for i in market_ids if i), complete=market_complete,
+            covered_kwh=covered, residual_kwh=residual,
+            instruments=[InstrumentUse(id=int(i), kind=kinds.get(i, ""), used_kwh=kwh,
+                                       used_before_kwh=allocation.before_kwh.get(i, 0.0))
+                         for i, kwh in sorted(uses.items(), key=lambda kv: int(kv[0]))]),
         offsets_kg=offsets, net_co2e_kg=total - offsets, rate_kg_per_h=rate_kg_per_h,
         areas=[AreaBalance(area=a, co2e_kg=v) for a, v in sorted(areas.items())],
         scopes=[ScopeBalance(scope=s, co2e_kg=v) for s, v in sorted(scopes.items())],

@@ -1,7 +1,8 @@
 """The API's own SQLite database (documented information, clause 7.5) and its hash-chained, append-only audit log.
 
-Rules, alerts, allowances, offsets, factor-set uploads and key revocations live here; every change is
-written in the same transaction as its audit row, so the log and the data cannot disagree.
+Rules, alerts, allowances, offsets, contractual instruments (certificates, PPAs), factor-set uploads and key
+revocations live here; every change is written in the same transaction as its audit row, so the log and the data
+cannot disagree.
 """
 
 from __future__ import annotations
@@ -54,6 +55,14 @@ CREATE TABLE IF NOT EXISTS offsets (
     applies_on TEXT NOT NULL, evidence TEXT NOT NULL, note TEXT, created_at TEXT NOT NULL, created_by TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS offsets_serial ON offsets (serial);
+CREATE TABLE IF NOT EXISTS instruments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL, kind TEXT NOT NULL, serial_prefix TEXT,
+    serial_first INTEGER, serial_last INTEGER, serial_digits INTEGER, contract_id TEXT, quantity_mwh REAL NOT NULL,
+    valid_from TEXT NOT NULL, valid_to TEXT NOT NULL, scope TEXT NOT NULL, target TEXT, region TEXT NOT NULL,
+    evidence TEXT NOT NULL, note TEXT, created_at TEXT NOT NULL, created_by TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS instruments_serial ON instruments (serial_prefix, serial_first);
+CREATE INDEX IF NOT EXISTS instruments_contract ON instruments (contract_id);
 CREATE TABLE IF NOT EXISTS voids (
     entity TEXT NOT NULL, entity_id INTEGER NOT NULL, at TEXT NOT NULL, by TEXT NOT NULL, reason TEXT NOT NULL,
     PRIMARY KEY (entity, entity_id)

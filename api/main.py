@@ -29,6 +29,7 @@ from api.routes import (
     factors,
     health,
     history,
+    instruments,
     keys,
     meters,
     offsets,
@@ -110,9 +111,9 @@ def create_app(settings: Settings, store: StoreReader, keyring: KeyRing | None =
 
     app = FastAPI(title="carbonwatch", version="1", lifespan=lifespan,
                   description="Live plant-floor carbon emissions: balances, history, meters, factor sets, "
-                              "operating criteria and alerts, allowances, offsets, reports, the audit log and a "
-                              "live stream. Every call needs an API key (`Authorization: Bearer KEY` or "
-                              "`X-API-Key`) except /healthz.")
+                              "operating criteria and alerts, allowances, offsets, contractual instruments, "
+                              "reports, the audit log and a live stream. Every call needs an API key "
+                              "(`Authorization: Bearer KEY` or `X-API-Key`) except /healthz.")
     app.state.settings = settings
     app.state.store = store
     app.state.history = history_reader(store)
@@ -128,8 +129,8 @@ def create_app(settings: Settings, store: StoreReader, keyring: KeyRing | None =
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
-    for module in (health, meters, balance, history, factors, rules, alerts, allowances, offsets, reports, audit,
-                   keys, stream):
+    for module in (health, meters, balance, history, factors, rules, alerts, allowances, offsets, instruments, reports,
+                   audit, keys, stream):
         app.include_router(module.router)
     app.include_router(dashboard.router)  # the static page at "/" (no data in it; it calls the API with a key)
     return app

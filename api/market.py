@@ -1,0 +1,118 @@
+"""Market-based scope 2 for a period: the site's unvoided instruments cover its electricity through
+calc.market.electricity_dual, month by month in time order (meter-scoped instruments first, then area, then site);
+what the months before the period used is not used again; the rest is counted at the residual factor."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from itertools import pairwise
+from zoneinfo import ZoneInfo
+
+from api.instruments import Scoped
+from api.settings import Settings
+from calc.factors import FactorSet, default_factor_set
+from calc.market import Instrument, electricity_dual
+from ingest.store.base import StoreReader
+
+TICK = timedelta(microseconds=1)
+
+
+@dataclass
+class MeterMarket:
+    """One meter's market-based figure over the period (None when some part of it could not be computed)."""
+
+    co2e_kg: float | None = 0.0
+    covered_kwh: float = 0.0
+    residual_kwh: float = 0.0
+    factor_ids: set[str] = field(default_factory=set)
+    used_kwh: dict[str, float] = field(default_factory=lambda: defaultdict(float))   # instrument id -> kWh
+    reason: str | None = None
+
+
+@dataclass
+class Allocation:
+    meters: dict[tuple[str, str], MeterMarket] = field(default_factory=dict)   # (meter, scope) -> figure
+    used_kwh: dict[str, float] = field(default_factory=lambda: defaultdict(float))    # in the period
+    before_kwh: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # before the period
+
+
+def month_steps(start: datetime, end: datetime, tz: ZoneInfo, lo: datetime, hi: datetime,
+                ) -> list[tuple[datetime, datetime]]:
+    """[start, end) cut at the site's month starts that lie strictly inside (max(start, lo), min(end, hi)): no
+    data exists outside [lo, hi), so no more steps are needed there."""
+    cuts = [start]
+    inner_lo, inner_hi = max(start, lo), min(end, hi)
+    if inner_lo < inner_hi:
+        local = inner_lo.astimezone(tz)
+        month = datetime(local.year, local.month, 1, tzinfo=tz)
+        while True:
+            month = datetime(month.year + (month.month == 12), month.month % 12 + 1, 1, tzinfo=tz)
+            if month >= inner_hi:
+                break
+            cuts.append(month.astimezone(start.tzinfo))
+    cuts.append(end)
+    return list(pairwise(cuts))
+
+
+def ordered_for(instruments: Sequence[Scoped], meter: str, area: str) -> list[Instrument]:
+    """The instruments a meter may use, most specific boundary first (meter, then area, then site)."""
+    return ([s.instrument for s in instruments if s.scope == "meter" and s.target == meter]
+            + [s.instrument for s in instruments if s.scope == "area" and s.target == area]
+            + [s.instrument for s in instruments if s.scope == "site"])
+
+
+def _step(settings: Settings, store: StoreReader, factors: FactorSet, instruments: Sequence[Scoped], site: str,
+          a: datetime, b: datetime, used: dict[str, float], out: dict[tuple[str, str], MeterMarket] | None) -> None:
+    tz = ZoneInfo(settings.plant.site.timezone)
+    first_day, last_day = a.astimezone(tz).date(), (b - TICK).astimezone(tz).date()
+    for t in sorted(store.totals(site, a, b), key=lambda t: (t.meter, t.scope)):
+        figure = out.setdefault((t.meter, t.scope), MeterMarket()) if out is not None else MeterMarket()
+        if t.carrier != "electricity":
+            figure.co2e_kg, figure.reason = None, f"{t.carrier} has no market-based method"
+            continue
+        try:
+            meter = settings.plant.meter(t.meter)
+        except KeyError:
+            figure.co2e_kg, figure.reason = None, f"meter {t.meter} is not in the plant"
+            continue
+        try:
+            dual = electricity_dual(t.energy, t.energy_unit, factors, region=settings.plant.region_of(meter),
+                                    start=first_day, end=last_day, already_used_kwh=used,
+                                    instruments=ordered_for(instruments, meter.id, meter.area))
+        except ValueError as exc:   # FactorError, UnitError: no residual factor or a unit that is not energy
+            figure.co2e_kg, figure.reason = None, str(exc)
+            continue
+        for inst_id, kwh in dual.used_kwh.items():
+            used[inst_id] = used.get(inst_id, 0.0) + kwh
+            figure.used_kwh[inst_id] += kwh
+        if figure.co2e_kg is not None:
+            figure.co2e_kg += dual.market.co2e_kg
+        figure.covered_kwh += dual.covered_kwh
+        figure.residual_kwh += dual.residual_kwh
+        figure.factor_ids.update(dual.market.factor_ids)
+
+
+def allocate(settings: Settings, store: StoreReader, instruments: Sequence[Scoped], site: str, start: datetime,
+             end: datetime, now: datetime) -> Allocation:
+    """Market-based figures of every meter of the site over [start, end), and what each instrument covered."""
+    tz = ZoneInfo(settings.plant.site.timezone)
+    site_start = settings.plant.site.start
+    factors = default_factor_set()
+    result = Allocation()
+    used: dict[str, float] = {}
+    if instruments:
+        earliest = min(s.instrument.valid_from for s in instruments)
+        prior_lo = max(site_start, datetime.combine(earliest, time(), tz))
+        if prior_lo < start:   # replay the months before the period, in order, to know what they used
+            for a, b in month_steps(prior_lo, start, tz, prior_lo, min(start, now)):
+                _step(settings, store, factors, instruments, site, a, b, used, None)
+    result.before_kwh.update(used)
+    for a, b in month_steps(start, end, tz, site_start, now):
+        _step(settings, store, factors, instruments, site, a, b, used, result.meters)
+    for inst_id, kwh in used.items():
+        if kwh - result.before_kwh.get(inst_id, 0.0) > 0:
+            result.used_kwh[inst_id] = kwh - result.before_kwh.get(inst_id, 0.0)
+    return result
