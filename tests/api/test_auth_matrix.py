@@ -21,6 +21,8 @@ from tests.api.conftest import Env, plant_data
 RULE = {"name": "peak", "metric": "power", "threshold": 400.0, "scope": "area", "target": "a"}
 OFFSET = {"kind": "credit", "standard": "CCER", "vintage": 2025, "serial": "CCER-1", "quantity": 2, "unit": "t",
           "applies_on": "2026-03-01", "evidence": "registry record 1"}
+INSTRUMENT = {"kind": "gec", "serial_first": "GEC-000001", "serial_last": "GEC-000010", "valid_from": "2026-01-01",
+              "valid_to": "2026-12-31", "evidence": "transfer record 1"}
 ALLOWANCE = {"start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z", "amount": 100, "unit": "t"}
 FACTORS = ('[factors.plant_grid]\nvalue = 0.5\nunit = "kg/kWh"\ngas = "CO2"\nkind = "grid_average"\n'
            'scope = "scope2_location"\nregion = "CN"\nsource = "test"\n')
@@ -44,6 +46,10 @@ def _offset(c: TestClient, env: Env) -> str:
     return str(c.post("/v1/offsets", json=OFFSET, headers=env.h("admin")).json()["id"])
 
 
+def _instrument(c: TestClient, env: Env) -> str:
+    return str(c.post("/v1/instruments", json=INSTRUMENT, headers=env.h("admin")).json()["id"])
+
+
 def _allowance(c: TestClient, env: Env) -> str:
     return str(c.post("/v1/allowances", json=ALLOWANCE, headers=env.h("admin")).json()["id"])
 
@@ -63,6 +69,8 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, str, Setup | None]] = [
     ("POST", "/v1/allowances/{id}/void", {"reason": "wrong"}, "admin", _allowance),
     ("POST", "/v1/offsets", OFFSET, "admin", None),
     ("POST", "/v1/offsets/{id}/void", {"reason": "wrong"}, "admin", _offset),
+    ("POST", "/v1/instruments", INSTRUMENT, "admin", None),
+    ("POST", "/v1/instruments/{id}/void", {"reason": "wrong"}, "admin", _instrument),
     ("POST", "/v1/factor-sets", {"name": "plant", "toml": FACTORS}, "admin", None),
     ("POST", "/v1/keys", {"name": "scada", "role": "viewer", "sites": ["s1"]}, "admin", None),
     ("POST", "/v1/keys/{id}/revoke", None, "admin", _key),
@@ -97,11 +105,12 @@ def test_role_matrix(env: Env, caller: str, method: str, path: str, body: dict[s
 def test_reads_need_a_key_and_the_site(env: Env) -> None:
     with TestClient(env.app()) as c:
         for path in ("/v1/rules", "/v1/alerts", "/v1/offsets", "/v1/allowances", "/v1/audit", "/v1/history",
-                     "/v1/reports/period", "/v1/factor-sets", "/metrics", "/v1/status", "/v1/audit/verify"):
+                     "/v1/reports/period", "/v1/factor-sets", "/metrics", "/v1/status", "/v1/audit/verify",
+                     "/v1/instruments"):
             assert c.get(path).status_code == 401, path
             assert c.get(path, headers=env.h("viewer")).status_code == 200, path
         for path in ("/v1/rules", "/v1/alerts", "/v1/offsets", "/v1/allowances", "/v1/audit", "/v1/history",
-                     "/v1/reports/period", "/v1/stream"):
+                     "/v1/reports/period", "/v1/stream", "/v1/instruments"):
             assert c.get(path, headers=env.h("other")).status_code == 404, path
         assert c.get("/v1/keys", headers=env.h("engineer")).status_code == 403
 
@@ -117,6 +126,7 @@ def test_ids_of_another_site_are_refused(env: Env) -> None:
         assert c2.post("/v1/rules", json={"id": "s2-rule", **RULE}, headers=other).status_code == 201
         offset_id = c2.post("/v1/offsets", json=OFFSET, headers=other).json()["id"]
         allowance_id = c2.post("/v1/allowances", json=ALLOWANCE, headers=other).json()["id"]
+        instrument_id = c2.post("/v1/instruments", json=INSTRUMENT, headers=other).json()["id"]
         book: RuleBook = app2.state.book
         alert_id = book.fire("s2", book.get("s2", "s2-rule"), 1.0, datetime.now(UTC).isoformat())["id"]
         admin = env.h("admin")  # admin of s1
@@ -126,12 +136,17 @@ def test_ids_of_another_site_are_refused(env: Env) -> None:
         assert c1.get(f"/v1/offsets/{offset_id}", headers=admin).status_code == 404
         assert c1.post(f"/v1/offsets/{offset_id}/void", json={"reason": "x"}, headers=admin).status_code == 404
         assert c1.get(f"/v1/allowances/{allowance_id}", headers=admin).status_code == 404
+        assert c1.get(f"/v1/instruments/{instrument_id}", headers=admin).status_code == 404
+        assert c1.post(f"/v1/instruments/{instrument_id}/void", json={"reason": "x"},
+                       headers=admin).status_code == 404
+        assert c1.get("/v1/instruments", headers=admin).json() == []
         assert c1.get(f"/v1/alerts/{alert_id}", headers=admin).status_code == 404
         assert c1.post(f"/v1/alerts/{alert_id}/acknowledge", json={"comment": "x"},
                        headers=admin).status_code == 404
         assert c1.get("/v1/offsets", headers=admin).json() == []
         # and the owner still sees its own
         assert c2.get(f"/v1/offsets/{offset_id}", headers=other).status_code == 200
+        assert c2.get(f"/v1/instruments/{instrument_id}", headers=other).json()["voided"] is False
         assert c2.get(f"/v1/alerts/{alert_id}", headers=other).json()["state"] == "firing"
 
 

@@ -33,6 +33,9 @@ def server(env_with_data: Env) -> Iterator[Server]:
                                     "evidence": "survey"}, headers=h)
         c.post("/v1/allowances", json={"start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z",
                                        "amount": 5, "unit": "t"}, headers=h)
+        c.post("/v1/instruments", json={"kind": "gec", "serial_first": "GEC-000001", "serial_last": "GEC-000002",
+                                        "valid_from": "2026-01-01", "valid_to": "2026-12-31", "evidence": "record"},
+               headers=h)
         yield srv
 
 
