@@ -49,6 +49,8 @@ def _csv(report: ReportOut) -> str:
         w.writerow(["area", a.area, "", "", repr(a.co2e_kg)])
     for m in b.meters:
         w.writerow(["meter", m.meter, repr(m.energy), m.energy_unit, repr(m.co2e_kg)])
+    for u in b.market_based.instruments:
+        w.writerow(["instrument", f"{u.id} {u.kind}", repr(u.used_kwh), "kWh", ""])
     for o in report.offsets:
         w.writerow(["offset", f"{o.id} {o.kind} {o.serial or ''}".strip(), "", "", repr(o.quantity_kg)])
     if b.allowance is not None:
@@ -90,6 +92,9 @@ Generated {e(report.generated_at.isoformat())} by {e(report.generated_by)}.</p>
 <h2>By carrier</h2><table>{rows([(c.carrier, f"{c.energy:,.3f} {c.energy_unit}; {kg(c.co2e_kg)}")
                                   for c in b.carriers])}</table>
 <h2>By area</h2><table>{rows([(a.area, kg(a.co2e_kg)) for a in b.areas])}</table>
+<h2>Contractual instruments used (market-based)</h2><table>{rows([(f"#{u.id} {u.kind}",
+    f"{u.used_kwh:,.3f} kWh (before the period: {u.used_before_kwh:,.3f} kWh)") for u in b.market_based.instruments])}
+</table>
 <h2>Offsets</h2><table>{rows([(f"#{o.id} {o.kind} {o.standard or ''} {o.serial or ''}",
                                f"{kg(o.quantity_kg)}; evidence: {o.evidence}") for o in report.offsets])}</table>
 <h2>Factor versions used</h2><ul>{"".join(f"<li>{e(v)}</li>" for v in b.factor_versions)}</ul>

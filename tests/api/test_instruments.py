@@ -7,12 +7,14 @@ import csv
 import io
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.auth import KeyRing
 from api.main import create_app
+from api.market import month_steps
 from api.settings import ApiSection, Settings
 from calc.factors import default_factor_set
 from calc.plant import parse_plant
@@ -136,8 +138,11 @@ def test_report_market_total_equals_balance_market_total(filled: Env) -> None:
         text = c.get("/v1/reports/period", params={**params, "format": "csv"}, headers=h).text
     assert balance["market_based"]["covered_kwh"] > 0
     assert report["balance"]["market_based"] == balance["market_based"]
-    rows = {(r["section"], r["name"]): r["co2e_kg"] for r in csv.DictReader(io.StringIO(text))}
+    parsed = list(csv.DictReader(io.StringIO(text)))
+    rows = {(r["section"], r["name"]): r["co2e_kg"] for r in parsed}
     assert float(rows[("total", "market_based")]) == balance["market_based"]["co2e_kg"]
+    used = {r["name"]: float(r["energy"]) for r in parsed if r["section"] == "instrument"}
+    assert used == {f"{u['id']} {u['kind']}": u["used_kwh"] for u in balance["market_based"]["instruments"]}
 
 
 def test_an_overlapping_serial_range_is_refused(env: Env) -> None:
@@ -203,3 +208,13 @@ def test_entries_are_audited(env: Env) -> None:
         assert c.get("/v1/audit/verify", headers=h).json()["ok"] is True
     assert [(r["action"], r["entity_id"]) for r in rows] == [("create", str(made["id"])), ("void", str(made["id"]))]
     assert made["serial_first"] == "A-01" and made["serial_last"] == "A-05" and made["certificates"] == 5
+
+
+def test_months_are_cut_in_the_site_time_zone() -> None:
+    tz = ZoneInfo("Asia/Shanghai")
+    start, end = datetime(2026, 1, 15, tzinfo=UTC), datetime(2026, 3, 10, tzinfo=UTC)
+    feb, mar = datetime(2026, 2, 1, tzinfo=tz), datetime(2026, 3, 1, tzinfo=tz)   # 16:00 UTC the day before
+    assert month_steps(start, end, tz, start, end) == [(start, feb), (feb, mar), (mar, end)]
+    # no data before `lo` or after `hi`: no cuts needed there
+    assert month_steps(start, end, tz, start, datetime(2026, 2, 10, tzinfo=UTC)) == [(start, feb), (feb, end)]
+    assert month_steps(start, end, tz, end, end) == [(start, end)]
