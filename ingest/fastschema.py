@@ -28,7 +28,7 @@ _US = timedelta(microseconds=1)
 assert {f.value for f in Flag} == set(get_args(FlagName)), "fastschema.FlagName must list calc.schema.Flag"
 
 
-class FastSample(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class FastSample(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
     ts: UtcTs
     quantity: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     value: float
@@ -43,7 +43,7 @@ class FastSample(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         return msgspec.json.encode(self)
 
 
-class FastMessage(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class FastMessage(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
     meter: Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
     seq: Annotated[int, msgspec.Meta(ge=0)]
     samples: Annotated[tuple[FastSample, ...], msgspec.Meta(min_length=1, max_length=10_000)]

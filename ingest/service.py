@@ -8,6 +8,7 @@ the unacked messages again); a crash after it double counts nothing (writes are 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import queue
 import threading
@@ -88,6 +89,9 @@ class IngestWorker:
         thread was tried and measured: pysqlite releases the GIL around every row it steps, so two
         busy threads mostly trade the GIL, and the SQLite insert got 2.5x slower than alone.
         """
+        # What start-up built (pint's registry, pydantic models, the factor table) lives as long as the
+        # process: keep the cyclic collector from walking it again on each full collection.
+        gc.freeze()
         self.subscriber.start()
         self._write_metrics(force=True)  # its appearance tells other processes we are subscribed
         if ready is not None:

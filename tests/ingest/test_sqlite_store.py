@@ -17,7 +17,7 @@ from calc.plant import parse_plant
 from ingest.convert import Converter
 from ingest.points import Batch, ts_to_us
 from ingest.store import open_reader
-from ingest.store.sqlite import INSERT_CHUNK, SqliteStore
+from ingest.store.sqlite import CHUNK_ROWS, SqliteStore
 from ingest.store.sqlite_schema import plan
 from tests.ingest.helpers import REPO, SITE, T0, counter_sample, message, power_sample
 
@@ -78,9 +78,9 @@ def test_duplicate_inside_one_batch_counts_once(tmp_path: Path) -> None:
     store.close()
 
 
-@pytest.mark.parametrize("n", [INSERT_CHUNK - 1, INSERT_CHUNK, 2 * INSERT_CHUNK + 7])
+@pytest.mark.parametrize("n", [CHUNK_ROWS - 1, CHUNK_ROWS, 2 * CHUNK_ROWS + 7])
 def test_batches_around_the_insert_chunk_store_every_point_once(tmp_path: Path, n: int) -> None:
-    """Points go in many rows per statement plus a remainder: every one lands, once, with its values."""
+    """Points go in many rows a statement, then halves for the rest: every one lands, once, with its values."""
     store = SqliteStore(tmp_path / "s.sqlite")
     batch = points("m1", T0, n, 1, kwh=0.5)
     assert store.write(batch).stored == n
