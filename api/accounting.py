@@ -40,7 +40,8 @@ class MeterBalance(BaseModel):
     energy: float
     energy_unit: str
     co2e_kg: float = Field(description="location-based kg CO2e")
-    market_co2e_kg: float | None = Field(default=None, description="market-based kg CO2e (electricity)")
+    market_co2e_kg: float | None = Field(default=None, description="market-based kg CO2e (electricity: instruments, "
+                                         "then the residual factor; other carriers: their one figure)")
     market_covered_kwh: float | None = Field(default=None, description="kWh covered by contractual instruments")
     points: int
     expected_points: int | None = None
@@ -75,7 +76,8 @@ class InstrumentUse(BaseModel):
 
 class MarketBased(BaseModel):
     co2e_kg: float = Field(description="market-based kg CO2e: instruments cover part of the electricity, the rest "
-                           "at the residual factor")
+                           "at the residual factor; other carriers at their location-based figure")
+    net_co2e_kg: float = Field(default=0.0, description="market-based co2e_kg − offsets_kg")
     factor_ids: list[str]
     complete: bool = Field(description="false when some meter had no market-based factor")
     covered_kwh: float = Field(default=0.0, description="electricity covered by contractual instruments, kWh")
@@ -257,7 +259,8 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: Hi
         site=site, period=PeriodOut(name=bounds.name, start=bounds.start, end=bounds.end), area=area, meter=meter,
         co2e_kg=total,
         market_based=MarketBased(
-            co2e_kg=market_total, factor_ids=sorted(i for i in market_ids if i), complete=market_complete,
+            co2e_kg=market_total, net_co2e_kg=market_total - offsets, factor_ids=sorted(i for i in market_ids if i),
+            complete=market_complete,
             covered_kwh=covered, residual_kwh=residual,
             instruments=[InstrumentUse(id=int(i), kind=kinds.get(i, ""), used_kwh=kwh,
                                        used_before_kwh=allocation.before_kwh.get(i, 0.0))

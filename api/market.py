@@ -1,6 +1,7 @@
 """Market-based scope 2 for a period: the site's unvoided instruments cover its electricity through
 calc.market.electricity_dual, month by month in time order (meter-scoped instruments first, then area, then site);
-what the months before the period used is not used again; the rest is counted at the residual factor."""
+what the months before the period used is not used again; the rest is counted at the residual factor. Other
+carriers count at their stored (location) figure, as calc.balance does, so both totals cover the same emissions."""
 
 from __future__ import annotations
 
@@ -70,8 +71,10 @@ def _step(settings: Settings, store: StoreReader, factors: FactorSet, instrument
     first_day, last_day = a.astimezone(tz).date(), (b - TICK).astimezone(tz).date()
     for t in sorted(store.totals(site, a, b), key=lambda t: (t.meter, t.scope)):
         figure = out.setdefault((t.meter, t.scope), MeterMarket()) if out is not None else MeterMarket()
-        if t.carrier != "electricity":
-            figure.co2e_kg, figure.reason = None, f"{t.carrier} has no market-based method"
+        if t.carrier != "electricity":   # scope 1 and heat: the market-based total counts their one figure
+            if figure.co2e_kg is not None:
+                figure.co2e_kg += t.co2e_kg
+            figure.factor_ids.update(t.factor_ids)
             continue
         try:
             meter = settings.plant.meter(t.meter)

@@ -14,10 +14,11 @@ from fastapi.testclient import TestClient
 
 from api.auth import KeyRing
 from api.main import create_app
-from api.market import month_steps
+from api.market import allocate, month_steps
 from api.settings import ApiSection, Settings
 from calc.factors import default_factor_set
 from calc.plant import parse_plant
+from ingest.store.base import MeterTotal
 from ingest.store.sqlite import SqliteStore
 from tests.api.conftest import Env, fill_store, hourly, plant_data
 
@@ -132,11 +133,14 @@ def test_report_market_total_equals_balance_market_total(filled: Env) -> None:
         h = filled.h("admin")
         c.post("/v1/instruments", json=gec("X-000001", "X-000008"), headers=h)
         c.post("/v1/instruments", json=ppa("PPA-1", 2, scope="area", target="a"), headers=h)
+        c.post("/v1/offsets", json={"kind": "sink", "quantity": 10, "unit": "kg", "applies_on": "2026-03-02",
+                                    "evidence": "survey"}, headers=h)
         params = {"from": "2026-03-01T00:00:00Z", "to": "2026-03-31T00:00:00Z"}
         balance = c.get("/v1/balance", params=params, headers=h).json()
         report = c.get("/v1/reports/period", params=params, headers=h).json()
         text = c.get("/v1/reports/period", params={**params, "format": "csv"}, headers=h).text
     assert balance["market_based"]["covered_kwh"] > 0
+    assert balance["market_based"]["net_co2e_kg"] == pytest.approx(balance["market_based"]["co2e_kg"] - 10.0)
     assert report["balance"]["market_based"] == balance["market_based"]
     parsed = list(csv.DictReader(io.StringIO(text)))
     rows = {(r["section"], r["name"]): r["co2e_kg"] for r in parsed}
@@ -218,3 +222,24 @@ def test_months_are_cut_in_the_site_time_zone() -> None:
     # no data before `lo` or after `hi`: no cuts needed there
     assert month_steps(start, end, tz, start, datetime(2026, 2, 10, tzinfo=UTC)) == [(start, feb), (feb, end)]
     assert month_steps(start, end, tz, end, end) == [(start, end)]
+
+
+class OneMonthStore:
+    """A pure-unit fake: the same totals for any window (the test asks for one window only)."""
+
+    def __init__(self, totals: list[MeterTotal]) -> None:
+        self.rows = totals
+
+    def totals(self, site: str, start: datetime, end: datetime) -> list[MeterTotal]:
+        return self.rows
+
+
+def test_other_carriers_count_their_one_figure_in_the_market_total(env: Env) -> None:
+    gas = MeterTotal(meter="boiler", site="s1", area="a", carrier="natural_gas", scope="scope1", energy=100.0,
+                     energy_unit="m3", co2e_kg=215.0, points=1, factor_ids=("ng",))
+    power = MeterTotal(meter="m1", site="s1", area="a", carrier="electricity", scope="scope2_location",
+                       energy=50.0, energy_unit="kWh", co2e_kg=25.0, points=1)
+    week = (datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 9, tzinfo=UTC))
+    out = allocate(env.settings(), OneMonthStore([gas, power]), [], "s1", *week, NOW)  # type: ignore[arg-type]
+    assert out.meters[("boiler", "scope1")].co2e_kg == 215.0
+    assert out.meters[("m1", "scope2_location")].co2e_kg == pytest.approx(50.0 * residual())
