@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -251,7 +252,7 @@ class SqliteStore:
     def _derived(self, new: Sequence[Point], batch: Batch) -> None:
         """Meters, factor references, rollups and latest values, from the new points (same transaction)."""
         db = self._db
-        counts = Counter(p[METER] for p in new)
+        counts = Counter(map(itemgetter(METER), new))  # map/itemgetter: the loop stays in C
         db.executemany(_METER, [(m, *batch.meters[m], n) for m, n in counts.items() if m in batch.meters])
         minute = _minute_sums(batch) if new is batch.points and batch.counted is not None else _minute_sums_of(new)
         refs = {ref for _, _, ref, _, _, _ in minute} - self._known_refs
@@ -270,7 +271,7 @@ class SqliteStore:
                      _ROLLUP_TAIL)
         execute_rows(db, _ROLLUP.format(table="rollup_hour"),
                      [(site_of.get(k[0], ""), *k, *v) for k, v in hour.items()], _ROLLUP_TAIL)
-        db.executemany(_LATEST, {(p[METER], p[QUANTITY]) for p in new})
+        db.executemany(_LATEST, set(map(itemgetter(METER, QUANTITY), new)))
 
     def apply_retention(self, now: datetime) -> int:
         """Delete raw points older than the retention period (rollups stay); returns how many."""
