@@ -151,14 +151,17 @@ def test_relative_links_point_at_files(doc: str) -> None:
 
 
 def test_the_tours_request_bodies_are_valid() -> None:
-    """The JSON bodies the README sends (rules, allowances, simulator faults) pass the models that receive them."""
+    """The JSON bodies the README sends (rules, allowances, instruments, simulator faults) pass the models that
+    receive them."""
+    from api.instruments import InstrumentIn
     from api.ledger import AllowanceIn
     from api.routes.rules import RuleIn
     from simulators.control import FaultRequest
 
-    models = {"v1/rules": RuleIn, "v1/allowances": AllowanceIn, "faults": FaultRequest}
+    models = {"v1/rules": RuleIn, "v1/allowances": AllowanceIn, "v1/instruments": InstrumentIn, "faults": FaultRequest}
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    found = re.findall(r"/(v1/rules|v1/allowances|faults)\"?\s+(?:-H '[^']*'\s+)*-d\s+\\?\s*'(\{.*?\})'", text, re.S)
+    found = re.findall(r"/(v1/rules|v1/allowances|v1/instruments|faults)\"?\s+(?:-H '[^']*'\s+)*-d\s+\\?\s*'(\{.*?\})'",
+                       text, re.S)
     assert {path for path, _ in found} == set(models), found
     for path, body in found:
         models[path].model_validate_json(body)
