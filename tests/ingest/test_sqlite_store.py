@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from calc import topics
 from calc.plant import parse_plant
 from ingest.convert import Converter
-from ingest.points import Batch, ts_to_us
+from ingest.points import POINT_COLUMNS, Batch, ts_to_us
 from ingest.store import open_reader
-from ingest.store.sqlite import CHUNK_ROWS, SqliteStore
+from ingest.store.sqlite import RUN_MAX, SqliteStore
 from ingest.store.sqlite_schema import plan
 from tests.ingest.helpers import REPO, SITE, T0, counter_sample, message, power_sample
 
@@ -78,9 +78,9 @@ def test_duplicate_inside_one_batch_counts_once(tmp_path: Path) -> None:
     store.close()
 
 
-@pytest.mark.parametrize("n", [CHUNK_ROWS - 1, CHUNK_ROWS, 2 * CHUNK_ROWS + 7])
+@pytest.mark.parametrize("n", [5, RUN_MAX - 1, RUN_MAX, 2 * RUN_MAX + 7])
 def test_batches_around_the_insert_chunk_store_every_point_once(tmp_path: Path, n: int) -> None:
-    """Points go in many rows a statement, then halves for the rest: every one lands, once, with its values."""
+    """A message's points go in runs of up to RUN_MAX a statement: every one lands, once, with its values."""
     store = SqliteStore(tmp_path / "s.sqlite")
     batch = points("m1", T0, n, 1, kwh=0.5)
     assert store.write(batch).stored == n
@@ -91,6 +91,26 @@ def test_batches_around_the_insert_chunk_store_every_point_once(tmp_path: Path, 
     result = store.write(later)
     assert (result.stored, result.duplicates, result.conflicts) == (n - 3, 0, 3)
     assert store.point_count() == 2 * n - 3
+    store.close()
+
+
+def test_points_whose_shared_columns_change_mid_message_keep_their_own(tmp_path: Path) -> None:
+    """Runs break where quality, flags, quantity, unit or interval change: each point keeps its own columns."""
+    store = SqliteStore(tmp_path / "s.sqlite")
+    samples = []
+    for i in range(40):
+        ts = T0 + timedelta(seconds=i)
+        if i % 7 == 3:
+            samples.append(power_sample(ts, 5.0 + i, quality="uncertain" if i % 2 else "good"))
+        else:
+            samples.append(counter_sample(ts, 0.25, 100 + i, interval_s=1.0 if i < 20 else 2.0,
+                                          **({"flags": ["gap"]} if i % 5 == 0 else {}),
+                                          **({"quality": "bad"} if i in (10, 11) else {})))
+    (out,), batch = CONV.convert_to_batch([(topics.reading(SITE, "a1", "m1"), message("m1", 9, samples), NOW_US)])
+    assert out.dead == [] and len(batch.points) == 40
+    assert store.write(batch).stored == 40
+    rows = store._query(f"SELECT {', '.join(POINT_COLUMNS)} FROM points ORDER BY ts_us")
+    assert rows == [tuple(p) for p in batch.points]
     store.close()
 
 
