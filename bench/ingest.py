@@ -218,6 +218,9 @@ def main() -> int:
         "bare_messages_per_s": round(bare["messages"] / bare["elapsed_s"]),
         "sqlite_stored": sqlite["stored"], "influx_stored": influx_r["stored"], "readings": readings,
         "samples_per_message": s, "sqlite_synchronous": args.synchronous,
+        # CPU per reading is steadier than rates on a shared machine: compare runs with it
+        "bare_cpu_us_per_reading": round(bare["cpu_s"] / readings * 1e6, 2),
+        "sqlite_cpu_us_per_reading": round(sqlite["cpu_s"] / max(sqlite["stored"], 1) * 1e6, 2),
         "bare_cpu_s": round(bare["cpu_s"], 2), "sqlite_cpu_s": round(sqlite["cpu_s"], 2),
         "influx_cpu_s": round(influx_r["cpu_s"], 2),
         "bare_peak_mb": round(bare["peak_mb"], 1), "sqlite_peak_mb": round(sqlite["peak_mb"], 1),
