@@ -6,6 +6,7 @@ balance; allowance; completeness.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from calc.balance import Period as CalcPeriod
 from calc.balance import allowance_check
 from calc.factors import default_factor_set
 from calc.rate import MeterRate, meter_rates
-from ingest.store.base import StoreReader
+from ingest.store.base import LatestValue, MeterTotal, StoreReader
 
 BURN_WINDOW = timedelta(hours=24)
 
@@ -143,16 +144,33 @@ class BalanceOut(BaseModel):
     completeness: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RateInputs:
+    """What calc.rate needs from the store: latest samples, today's and this month's totals."""
+
+    latest: list[LatestValue]
+    today: list[MeterTotal]
+    month: list[MeterTotal]
+
+
+def rate_inputs(store: StoreReader, site: str, tz: str, now: datetime) -> RateInputs | None:
+    """The store reads behind the live rate (the same for /v1/balance, /v1/meters, the live engine and SCADA);
+    None for a store without the LiveReader extras (no live rate)."""
+    latest = getattr(store, "latest_values", None)
+    if latest is None:
+        return None
+    today, month = resolve("today", None, None, tz, now), resolve("month", None, None, tz, now)
+    return RateInputs(latest(site), store.totals(site, today.start, today.end),
+                      store.totals(site, month.start, month.end))
+
+
 def live_rates(settings: Settings, store: StoreReader, site: str, now: datetime) -> dict[str, MeterRate]:
     """Each meter's live CO2e rate (calc.rate) from the store: latest flow samples, today's and this month's
     totals (the same reads SCADA makes, so both report the same rate)."""
-    latest = getattr(store, "latest_values", None)
-    if latest is None:   # a store without the LiveReader extras: no live rate
+    inputs = rate_inputs(store, site, settings.plant.site.timezone, now)
+    if inputs is None:
         return {}
-    tz = settings.plant.site.timezone
-    today, month = resolve("today", None, None, tz, now), resolve("month", None, None, tz, now)
-    return meter_rates(latest(site), store.totals(site, today.start, today.end),
-                       store.totals(site, month.start, month.end))
+    return meter_rates(inputs.latest, inputs.today, inputs.month)
 
 
 def expected_points(settings: Settings, meter: str, start: datetime, end: datetime, now: datetime) -> int | None:

@@ -1,6 +1,7 @@
 """Live evaluation: each reading message updates the live state, the rules of its scope are evaluated at the
 sample's time, alert transitions are stored, notified and streamed. Time-based rules (meter offline) are
-evaluated on `tick(now)` with an injected clock.
+evaluated on `tick(now)` with an injected clock; the live CO2e rate's per-unit ratio is refreshed from the
+store on `refresh_rates(store)` (calc.rate's definition, as /v1/balance reports it).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from api.accounting import RateInputs, rate_inputs
 from api.live_state import PERIODS, LiveState
 from api.notify import Notifier
 from api.periods import resolve
@@ -65,6 +67,7 @@ class Engine:
         self.reload_allowances()
         if store is None:
             return
+        self.apply_rate_inputs(self.read_rate_inputs(store))
         summaries = store.meter_summaries(self.site)
         seen = [s.last_ts for s in summaries if s.last_ts is not None]
         cut = max(seen) if seen else None
@@ -96,6 +99,34 @@ class Engine:
         self.live.allowances = {(r["scope"], r["target"]): (datetime.fromisoformat(r["period_start"]),
                                                             datetime.fromisoformat(r["period_end"]), r["amount_kg"])
                                 for r in rows}
+
+    # ---- the live rate's basis ---------------------------------------------------------------------------
+
+    def read_rate_inputs(self, store: StoreReader) -> RateInputs | None:
+        """The store reads behind calc.rate at the engine's clock (blocking: run it in a worker thread)."""
+        return rate_inputs(store, self.site, self.live.tz, self.clock())
+
+    def apply_rate_inputs(self, inputs: RateInputs | None) -> list[str]:
+        """Latest stored samples (where the stream has nothing newer) and the kg-per-unit ratios; the meters
+        whose rate changed."""
+        if inputs is None:
+            return []
+        before = {m.meter: m.rate for m in self.live.meters.values()}
+        self.live.seed_latest(inputs.latest)
+        self.live.set_basis(inputs.today, inputs.month)
+        return [m.meter for m in self.live.meters.values() if m.rate != before[m.meter]]
+
+    async def refresh_rates(self, store: StoreReader) -> None:
+        """Refresh the rate basis from the store; changed rates go to the stream (meters, then the balance)."""
+        changed = self.apply_rate_inputs(await asyncio.to_thread(self.read_rate_inputs, store))
+        for name in changed:
+            m = self.live.meters[name]
+            self.hub.publish("meter", {"meter": m.meter, "area": m.area, "seq": None,
+                                       "ts": m.last_ts.isoformat() if m.last_ts else None, "power_kw": m.power_kw,
+                                       "co2e_rate_kg_per_h": m.rate.rate_kg_per_h if m.rate else None,
+                                       "added_co2e_kg": 0.0, "received": None})
+        if changed:
+            self.hub.publish("balance", self.snapshot(self.clock()))
 
     # ---- feeding ----------------------------------------------------------------------------------------
 

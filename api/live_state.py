@@ -3,24 +3,57 @@
 Fed with reading messages as they arrive; answers the value of a rule's metric for its scope. Period sums
 start from the store's totals (loaded once) and add only samples newer than what the store held then,
 so nothing is counted twice.
+
+The CO2e rate is calc.rate's, the one /v1/balance and SCADA report: latest flow sample × kg CO2e per unit of
+the meter's stored energy (today's, else this month's). The flow is live: the latest sample of each quantity
+comes from the stream as it arrives (seeded from the store's latest values). The per-unit ratio changes
+slowly, so it is refreshed from the store's totals at a modest interval (`set_basis`, driven by the engine
+every `rate_refresh_s`) rather than re-derived per message; once refreshed after the last sample, the
+live rate equals the store-read one exactly (same inputs, same function).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cache
 
 from api.periods import resolve
 from calc.factors import FactorError, FactorSet, default_factor_set
 from calc.plant import Carrier, Plant
+from calc.rate import MeterRate, TotalLike, kg_per_unit, meter_rates
 from calc.rules import Metric, RuleSpec, ScopeKind, burn_rate_kg_per_h, project
 from calc.schema import Quality, ReadingMessage
 from calc.units import UnitError, conversion_factor
+from ingest.store.base import LatestValue
 
 RECENT = timedelta(hours=1)  # burn-rate window of the live allowance projection
 PERIODS = ("today", "month", "year")
+
+
+@dataclass(frozen=True, slots=True)
+class FlowSample:
+    """The latest non-counter sample of one quantity of a meter (calc.rate.LatestLike)."""
+
+    meter: str
+    quantity: str
+    ts: datetime
+    value: float
+    unit: str
+    quality: str
+
+
+@cache
+def _converts(unit: str, energy_unit: str) -> bool:
+    """Whether `unit` is a flow of `energy_unit` (cached: pint raising on every message would be slow)."""
+    try:
+        conversion_factor(unit, f"{energy_unit} / hour")
+    except UnitError:
+        return False
+    return True
 
 
 @dataclass
@@ -38,12 +71,23 @@ class MeterLive:
     period_kg: dict[str, tuple[datetime, float]] = field(default_factory=dict)   # name -> (period start, kg)
     product: dict[tuple[str, str], tuple[datetime, float]] = field(default_factory=dict)
     recent: deque[tuple[datetime, float]] = field(default_factory=deque)        # (ts, kg) within RECENT
+    flows: dict[str, FlowSample] = field(default_factory=dict)   # quantity -> latest non-counter sample
+    basis: TotalLike | None = None        # stored totals the kg-per-unit ratio comes from (calc.rate)
+    rate: MeterRate | None = None         # calc.rate's live rate from flows and basis; None: no rate known
 
     @property
     def co2e_rate_kg_per_h(self) -> float:
-        if self.power_kw is None or self.factor_kg_per_kwh is None:
-            return 0.0
-        return self.power_kw * self.factor_kg_per_kwh
+        """kg CO2e/h now (0 when the meter has no rate, as calc.rate.total_rate counts it)."""
+        return self.rate.rate_kg_per_h if self.rate is not None else 0.0
+
+    def update_rate(self) -> None:
+        """Recompute the rate with calc.rate from the latest flows and the stored basis."""
+        basis = self.basis
+        if basis is None:
+            self.rate = None
+            return
+        usable = [f for f in self.flows.values() if _converts(f.unit, basis.energy_unit)]
+        self.rate = meter_rates(usable, [basis], []).get(self.meter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +99,7 @@ class Update:
     seq: int
     last_ts: datetime
     power_kw: float | None
-    co2e_rate_kg_per_h: float
+    co2e_rate_kg_per_h: float | None      # None: no live rate (no flow sample or no stored energy yet)
     added_co2e_kg: float
 
 
@@ -82,6 +126,26 @@ class LiveState:
             if last_ts is not None and self.meters[meter].last_ts is None:
                 self.meters[meter].last_ts = last_ts
 
+    def set_basis(self, today: Iterable[TotalLike], month: Iterable[TotalLike]) -> None:
+        """The kg-per-unit ratio of every meter from the store's totals (today's, else this month's, as
+        calc.rate.meter_rates chooses), and the rates recomputed with it."""
+        today_by = {t.meter: t for t in today}
+        month_by = {t.meter: t for t in month}
+        for m in self.meters.values():
+            total = today_by.get(m.meter)
+            m.basis = total if kg_per_unit(total) is not None else month_by.get(m.meter)
+            m.update_rate()
+
+    def seed_latest(self, latest: Iterable[LatestValue]) -> None:
+        """Latest stored samples (store.latest_values): kept where the stream has nothing newer."""
+        for s in latest:
+            meter = self.meters.get(s.meter)
+            if meter is None:
+                continue
+            known = meter.flows.get(s.quantity)
+            if known is None or s.ts > known.ts:
+                meter.flows[s.quantity] = FlowSample(s.meter, s.quantity, s.ts, s.value, s.unit, s.quality)
+
     # ---- feeding ----------------------------------------------------------------------------------------
 
     def _factor(self, meter: MeterLive, ts: datetime) -> tuple[float, str] | None:
@@ -102,7 +166,14 @@ class LiveState:
         if meter is None:
             return None
         added = 0.0
+        flowed = False
         for s in sorted(message.samples, key=lambda s: s.ts):
+            if s.delta is None and s.interval_s is None and "first" not in s.flags:   # not a counter: a flow?
+                known = meter.flows.get(s.quantity)
+                if known is None or s.ts >= known.ts:    # as the store keeps its latest (bad ones too)
+                    meter.flows[s.quantity] = FlowSample(meter.meter, s.quantity, s.ts, s.value, s.unit,
+                                                         s.quality.value)
+                    flowed = True
             factor = self._factor(meter, s.ts)
             if factor is not None:
                 meter.factor_kg_per_kwh, meter.factor_id = factor
@@ -129,10 +200,12 @@ class LiveState:
                         if (period, s.quantity) not in meter.product:
                             bounds = resolve(period, None, None, self.tz, s.ts)
                             meter.product[(period, s.quantity)] = (bounds.start, s.delta)
+        if flowed:
+            meter.update_rate()
         if meter.last_ts is None:
             return None
         return Update(meter.meter, meter.area, message.seq, meter.last_ts, meter.power_kw,
-                      meter.co2e_rate_kg_per_h, added)
+                      meter.rate.rate_kg_per_h if meter.rate is not None else None, added)
 
     def _roll(self, period: str, start: datetime, amount: float, ts: datetime, add: float) -> tuple[datetime, float]:
         bounds = resolve(period, None, None, self.tz, ts)

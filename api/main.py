@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -41,8 +43,9 @@ from api.rulebook import RuleBook
 from api.settings import Settings
 from api.store_ext import history_reader
 from api.stream import Hub
-from ingest.store.base import StoreReader
+from ingest.store.base import StoreError, StoreReader
 
+log = logging.getLogger("carbonwatch.api")
 Clock = Callable[[], datetime]
 
 
@@ -60,6 +63,15 @@ async def _ticker(engine: Engine, every_s: float) -> None:
     while True:
         await asyncio.sleep(every_s)
         await engine.tick()
+
+
+async def _rate_refresher(engine: Engine, store: StoreReader, every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await engine.refresh_rates(store)
+        except (StoreError, OSError, sqlite3.Error) as exc:   # the store is away: keep the last ratios, retry
+            log.warning("live rate basis not refreshed from the store: %s", exc)
 
 
 def create_app(settings: Settings, store: StoreReader, keyring: KeyRing | None = None,
@@ -95,6 +107,8 @@ def create_app(settings: Settings, store: StoreReader, keyring: KeyRing | None =
             link.start()
             tasks.append(asyncio.create_task(_consume(engine, queue), name="live evaluation"))
             tasks.append(asyncio.create_task(_ticker(engine, settings.api.tick_s), name="clock rules"))
+            tasks.append(asyncio.create_task(_rate_refresher(engine, store, settings.api.rate_refresh_s),
+                                             name="live rate basis"))
         try:
             yield
         finally:

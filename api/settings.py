@@ -49,6 +49,9 @@ class ApiSection(BaseModel):
     webhooks: tuple[Webhook, ...] = ()
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
     tick_s: float = Field(default=5.0, gt=0, le=3600, description="how often time-based rules (offline) are checked")
+    rate_refresh_s: float = Field(default=30.0, gt=0, le=3600,
+                                  description="how often the live CO2e rate's kg per unit of energy is re-read "
+                                  "from the store's totals (the flow itself is live)")
 
 
 class MqttSection(BaseModel):

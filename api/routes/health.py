@@ -68,7 +68,8 @@ def metrics(request: Request, settings: SettingsDep, engine: EngineDep, key: Vie
         ("carbonwatch_api_stream_subscribers", "gauge", "live stream clients", len(hub.subscribers)),
         ("carbonwatch_site_power_kw", "gauge", "live active power of the site, kW",
          sum(m.power_kw or 0.0 for m in live)),
-        ("carbonwatch_site_co2e_rate_kg_per_h", "gauge", "live CO2e rate of the site, kg/h",
+        ("carbonwatch_site_co2e_rate_kg_per_h", "gauge",
+         "live CO2e rate of the site, kg/h (calc.rate: latest flow x stored kg CO2e per unit, as /v1/balance)",
          sum(m.co2e_rate_kg_per_h for m in live)),
     ]
     out = []
@@ -78,4 +79,8 @@ def metrics(request: Request, settings: SettingsDep, engine: EngineDep, key: Vie
             "# TYPE carbonwatch_meter_power_kw gauge"]
     out += [f'carbonwatch_meter_power_kw{{site="{site}",meter="{m.meter}",area="{m.area}"}} {float(m.power_kw)!r}'
             for m in live if m.power_kw is not None]
+    out += ["# HELP carbonwatch_meter_co2e_rate_kg_per_h live CO2e rate per meter, kg/h (meters with a rate)",
+            "# TYPE carbonwatch_meter_co2e_rate_kg_per_h gauge"]
+    out += [f'carbonwatch_meter_co2e_rate_kg_per_h{{site="{site}",meter="{m.meter}",area="{m.area}"}} '
+            f'{float(m.rate.rate_kg_per_h)!r}' for m in live if m.rate is not None]
     return PlainTextResponse("\n".join(out) + "\n", media_type="text/plain; version=0.0.4")
