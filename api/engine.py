@@ -55,6 +55,7 @@ class Engine:
         self.open: dict[str, int] = {}   # rule id -> open alert id
         self.counters = Counters()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.basis_wanted = asyncio.Event()   # set when a meter got energy but has no stored kg-per-unit yet
 
     # ---- start-up ---------------------------------------------------------------------------------------
 
@@ -146,6 +147,8 @@ class Engine:
         update = self.live.apply(message)
         if update is None:
             return
+        if update.needs_basis:
+            self.basis_wanted.set()
         self.hub.publish("meter", {"meter": update.meter, "area": update.area, "seq": update.seq,
                                    "ts": update.last_ts.isoformat(), "power_kw": update.power_kw,
                                    "co2e_rate_kg_per_h": update.co2e_rate_kg_per_h,

@@ -8,8 +8,9 @@ The CO2e rate is calc.rate's, the one /v1/balance and SCADA report: latest flow 
 the meter's stored energy (today's, else this month's). The flow is live: the latest sample of each quantity
 comes from the stream as it arrives (seeded from the store's latest values). The per-unit ratio changes
 slowly, so it is refreshed from the store's totals at a modest interval (`set_basis`, driven by the engine
-every `rate_refresh_s`) rather than re-derived per message; once refreshed after the last sample, the
-live rate equals the store-read one exactly (same inputs, same function).
+every `rate_refresh_s`, and sooner when energy arrives for a meter that has no ratio yet) rather than
+re-derived per message; once refreshed after the last sample, the live rate equals the store-read one
+exactly (same inputs, same function).
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ class Update:
     power_kw: float | None
     co2e_rate_kg_per_h: float | None      # None: no live rate (no flow sample or no stored energy yet)
     added_co2e_kg: float
+    needs_basis: bool = False             # energy arrived for a meter without a stored ratio: refresh soon
 
 
 class LiveState:
@@ -166,7 +168,7 @@ class LiveState:
         if meter is None:
             return None
         added = 0.0
-        flowed = False
+        flowed = counted = False
         for s in sorted(message.samples, key=lambda s: s.ts):
             if s.delta is None and s.interval_s is None and "first" not in s.flags:   # not a counter: a flow?
                 known = meter.flows.get(s.quantity)
@@ -174,6 +176,8 @@ class LiveState:
                     meter.flows[s.quantity] = FlowSample(meter.meter, s.quantity, s.ts, s.value, s.unit,
                                                          s.quality.value)
                     flowed = True
+            else:
+                counted = counted or (s.delta is not None and s.delta > 0)
             factor = self._factor(meter, s.ts)
             if factor is not None:
                 meter.factor_kg_per_kwh, meter.factor_id = factor
@@ -205,7 +209,8 @@ class LiveState:
         if meter.last_ts is None:
             return None
         return Update(meter.meter, meter.area, message.seq, meter.last_ts, meter.power_kw,
-                      meter.rate.rate_kg_per_h if meter.rate is not None else None, added)
+                      meter.rate.rate_kg_per_h if meter.rate is not None else None, added,
+                      needs_basis=counted and meter.basis is None)
 
     def _roll(self, period: str, start: datetime, amount: float, ts: datetime, add: float) -> tuple[datetime, float]:
         bounds = resolve(period, None, None, self.tz, ts)

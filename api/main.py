@@ -65,13 +65,18 @@ async def _ticker(engine: Engine, every_s: float) -> None:
         await engine.tick()
 
 
-async def _rate_refresher(engine: Engine, store: StoreReader, every_s: float) -> None:
+async def _rate_refresher(engine: Engine, store: StoreReader, every_s: float, soonest_s: float = 1.0) -> None:
+    """Re-read the live rate's kg-per-unit ratios every `every_s`, or at once when a meter got energy without
+    having a ratio (at most one refresh per `soonest_s`: ingest may not have stored that energy yet)."""
     while True:
-        await asyncio.sleep(every_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(engine.basis_wanted.wait(), every_s)
+        engine.basis_wanted.clear()
         try:
             await engine.refresh_rates(store)
         except (StoreError, OSError, sqlite3.Error) as exc:   # the store is away: keep the last ratios, retry
             log.warning("live rate basis not refreshed from the store: %s", exc)
+        await asyncio.sleep(soonest_s)
 
 
 def create_app(settings: Settings, store: StoreReader, keyring: KeyRing | None = None,

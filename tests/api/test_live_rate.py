@@ -216,3 +216,14 @@ def test_a_flow_in_a_unit_that_does_not_convert_gives_no_rate_and_no_error() -> 
     for seq, unit in enumerate(("kW", "(", "furlong")):
         update = live.apply(flow("g1", seq, NOW + timedelta(seconds=seq), "volume_flow", 5.0, unit))
         assert update is not None and update.co2e_rate_kg_per_h is None
+
+
+def test_energy_for_a_meter_without_a_ratio_asks_for_a_refresh() -> None:
+    live = LiveState(parse_plant(plant()))
+    live.set_basis([total("g1", 10.0, "m^3", 21.0)], [])
+    idle = live.apply(counter("m1", 1, NOW, "active_energy_import", 0.0, "kWh"))      # nothing to store a ratio of
+    fresh = live.apply(counter("m1", 2, NOW + timedelta(seconds=1), "active_energy_import", 1.5, "kWh"))
+    known = live.apply(counter("g1", 1, NOW, "volume", 1.0, "m^3"))                   # g1 has its ratio
+    power = live.apply(flow("m2", 1, NOW, "active_power", 5.0, "kW"))                 # a flow is no energy
+    assert (idle and idle.needs_basis, fresh and fresh.needs_basis, known and known.needs_basis,
+            power and power.needs_basis) == (False, True, False, False)

@@ -118,6 +118,8 @@ def test_live_chart_moves_with_new_samples(system: DashboardSystem, browser: Bro
         const n = Number(s.dataset.points), t = Number(s.dataset.last || 0);
         return n > {before[0]} && t > {before[2]} ? [n, t] : null; }})()""")
     assert points > before[0] and last > before[1]
+    # the live rate is calc.rate's (flow × stored kg per unit): known once the new energy is stored
+    browser.wait("a live rate", "Number(document.querySelector('#kpi-rate .kpi-value').dataset.value) > 0")
     rate_text, rate = kpi(browser, "kpi-rate")
     assert float(rate) > 0 and rate_text.endswith(" kg/h")
     assert system.sim.post("/pause").status_code < 300
