@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from api.db import ApiDb
 from api.instruments import Instruments
-from api.market import allocate
+from api.market import TotalsMemo, allocate
 from api.periods import Period, resolve
 from api.settings import Settings
 from api.store_ext import HistoryReader
@@ -231,7 +231,8 @@ def _in_boundary(t: Any, scope: str, target: str | None) -> bool:
 def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: HistoryReader, site: str,
                   bounds: Period, now: datetime, rate_kg_per_h: float, area: str | None = None,
                   meter: str | None = None) -> BalanceOut:
-    totals = store.totals(site, bounds.start, bounds.end)
+    memo = TotalsMemo(store)
+    totals = memo.totals(site, bounds.start, bounds.end)
     if area is not None:
         totals = [t for t in totals if t.area == area]
     if meter is not None:
@@ -241,7 +242,7 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: Hi
     carriers: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
     market_total, market_ids, market_complete = 0.0, set(), True
     active = Instruments(db).active(site)
-    allocation = allocate(settings, store, active, site, bounds.start, bounds.end, now)
+    allocation = allocate(settings, memo, active, site, bounds.start, bounds.end, now)
     uses: dict[str, float] = defaultdict(float)
     covered = residual = 0.0
     meters = []

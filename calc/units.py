@@ -16,13 +16,21 @@ class UnitError(ValueError):
 
 
 @cache
-def conversion_factor(from_unit: str, to_unit: str) -> float:
-    """Multiplier that turns a magnitude in `from_unit` into `to_unit` (cached: pint is slow per call)."""
+def _conversion(from_unit: str, to_unit: str) -> float | str:
+    """The multiplier, or why pint refuses it: refusals are cached too (callers probe units that may not fit)."""
     try:
         return float(Q_(1.0, from_unit).to(to_unit).magnitude)
     except (pint.errors.UndefinedUnitError, pint.errors.DimensionalityError, AssertionError, TypeError,
             ValueError, AttributeError, tokenize.TokenError) as exc:  # "(" makes pint's tokenizer raise
-        raise UnitError(f"cannot convert {from_unit!r} to {to_unit!r}: {exc}") from exc
+        return f"cannot convert {from_unit!r} to {to_unit!r}: {exc}"
+
+
+def conversion_factor(from_unit: str, to_unit: str) -> float:
+    """Multiplier that turns a magnitude in `from_unit` into `to_unit` (cached: pint is slow per call)."""
+    result = _conversion(from_unit, to_unit)
+    if isinstance(result, str):
+        raise UnitError(result)
+    return result
 
 
 def convert(value: float, from_unit: str, to_unit: str) -> float:

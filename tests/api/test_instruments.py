@@ -224,6 +224,13 @@ def test_months_are_cut_in_the_site_time_zone() -> None:
     assert month_steps(start, end, tz, end, end) == [(start, end)]
 
 
+def test_without_instruments_steps_are_years() -> None:
+    tz = ZoneInfo("Asia/Shanghai")
+    start, end = datetime(2025, 6, 1, tzinfo=UTC), datetime(2027, 3, 1, tzinfo=UTC)
+    y2026, y2027 = datetime(2026, 1, 1, tzinfo=tz), datetime(2027, 1, 1, tzinfo=tz)
+    assert month_steps(start, end, tz, start, end, months=12) == [(start, y2026), (y2026, y2027), (y2027, end)]
+
+
 class OneMonthStore:
     """A pure-unit fake: the same totals for any window (the test asks for one window only)."""
 
