@@ -1,4 +1,5 @@
-"""Live evaluation: each reading message updates the live state, the rules of its scope are evaluated at the
+"""Live evaluation: each reading message updates the live state, each message of ingest's derived CO2e stream
+adds its stored kg CO2e (every carrier) to the period sums, the rules of its scope are evaluated at the
 sample's time, alert transitions are stored, notified and streamed. Time-based rules (meter offline) are
 evaluated on `tick(now)` with an injected clock; the live CO2e rate's per-unit ratio is refreshed from the
 store on `refresh_rates(store)` (calc.rate's definition, as /v1/balance reports it).
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from api.accounting import RateInputs, rate_inputs
 from api.live_state import PERIODS, LiveState
@@ -28,6 +29,21 @@ from ingest.store.base import StoreReader
 
 log = logging.getLogger("carbonwatch.api")
 CLOCK_METRICS = frozenset({Metric.METER_OFFLINE})
+SUM_METRICS = frozenset({Metric.CUMULATIVE_CO2E, Metric.INTENSITY, Metric.ALLOWANCE_PROJECTION})
+CO2E_FILTER = f"{topics.ROOT}/+/+/+/co2e"   # ingest's derived CO2e stream (calc.topics.co2e)
+
+
+class Co2eMessage(BaseModel):
+    """The part of one ingest co2e message the live sums need (ingest/README.md, "Derived CO2e stream")."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    v: int = Field(ge=1, le=1)
+    site: str
+    meter: str
+    first: AwareDatetime = Field(alias="from")
+    last: AwareDatetime = Field(alias="to")
+    points: int = Field(ge=0)
+    co2e_kg: float = Field(allow_inf_nan=False)
 
 
 @dataclass
@@ -135,6 +151,9 @@ class Engine:
         """One MQTT message; bad input is counted (ingest dead-letters it) and never raises."""
         self.counters.messages += 1
         self.counters.last_message = received
+        if topic.endswith("/co2e"):
+            await self.handle_co2e(topic, payload, received)
+            return
         try:
             path = topics.parse_meter_topic(topic)
             message: ReadingMessage = decode(payload)
@@ -159,6 +178,33 @@ class Engine:
             if rule.spec.metric in CLOCK_METRICS or not self._touches(rule, update.meter, update.area):
                 continue
             await self._observe(rule, update.last_ts)
+
+    async def handle_co2e(self, topic: str, payload: bytes, received: float) -> None:
+        """One message of ingest's derived CO2e stream: its kg CO2e join the meter's period sums, the cumulative
+        rules of its scope are evaluated at its newest point; a bad one is counted and logged, never raised."""
+        try:
+            path = topics.parse_meter_topic(topic, "co2e")
+            message = Co2eMessage.model_validate_json(payload)
+            if (message.site, message.meter) != (path.site, path.meter):
+                raise ValueError(f"payload site/meter {message.site}/{message.meter} differ from topic {topic!r}")
+        except (topics.TopicError, ValidationError, ValueError) as exc:
+            self.counters.bad_messages += 1
+            log.warning("bad co2e message on %r: %s", topic, exc)
+            return
+        if path.site != self.site:
+            self.counters.other_site += 1
+            return
+        if not self.live.apply_co2e(message.meter, message.first, message.last, message.co2e_kg):
+            return
+        m = self.live.meters[message.meter]
+        self.hub.publish("meter", {"meter": m.meter, "area": m.area, "seq": None,
+                                   "ts": m.last_ts.isoformat() if m.last_ts else None, "power_kw": m.power_kw,
+                                   "co2e_rate_kg_per_h": m.rate.rate_kg_per_h if m.rate else None,
+                                   "added_co2e_kg": message.co2e_kg, "received": received})
+        self.hub.publish("balance", self.snapshot(self.clock()))
+        for rule in self.rules:
+            if rule.spec.metric in SUM_METRICS and self._touches(rule, m.meter, m.area):
+                await self._observe(rule, message.last)
 
     async def tick(self, now: datetime | None = None) -> None:
         """Evaluate the clock-driven rules (meter offline) at `now` (default: the engine's clock)."""

@@ -11,6 +11,15 @@ slowly, so it is refreshed from the store's totals at a modest interval (`set_ba
 every `rate_refresh_s`, and sooner when energy arrives for a meter that has no ratio yet) rather than
 re-derived per message; once refreshed after the last sample, the live rate equals the store-read one
 exactly (same inputs, same function).
+
+The CO2e period sums (cumulative CO2e, intensity, allowance projection, the stream's today_co2e_kg) count
+every carrier exactly as the store does: they start from the store's totals at start-up and then add the
+co2e_kg of each message of ingest's derived CO2e stream (carbonwatch/v1/{site}/{area}/{meter}/co2e, one per
+meter and stored batch, new points only), so each stored point is counted once, with the factor ingest used.
+A message whose newest point (`to`) is at or before the start-up baseline's cut was already in the baseline
+and is skipped. A message counts in the periods (in the site's time zone) of its newest point: ingest's live
+batches span well under a second, so only a backlog batch straddling midnight is attributed to the later day.
+Readings no longer add CO2e themselves (energy × grid factor counted electricity only).
 """
 
 from __future__ import annotations
@@ -19,12 +28,11 @@ import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cache
 
 from api.periods import resolve
-from calc.factors import FactorError, FactorSet, default_factor_set
-from calc.plant import Carrier, Plant
+from calc.plant import Plant
 from calc.rate import MeterRate, TotalLike, kg_per_unit, meter_rates
 from calc.rules import Metric, RuleSpec, ScopeKind, burn_rate_kg_per_h, project
 from calc.schema import Quality, ReadingMessage
@@ -66,8 +74,6 @@ class MeterLive:
     last_quality: str | None = None
     power_kw: float | None = None
     power_ts: datetime | None = None
-    factor_kg_per_kwh: float | None = None
-    factor_id: str | None = None
     store_hwm: datetime | None = None     # samples at or before this were in the store's baseline
     period_kg: dict[str, tuple[datetime, float]] = field(default_factory=dict)   # name -> (period start, kg)
     product: dict[tuple[str, str], tuple[datetime, float]] = field(default_factory=dict)
@@ -101,19 +107,17 @@ class Update:
     last_ts: datetime
     power_kw: float | None
     co2e_rate_kg_per_h: float | None      # None: no live rate (no flow sample or no stored energy yet)
-    added_co2e_kg: float
+    added_co2e_kg: float                  # 0 from readings: CO2e comes with ingest's co2e stream
     needs_basis: bool = False             # energy arrived for a meter without a stored ratio: refresh soon
 
 
 class LiveState:
     """Per-meter live values of one site; not thread-safe (one event loop owns it)."""
 
-    def __init__(self, plant: Plant, factors: FactorSet | None = None) -> None:
+    def __init__(self, plant: Plant) -> None:
         self.plant = plant
         self.tz = plant.site.timezone
-        self.factors = factors or default_factor_set()
         self.meters = {m.id: MeterLive(m.id, m.area, m.carrier.value) for m in plant.meters}
-        self._factor_cache: dict[tuple[str, date], tuple[float, str]] = {}
         self.allowances: dict[tuple[str, str | None], tuple[datetime, datetime, float]] = {}
 
     # ---- baseline ---------------------------------------------------------------------------------------
@@ -150,24 +154,10 @@ class LiveState:
 
     # ---- feeding ----------------------------------------------------------------------------------------
 
-    def _factor(self, meter: MeterLive, ts: datetime) -> tuple[float, str] | None:
-        if meter.carrier != Carrier.ELECTRICITY.value:
-            return None
-        region = self.plant.region_of(self.plant.meter(meter.meter))
-        key = (region, ts.date())
-        if key not in self._factor_cache:
-            try:
-                choice = self.factors.grid_factor(region, ts.date())
-            except FactorError:
-                return None
-            self._factor_cache[key] = (choice.value, choice.factor_id)
-        return self._factor_cache[key]
-
     def apply(self, message: ReadingMessage) -> Update | None:
         meter = self.meters.get(message.meter)
         if meter is None:
             return None
-        added = 0.0
         flowed = counted = False
         for s in sorted(message.samples, key=lambda s: s.ts):
             if s.delta is None and s.interval_s is None and "first" not in s.flags:   # not a counter: a flow?
@@ -178,9 +168,6 @@ class LiveState:
                     flowed = True
             else:
                 counted = counted or (s.delta is not None and s.delta > 0)
-            factor = self._factor(meter, s.ts)
-            if factor is not None:
-                meter.factor_kg_per_kwh, meter.factor_id = factor
             if meter.last_ts is None or s.ts >= meter.last_ts:
                 meter.last_ts, meter.last_quality = s.ts, s.quality.value
             if s.quality is Quality.BAD:
@@ -195,7 +182,7 @@ class LiveState:
             elif s.delta is not None and not s.quantity.endswith("_export"):
                 fresh = meter.store_hwm is None or s.ts > meter.store_hwm
                 if "energy" in s.quantity:
-                    added += self._energy(meter, s.ts, s.delta, s.unit, s.interval_s, fresh)
+                    self._energy(meter, s.delta, s.unit, s.interval_s)
                 elif fresh:
                     for (period, quantity), (start, amount) in list(meter.product.items()):
                         if quantity == s.quantity:
@@ -209,7 +196,7 @@ class LiveState:
         if meter.last_ts is None:
             return None
         return Update(meter.meter, meter.area, message.seq, meter.last_ts, meter.power_kw,
-                      meter.rate.rate_kg_per_h if meter.rate is not None else None, added,
+                      meter.rate.rate_kg_per_h if meter.rate is not None else None, 0.0,
                       needs_basis=counted and meter.basis is None)
 
     def _roll(self, period: str, start: datetime, amount: float, ts: datetime, add: float) -> tuple[datetime, float]:
@@ -220,24 +207,30 @@ class LiveState:
             return start, amount          # a late sample of an earlier period: not this period's
         return start, amount + add
 
-    def _energy(self, meter: MeterLive, ts: datetime, delta: float, unit: str, interval_s: float | None,
-                fresh: bool) -> float:
+    @staticmethod
+    def _energy(meter: MeterLive, delta: float, unit: str, interval_s: float | None) -> None:
+        """An energy counter's delta gives the meter's mean power when no power sample is known."""
+        if meter.power_ts is not None or not interval_s:
+            return
         try:
             kwh = delta * conversion_factor(unit, "kWh")
         except UnitError:
-            return 0.0
-        if meter.power_ts is None and interval_s:
-            meter.power_kw = kwh / (interval_s / 3600)
-        if not fresh or meter.factor_kg_per_kwh is None:
-            return 0.0
-        kg = kwh * meter.factor_kg_per_kwh
+            return
+        meter.power_kw = kwh / (interval_s / 3600)
+
+    def apply_co2e(self, meter_id: str, first: datetime, last: datetime, co2e_kg: float) -> bool:
+        """One message of ingest's derived CO2e stream (points from `first` to `last`, `co2e_kg` in all):
+        added to the meter's period sums unless the start-up baseline already held it. Whether it counted."""
+        meter = self.meters.get(meter_id)
+        if meter is None or (meter.store_hwm is not None and last <= meter.store_hwm):
+            return False
         for period in PERIODS:
-            start, total = meter.period_kg.get(period, (resolve(period, None, None, self.tz, ts).start, 0.0))
-            meter.period_kg[period] = self._roll(period, start, total, ts, kg)
-        meter.recent.append((ts, kg))
-        while meter.recent and meter.recent[0][0] <= ts - RECENT:
+            start, total = meter.period_kg.get(period, (resolve(period, None, None, self.tz, last).start, 0.0))
+            meter.period_kg[period] = self._roll(period, start, total, last, co2e_kg)
+        meter.recent.append((last, co2e_kg))
+        while meter.recent and meter.recent[0][0] <= last - RECENT:
             meter.recent.popleft()
-        return kg
+        return True
 
     # ---- reading ----------------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api import dashboard
 from api.auth import KeyRing
 from api.db import ApiDb
-from api.engine import Engine
+from api.engine import CO2E_FILTER, Engine
 from api.limits import BodyLimit
 from api.live_state import LiveState
 from api.mqtt_link import MqttLink, to_loop
@@ -43,6 +43,7 @@ from api.rulebook import RuleBook
 from api.settings import Settings
 from api.store_ext import history_reader
 from api.stream import Hub
+from calc.topics import READING_FILTER
 from ingest.store.base import StoreError, StoreReader
 
 log = logging.getLogger("carbonwatch.api")
@@ -107,7 +108,7 @@ def create_app(settings: Settings, store: StoreReader, keyring: KeyRing | None =
         if settings.api.live:
             queue: asyncio.Queue[tuple[str, bytes, float]] = asyncio.Queue(10_000)
             link = MqttLink(settings.mqtt, settings.client_id, to_loop(asyncio.get_running_loop(), queue),
-                            clean_session=not settings.persistent_session)
+                            (READING_FILTER, CO2E_FILTER), clean_session=not settings.persistent_session)
             app.state.mqtt = link
             link.start()
             tasks.append(asyncio.create_task(_consume(engine, queue), name="live evaluation"))

@@ -1,5 +1,6 @@
 """The API's MQTT client (paho-mqtt 2.x, MQTT 3.1.1 so the embedded amqtt broker works too): it subscribes to
-the reading topics for live evaluation and publishes alert notifications; it reconnects by itself.
+the reading topics and ingest's co2e topics for live evaluation and publishes alert notifications; it
+reconnects by itself.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import asyncio
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -24,9 +25,9 @@ class MqttLink:
     """One client: QoS 1 subscription with a persistent session (the broker keeps readings while we are away)."""
 
     def __init__(self, settings: MqttSection, client_id: str, on_message: Handler,
-                 topic_filter: str = READING_FILTER, clean_session: bool = False) -> None:
+                 topic_filter: str | Sequence[str] = READING_FILTER, clean_session: bool = False) -> None:
         self.settings = settings
-        self.topic_filter = topic_filter
+        self.topic_filters = [topic_filter] if isinstance(topic_filter, str) else list(topic_filter)
         self.on_message = on_message
         self.connected = threading.Event()
         self.subscribed = threading.Event()
@@ -65,7 +66,7 @@ class MqttLink:
             return
         self.connected.set()
         self.last_error = None
-        client.subscribe(self.topic_filter, qos=1)
+        client.subscribe([(f, 1) for f in self.topic_filters])
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self.last_error = f"cannot connect to {self.settings.effective_url}; retrying"
@@ -74,7 +75,7 @@ class MqttLink:
         if all(not r.is_failure for r in reasons):
             self.subscribed.set()
         else:
-            self.last_error = f"subscription to {self.topic_filter!r} refused"
+            self.last_error = f"subscription to {self.topic_filters!r} refused"
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connected.clear()

@@ -73,8 +73,8 @@ def fill_store(store: SqliteStore, plant: dict[str, Any], series: dict[str, list
             msg = reading(meter, i, ts, kwh=kwh)
             out = conv.convert(topics.reading(site, AREAS[meter], meter), encode(msg))
             assert not out.dead, out.dead
-            # ingest's write interface: a Batch (newer) or the points themselves (older)
-            store.write(conv.batch([out]) if hasattr(conv, "batch") else out.points)
+            # ingest's write interface: a Batch
+            store.write(conv.batch([out]))
 
 
 @dataclass
