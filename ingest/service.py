@@ -201,7 +201,8 @@ class IngestWorker:
         if self.config.ingest.publish_co2e:
             for meter, body in self._co2e_messages(batch, result):
                 info = batch.meters[meter]
-                self.subscriber.publish(topics.co2e(info.site, info.area, meter), body)
+                # QoS 1: the API's live sums and SCADA add these up; a persistent session must not miss one
+                self.subscriber.publish(topics.co2e(info.site, info.area, meter), body, qos=1)
         if batch.dead:
             target = topics.deadletter(self.site)
             for d in batch.dead:

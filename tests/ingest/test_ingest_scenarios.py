@@ -53,7 +53,9 @@ class Listener:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=protocol)
         subscribed = threading.Event()
         self.client.on_subscribe = lambda *a: subscribed.set()
-        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, json.loads(m.payload)))
+        self.qos: list[int] = []
+        self.client.on_message = lambda c, u, m: (self.messages.append((m.topic, json.loads(m.payload))),
+                                                  self.qos.append(m.qos))
         self.client.connect(host, int(port))
         self.client.subscribe(topic_filter, qos=1)
         self.client.loop_start()
@@ -140,6 +142,7 @@ def test_co2e_stream_is_published_per_meter_for_new_points_only(mqtt_url: str, t
     wait_for(lambda: points_seen() == 15, what="CO2e of five more points")
     pub.close()
     assert {t for t, _ in listener.messages} == {topics.co2e(SITE, "pressing", "press-2")}
+    assert set(listener.qos) == {1}, "the CO2e stream is published at QoS 1 (the API's live sums add it up)"
     factor = default_factor_set().grid_factor("CN", T0).value
     first_day = [m for _, m in listener.messages if str(m["from"]) < iso(T0 + timedelta(hours=1))]
     assert sum(float(m["co2e_kg"]) for m in first_day) == pytest.approx(40.0 * factor)  # type: ignore[arg-type]
