@@ -5,13 +5,11 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from calc.broker import BrokerSettings
 from calc.plant import Plant, describe_errors, parse_plant
-
-DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 
 
 class SettingsError(ValueError):
@@ -54,49 +52,8 @@ class ApiSection(BaseModel):
                                   "from the store's totals (the flow itself is live)")
 
 
-class MqttSection(BaseModel):
+class MqttSection(BrokerSettings):
     """What the API reads of [mqtt] (owned by the wiring): the broker URL and how to log in."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    url: str = ""
-    username: str | None = None
-    password: str | None = None
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    tls_insecure: bool = False
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, url: str) -> str:
-        if url and (urlsplit(url).scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not urlsplit(url).hostname):
-            raise ValueError(f"must look like mqtt://host:port or mqtts://host:port, got {url!r}")
-        return url
-
-    @property
-    def effective_url(self) -> str:
-        return self.url or DEFAULT_MQTT_URL
-
-    @property
-    def tls(self) -> bool:
-        return urlsplit(self.effective_url).scheme in ("mqtts", "ssl")
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.effective_url).hostname or "127.0.0.1"
-
-    @property
-    def port(self) -> int:
-        return urlsplit(self.effective_url).port or (8883 if self.tls else 1883)
-
-    @property
-    def login(self) -> tuple[str, str | None] | None:
-        parts = urlsplit(self.effective_url)
-        user = self.username or parts.username
-        if not user:
-            return None
-        return user, self.password if self.password is not None else parts.password
 
 
 class Settings(BaseModel):

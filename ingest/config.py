@@ -8,13 +8,12 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from calc.broker import BrokerSettings
 from calc.plant import Plant, PlantError, describe_errors, parse_plant
 
-DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 DEFAULT_SQLITE_PATH = "var/carbonwatch.sqlite"
 
 
@@ -22,62 +21,11 @@ class ConfigError(ValueError):
     """A plant file whose ingest sections do not validate; the message names the file, key path and why."""
 
 
-class MqttSettings(BaseModel):
+class MqttSettings(BrokerSettings):
     """[mqtt]: where the broker is and how to log in (loopback and anonymous unless configured)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    url: str = ""
-    username: str | None = None
-    password: str | None = None
     protocol: Literal["auto", "5", "3.1.1"] = "auto"
     keepalive_s: int = Field(default=30, ge=5, le=3600)
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    tls_insecure: bool = False
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, url: str) -> str:
-        if not url:
-            return url
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-            raise ValueError(f"scheme must be mqtt:// or mqtts://, got {url!r}")
-        if not parts.hostname:
-            raise ValueError(f"no host in {url!r}")
-        try:
-            _ = parts.port
-        except ValueError as exc:
-            raise ValueError(f"bad port in {url!r}") from exc
-        return url
-
-    @property
-    def effective_url(self) -> str:
-        return self.url or DEFAULT_MQTT_URL
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.effective_url).hostname or "127.0.0.1"
-
-    @property
-    def tls(self) -> bool:
-        return urlsplit(self.effective_url).scheme in ("mqtts", "ssl")
-
-    @property
-    def port(self) -> int:
-        parts = urlsplit(self.effective_url)
-        return parts.port or (8883 if self.tls else 1883)
-
-    @property
-    def login(self) -> tuple[str, str | None] | None:
-        """Username and password from the settings, else from the URL's user info."""
-        parts = urlsplit(self.effective_url)
-        user = self.username or parts.username
-        if not user:
-            return None
-        return user, self.password if self.password is not None else parts.password
 
 
 class SqliteStoreSettings(BaseModel):

@@ -7,13 +7,12 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from calc.broker import BrokerSettings
 from calc.plant import Plant, PlantError, describe_errors, parse_plant
 
-DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 LOOPBACK = "127.0.0.1"
 Policy = Literal["None", "Basic256Sha256_Sign", "Basic256Sha256_SignAndEncrypt"]
 _ID = r"^[A-Za-z0-9_.\-]+$"
@@ -23,57 +22,10 @@ class ConfigError(ValueError):
     """A plant file whose [scada] section (or what it reads of [mqtt]) does not validate: file, key path, why."""
 
 
-class MqttSettings(BaseModel):
+class MqttSettings(BrokerSettings):
     """What SCADA reads of [mqtt]: the broker URL and how to log in (the section is owned by the wiring)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    url: str = ""
-    username: str | None = None
-    password: str | None = None
     keepalive_s: int = Field(default=30, ge=5, le=3600)
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    tls_insecure: bool = False
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, url: str) -> str:
-        if not url:
-            return url
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-            raise ValueError(f"must look like mqtt://host:port or mqtts://host:port, got {url!r}")
-        try:
-            _ = parts.port
-        except ValueError as exc:
-            raise ValueError(f"bad port in {url!r}") from exc
-        return url
-
-    @property
-    def effective_url(self) -> str:
-        return self.url or DEFAULT_MQTT_URL
-
-    @property
-    def tls(self) -> bool:
-        return urlsplit(self.effective_url).scheme in ("mqtts", "ssl")
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.effective_url).hostname or LOOPBACK
-
-    @property
-    def port(self) -> int:
-        return urlsplit(self.effective_url).port or (8883 if self.tls else 1883)
-
-    @property
-    def login(self) -> tuple[str, str | None] | None:
-        parts = urlsplit(self.effective_url)
-        user = self.username or parts.username
-        if not user:
-            return None
-        return user, self.password if self.password is not None else parts.password
 
 
 class OpcUaUser(BaseModel):

@@ -1,0 +1,70 @@
+"""The broker endpoint every service reads from the plant file's [mqtt]: URL, login and TLS files (pure parsing).
+
+`mqtt://host:port` or `mqtts://host:port` (TLS); empty means the loopback default. A user name and password
+may come from the keys or from the URL's user info; the keys win.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
+SCHEMES = ("mqtt", "mqtts", "tcp", "ssl")
+TLS_SCHEMES = ("mqtts", "ssl")
+
+
+class BrokerSettings(BaseModel):
+    """[mqtt] keys shared by the services; each service's model adds its own (protocol, keep-alive, ...)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    url: str = ""
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    tls_insecure: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        if not url:
+            return url
+        parts = urlsplit(url)
+        if parts.scheme not in SCHEMES:
+            raise ValueError(f"scheme must be mqtt:// or mqtts://, got {url!r}")
+        if not parts.hostname:
+            raise ValueError(f"no host in {url!r}")
+        try:
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError(f"bad port in {url!r}") from exc
+        return url
+
+    @property
+    def effective_url(self) -> str:
+        return self.url or DEFAULT_MQTT_URL
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.effective_url).scheme in TLS_SCHEMES
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.effective_url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.effective_url).port or (8883 if self.tls else 1883)
+
+    @property
+    def login(self) -> tuple[str, str | None] | None:
+        """Username and password from the settings, else from the URL's user info."""
+        parts = urlsplit(self.effective_url)
+        user = self.username or parts.username
+        if not user:
+            return None
+        return user, self.password if self.password is not None else parts.password
