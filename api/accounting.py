@@ -15,12 +15,12 @@ from pydantic import BaseModel, Field
 from api.db import ApiDb
 from api.instruments import Instruments
 from api.market import TotalsMemo, allocate
-from api.periods import Period, resolve
 from api.settings import Settings
 from api.store_ext import HistoryReader
 from calc.balance import Period as CalcPeriod
 from calc.balance import allowance_check
 from calc.factors import default_factor_set
+from calc.periods import Period, resolve
 from calc.rate import MeterRate, meter_rates
 from ingest.store.base import LatestValue, MeterTotal, StoreReader
 

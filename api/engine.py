@@ -19,10 +19,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from api.accounting import RateInputs, rate_inputs
 from api.live_state import PERIODS, LiveState
 from api.notify import Notifier
-from api.periods import resolve
 from api.rulebook import RuleBook, StoredRule, alert_doc
 from api.stream import Hub
 from calc import topics
+from calc.periods import resolve
 from calc.rules import Metric, Phase, RuleState, ScopeKind, Transition, evaluate
 from calc.schema import ReadingMessage, decode
 from ingest.store.base import StoreReader

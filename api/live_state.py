@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 
-from api.periods import resolve
+from calc.periods import resolve
 from calc.plant import Plant
 from calc.rate import MeterRate, TotalLike, kg_per_unit, meter_rates
 from calc.rules import Metric, RuleSpec, ScopeKind, burn_rate_kg_per_h, project

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
-from zoneinfo import ZoneInfo
 
+from calc.periods import resolve
 from calc.plant import Plant
 from calc.rate import meter_rates
 from ingest.store.base import MeterTotal, StoreReader
@@ -95,13 +95,10 @@ class MeterLive:
 
 
 def period_bounds(tz: str, now: datetime) -> tuple[datetime, datetime, datetime, datetime]:
-    """[today start, today end) and [month start, month end) in UTC, cut in the site's time zone (as api.periods)."""
-    local = now.astimezone(ZoneInfo(tz))
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    first = midnight.replace(day=1)
-    after = first.replace(year=first.year + (first.month == 12), month=first.month % 12 + 1)
-    return (midnight.astimezone(UTC), (midnight + timedelta(days=1)).astimezone(UTC), first.astimezone(UTC),
-            after.astimezone(UTC))
+    """[today start, today end) and [month start, month end) in UTC, cut in the site's time zone, exactly as the
+    API's periods (calc.periods.resolve)."""
+    today, month = resolve("today", None, None, tz, now), resolve("month", None, None, tz, now)
+    return today.start, today.end, month.start, month.end
 
 
 def _in(b: Boundary, meter: str, area: str) -> bool:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from api.accounting import BalanceOut, build_balance, live_rates
 from api.deps import DbDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, invalid, site_of
-from api.periods import Period, PeriodError, resolve
+from calc.periods import Period, PeriodError, resolve
 from calc.rate import total_rate
 
 router = APIRouter(prefix="/v1", tags=["balance"])

@@ -1,4 +1,6 @@
-"""Accounting periods (today, this month, this year, custom) as UTC bounds, cut in the site's time zone."""
+"""Accounting periods (today, this month, this year, custom) as UTC bounds, cut in the site's time zone.
+
+Shared by the API and the SCADA gateway so that both answer for the same instants."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from api.periods import PeriodError, resolve
+from calc.periods import PeriodError, resolve
 
 NOW = datetime(2026, 11, 29, 20, 30, tzinfo=UTC)  # 04:30 on 30 Nov in Shanghai (UTC+8)
 
