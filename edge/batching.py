@@ -13,15 +13,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from calc.schema import ReadingMessage, Sample, encode
 from edge.readings import MeterState, MeterTracker, Poll
 from edge.spool import Outgoing
+from edge.wire import EdgeSample, encode_reading
 
 
 @dataclass
 class _Pending:
     since: float  # clock time of the first poll waiting
-    samples: list[Sample] = field(default_factory=list)
+    samples: list[EdgeSample] = field(default_factory=list)
     polls: int = 0
 
 
@@ -62,8 +62,8 @@ class Batcher:
                 del self._pending[meter]
                 seq = self._next_seq.get(meter, self.seqs.get(meter, 0))
                 self._next_seq[meter] = seq + 1
-                message = ReadingMessage(meter=meter, seq=seq, agent=self.agent, samples=tuple(pending.samples))
-                out.append(Outgoing(meter, self.topics[meter], encode(message), seq, self._tentative[meter]))
+                payload = encode_reading(meter, seq, self.agent, pending.samples)
+                out.append(Outgoing(meter, self.topics[meter], payload, seq, self._tentative[meter]))
         return out
 
     def settle(self, out: Outgoing, kept: bool) -> None:

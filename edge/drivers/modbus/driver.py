@@ -24,7 +24,7 @@ from edge.config import MeterDevice, ModbusRtuGateway, ModbusRtuTcpGateway, Modb
 from edge.drivers import PointValue, bad_values
 from edge.drivers.modbus.plan import ReadBlock, plan_reads
 from edge.errors import DeviceError, TransportError
-from edge.points import raw_value
+from edge.points import raw_values
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,5 @@ class ModbusDriver:
 
     @staticmethod
     def _decode(block: ReadBlock, registers: Sequence[int]) -> dict[int, PointValue]:
-        out: dict[int, PointValue] = {}
-        for point, offset in block.points:
-            out[id(point)] = PointValue(point, raw_value(point, block.slice(registers, point, offset)))
-        return out
+        raws = raw_values(block.points, registers)
+        return {id(point): PointValue(point, raw) for (point, _), raw in zip(block.points, raws, strict=True)}

@@ -6,7 +6,7 @@ Neighbouring points of the same function are merged while the request stays with
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from edge.points import Function, Point
@@ -20,9 +20,6 @@ class ReadBlock:
     address: int
     count: int
     points: tuple[tuple[Point, int], ...]  # (point, offset of its first register in the block)
-
-    def slice(self, registers: Sequence[int], point: Point, offset: int) -> Sequence[int]:
-        return registers[offset:offset + point.registers]
 
 
 def plan_reads(points: Iterable[Point], max_gap: int = 0, max_registers: int = 125) -> list[ReadBlock]:
