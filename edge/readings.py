@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
+import msgspec
 from msgspec import structs
 
 from calc.counters import counter_delta
@@ -23,8 +24,7 @@ from edge.wire import EdgeSample
 SPIKE_MARGIN = 1.5  # a delta implying more than this × max power is flagged as a spike
 
 
-@dataclass(frozen=True, slots=True)
-class CounterState:
+class CounterState(msgspec.Struct, frozen=True, gc=False):
     """The last good reading of one counter, and how long it has stood still while power flowed."""
 
     raw: int | float
@@ -36,8 +36,7 @@ class CounterState:
 MeterState = dict[str, CounterState]  # quantity -> state
 
 
-@dataclass(frozen=True, slots=True)
-class Poll:
+class Poll(msgspec.Struct, frozen=True, gc=False):
     """One poll of one meter: when, and what the driver got."""
 
     meter_id: str

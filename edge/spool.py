@@ -92,44 +92,76 @@ class Spool:
         energy comes with the next kept message); drop_oldest deletes the oldest unsent message. Each
         drop is counted in `dropped`.
         """
-        kept: list[int | None] = []
         acked = list(acked)
+        size_before = self.size
         cur = self._db.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
+            kept: list[int | None]
             if acked:
                 cur.executemany("DELETE FROM spool WHERE id = ?", [(i,) for i in acked])
                 self.size -= cur.rowcount if cur.rowcount > 0 else 0
-            dropped = 0
-            for out in batch:
-                if self.size >= self.max_messages:
-                    if self.policy == "drop_newest":
-                        kept.append(None)
-                        dropped += 1
-                        continue
-                    cur.execute("DELETE FROM spool WHERE id = (SELECT MIN(id) FROM spool)")
-                    self.size -= 1
-                    dropped += 1
-                cur.execute("INSERT INTO spool (topic, payload, meter, seq) VALUES (?, ?, ?, ?)",
-                            (out.topic, out.payload, out.meter, out.seq))
-                row_id = cur.lastrowid
-                cur.executemany(
-                    "INSERT INTO counters (meter, quantity, raw, ts) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (meter, quantity) DO UPDATE SET raw = excluded.raw, ts = excluded.ts",
-                    [(out.meter, q, json.dumps(s.raw), s.ts.isoformat()) for q, s in out.state.items()])
-                cur.execute("INSERT INTO seqs (meter, next_seq) VALUES (?, ?) "
-                            "ON CONFLICT (meter) DO UPDATE SET next_seq = excluded.next_seq", (out.meter, out.seq + 1))
-                self.size += 1
-                kept.append(row_id)
+            if self.size + len(batch) <= self.max_messages:
+                kept, dropped = self._insert_all(cur, batch), 0
+            else:
+                kept, dropped = self._insert_making_room(cur, batch)
             if dropped:
                 cur.execute("INSERT INTO meta (key, value) VALUES ('dropped', ?) "
                             "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value", (dropped,))
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
+            self.size = size_before
             raise
         self.dropped += dropped
         return kept
+
+    def _insert_all(self, cur: sqlite3.Cursor, batch: Sequence[Outgoing]) -> list[int | None]:
+        """Room for the whole batch: a statement per table, not per message (each call into SQLite hands the
+        GIL back and forth with the agent's loop). Returns the row ids in batch order."""
+        if not batch:
+            return []
+        cur.executemany("INSERT INTO spool (topic, payload, meter, seq) VALUES (?, ?, ?, ?)",
+                        [(out.topic, out.payload, out.meter, out.seq) for out in batch])
+        # AUTOINCREMENT ids only grow and the write lock is ours: the newest len(batch) ids are these rows
+        ids = [int(r[0]) for r in cur.execute("SELECT id FROM spool ORDER BY id DESC LIMIT ?", (len(batch),))]
+        ids.reverse()
+        last = {out.meter: out for out in batch}  # a meter's last message carries its whole state
+        self._save_state(cur, last.values())
+        self.size += len(batch)
+        return list(ids)
+
+    def _insert_making_room(self, cur: sqlite3.Cursor, batch: Sequence[Outgoing]) -> tuple[list[int | None], int]:
+        """The spool is (or gets) full: message by message, with the policy."""
+        kept: list[int | None] = []
+        dropped = 0
+        for out in batch:
+            if self.size >= self.max_messages:
+                if self.policy == "drop_newest":
+                    kept.append(None)
+                    dropped += 1
+                    continue
+                cur.execute("DELETE FROM spool WHERE id = (SELECT MIN(id) FROM spool)")
+                self.size -= 1
+                dropped += 1
+            cur.execute("INSERT INTO spool (topic, payload, meter, seq) VALUES (?, ?, ?, ?)",
+                        (out.topic, out.payload, out.meter, out.seq))
+            kept.append(cur.lastrowid)
+            self._save_state(cur, [out])
+            self.size += 1
+        return kept, dropped
+
+    @staticmethod
+    def _save_state(cur: sqlite3.Cursor, outs: Iterable[Outgoing]) -> None:
+        """Counter baselines and next sequence numbers after these messages (one per meter)."""
+        outs = list(outs)
+        cur.executemany(
+            "INSERT INTO counters (meter, quantity, raw, ts) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (meter, quantity) DO UPDATE SET raw = excluded.raw, ts = excluded.ts",
+            [(out.meter, q, json.dumps(s.raw), s.ts.isoformat()) for out in outs for q, s in out.state.items()])
+        cur.executemany("INSERT INTO seqs (meter, next_seq) VALUES (?, ?) "
+                        "ON CONFLICT (meter) DO UPDATE SET next_seq = excluded.next_seq",
+                        [(out.meter, out.seq + 1) for out in outs])
 
     def forget(self, acked: Iterable[int]) -> None:
         self.commit((), acked)

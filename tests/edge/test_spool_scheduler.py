@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -126,7 +127,14 @@ async def test_overrun_skips_missed_ticks_and_dead_device_backs_off() -> None:
         clock.now += 2.5  # longer than the interval
         return [PointValue(SCHNEIDER_PM5000[3], None, Quality.BAD, "timeout")]
 
-    poller = MeterPoller("m", 1.0, slow_dead_read, polls.append, clock, backoff_max_ticks=4)
+    class HighJitter(random.Random):
+        """Jitter at the top of its range: with a random one, the read's own 3-tick overrun hides a backoff
+        of at most 2 ticks (1 run in 80 drew only such), and the check below would fail by chance."""
+
+        def randint(self, a: int, b: int) -> int:
+            return b
+
+    poller = MeterPoller("m", 1.0, slow_dead_read, polls.append, clock, backoff_max_ticks=4, rng=HighJitter())
     await run_polls(poller, 8, polls)
     times = [p.ts.timestamp() for p in polls[:8]]
     assert all(t == int(t) for t in times), "every poll starts on a whole tick"
@@ -134,3 +142,27 @@ async def test_overrun_skips_missed_ticks_and_dead_device_backs_off() -> None:
     assert all(g >= 3 for g in gaps), "a poll never starts before the previous one ended"
     assert max(gaps) > 3, "a device that keeps failing is polled less often"
     assert poller.overruns > 0
+
+
+def test_ids_of_a_batch_are_its_own_after_acknowledged_rows_went_in_the_same_transaction(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.sqlite")
+    first = spool.commit([out("a", 0, 1), out("b", 0, 1)])
+    # the newest rows are deleted in the very transaction that inserts the next ones
+    second = spool.commit([out("b", 1, 2), out("a", 1, 2), out("b", 2, 3)], acked=[i for i in first if i])
+    rows = spool.fetch(0, 10)
+    assert [r.id for r in rows] == second and min(i or 0 for i in second) > max(i or 0 for i in first)
+    assert [(r.meter, r.seq, r.payload) for r in rows] == [("b", 1, b"b:1"), ("a", 1, b"a:1"), ("b", 2, b"b:2")]
+    states, seqs = spool.load_state()
+    assert seqs == {"a": 2, "b": 3}  # each meter's last message in the batch decides
+    assert (states["a"]["active_energy_import"].raw, states["b"]["active_energy_import"].raw) == (2, 3)
+    assert spool.size == 3
+
+
+def test_a_failed_transaction_leaves_nothing_and_keeps_the_size(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.sqlite")
+    spool.commit([out("a", 0, 1)])
+    poisoned = Outgoing("a", "t/a", b"a:1", 1, {"active_energy_import": CounterState(object(), T0)})  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        spool.commit([out("b", 0, 1), poisoned])
+    assert spool.size == 1 and [r.payload for r in spool.fetch(0, 10)] == [b"a:0"]
+    assert spool.load_state()[1] == {"a": 1}

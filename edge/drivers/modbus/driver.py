@@ -51,7 +51,7 @@ class ModbusDriver:
         self._rng = rng or random.Random()
         self._client: Any = None
         self._lock = asyncio.Lock()
-        self._plans: dict[str, list[ReadBlock]] = {}
+        self._plans: dict[str, tuple[list[ReadBlock], list[int]]] = {}
         self._no_gap: set[str] = set()
         self._connect_failures = 0
         self._next_connect = 0.0
@@ -79,12 +79,19 @@ class ModbusDriver:
             self._client = None
 
     def plan(self, meter: MeterDevice) -> list[ReadBlock]:
-        blocks = self._plans.get(meter.id)
-        if blocks is None:
+        """The meter's read blocks (coalesced within max_gap, unless the device refused a gap)."""
+        return self._planned(meter)[0]
+
+    def _planned(self, meter: MeterDevice) -> tuple[list[ReadBlock], list[int]]:
+        """The meter's read blocks, and where each of its points (in `all_points` order) sits among the
+        blocks' points taken one block after another."""
+        planned = self._plans.get(meter.id)
+        if planned is None:
             gap = 0 if meter.id in self._no_gap else self.gateway.max_gap
             blocks = plan_reads(meter.all_points, gap, self.gateway.max_registers)
-            self._plans[meter.id] = blocks
-        return blocks
+            where = {id(p): i for i, p in enumerate(p for block in blocks for p, _ in block.points)}
+            planned = self._plans[meter.id] = (blocks, [where[id(p)] for p in meter.all_points])
+        return planned
 
     async def _ensure_connected(self) -> None:
         if self._client.connected:
@@ -146,9 +153,9 @@ class ModbusDriver:
     async def read(self, meter: MeterDevice) -> list[PointValue]:
         if self._client is None:
             return bad_values(meter, "driver not started")
-        values: dict[int, PointValue] = {}
+        got: list[PointValue] = []  # block after block, each in its points' order
         async with self._lock:
-            blocks = self.plan(meter)
+            blocks, order = self._planned(meter)
             for block in blocks:
                 try:
                     registers = await self._read_block(block, meter.unit_id)
@@ -158,18 +165,20 @@ class ModbusDriver:
                         # the device does not serve the unused registers between points: read them apart
                         self._no_gap.add(meter.id)
                         self._plans.pop(meter.id, None)
+                        apart: dict[int, PointValue] = {}
                         for sub in plan_reads([p for p, _ in block.points], 0, self.gateway.max_registers):
-                            values.update(await self._read_points(sub, meter.unit_id))
+                            apart.update((id(v.point), v) for v in await self._read_points(sub, meter.unit_id))
+                        got += [apart[id(p)] for p, _ in block.points]
                         continue
-                    values.update(self._bad(block, exc.reason))
+                    got += self._bad(block, exc.reason)
                     continue
                 except TransportError as exc:
-                    values.update(self._bad(block, exc.reason))
+                    got += self._bad(block, exc.reason)
                     continue
-                values.update(self._decode(block, registers))
-        return [values[id(p)] for p in meter.all_points]
+                got += self._decode(block, registers)
+        return [got[i] for i in order]
 
-    async def _read_points(self, block: ReadBlock, unit_id: int) -> dict[int, PointValue]:
+    async def _read_points(self, block: ReadBlock, unit_id: int) -> list[PointValue]:
         try:
             registers = await self._read_block(block, unit_id)
         except (DeviceError, TransportError) as exc:
@@ -177,10 +186,10 @@ class ModbusDriver:
         return self._decode(block, registers)
 
     @staticmethod
-    def _bad(block: ReadBlock, reason: str) -> dict[int, PointValue]:
-        return {id(p): PointValue(p, None, Quality.BAD, reason) for p, _ in block.points}
+    def _bad(block: ReadBlock, reason: str) -> list[PointValue]:
+        return [PointValue(p, None, Quality.BAD, reason) for p, _ in block.points]
 
     @staticmethod
-    def _decode(block: ReadBlock, registers: Sequence[int]) -> dict[int, PointValue]:
+    def _decode(block: ReadBlock, registers: Sequence[int]) -> list[PointValue]:
         raws = raw_values(block.points, registers)
-        return {id(point): PointValue(point, raw) for (point, _), raw in zip(block.points, raws, strict=True)}
+        return [PointValue(point, raw) for (point, _), raw in zip(block.points, raws, strict=True)]
