@@ -2,13 +2,16 @@
 concurrency against the same simulated meters, in the same run.
 
 The simulator (`carbonwatch simulate`) and the agent (`carbonwatch edge`) run as their own processes, with a
-real Mosquitto. The agent polls every meter as fast as its gateways allow (interval 0.01 s) and its rate is
-counted end to end: reading messages received from the broker per second (one message = one meter polled).
+real Mosquitto. The agent polls every meter as fast as its gateways allow and its rate is counted end to end:
+polls in the reading messages received from the broker per second. A meter is polled at most once per tick of
+its interval (0.01 s, the config's floor), so there are more meters behind a gateway (40) than it can serve
+in one tick: a meter is always waiting, and the rate measures the agent rather than the meters' schedule
+(with 20, a round of all of them often ends before the next tick and the gateway idles until it comes).
 The bare loop opens one pymodbus client per gateway, as the agent does, and issues the same coalesced
 requests (edge.drivers.modbus.plan) for every meter, decoding nothing and publishing nothing.
 Also reports the agent's CPU (percent of one core, from /proc) and its peak memory (VmHWM).
 Last line: one JSON object; `ratio` = agent rate / bare loop rate.
-usage: python bench/edge.py [--gateways 2] [--meters 20] [--seconds 5] [--rounds 3] [--batch-polls 10]
+usage: python bench/edge.py [--gateways 2] [--meters 40] [--seconds 5] [--rounds 3] [--batch-polls 10]
 """
 
 from __future__ import annotations
@@ -232,7 +235,7 @@ def main(gateways: int, meters: int, seconds: float, rounds: int, batch_polls: i
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gateways", type=int, default=2)
-    parser.add_argument("--meters", type=int, default=20, help="meters per gateway")
+    parser.add_argument("--meters", type=int, default=40, help="meters per gateway")
     parser.add_argument("--seconds", type=float, default=5.0, help="measuring window per run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-polls", type=int, default=10, help="[edge] batch_polls of the agent")

@@ -8,7 +8,6 @@ A message leaves the spool only after the broker acknowledged it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
@@ -25,7 +24,6 @@ from edge.scheduler import Clock, MeterPoller, SystemClock
 from edge.spool import Outgoing, Spool, SpoolRow
 
 log = logging.getLogger(__name__)
-BATCH_MAX = 500
 ACK_FLUSH_S = 0.5  # an idle writer still deletes acknowledged messages this often
 COMMIT_EVERY_S = 0.02  # each transaction is a hop to the SQLite thread: batch what comes within this
 FLUSH_S = 0.5  # on a clean stop, how long to go on publishing what is spooled
@@ -43,6 +41,7 @@ class Agent:
                            config.edge.spool_full_policy)
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-sqlite")
         self._queue: asyncio.Queue[Poll | None] = asyncio.Queue()  # None: stop after what came before
+        self._stopping = False  # the writer's next round is its last
         self.meters = {m.id: m for m in config.meters}
         self.trackers = {m.id: MeterTracker(m.id, m.stuck_after, m.max_power_kw, self._skew(m)) for m in config.meters}
         self.states: dict[str, MeterState] = {}
@@ -86,30 +85,29 @@ class Agent:
     def submit(self, poll: Poll) -> None:
         self._queue.put_nowait(poll)
 
+    async def _tracker(self) -> None:
+        """Polls into the batcher (counter arithmetic, quality) one at a time, each in its own turn of the
+        loop: the reply another meter is waiting for never queues behind a heap of tracking."""
+        while (poll := await self._queue.get()) is not None:
+            self.batcher.add(poll)
+            if not self._queue.empty():
+                await asyncio.sleep(0)
+
     async def _writer(self) -> None:
-        """Polls become messages (batched per meter), one SQLite transaction per round; a meter's state is
-        adopted only for the messages the spool kept."""
-        tick = min(ACK_FLUSH_S, self.config.edge.batch_max_s)
-        stopping = False
+        """Due messages into the spool, at most one SQLite transaction per COMMIT_EVERY_S (acknowledgements
+        alone: per ACK_FLUSH_S); a meter's state is adopted only for the messages the spool kept."""
         loop = asyncio.get_running_loop()
-        last_commit = 0.0
-        while not stopping:
-            # at most one transaction per COMMIT_EVERY_S: what arrives meanwhile joins the next one
-            await asyncio.sleep(max(0.0, last_commit + COMMIT_EVERY_S - loop.time()))
-            items: list[Poll | None] = []
-            with contextlib.suppress(TimeoutError):  # idle: old batches and acknowledgements are still due
-                items.append(await asyncio.wait_for(self._queue.get(), tick))
-            while items and items[-1] is not None and len(items) < BATCH_MAX * 10 and not self._queue.empty():
-                items.append(self._queue.get_nowait())
-            for item in items:
-                if item is None:
-                    stopping = True
-                else:
-                    self.batcher.add(item)
+        last_commit = loop.time()
+        while True:
+            stopping = self._stopping  # read before sleeping: the last round comes after the last poll
+            if not stopping:
+                await asyncio.sleep(COMMIT_EVERY_S)
             batch = self.batcher.due(force=stopping)
-            if batch or self.outbox.acked:
+            if batch or (self.outbox.acked and (stopping or loop.time() - last_commit >= ACK_FLUSH_S)):
                 last_commit = loop.time()
                 await self._write(batch)
+            if stopping:
+                return
 
     async def _write(self, batch: list[Outgoing]) -> None:
         kept = await self._in_db(self.spool.commit, batch, self.outbox.take_acked())
@@ -140,6 +138,7 @@ class Agent:
                 for gw in self.config.gateways:
                     behind = [m for m in self.config.meters if m.gateway == gw.id]
                     drivers[gw.id] = await stack.enter_async_context(make_driver(gw, behind))
+                tracker = asyncio.create_task(self._tracker(), name="edge-tracker")
                 writer = asyncio.create_task(self._writer(), name="edge-writer")
                 tasks += [asyncio.create_task(self.outbox.run(), name="edge-outbox"),
                           asyncio.create_task(self._status(), name="edge-status")]
@@ -148,10 +147,10 @@ class Agent:
                     self.pollers[meter.id] = poller
                     tasks.append(asyncio.create_task(poller.run(), name=f"poll-{meter.id}"))
                 self.ready.set()
-                await self._until(stop, [writer, *tasks])
+                await self._until(stop, [tracker, writer, *tasks])
                 await self._stop_tasks(tasks)
-                tasks = [writer]
-                await self._drain(writer)
+                tasks = [tracker, writer]
+                await self._drain(tracker, writer)
                 tasks = []
                 await self.outbox.flush(FLUSH_S)
                 if self.outbox.acked:
@@ -190,9 +189,11 @@ class Agent:
                 task.result()  # raises the task's exception
             raise RuntimeError("an edge task ended by itself")
 
-    async def _drain(self, writer: asyncio.Task[None]) -> None:
-        """Commit what was polled, then let the writer end (never cancelled mid-transaction)."""
+    async def _drain(self, tracker: asyncio.Task[None], writer: asyncio.Task[None]) -> None:
+        """Track what was polled, commit it, then let the writer end (never cancelled mid-transaction)."""
         self._queue.put_nowait(None)
+        await tracker
+        self._stopping = True
         await writer
 
     def _poller(self, meter: MeterDevice, driver: Driver) -> MeterPoller:

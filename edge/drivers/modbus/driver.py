@@ -51,6 +51,7 @@ class ModbusDriver:
         self._rng = rng or random.Random()
         self._client: Any = None
         self._lock = asyncio.Lock()
+        self._waiting = 0  # reads waiting for the lock
         self._plans: dict[str, tuple[list[ReadBlock], list[int]]] = {}
         self._no_gap: set[str] = set()
         self._connect_failures = 0
@@ -153,12 +154,17 @@ class ModbusDriver:
     async def read(self, meter: MeterDevice) -> list[PointValue]:
         if self._client is None:
             return bad_values(meter, "driver not started")
-        got: list[PointValue] = []  # block after block, each in its points' order
-        async with self._lock:
+        read: list[tuple[ReadBlock, Sequence[int]] | list[PointValue]] = []  # registers, or values already
+        self._waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self._waiting -= 1
+        try:
             blocks, order = self._planned(meter)
             for block in blocks:
                 try:
-                    registers = await self._read_block(block, meter.unit_id)
+                    read.append((block, await self._read_block(block, meter.unit_id)))
                 except DeviceError as exc:
                     gappy = sum(p.registers for p, _ in block.points) < block.count
                     if gappy and exc.reason.startswith(f"exception code {ILLEGAL_ADDRESS}"):
@@ -168,14 +174,19 @@ class ModbusDriver:
                         apart: dict[int, PointValue] = {}
                         for sub in plan_reads([p for p, _ in block.points], 0, self.gateway.max_registers):
                             apart.update((id(v.point), v) for v in await self._read_points(sub, meter.unit_id))
-                        got += [apart[id(p)] for p, _ in block.points]
-                        continue
-                    got += self._bad(block, exc.reason)
-                    continue
+                        read.append([apart[id(p)] for p, _ in block.points])
+                    else:
+                        read.append(self._bad(block, exc.reason))
                 except TransportError as exc:
-                    got += self._bad(block, exc.reason)
-                    continue
-                got += self._decode(block, registers)
+                    read.append(self._bad(block, exc.reason))
+        finally:
+            self._lock.release()
+        if self._waiting:
+            # the next meter on this gateway sends its request first; this one is decoded meanwhile
+            await asyncio.sleep(0)
+        got: list[PointValue] = []  # block after block, each in its points' order
+        for item in read:
+            got += item if isinstance(item, list) else self._decode(*item)
         return [got[i] for i in order]
 
     async def _read_points(self, block: ReadBlock, unit_id: int) -> list[PointValue]:
