@@ -6,7 +6,7 @@ may come from the keys or from the URL's user info; the keys win.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -62,9 +62,12 @@ class BrokerSettings(BaseModel):
 
     @property
     def login(self) -> tuple[str, str | None] | None:
-        """Username and password from the settings, else from the URL's user info."""
+        """Username and password from the settings, else from the URL's user info (percent-decoded, so a
+        password with `@`, `:` or a space is written %40, %3A, %20 in the URL)."""
         parts = urlsplit(self.effective_url)
-        user = self.username or parts.username
+        user = self.username or (unquote(parts.username) if parts.username else None)
         if not user:
             return None
-        return user, self.password if self.password is not None else parts.password
+        if self.password is not None:
+            return user, self.password
+        return user, unquote(parts.password) if parts.password is not None else None

@@ -71,7 +71,9 @@ def tables() -> list[Table]:
               skip=("id", "kind", "device", "baudrate", "parity", "stopbits")),
         Table("[[gateways]]: simulator keys (opcua)", SimOpcUa, "simulators", skip=("id", "kind", "host", "port")),
         Table("[mqtt] as the edge reads it", EdgeMqtt, "edge",
-              "The edge refuses keys it does not know in [mqtt]; ingest and the API ignore them."),
+              "The edge takes every key the other services read here (one [mqtt] serves all of them) and refuses "
+              "keys none of them knows; ingest, the API and SCADA ignore the edge's own (`reconnect_max_s`, "
+              "`client_id`). A password in the URL is percent-encoded (`%40` for `@`, `%20` for a space)."),
         Table("[mqtt] as ingest reads it", IngestMqtt, "ingest"),
         Table("[mqtt] as the API reads it", ApiMqtt, "api"),
         Table("[edge]", EdgeSettings, "edge"),

@@ -9,10 +9,10 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from calc.broker import BrokerSettings
 from calc.plant import PlantError, Site, parse_plant
 from edge.errors import ConfigError
 from edge.maps import PULSE_TEMPLATES, TEMPLATES
@@ -152,37 +152,23 @@ class MeterDevice(BaseModel):
         return self._points
 
 
-class MqttSettings(BaseModel):
+class MqttSettings(BrokerSettings):
+    """[mqtt] as the agent reads it: the endpoint every service shares (URL, login from the keys or the URL's
+    user info, TLS files, tls_insecure) and the agent's own keys."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     url: str = Field(default="", description="mqtt://host:port or mqtts://host:port; empty: mqtt://127.0.0.1:1883")
-    username: str | None = None
-    password: str | None = None
-    ca_file: Path | None = None
-    cert_file: Path | None = Field(default=None, description="client certificate (TLS client auth)")
-    key_file: Path | None = None
+    cert_file: str | None = Field(default=None, description="client certificate (TLS client auth)")
+    protocol: Literal["auto", "5", "3.1.1"] = Field(
+        default="auto", description="auto: MQTT 5, falling back to 3.1.1 when the broker does not take it")
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     reconnect_max_s: int = Field(default=30, ge=1, le=3600, description="cap of the reconnect backoff")
     client_id: str | None = None
 
-    @field_validator("url")
-    @classmethod
-    def _url(cls, url: str) -> str:
-        if url:
-            parts = urlsplit(url)
-            if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-                raise ValueError(f"{url!r} is not mqtt://host:port or mqtts://host:port")
-        return url
-
-    @property
-    def effective_url(self) -> str:
-        return self.url or "mqtt://127.0.0.1:1883"
-
     @property
     def host_port_tls(self) -> tuple[str, int, bool]:
-        parts = urlsplit(self.effective_url)
-        tls = parts.scheme in ("mqtts", "ssl")
-        return parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), tls
+        return self.host, self.port, self.tls
 
 
 class EdgeSettings(BaseModel):

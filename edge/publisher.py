@@ -55,7 +55,7 @@ class Publisher:
         self._on_connection = on_connection
         self.window = window
         self._rng = rng or random.Random()
-        self.protocol = mqtt.MQTTv5
+        self.protocol = mqtt.MQTTv311 if settings.protocol == "3.1.1" else mqtt.MQTTv5
         self.generation = 0
         self.connected = False
         self.last_error: str | None = None
@@ -77,20 +77,19 @@ class Publisher:
     # -- the client and its socket on our loop ------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
         s = self.settings
-        tls = s.host_port_tls[2]
+        tls = s.tls
         client_id = s.client_id or f"carbonwatch-edge-{self.site}-{self.agent}"
         if self.protocol == mqtt.MQTTv5:
             client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         else:
             client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311,
                                  clean_session=True)
-        if s.username is not None:
-            client.username_pw_set(s.username, s.password)
+        if s.login is not None:
+            client.username_pw_set(*s.login)
         if tls or s.cert_file is not None:
-            client.tls_set(ca_certs=str(s.ca_file) if s.ca_file else None,
-                           certfile=str(s.cert_file) if s.cert_file else None,
-                           keyfile=str(s.key_file) if s.key_file else None,
-                           cert_reqs=ssl.CERT_REQUIRED)
+            client.tls_set(ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.key_file, cert_reqs=ssl.CERT_REQUIRED)
+            if s.tls_insecure:  # the broker's certificate is still checked against the CA, not its host name
+                client.tls_insecure_set(True)
         client.will_set(self.status_topic, status_payload("offline", self.site, self.agent, reason="lost"),
                         qos=1, retain=True)
         client.max_inflight_messages_set(self.window + 8)  # status messages come on top of the window
@@ -239,8 +238,15 @@ class Publisher:
                 asyncio.get_running_loop().create_task(self._fall_back(), name="mqtt-fallback-3.1.1")
 
     async def _fall_back(self) -> None:
-        """The broker speaks only MQTT 3.1.1: replace the client (its unacknowledged messages go with it)."""
+        """The broker speaks only MQTT 3.1.1: replace the client (its unacknowledged messages go with it).
+        Only with `protocol = "auto"`; with "5" the agent keeps asking for MQTT 5 and says why it gets nowhere."""
         if self.protocol != mqtt.MQTTv5:
+            return
+        if self.settings.protocol == "5":
+            self.last_error = f"{self.settings.effective_url} did not take MQTT 5 (protocol = \"5\", no fallback)"
+            log.warning("%s", self.last_error)
+            if self._client is not None and self._sock is not None:
+                self._close_client(self._client)  # and try again, as after any failed connection
             return
         old, self._client = self._client, None
         self.generation += 1

@@ -24,6 +24,12 @@ def test_keys_win_over_the_urls_user_info() -> None:
     assert BrokerSettings(url="mqtt://u:p@h", username="k").login == ("k", "p")
 
 
+def test_the_urls_user_info_is_percent_decoded() -> None:
+    # a password with a space, an @ and a colon can only be written percent-encoded in a URL
+    assert BrokerSettings(url="mqtts://edge%2D1:correct%20horse%40x%3Ay@h").login == ("edge-1", "correct horse@x:y")
+    assert BrokerSettings(url="mqtt://u@h").login == ("u", None)
+
+
 @pytest.mark.parametrize(("url", "why"), [("http://h:1883", "scheme"), ("mqtt://:1883", "no host"),
                                           ("mqtt://h:port", "bad port")])
 def test_bad_urls_say_what_is_wrong(url: str, why: str) -> None:

@@ -72,7 +72,7 @@ def test_defaults_and_overrides(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("extra", "where", "why"), [
     ('[edge]\nspool_full_policy = "shrug"', "edge.spool_full_policy", "drop_oldest"),
-    ('[mqtt]\nurl = "http://x"', "mqtt.url", "not mqtt://"),
+    ('[mqtt]\nurl = "http://x"', "mqtt.url", "must be mqtt://"),
     ('[[meters]]\nid = "m2"\narea = "a"\ncarrier = "electricity"\ngateway = "nope"\nmap = "schneider_pm5000"',
      "(top level)", "gateway 'nope' is not in [[gateways]]"),
     ('[[meters]]\nid = "m2"\narea = "a"\ncarrier = "electricity"\ngateway = "gw"\nmap = "pm9999"',
@@ -109,3 +109,25 @@ def test_unreadable_and_not_toml(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(write(tmp_path, "[site\n"))
+
+
+def test_the_mqtt_section_every_service_reads_is_taken_whole(tmp_path: Path) -> None:
+    # one [mqtt] for ingest, the API, SCADA and the agent: keys the others read are keys the agent reads too
+    section = ('[mqtt]\nurl = "mqtts://edge:s3cret@broker.plant-a.local:8884"\nprotocol = "3.1.1"\n'
+               'tls_insecure = true\nkeepalive_s = 20\nca_file = "ca.pem"')
+    mqtt = load_config(write(tmp_path, GOOD.replace("{extra}", section))).mqtt
+    assert mqtt.host_port_tls == ("broker.plant-a.local", 8884, True)
+    assert mqtt.login == ("edge", "s3cret")  # from the URL's user info
+    assert (mqtt.protocol, mqtt.tls_insecure, mqtt.keepalive_s, mqtt.ca_file) == ("3.1.1", True, 20, "ca.pem")
+    keys_win = section + '\nusername = "agent-7"\npassword = "other"'
+    assert load_config(write(tmp_path, GOOD.replace("{extra}", keys_win))).mqtt.login == ("agent-7", "other")
+
+
+@pytest.mark.parametrize(("extra", "why"), [
+    ('[mqtt]\nprotocl = "5"', "mqtt.protocl"),
+    ('[mqtt]\nprotocol = "4"', "mqtt.protocol"),
+    ('[mqtt]\nurl = "mqtt://broker:99999"', "bad port"),
+])
+def test_a_bad_mqtt_key_is_named(tmp_path: Path, extra: str, why: str) -> None:
+    with pytest.raises(ConfigError, match=why):
+        load_config(write(tmp_path, GOOD.replace("{extra}", extra)))

@@ -1,5 +1,7 @@
-"""MQTT side of the agent: falls back to 3.1.1 on a broker that refuses MQTT 5 (amqtt), and talks to a
-Mosquitto that requires TLS, a client certificate and a password; a refused login loses nothing.
+"""MQTT side of the agent: falls back to 3.1.1 on a broker that refuses MQTT 5 (amqtt) unless told `protocol =
+"5"`, speaks 3.1.1 from the start when told so, and talks to a Mosquitto that requires TLS, a client certificate
+and a password (from the keys or the URL; `tls_insecure` for a broker known by another name); a refused login
+loses nothing.
 """
 
 from __future__ import annotations
@@ -173,3 +175,52 @@ async def test_tls_client_certificate_and_password(secure_broker: SecureMosquitt
     collector.close()
     seqs = sorted({m.seq for m in collector.messages("m1")})
     assert seqs[:spooled + 3] == list(range(spooled + 3)), "what was spooled during the refusal arrived too"
+
+
+async def test_url_login_and_tls_insecure_for_a_broker_known_by_another_name(
+        secure_broker: SecureMosquitto, modbus_port: int, tmp_path: Path) -> None:
+    # the broker's certificate names 127.0.0.1; as "localhost" only tls_insecure gets the agent through
+    pki = secure_broker.pki
+    site = unique_site()
+    url = f"mqtts://edge:correct%20horse@localhost:{secure_broker.port}"
+    files = {"ca_file": str(pki["ca"]), "cert_file": str(pki["client_crt"]), "key_file": str(pki["client_key"])}
+
+    checked = Agent(parse_config(edge_data(site, modbus_port, files | {"url": url}, tmp_path / "a"), "<test>"))
+    await run_agent_until(checked, lambda: checked.spool.size >= 3 and checked.publisher.last_error is not None,
+                          "a refused host name")
+    assert checked.acknowledged == 0 and "certificate" in (checked.publisher.last_error or "").lower()
+
+    collector = await asyncio.to_thread(Collector, secure_broker.url, site, "edge", "correct horse", pki["ca"],
+                                        pki["client_crt"], pki["client_key"])
+    insecure = Agent(parse_config(edge_data(site, modbus_port, files | {"url": url, "tls_insecure": True},
+                                            tmp_path / "b"), "<test>"))
+    await run_agent_until(insecure, lambda: len(collector.messages("m1")) >= 3, "readings with the URL's login")
+    collector.close()
+    assert insecure.acknowledged >= 3
+
+
+async def test_protocol_311_is_used_from_the_start(mqtt_url: str, modbus_port: int, tmp_path: Path) -> None:
+    site = unique_site()
+    collector = await asyncio.to_thread(Collector, mqtt_url, site)
+    agent = Agent(parse_config(edge_data(site, modbus_port, {"url": mqtt_url, "protocol": "3.1.1"}, tmp_path),
+                               "<test>"))
+    await run_agent_until(agent, lambda: len(collector.messages("m1")) >= 3, "readings over MQTT 3.1.1")
+    collector.close()
+    assert agent.publisher.generation == 0, "no MQTT 5 attempt was made and dropped"
+    assert {s.get("protocol") for s in collector.status if s.get("status") == "online"} == {"3.1.1"}
+
+
+async def test_protocol_5_does_not_fall_back_and_says_why(modbus_port: int, tmp_path: Path) -> None:
+    port = free_port()
+    broker = Broker({"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+                     "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}})
+    await broker.start()
+    try:
+        agent = Agent(parse_config(edge_data(unique_site(), modbus_port,
+                                             {"url": f"mqtt://127.0.0.1:{port}", "protocol": "5"}, tmp_path), "<test>"))
+        await run_agent_until(agent, lambda: "no fallback" in (agent.publisher.last_error or ""),
+                              "the refusal of MQTT 5 reported")
+    finally:
+        await broker.shutdown()
+    assert agent.publisher.protocol_name == "5" and agent.acknowledged == 0
+    assert agent.spool.size > 0, "what was polled waits in the spool"
