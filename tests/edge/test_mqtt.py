@@ -7,6 +7,7 @@ loses nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import ipaddress
 import os
@@ -62,20 +63,26 @@ async def run_agent_until(agent: Agent, condition: Callable[[], bool], what: str
         await asyncio.wait_for(task, 5)
 
 
-async def test_falls_back_to_mqtt_311_on_a_broker_without_mqtt5(modbus_port: int, tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def mqtt311_broker() -> AsyncIterator[str]:
+    """An amqtt broker on loopback (it speaks MQTT 3.1.1 only); yields its URL."""
     port = free_port()
     broker = Broker({"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
                      "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}})
     await broker.start()
     try:
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        await broker.shutdown()
+
+
+async def test_falls_back_to_mqtt_311_on_a_broker_without_mqtt5(modbus_port: int, tmp_path: Path) -> None:
+    async with mqtt311_broker() as url:
         site = unique_site()
-        url = f"mqtt://127.0.0.1:{port}"
         collector = await asyncio.to_thread(Collector, url, site)
         agent = Agent(parse_config(edge_data(site, modbus_port, {"url": url}, tmp_path / "s"), "<test>"))
         await run_agent_until(agent, lambda: len(collector.messages("m1")) >= 5, "readings through amqtt")
         collector.close()
-    finally:
-        await broker.shutdown()
     assert agent.publisher.protocol_name == "3.1.1"
     seqs = [m.seq for m in collector.messages("m1")]
     assert seqs[:5] == [0, 1, 2, 3, 4]
@@ -211,16 +218,10 @@ async def test_protocol_311_is_used_from_the_start(mqtt_url: str, modbus_port: i
 
 
 async def test_protocol_5_does_not_fall_back_and_says_why(modbus_port: int, tmp_path: Path) -> None:
-    port = free_port()
-    broker = Broker({"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-                     "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}})
-    await broker.start()
-    try:
-        agent = Agent(parse_config(edge_data(unique_site(), modbus_port,
-                                             {"url": f"mqtt://127.0.0.1:{port}", "protocol": "5"}, tmp_path), "<test>"))
+    async with mqtt311_broker() as url:
+        agent = Agent(parse_config(edge_data(unique_site(), modbus_port, {"url": url, "protocol": "5"}, tmp_path),
+                                   "<test>"))
         await run_agent_until(agent, lambda: "no fallback" in (agent.publisher.last_error or ""),
                               "the refusal of MQTT 5 reported")
-    finally:
-        await broker.shutdown()
     assert agent.publisher.protocol_name == "5" and agent.acknowledged == 0
     assert agent.spool.size > 0, "what was polled waits in the spool"
