@@ -6,13 +6,18 @@ may come from the keys or from the URL's user info; the keys win.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 SCHEMES = ("mqtt", "mqtts", "tcp", "ssl")
 TLS_SCHEMES = ("mqtts", "ssl")
+#: every key some service reads from [mqtt]; each service reads its own and ignores the others' keys, and all of
+#: them refuse a key none of them reads (a typo would otherwise be silently ignored by all but one)
+MQTT_KEYS = frozenset({"url", "username", "password", "ca_file", "cert_file", "key_file", "tls_insecure",
+                       "protocol", "keepalive_s", "reconnect_max_s", "client_id"})
 
 
 class BrokerSettings(BaseModel):
@@ -27,6 +32,16 @@ class BrokerSettings(BaseModel):
     cert_file: str | None = None
     key_file: str | None = None
     tls_insecure: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(str(k) for k in set(data) - MQTT_KEYS)
+            if unknown:
+                raise ValueError(f"unknown key {', '.join(map(repr, unknown))} in [mqtt]; the keys are "
+                                 f"{', '.join(sorted(MQTT_KEYS))}")
+        return data
 
     @field_validator("url")
     @classmethod

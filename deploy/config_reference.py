@@ -71,9 +71,9 @@ def tables() -> list[Table]:
               skip=("id", "kind", "device", "baudrate", "parity", "stopbits")),
         Table("[[gateways]]: simulator keys (opcua)", SimOpcUa, "simulators", skip=("id", "kind", "host", "port")),
         Table("[mqtt] as the edge reads it", EdgeMqtt, "edge",
-              "The edge takes every key the other services read here (one [mqtt] serves all of them) and refuses "
-              "keys none of them knows; ingest, the API and SCADA ignore the edge's own (`reconnect_max_s`, "
-              "`client_id`). A password in the URL is percent-encoded (`%40` for `@`, `%20` for a space)."),
+              "One [mqtt] serves every part: each reads its keys and ignores the others' (`reconnect_max_s` and "
+              "`client_id` are the edge's), and every part refuses a key none of them reads. A password in the URL "
+              "is percent-encoded (`%40` for `@`, `%20` for a space)."),
         Table("[mqtt] as ingest reads it", IngestMqtt, "ingest"),
         Table("[mqtt] as the API reads it", ApiMqtt, "api"),
         Table("[edge]", EdgeSettings, "edge"),

@@ -165,3 +165,19 @@ def test_the_tours_request_bodies_are_valid() -> None:
     assert {path for path, _ in found} == set(models), found
     for path, body in found:
         models[path].model_validate_json(body)
+
+
+def test_one_mqtt_section_serves_every_part_and_a_typo_is_caught_by_each(tmp_path: Path) -> None:
+    demo = tomllib.loads((REPO / "deploy" / "examples" / "demo-plant.toml").read_text())
+    demo["scada"] = {"modbus": {"enabled": True, "port": 5502}}
+    every_key = {"url": "mqtts://edge:pw%40x@broker.local:8883", "username": "u", "password": "p",
+                 "ca_file": "ca.pem", "cert_file": "c.pem", "key_file": "k.pem", "tls_insecure": True,
+                 "protocol": "3.1.1", "keepalive_s": 20, "reconnect_max_s": 10, "client_id": "edge-7"}
+    readers = {"edge", "ingest", "api", "scada"}
+    results = check_data({**demo, "mqtt": every_key}, "plant.toml", tmp_path)
+    assert readers <= {r.part for r in results if not r.skipped}
+    assert all(r.ok for r in results), "\n".join(p for r in results for p in r.problems)
+    typo = check_data({**demo, "mqtt": {**every_key, "keepalive": 20}}, "plant.toml", tmp_path)
+    failed = {r.part: r.problems for r in typo if not r.ok}
+    assert set(failed) == readers
+    assert all(any("unknown key 'keepalive'" in p for p in problems) for problems in failed.values()), failed

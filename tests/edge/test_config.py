@@ -124,7 +124,7 @@ def test_the_mqtt_section_every_service_reads_is_taken_whole(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(("extra", "why"), [
-    ('[mqtt]\nprotocl = "5"', "mqtt.protocl"),
+    ('[mqtt]\nprotocl = "5"', "mqtt: .*unknown key 'protocl'"),
     ('[mqtt]\nprotocol = "4"', "mqtt.protocol"),
     ('[mqtt]\nurl = "mqtt://broker:99999"', "bad port"),
 ])
