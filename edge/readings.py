@@ -87,13 +87,11 @@ class _Spec:
 
     def problem(self, raw: int | float, value: float) -> str | None:
         """Why the value is unusable (the device's "not available" pattern, out of range), else None."""
-        if self.not_available is not None and raw == self.not_available:
-            return self.point.unavailable(raw)
-        if not math.isfinite(value) or (self.min is not None and value < self.min) \
-                or (self.max is not None and value > self.max):
-            reason = self.point.out_of_range(value)
-            return f"out of range: {reason}" if reason else None
-        return None
+        unavailable = self.point.unavailable(raw)
+        if unavailable is not None:
+            return unavailable
+        out_of_range = self.point.out_of_range(value)
+        return f"out of range: {out_of_range}" if out_of_range is not None else None
 
 
 class MeterTracker:

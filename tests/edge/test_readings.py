@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from calc.schema import Flag, Quality, Sample
+from calc.schema import Flag, Quality
 from edge.drivers import PointValue
 from edge.maps import ADAM6051_COUNTER, SCHNEIDER_PM5000, SDM630
+from edge.points import Point
 from edge.readings import MeterState, MeterTracker, Poll
+from edge.wire import EdgeSample
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 POWER, ENERGY = SCHNEIDER_PM5000[3], SCHNEIDER_PM5000[4]
@@ -23,7 +25,7 @@ class Feed:
         self.t = T0
 
     def poll(self, energy: int | None, power_kw: float = 100.0, step_s: float = 10.0,
-             reason: str | None = None) -> dict[str, Sample]:
+             reason: str | None = None) -> dict[str, EdgeSample]:
         self.t += timedelta(seconds=step_s)
         values = (PointValue(POWER, power_kw),
                   PointValue(ENERGY, energy, Quality.GOOD if energy is not None else Quality.BAD, reason))
@@ -73,6 +75,17 @@ def test_not_available_pattern_is_bad_not_a_reset() -> None:
     assert na.quality == Quality.BAD and "not available" in (na.reason or "")
     assert Flag.RESET not in na.flags
     assert feed.poll(1_100)["active_energy_import"].delta == 100
+
+
+def test_a_gauges_not_available_pattern_and_range_are_told_apart() -> None:
+    power = Point(quantity="active_power", unit="kW", address=0, type="i16", not_available=-32768, max=500.0)
+    tracker = MeterTracker("m")
+    [na], _ = tracker.track(Poll("m", T0, (PointValue(power, -32768),)), {})
+    assert (na.quality, na.value) == (Quality.BAD, -32768.0)
+    assert na.reason == "active_power: not available (device sent -32768)"
+    [high], _ = tracker.track(Poll("m", T0, (PointValue(power, 600),)), {})
+    assert (high.quality, high.value) == (Quality.BAD, 600.0)
+    assert high.reason == "out of range: active_power: 600.0 kW above max 500.0"
 
 
 def test_stuck_counter_with_power_is_flagged_after_n_polls() -> None:
