@@ -124,12 +124,11 @@ class Spool:
         cur.executemany("INSERT INTO spool (topic, payload, meter, seq) VALUES (?, ?, ?, ?)",
                         [(out.topic, out.payload, out.meter, out.seq) for out in batch])
         # AUTOINCREMENT ids only grow and the write lock is ours: the newest len(batch) ids are these rows
-        ids = [int(r[0]) for r in cur.execute("SELECT id FROM spool ORDER BY id DESC LIMIT ?", (len(batch),))]
-        ids.reverse()
+        newest = cur.execute("SELECT id FROM spool ORDER BY id DESC LIMIT ?", (len(batch),)).fetchall()
         last = {out.meter: out for out in batch}  # a meter's last message carries its whole state
         self._save_state(cur, last.values())
         self.size += len(batch)
-        return list(ids)
+        return [int(r[0]) for r in reversed(newest)]
 
     def _insert_making_room(self, cur: sqlite3.Cursor, batch: Sequence[Outgoing]) -> tuple[list[int | None], int]:
         """The spool is (or gets) full: message by message, with the policy."""
