@@ -6,10 +6,10 @@ may come from the keys or from the URL's user info; the keys win.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 SCHEMES = ("mqtt", "mqtts", "tcp", "ssl")
@@ -19,17 +19,23 @@ TLS_SCHEMES = ("mqtts", "ssl")
 MQTT_KEYS = frozenset({"url", "username", "password", "ca_file", "cert_file", "key_file", "tls_insecure",
                        "protocol", "keepalive_s", "reconnect_max_s", "client_id"})
 
+#: [mqtt] protocol, for the services that speak both versions (edge, ingest)
+MqttProtocol = Annotated[Literal["auto", "5", "3.1.1"], Field(
+    description="auto: MQTT 5, falling back to 3.1.1 when the broker does not take it; 5 or 3.1.1: only that")]
+#: [mqtt] keepalive_s, for the services that hold a connection of their own (edge, ingest, SCADA)
+KeepAliveS = Annotated[int, Field(ge=5, le=3600)]
+
 
 class BrokerSettings(BaseModel):
     """[mqtt] keys shared by the services; each service's model adds its own (protocol, keep-alive, ...)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    url: str = ""
+    url: str = Field(default="", description="mqtt://host:port or mqtts://host:port; empty: mqtt://127.0.0.1:1883")
     username: str | None = None
     password: str | None = None
     ca_file: str | None = None
-    cert_file: str | None = None
+    cert_file: str | None = Field(default=None, description="client certificate (TLS client auth)")
     key_file: str | None = None
     tls_insecure: bool = False
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from calc.broker import BrokerSettings
+from calc.broker import BrokerSettings, KeepAliveS, MqttProtocol
 from calc.plant import PlantError, Site, parse_plant
 from edge.errors import ConfigError
 from edge.maps import PULSE_TEMPLATES, TEMPLATES
@@ -158,17 +158,10 @@ class MqttSettings(BrokerSettings):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    url: str = Field(default="", description="mqtt://host:port or mqtts://host:port; empty: mqtt://127.0.0.1:1883")
-    cert_file: str | None = Field(default=None, description="client certificate (TLS client auth)")
-    protocol: Literal["auto", "5", "3.1.1"] = Field(
-        default="auto", description="auto: MQTT 5, falling back to 3.1.1 when the broker does not take it")
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    protocol: MqttProtocol = "auto"
+    keepalive_s: KeepAliveS = 30
     reconnect_max_s: int = Field(default=30, ge=1, le=3600, description="cap of the reconnect backoff")
     client_id: str | None = None
-
-    @property
-    def host_port_tls(self) -> tuple[str, int, bool]:
-        return self.host, self.port, self.tls
 
 
 class EdgeSettings(BaseModel):

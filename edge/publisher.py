@@ -168,7 +168,7 @@ class Publisher:
 
     async def _connection(self) -> None:
         """Connect, reconnect after a loss (capped, jittered backoff), keep-alive, MQTT 5 handshake watch."""
-        host, port, _ = self.settings.host_port_tls
+        host, port = self.settings.host, self.settings.port
         failures = 0
         handshake_since: float | None = None
         loop = asyncio.get_running_loop()

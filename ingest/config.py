@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from calc.broker import BrokerSettings
+from calc.broker import BrokerSettings, KeepAliveS, MqttProtocol
 from calc.plant import Plant, PlantError, describe_errors, parse_plant
 
 DEFAULT_SQLITE_PATH = "var/carbonwatch.sqlite"
@@ -24,8 +24,8 @@ class ConfigError(ValueError):
 class MqttSettings(BrokerSettings):
     """[mqtt]: where the broker is and how to log in (loopback and anonymous unless configured)."""
 
-    protocol: Literal["auto", "5", "3.1.1"] = "auto"
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    protocol: MqttProtocol = "auto"
+    keepalive_s: KeepAliveS = 30
 
 
 class SqliteStoreSettings(BaseModel):

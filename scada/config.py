@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from calc.broker import BrokerSettings
+from calc.broker import BrokerSettings, KeepAliveS
 from calc.plant import Plant, PlantError, describe_errors, parse_plant
 
 LOOPBACK = "127.0.0.1"
@@ -25,7 +25,7 @@ class ConfigError(ValueError):
 class MqttSettings(BrokerSettings):
     """What SCADA reads of [mqtt]: the broker URL and how to log in (the section is owned by the wiring)."""
 
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    keepalive_s: KeepAliveS = 30
 
 
 class OpcUaUser(BaseModel):

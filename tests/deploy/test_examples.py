@@ -167,6 +167,17 @@ def test_the_tours_request_bodies_are_valid() -> None:
         models[path].model_validate_json(body)
 
 
+def test_the_known_mqtt_keys_are_exactly_what_the_parts_read() -> None:
+    from api.settings import MqttSection
+    from calc.broker import MQTT_KEYS
+    from edge.config import MqttSettings as EdgeMqtt
+    from ingest.config import MqttSettings as IngestMqtt
+    from scada.config import MqttSettings as ScadaMqtt
+
+    read = set().union(*(model.model_fields for model in (EdgeMqtt, IngestMqtt, MqttSection, ScadaMqtt)))
+    assert read == MQTT_KEYS
+
+
 def test_one_mqtt_section_serves_every_part_and_a_typo_is_caught_by_each(tmp_path: Path) -> None:
     demo = tomllib.loads((REPO / "deploy" / "examples" / "demo-plant.toml").read_text())
     demo["scada"] = {"modbus": {"enabled": True, "port": 5502}}

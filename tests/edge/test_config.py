@@ -58,14 +58,14 @@ def test_example_resolves_templates_and_inline_points() -> None:
     assert isinstance(config.gateway("bus-utilities"), ModbusRtuGateway)
     opc = config.gateway("opc-steam")
     assert isinstance(opc, OpcUaGateway) and opc.url.endswith("/carbonwatch/sim")
-    assert config.mqtt.host_port_tls == ("broker.plant-a.local", 8883, True)
+    assert (config.mqtt.host, config.mqtt.port, config.mqtt.tls) == ("broker.plant-a.local", 8883, True)
 
 
 def test_defaults_and_overrides(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, GOOD.replace("{extra}", "")), mqtt_url="mqtt://10.0.0.5:1884",
                          state_dir=tmp_path / "st")
     assert config.edge.agent == "edge-1"
-    assert config.mqtt.host_port_tls == ("10.0.0.5", 1884, False)
+    assert (config.mqtt.host, config.mqtt.port, config.mqtt.tls) == ("10.0.0.5", 1884, False)
     assert config.edge.state_dir == tmp_path / "st"
     assert load_config(write(tmp_path, GOOD.replace("{extra}", ""))).mqtt.effective_url == "mqtt://127.0.0.1:1883"
 
@@ -116,7 +116,7 @@ def test_the_mqtt_section_every_service_reads_is_taken_whole(tmp_path: Path) -> 
     section = ('[mqtt]\nurl = "mqtts://edge:s3cret@broker.plant-a.local:8884"\nprotocol = "3.1.1"\n'
                'tls_insecure = true\nkeepalive_s = 20\nca_file = "ca.pem"')
     mqtt = load_config(write(tmp_path, GOOD.replace("{extra}", section))).mqtt
-    assert mqtt.host_port_tls == ("broker.plant-a.local", 8884, True)
+    assert (mqtt.host, mqtt.port, mqtt.tls) == ("broker.plant-a.local", 8884, True)
     assert mqtt.login == ("edge", "s3cret")  # from the URL's user info
     assert (mqtt.protocol, mqtt.tls_insecure, mqtt.keepalive_s, mqtt.ca_file) == ("3.1.1", True, 20, "ca.pem")
     keys_win = section + '\nusername = "agent-7"\npassword = "other"'
