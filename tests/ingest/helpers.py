@@ -18,11 +18,22 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from calc import topics
+from calc.plant import parse_plant
+from ingest.convert import Converter
+from ingest.points import ts_to_us
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = "demo"
 METERS = {"press-1": "pressing", "press-2": "pressing", "paint-oven": "painting"}
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
+#: the store tests' plant (two meters in two areas), a clock 400 days after T0, and a converter on that clock
+STORE_PLANT = parse_plant({
+    "site": {"id": "demo", "region": "CN", "start": "2026-01-01T00:00:00Z"},
+    "meters": [{"id": "m1", "area": "a1", "carrier": "electricity"},
+               {"id": "m2", "area": "a2", "carrier": "electricity"}],
+})
+STORE_NOW_US = ts_to_us(T0 + timedelta(days=400))
+STORE_CONVERTER = Converter(STORE_PLANT, clock=lambda: STORE_NOW_US / 1e6)
 
 T = TypeVar("T")
 RUNNING: list[subprocess.Popen[bytes]] = []  # reaped by tests/ingest/conftest.py after each test

@@ -11,10 +11,8 @@ import httpx
 import pytest
 
 from calc import topics
-from calc.plant import parse_plant
 from deploy.services import InfluxDB
 from ingest.config import InfluxStoreSettings
-from ingest.convert import Converter
 from ingest.points import Batch, ts_to_us
 from ingest.store import open_reader
 from ingest.store.base import StoreError
@@ -22,6 +20,9 @@ from ingest.store.influx import InfluxStore, point_line
 from ingest.store.sqlite import SqliteStore
 from tests.ingest.helpers import (
     SITE,
+    STORE_CONVERTER,
+    STORE_NOW_US,
+    STORE_PLANT,
     T0,
     IngestProcess,
     Publisher,
@@ -33,28 +34,19 @@ from tests.ingest.helpers import (
     wait_for,
 )
 
-PLANT = parse_plant({
-    "site": {"id": "demo", "region": "CN", "start": "2026-01-01T00:00:00Z"},
-    "meters": [{"id": "m1", "area": "a1", "carrier": "electricity"},
-               {"id": "m2", "area": "a2", "carrier": "electricity"}],
-})
-NOW_US = ts_to_us(T0 + timedelta(days=400))
-
-
-CONV = Converter(PLANT, clock=lambda: NOW_US / 1e6)
-
 
 def points(meter: str, n: int, kwh: float = 1.0, step_s: int = 60) -> Batch:
     samples = [counter_sample(T0 + timedelta(seconds=i * step_s), kwh, 100 + i * kwh) for i in range(n)]
-    area = PLANT.meter(meter).area
-    out = CONV.convert(f"carbonwatch/v1/demo/{area}/{meter}/reading", message(meter, 1, samples), NOW_US)
+    area = STORE_PLANT.meter(meter).area
+    out = STORE_CONVERTER.convert(f"carbonwatch/v1/demo/{area}/{meter}/reading", message(meter, 1, samples),
+                                  STORE_NOW_US)
     assert out.dead == []
-    return CONV.batch([out])
+    return STORE_CONVERTER.batch([out])
 
 
 def join(*batches: Batch) -> Batch:
     return Batch(points=[p for b in batches for p in b.points],
-                 meters={k: v for b in batches for k, v in b.meters.items()}, factors=CONV.factor_info)
+                 meters={k: v for b in batches for k, v in b.meters.items()}, factors=STORE_CONVERTER.factor_info)
 
 
 def test_line_protocol_escapes_tags_and_strings() -> None:

@@ -13,30 +13,29 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calc import topics
-from calc.plant import parse_plant
 from ingest.convert import Converter
 from ingest.points import POINT_COLUMNS, Batch, ts_to_us
 from ingest.store import open_reader
 from ingest.store.sqlite import RUN_MAX, SqliteStore
 from ingest.store.sqlite_schema import plan
-from tests.ingest.helpers import REPO, SITE, T0, counter_sample, message, power_sample
-
-PLANT = parse_plant({
-    "site": {"id": "demo", "region": "CN", "start": "2026-01-01T00:00:00Z"},
-    "meters": [{"id": "m1", "area": "a1", "carrier": "electricity"},
-               {"id": "m2", "area": "a2", "carrier": "electricity"}],
-})
-NOW_US = ts_to_us(T0 + timedelta(days=400))
-
-
-CONV = Converter(PLANT, clock=lambda: NOW_US / 1e6)
+from tests.ingest.helpers import (
+    REPO,
+    SITE,
+    STORE_CONVERTER,
+    STORE_NOW_US,
+    STORE_PLANT,
+    T0,
+    counter_sample,
+    message,
+    power_sample,
+)
 
 
 def points(meter: str, start: datetime, n: int, step_s: float, kwh: float = 1.0, seq: int = 0) -> Batch:
-    area = PLANT.meter(meter).area
+    area = STORE_PLANT.meter(meter).area
     samples = [counter_sample(start + timedelta(seconds=i * step_s), kwh, 100 + i * kwh) for i in range(n)]
-    (out,), batch = CONV.convert_to_batch([(topics.reading(SITE, area, meter), message(meter, seq, samples),
-                                            NOW_US)])
+    (out,), batch = STORE_CONVERTER.convert_to_batch([(topics.reading(SITE, area, meter), message(meter, seq, samples),
+                                                       STORE_NOW_US)])
     assert out.dead == [] and batch.counted is not None  # the vectorized rollup path; join() and part() the other
     return batch
 
@@ -106,7 +105,8 @@ def test_points_whose_shared_columns_change_mid_message_keep_their_own(tmp_path:
             samples.append(counter_sample(ts, 0.25, 100 + i, interval_s=1.0 if i < 20 else 2.0,
                                           **({"flags": ["gap"]} if i % 5 == 0 else {}),
                                           **({"quality": "bad"} if i in (10, 11) else {})))
-    (out,), batch = CONV.convert_to_batch([(topics.reading(SITE, "a1", "m1"), message("m1", 9, samples), NOW_US)])
+    (out,), batch = STORE_CONVERTER.convert_to_batch([(topics.reading(SITE, "a1", "m1"), message("m1", 9, samples),
+                                                       STORE_NOW_US)])
     assert out.dead == [] and len(batch.points) == 40
     assert store.write(batch).stored == 40
     rows = store._query(f"SELECT {', '.join(POINT_COLUMNS)} FROM points ORDER BY ts_us")
@@ -169,10 +169,10 @@ def test_retention_deletes_old_raw_points_and_keeps_the_hourly_balance(tmp_path:
 
 def test_latest_values_and_summaries(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "s.sqlite")
-    conv = Converter(PLANT, clock=lambda: NOW_US / 1e6)
+    conv = Converter(STORE_PLANT, clock=lambda: STORE_NOW_US / 1e6)
     out = conv.convert(topics.reading(SITE, "a1", "m1"), message("m1", 1, [
         power_sample(T0, 10.0), power_sample(T0 + timedelta(seconds=1), 12.0, quality="uncertain"),
-        counter_sample(T0, 1.0, 5.0)]), NOW_US)
+        counter_sample(T0, 1.0, 5.0)]), STORE_NOW_US)
     batch = conv.batch([out])
     store.write(batch)
     store.write(part(batch, slice(0, 1)))  # an older duplicate must not move "latest" back
