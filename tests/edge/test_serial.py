@@ -5,10 +5,6 @@ against the simulators' meters on the line; several meters on one bus are read o
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,45 +16,16 @@ from edge.config import ModbusRtuGateway, ModbusRtuTcpGateway, parse_config
 from edge.drivers.modbus.driver import ModbusDriver
 from simulators.config import parse_config as sim_parse_config
 from simulators.plant import SimulatedPlant
+from tests.socat import Socat
 
 pytestmark = pytest.mark.integration
 
 
-class Socat:
-    """socat joining a pty (where the simulated meters answer) to a second pty or to a TCP listener."""
-
-    def __init__(self, directory: Path, other: str) -> None:
-        self.server = str(directory / "ttySIM")
-        self.other = other
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Socat:
-        socat = shutil.which("socat")
-        assert socat, "socat is not installed (apt-get install socat)"
-        self.proc = subprocess.Popen([socat, f"pty,raw,echo=0,link={self.server}", self.other],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.server):
-            assert self.proc.poll() is None, "socat exited"
-            assert time.monotonic() < deadline, "socat made no pty in 10 s"
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(5)
-
-
 @pytest.fixture
 def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    client = str(tmp_path / "ttyEDGE")
-    with Socat(tmp_path, f"pty,raw,echo=0,link={client}") as line:
-        deadline = time.monotonic() + 10
-        while not os.path.exists(client):
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        yield line.server, client
+    with Socat(tmp_path) as line:
+        assert line.client is not None
+        yield line.server, line.client
 
 
 def plant(sim_device: str, edge_gateway: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -15,6 +12,7 @@ import pytest
 
 from deploy.services import free_port
 from simulators.config import SimConfig, parse_config
+from tests.socat import Socat
 
 T = TypeVar("T")
 
@@ -72,36 +70,10 @@ def meter(meter_id: str, unit_id: int, map_name: str, gateway: str = "gw1", **ex
             "map": map_name, "sim": sim} | extra
 
 
-class PtyPair:
-    """A socat pty pair standing in for an RS-485 line: the simulator opens `server`, clients `client`."""
-
-    def __init__(self, directory: Path) -> None:
-        self.server = str(directory / "ttySIM")
-        self.client = str(directory / "ttyCLIENT")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> PtyPair:
-        socat = shutil.which("socat")
-        assert socat, "socat is not installed (apt-get install socat)"
-        self.proc = subprocess.Popen(
-            [socat, "-d", "-d", f"pty,raw,echo=0,link={self.server}", f"pty,raw,echo=0,link={self.client}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
-        while not (os.path.exists(self.server) and os.path.exists(self.client)):
-            assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else b""
-            assert time.monotonic() < deadline, "socat made no pty pair in 10 s"
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(5)
-
-
 @pytest.fixture
-def pty_pair(tmp_path: Path) -> Iterator[PtyPair]:
-    with PtyPair(tmp_path) as pair:
+def pty_pair(tmp_path: Path) -> Iterator[Socat]:
+    """A pty pair standing in for an RS-485 line: the simulator opens `server`, clients `client`."""
+    with Socat(tmp_path) as pair:
         yield pair
 
 

@@ -17,7 +17,8 @@ from simulators.maps.base import decode
 from simulators.maps.eastron_sdm630 import MAP as SDM630
 from simulators.maps.schneider_pm5000 import MAP as PM5000
 from simulators.plant import SimulatedPlant
-from tests.simulators.conftest import PtyPair, meter, plant_config, run_tool
+from tests.simulators.conftest import meter, plant_config, run_tool
+from tests.socat import Socat
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +65,7 @@ async def test_mbpoll_tcp_reads_pm5000_int64_and_sdm630_float32() -> None:
         assert float(kwh[0x48]) > 0 and float(kwh[0x4A]) == 0.0
 
 
-async def test_rtu_over_a_pty_pair_pymodbus_and_mbpoll(pty_pair: PtyPair) -> None:
+async def test_rtu_over_a_pty_pair_pymodbus_and_mbpoll(pty_pair: Socat) -> None:
     config = plant_config(
         [meter("pm", 1, "schneider_pm5000", gateway="line1"), meter("sdm", 2, "eastron_sdm630", gateway="line1"),
          meter("gas", 3, "adam6051_counter", gateway="line1")],
