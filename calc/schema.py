@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION: Literal[1] = 1
+MAX_SEQ = 2**63 - 1  # sequence numbers are signed 64-bit integers in every store
+MAX_SAMPLES = 10_000  # samples in one message
 
 MeterId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
 
@@ -73,9 +75,9 @@ class ReadingMessage(BaseModel):
 
     v: Literal[1] = SCHEMA_VERSION
     meter: MeterId
-    seq: int = Field(ge=0, description="per-meter sequence number that survives agent restarts")
+    seq: int = Field(ge=0, le=MAX_SEQ, description="per-meter sequence number that survives agent restarts")
     agent: str | None = Field(default=None, max_length=128)
-    samples: tuple[Sample, ...] = Field(min_length=1, max_length=10_000)
+    samples: tuple[Sample, ...] = Field(min_length=1, max_length=MAX_SAMPLES)
 
 
 def encode(message: ReadingMessage) -> bytes:

@@ -44,6 +44,12 @@ def edge_status(site: str, agent: str) -> str:
     return f"{ROOT}/{site}/edge/{agent}/status"
 
 
+def edge_ack(site: str, agent: str) -> str:
+    """Where ingest acknowledges an edge agent's messages (calc.acks)."""
+    _check(site, agent)
+    return f"{ROOT}/{site}/edge/{agent}/ack"
+
+
 def deadletter(site: str) -> str:
     _check(site)
     return f"{ROOT}/{site}/deadletter"
