@@ -90,7 +90,15 @@ class WriteResult:
 
 
 class StoreError(RuntimeError):
-    """The store cannot be reached or refused a write; ingest buffers and retries, nothing is dropped."""
+    """The store cannot be reached or is not working (down, disk full, I/O error, timeout): a later try of the
+    same batch may succeed, so ingest buffers and retries, nothing is dropped."""
+
+
+class StoreDataError(ValueError):
+    """The store refused a batch for what it holds, not because it is down (a value it cannot represent, a
+    type clash): the same batch would fail again. Nothing of the batch is stored (the write is rolled back).
+    Ingest then writes its messages one by one and dead-letters the ones that still fail, with this reason;
+    a store that can tell the bad points apart itself (per chunk) dead-letters them in `write` instead."""
 
 
 class LiveReader(StoreReader, Protocol):
