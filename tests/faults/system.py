@@ -1,0 +1,295 @@
+"""One site of the fault suite as real processes: the simulated plant, the edge agent, one or more ingest workers
+and the API, around a broker and a store that may be shared with another site.
+
+Each process gets a plant file of its own (ingest workers differ in client id, buffer and metrics files; the
+edge's [edge] may be changed between scenarios). `Window` is the quiescent-point check: pause the plant, note
+the truth, wait until the store has caught up, compare per meter.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from api.auth import write_key
+from deploy.services import free_port
+from ingest.store import open_reader
+from tests.deploy.harness import wait_until
+from tests.faults import plant as plantfile
+from tests.faults.ledger import Expectation, MeterCheck
+from tests.faults.procs import Child
+
+# deadline for the store to catch up after a fault (acks resend with backoff); the variable is for trying things out
+SETTLE_S = float(os.environ.get("CARBONWATCH_FAULTS_SETTLE_S", "180"))
+
+
+class Counts(Protocol):
+    """Where the counted energy is read: the API's balance, or the store's totals directly."""
+
+    def counted(self, start: datetime, end: datetime) -> dict[str, tuple[float, str, float]]: ...
+
+    def last_seen(self) -> dict[str, datetime | None]: ...
+
+
+class SiteSystem:
+    """The processes of one site; `store` is its [store] table (shared by ingest and the API)."""
+
+    def __init__(self, workdir: Path, site: str, seed: int, mqtt_url: str, store: Mapping[str, Any],
+                 workers: tuple[str, ...] = ("ingest",), share_group: str | None = None,
+                 ingest_extra: Mapping[str, Any] | None = None, api_store: Mapping[str, Any] | None = None,
+                 with_api: bool = True) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.site = site
+        self.mqtt_url = mqtt_url
+        self.data = plantfile.plant_data(site, seed, mqtt_url, workdir)
+        self.store = dict(store)
+        self.api_store = dict(api_store or store)
+        self.share_group = share_group
+        self.ingest_extra = dict(ingest_extra or {})
+        self.edge_settings = dict(self.data["edge"])
+        self.api_port = free_port()
+        self.children: dict[str, Child] = {}
+        self.expect = Expectation(self.data)
+        self.control = httpx.Client(base_url=self.data["simulator"]["control_url"], timeout=30)
+        gateways = {g["id"]: g["port"] for g in self.data["gateways"]}
+        control_port = int(self.data["simulator"]["control_url"].rsplit(":", 1)[1])
+        self._add("simulate", ["simulate", "--paused", "--plant"], ports=(control_port, *gateways.values()))
+        # WARNING: asyncua logs every OPC UA notification at INFO
+        self._add("edge", ["edge", "--log-level", "WARNING", "--config"])
+        for name in workers:
+            self._add(name, ["ingest", "--config"])
+        self.workers = workers
+        self.api: httpx.Client | None = None
+        if with_api:
+            key = write_key(workdir / "keys.toml", "fault-suite", "viewer")
+            self._add("api", ["api", "--config"], ports=(self.api_port,))
+            self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", timeout=60,
+                                    headers={"Authorization": f"Bearer {key}"})
+        self.write_plants()
+
+    def _add(self, name: str, args: list[str], ports: tuple[int, ...] = ()) -> None:
+        """A service reading its own plant file (the last argument)."""
+        self.children[name] = Child.carbonwatch(name, [*args, str(self.plant_path(name))], self.workdir, ports=ports)
+
+    def plant_path(self, name: str) -> Path:
+        return self.workdir / f"plant-{name}.toml"
+
+    # --- plant files -------------------------------------------------------------------------------------------
+    def plant_for(self, name: str) -> dict[str, Any]:
+        data = copy.deepcopy(self.data)
+        data["edge"] = dict(self.edge_settings)
+        if name in self.workers:
+            data["store"] = dict(self.store)
+            data["ingest"] = {"client_id": f"{self.site}-{name}-{uuid.uuid4().hex[:8]}",
+                              "buffer_path": str(self.workdir / f"{name}-buffer.sqlite"),
+                              "metrics_path": str(self.metrics_path(name)), **self.ingest_extra}
+            if self.share_group:
+                data["ingest"]["share_group"] = self.share_group
+        if name == "api":
+            data["store"] = dict(self.api_store)
+            data["api"] = {"host": "127.0.0.1", "port": self.api_port, "keys_file": str(self.workdir / "keys.toml"),
+                           "db_path": str(self.workdir / "api.sqlite"), "live": False}
+        return data
+
+    def write_plants(self) -> None:
+        for name in self.children:
+            plantfile.write(self.plant_path(name), self.plant_for(name))
+
+    def metrics_path(self, worker: str) -> Path:
+        return self.workdir / f"{worker}-metrics.json"
+
+    def metrics(self, worker: str) -> dict[str, Any]:
+        try:
+            body: dict[str, Any] = json.loads(self.metrics_path(worker).read_text())
+        except (OSError, ValueError):
+            return {}
+        return body
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.edge_settings["state_dir"])
+
+    # --- processes ---------------------------------------------------------------------------------------------
+    def start(self, name: str, env: Mapping[str, str] | None = None) -> None:
+        child = self.children[name]
+        child.env = dict(env or {})
+        if name in self.workers:
+            # a restarted worker reads the same plant file: same client id, so it resumes its persistent session
+            self.metrics_path(name).unlink(missing_ok=True)
+            child.start()
+            wait_until(f"{self.site}/{name} subscribed (its metrics file)", lambda: self.metrics_path(name).exists()
+                       or not child.alive, 60)
+            assert child.alive, f"{name} exited at start:\n{child.log()}"
+        else:
+            child.start()
+
+    def start_all(self) -> None:
+        for name in self.children:
+            self.start(name)
+
+    def restart_edge(self, env: Mapping[str, str] | None = None, **settings: Any) -> None:
+        """Stop the edge cleanly (SIGTERM), change [edge] and start it again."""
+        self.children["edge"].stop()
+        self.edge_settings.update(settings)
+        plantfile.write(self.plant_path("edge"), self.plant_for("edge"))
+        self.start("edge", env)
+
+    def stop_all(self) -> None:
+        for name in ("edge", "simulate", *self.workers, "api"):
+            if name in self.children:
+                self.children[name].stop()
+        self.control.close()
+        if self.api is not None:
+            self.api.close()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {self.site}/{name} log (tail) ---\n{child.log()}"
+                         for name, child in self.children.items())
+
+    # --- the simulated plant ---------------------------------------------------------------------------------------
+    def truth(self) -> dict[str, Any]:
+        body: dict[str, Any] = self.control.get("/truth").raise_for_status().json()
+        return body
+
+    def pause(self) -> dict[str, Any]:
+        body: dict[str, Any] = self.control.post("/pause").raise_for_status().json()
+        return body
+
+    def resume(self) -> None:
+        self.control.post("/resume").raise_for_status()
+
+    # --- counted, through the API ---------------------------------------------------------------------------------
+    def counted(self, start: datetime, end: datetime) -> dict[str, tuple[float, str, float]]:
+        assert self.api is not None
+        body = self.api.get("/v1/balance", params={"from": start.isoformat(), "to": end.isoformat()})
+        body.raise_for_status()
+        out: dict[str, tuple[float, str, float]] = {}
+        for m in body.json()["meters"]:
+            energy, unit, co2e = out.get(m["meter"], (0.0, m["energy_unit"], 0.0))
+            assert unit == m["energy_unit"], m
+            out[m["meter"]] = (energy + m["energy"], unit, co2e + m["co2e_kg"])
+        return out
+
+    def last_seen(self) -> dict[str, datetime | None]:
+        assert self.api is not None
+        body = self.api.get("/v1/meters").raise_for_status().json()
+        return {m["meter"]: datetime.fromisoformat(m["last_sample_ts"]) if m["last_sample_ts"] else None
+                for m in body["meters"]}
+
+
+class StoreCounts:
+    """Counted energy straight from the store's totals (ingest's reader), for a site that has no API here."""
+
+    def __init__(self, data: Mapping[str, Any], store: Mapping[str, Any], workdir: Path) -> None:
+        self.site = str(data["site"]["id"])
+        self.reader = open_reader({**data, "store": dict(store)}, workdir)
+
+    def counted(self, start: datetime, end: datetime) -> dict[str, tuple[float, str, float]]:
+        out: dict[str, tuple[float, str, float]] = {}
+        for t in self.reader.totals(self.site, start, end):
+            energy, unit, co2e = out.get(t.meter, (0.0, t.energy_unit, 0.0))
+            assert unit == t.energy_unit, t
+            out[t.meter] = (energy + t.energy, unit, co2e + t.co2e_kg)
+        return out
+
+    def last_seen(self) -> dict[str, datetime | None]:
+        return {s.meter: s.last_ts for s in self.reader.meter_summaries(self.site)}
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+class Window:
+    """The energy between two quiescent points of one site: starts paused, `settle()` pauses and compares."""
+
+    def __init__(self, system: SiteSystem, counts: Counts | None = None) -> None:
+        self.system = system
+        self.counts: Counts = counts or system
+        self.start = datetime.now(UTC) - timedelta(minutes=1)
+        self.before: dict[str, Any] = {}
+
+    def baseline(self) -> None:
+        """With the plant paused since it started: every meter's first reading (its baseline) stored."""
+        wait_until(f"{self.system.site}: a reading of every meter stored", lambda: all(
+            self.counts.last_seen().get(mid) for mid in self.system.expect.maps), 120, 0.5)
+        self.before = self.system.truth()
+        assert self.before["paused"], "the plant must be paused while the baseline is taken"
+
+    def settle(self, what: str) -> list[MeterCheck]:
+        """Pause, then wait until every meter's counted energy since the window's start equals the truth (failing
+        at once on a double count, which cannot go away), and until a reading taken after that is stored."""
+        self.system.pause()
+        after = self.system.truth()
+        end = datetime.now(UTC) + timedelta(hours=1)
+
+        def compare() -> list[MeterCheck]:
+            return self.system.expect.check(self.before, after, self.counts.counted(self.start, end), self.start, end)
+
+        checks = compare()
+        deadline = time.monotonic() + SETTLE_S
+        while not all(c.exact for c in checks) and not any(c.double for c in checks) \
+                and time.monotonic() < deadline:
+            time.sleep(0.5)
+            checks = compare()
+        if all(c.exact for c in checks):
+            caught_up = datetime.now(UTC)
+            wait_until(f"{self.system.site}: a reading of every meter stored after the balance matched", lambda: all(
+                (ts := self.counts.last_seen().get(mid)) is not None and ts > caught_up
+                for mid in self.system.expect.maps), 120, 0.5)
+            checks = compare()  # and nothing came on top of it meanwhile
+        self.start, self.before = datetime.now(UTC), after
+        return checks
+
+
+def assert_exact(what: str, checks: list[MeterCheck]) -> None:
+    bad = [c for c in checks if not c.exact]
+    assert not bad, f"{what}: {len(bad)} of {len(checks)} meters not exact:\n" + "\n".join(c.line() for c in bad)
+
+
+class Tap:
+    """A plain MQTT subscriber counting what passes on some topics (QoS 0, reconnects by itself)."""
+
+    def __init__(self, url: str, topic: str) -> None:
+        host, port = url.removeprefix("mqtt://").rsplit(":", 1)
+        self.count = 0
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"fault-tap-{uuid.uuid4().hex[:8]}")
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=0)
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(1, 2)
+        self.client.connect_async(host, int(port))
+        self.client.loop_start()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self.count += 1
+
+    def wait_for(self, what: str, more: int, timeout_s: float = 120.0) -> None:
+        """Until `more` further messages have passed."""
+        target = self.count + more
+        wait_until(f"{what} ({more} more messages on the broker)", lambda: self.count >= target, timeout_s, 0.05)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@contextmanager
+def logs_on_failure(*sources: Callable[[], str]) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        for source in sources:
+            print(source())
+        raise
