@@ -20,6 +20,8 @@ log = logging.getLogger("carbonwatch.ingest")
 
 
 def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(Path(args.config), args.mqtt_url)
     except ConfigError as exc:
@@ -59,4 +61,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                             description=__doc__)
     parser.add_argument("--config", required=True, help="plant file (TOML) with [site], [[meters]], [mqtt], [store]")
     parser.add_argument("--mqtt-url", default=None, help="broker URL, overrides [mqtt] url (mqtt:// or mqtts://)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="what to log (default INFO: start, stop, store outages and recoveries, refused input)")
     parser.set_defaults(func=run)

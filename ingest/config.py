@@ -15,6 +15,7 @@ from calc.broker import BrokerSettings, KeepAliveS, MqttProtocol
 from calc.plant import Plant, PlantError, describe_errors, parse_plant
 
 DEFAULT_SQLITE_PATH = "var/carbonwatch.sqlite"
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # 10,000 samples of an edge agent take about 2 MB of JSON
 
 
 class ConfigError(ValueError):
@@ -78,6 +79,11 @@ class IngestSettings(BaseModel):
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
     publish_co2e: bool = True
     metrics_path: str | None = None
+    max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, ge=1024, description="a reading message "
+                                   "larger than this is dead-lettered unparsed (its first 64 KiB kept, with its "
+                                   "size and SHA-256); the broker's own limit should be a little above it")
+    ack_interval_s: float = Field(default=1.0, gt=0, le=60, description="how often the edge agents' end-to-end "
+                                  "acks (carbonwatch/v1/<site>/edge/<agent>/ack) are sent, batched per agent")
 
 
 class IngestConfig(BaseModel):

@@ -1,28 +1,35 @@
 """Validate MQTT reading messages against the schema and the plant, and turn their samples into points.
 
 Bad input never raises out of here: a bad message or a bad sample becomes a `DeadLetter` naming
-what was wrong, and the good samples of the same message are still converted. The hot path decodes
-with msgspec (ingest.fastschema); anything it refuses is decided by calc.schema (pydantic), which
-names the reason. CO2e comes from calc's vectorized FactorTable, once per batch.
+what was wrong, and the good samples of the same message are still converted. Bounds come first: a
+message over `max_message_bytes` is refused before it is parsed, and the parsers used on untrusted text
+stop at a nesting depth (no RecursionError). The hot path decodes with msgspec (ingest.fastschema);
+anything it refuses is decided by calc.schema (pydantic), which names the reason. CO2e comes from calc's
+vectorized FactorTable, once per batch. Should converting one message fail in a way nobody foresaw, that
+message alone is dead-lettered with the error and the rest of the batch goes on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pydantic_core
 from pydantic import ValidationError
 
 from calc import topics
 from calc.factors import FactorSet, default_factor_set
 from calc.plant import Carrier, Meter, Plant
 from calc.plant_factors import plant_factors
-from calc.schema import ReadingMessage, Sample, decode
+from calc.schema import MAX_SAMPLES, MAX_SEQ, ReadingMessage, Sample, decode
 from calc.table import FactorTable
 from calc.units import conversion_factor
+from ingest.config import DEFAULT_MAX_MESSAGE_BYTES
 from ingest.fastschema import FastMessage, FastSample, fast_decode, from_sample, slow_ts, utc_us, utc_us_many
 from ingest.points import (
     CO2E,
@@ -41,6 +48,32 @@ from ingest.points import (
 
 __all__ = ["Batch", "Converted", "Converter", "DeadLetter", "Point"]
 
+log = logging.getLogger(__name__)
+
+DEAD_PAYLOAD_MAX_BYTES = 64 * 1024  # of a refused oversize message, this much is kept (with its size and hash)
+
+
+def _seq_or_none(value: object) -> int | None:
+    """A sequence number as a dead letter may record it (a signed 64-bit integer), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEQ else None
+
+
+def _oversize(payload: bytes, limit: int) -> tuple[bytes, str]:
+    """What is kept of a message over the size limit, and the reason naming its size and hash."""
+    digest = hashlib.sha256(payload).hexdigest()
+    return (payload[:DEAD_PAYLOAD_MAX_BYTES],
+            f"payload: {len(payload)} bytes, more than the limit of {limit} ([ingest] max_message_bytes); "
+            f"kept its first {min(len(payload), DEAD_PAYLOAD_MAX_BYTES)} bytes, sha256 {digest}")
+
+
+def _short_repr(value: object) -> str:
+    """repr of an offending input, at most 60 characters (an integer of 5,000 digits has no repr in Python)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**60:
+        return f"an integer of {value.bit_length()} bits"
+    if isinstance(value, str | bytes) and len(value) > 60:
+        value = value[:60]
+    return f"{value!r:.60}"
+
 
 def _validation_reason(exc: ValidationError, prefix: str = "") -> str:
     parts = []
@@ -48,7 +81,7 @@ def _validation_reason(exc: ValidationError, prefix: str = "") -> str:
         loc = ".".join(str(p) for p in err["loc"])
         loc = f"{prefix}{loc}" if loc else (prefix.rstrip(".") or "payload")
         value = err.get("input")
-        shown = "" if isinstance(value, dict | list) else f" (got {value!r:.60})"
+        shown = "" if isinstance(value, dict | list) else f" (got {_short_repr(value)})"
         parts.append(f"{loc}: {err['msg']}{shown}")
     more = len(exc.errors()) - 5
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
@@ -71,7 +104,8 @@ class Converter:
 
     def __init__(self, plant: Plant, plant_data: Mapping[str, Any] | None = None, factors: FactorSet | None = None,
                  max_future_s: float = 300.0, clock: Callable[[], float] | None = None,
-                 source: str = "<plant>", fast: bool = True) -> None:
+                 source: str = "<plant>", fast: bool = True,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         import time
 
         self.plant = plant
@@ -83,6 +117,7 @@ class Converter:
         self.start_us = ts_to_us(plant.site.start)
         self.clock = clock or time.time
         self.fast = fast  # False: every message through calc.schema (tests compare both paths)
+        self.max_message_bytes = max_message_bytes
         self._scales: dict[tuple[str, str], float | None] = {}
         infos = [FactorInfo(r.scope, r.factor_id, r.factor_version, r.unit) for r in self.table.rows]
         self._refs_array = np.asarray([i.ref for i in infos] or [0], dtype=np.int64)
@@ -102,18 +137,32 @@ class Converter:
     def convert_to_batch(self, items: Sequence[tuple[str, bytes, int | None]]) -> tuple[list[Converted], Batch]:
         """Convert several messages and gather them into one store batch (with its counted points as columns)."""
         pending = _Pending()
+        limit = self.max_message_bytes
         # Decode first, so the timestamps of the whole batch are read in one vectorized pass.
-        decoded = [fast_decode(payload) if self.fast else None for _, payload, _ in items]
+        decoded = [fast_decode(payload) if self.fast and len(payload) <= limit else None for _, payload, _ in items]
         stamps = utc_us_many([s.ts for d in decoded if d is not None for s in d.samples])
         outs = []
         at = 0
         for (topic, payload, received_us), fast in zip(items, decoded, strict=True):
-            if fast is None:
-                outs.append(self._one(topic, payload, received_us, pending, None, None))
-            else:
-                end = at + len(fast.samples)
-                outs.append(self._one(topic, payload, received_us, pending, fast, stamps[at:end]))
-                at = end
+            mark = (len(pending.rows), len(pending.meter_spans))
+            try:
+                if len(payload) > limit:
+                    kept, reason = _oversize(payload, limit)
+                    now_us = received_us if received_us is not None else int(self.clock() * 1_000_000)
+                    outs.append(Converted(topic=topic, dead=[DeadLetter(now_us, topic, kept, reason)]))
+                elif fast is None:
+                    outs.append(self._one(topic, payload, received_us, pending, None, None))
+                else:
+                    end = at + len(fast.samples)
+                    outs.append(self._one(topic, payload, received_us, pending, fast, stamps[at:end]))
+                    at = end
+            except Exception as exc:  # a failure nobody foresaw costs this message only, never the batch
+                log.exception("converting a message on %s failed; dead-lettered", topic[:200])
+                del pending.rows[mark[0]:]
+                del pending.meter_spans[mark[1]:]
+                outs.append(self.failed(topic, payload, received_us, exc))
+                if fast is not None:
+                    at += len(fast.samples)
         counted = None
         if pending.rows:
             spans = np.asarray(pending.meter_spans, dtype=np.intp)
@@ -140,6 +189,19 @@ class Converter:
             if c.meter is not None and c.meter not in out.meters:
                 out.meters[c.meter] = self.meter_info[c.meter]
         out.factors = self.factor_info
+        return out
+
+    def failed(self, topic: str, payload: bytes, received_us: int | None, exc: BaseException) -> Converted:
+        """The outcome of a message whose handling raised: dead-lettered whole with the error as its reason
+        (its sender is still acknowledged when the payload names it, so it is not sent again for ever)."""
+        now_us = received_us if received_us is not None else int(self.clock() * 1_000_000)
+        out = Converted(topic=topic)
+        kept = payload if len(payload) <= self.max_message_bytes else _oversize(payload, self.max_message_bytes)[0]
+        head = fast_decode(payload) if len(payload) <= self.max_message_bytes else None
+        meter, seq = (head.meter, head.seq) if head is not None else (None, None)
+        if head is not None and head.agent:
+            out.ack = (head.agent, head.meter, head.seq)
+        out.dead.append(DeadLetter(now_us, topic, kept, f"internal: {type(exc).__name__}: {exc}"[:1000], meter, seq))
         return out
 
     def _one(self, topic: str, payload: bytes, received_us: int | None, pending: _Pending,
@@ -175,6 +237,8 @@ class Converter:
             meter_id, seq, agent = message.meter, message.seq, message.agent
             samples = [(i, from_sample(smp)) for i, smp in checked]
             stamps = [utc_us(s.ts) for _, s in samples]
+        if agent:
+            out.ack = (agent, meter_id, seq)
         meter = self.meters.get(meter_id)
         if meter_id != path.meter:
             return reject(f"meter: payload meter {meter_id!r} differs from topic meter {path.meter!r}", meter_id, seq)
@@ -189,14 +253,17 @@ class Converter:
 
     def _salvage(self, payload: bytes, exc: ValidationError, now_us: int, topic: str,
                  out: Converted) -> tuple[ReadingMessage, list[tuple[int, Sample]]] | None:
-        """A message that failed validation: keep the good samples when only some samples are bad."""
+        """A message that failed validation: keep the good samples when only some samples are bad.
+
+        The payload is parsed again by pydantic's JSON parser, which stops at a nesting depth of its own
+        (the standard library's raises RecursionError on a few thousand levels) and at integers too long."""
         try:
-            raw = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
+            raw = pydantic_core.from_json(payload)
+        except ValueError:
             out.dead.append(DeadLetter(now_us, topic, payload, _validation_reason(exc)))
             return None
         raw_samples = raw.get("samples") if isinstance(raw, dict) else None
-        if not isinstance(raw_samples, list) or not raw_samples:
+        if not isinstance(raw_samples, list) or not raw_samples or len(raw_samples) > MAX_SAMPLES:
             out.dead.append(DeadLetter(now_us, topic, payload, _validation_reason(exc)))
             return None
         try:
@@ -205,7 +272,7 @@ class Converter:
             envelope = None
         head = {k: v for k, v in raw.items() if k != "samples"}
         meter_id = head.get("meter") if isinstance(head.get("meter"), str) else None
-        seq = head.get("seq") if isinstance(head.get("seq"), int) else None
+        seq = _seq_or_none(head.get("seq"))
         if envelope is None:
             # Is the envelope itself bad, or only the first sample? Validate with a known-good dummy sample.
             dummy = {"ts": "2000-01-01T00:00:00Z", "quantity": "x", "value": 0, "unit": "kWh"}
@@ -213,6 +280,9 @@ class Converter:
                 envelope = ReadingMessage.model_validate({**head, "samples": [dummy]})
             except ValidationError as env_exc:
                 out.dead.append(DeadLetter(now_us, topic, payload, _validation_reason(env_exc), meter_id, seq))
+                agent = head.get("agent")
+                if isinstance(agent, str) and agent and meter_id and seq is not None:
+                    out.ack = (agent, meter_id, seq)  # dead-lettered is handled: its sender may forget it
                 return None
         good: list[tuple[int, Sample]] = []
         for i, raw_sample in enumerate(raw_samples):

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from calc.schema import Flag, Sample
+from calc.schema import MAX_SAMPLES, MAX_SEQ, Flag, Sample
 
 UtcTs = Annotated[str, msgspec.Meta(min_length=20, max_length=32)]
 FlagName = Literal["rollover", "reset", "stuck", "spike", "gap", "first", "clock"]
@@ -45,8 +45,8 @@ class FastSample(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=Fal
 
 class FastMessage(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
     meter: Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
-    seq: Annotated[int, msgspec.Meta(ge=0)]
-    samples: Annotated[tuple[FastSample, ...], msgspec.Meta(min_length=1, max_length=10_000)]
+    seq: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
+    samples: Annotated[tuple[FastSample, ...], msgspec.Meta(min_length=1, max_length=MAX_SAMPLES)]
     v: Literal[1] = 1
     agent: Annotated[str, msgspec.Meta(max_length=128)] | None = None
 

@@ -36,6 +36,11 @@ class IngestMetrics:
     lag_ms: float = 0.0  # receive to durable store, last batch
     event_lag_s: float = 0.0  # now minus the newest stored sample's timestamp, at the last batch
     batches: int = 0
+    acks_published: int = 0  # end-to-end ack messages sent to edge agents
+    acked_messages: int = 0  # reading messages acknowledged in them
+    acks_waiting: int = 0  # messages durable but not yet acknowledged to their agent (sent within a second)
+    dead_letters_unstored: int = 0  # dead letters the store refused too (published on the topic only)
+    housekeeping_errors: int = 0  # retention runs that failed (retried later)
     updated: float = field(default_factory=time.time)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -69,8 +74,9 @@ class IngestMetrics:
 
 
 _COUNTERS = ("received_messages", "received_samples", "stored", "duplicates", "conflicts", "dead_lettered",
-             "buffered_total", "store_errors", "batches")
-_GAUGES = ("buffered", "queue_depth", "lag_ms", "event_lag_s")
+             "buffered_total", "store_errors", "batches", "acks_published", "acked_messages",
+             "dead_letters_unstored", "housekeeping_errors")
+_GAUGES = ("buffered", "queue_depth", "lag_ms", "event_lag_s", "acks_waiting")
 
 
 def render_prometheus(snapshots: list[dict[str, Any]]) -> str:

@@ -7,6 +7,7 @@ queue; when it is full the network thread waits, so the broker holds the rest (b
 
 from __future__ import annotations
 
+import logging
 import queue
 import ssl
 import threading
@@ -20,6 +21,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ingest.config import MqttSettings
+
+log = logging.getLogger(__name__)
 
 V5_PROBE_S = 2.0  # with protocol "auto": how long to wait for an MQTT 5 CONNACK before trying 3.1.1
 
@@ -140,6 +143,9 @@ class Subscriber:
             return
         self.generation += 1
         self.connected.set()
+        if self.generation > 1:
+            log.info("reconnected to %s; the persistent session sends what was not acknowledged",
+                     self.settings.effective_url)
         client.subscribe(self.topic_filter, qos=1)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
@@ -152,6 +158,8 @@ class Subscriber:
         self.connected.clear()
         if not self.stopping.is_set() and self.refusal is None:
             self.last_error = f"disconnected from {self.settings.effective_url}: {reason}"
+            if self.generation:
+                log.warning("%s; reconnecting", self.last_error)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
@@ -176,4 +184,5 @@ class Subscriber:
                 self.client.ack(item.mid, item.qos)
 
     def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
+        """Publish (paho queues QoS 1 messages while disconnected and sends them after reconnecting)."""
         self.client.publish(topic, payload, qos=qos)

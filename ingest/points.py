@@ -78,6 +78,9 @@ class Converted:
     dead: list[DeadLetter] = field(default_factory=list)
     area: str | None = None
     meter: str | None = None
+    # Who to acknowledge once the outcome is durable (calc.acks): the sender's agent, meter and seq as the
+    # payload names them; None when the payload does not say (third-party publisher, unreadable envelope).
+    ack: tuple[str, str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

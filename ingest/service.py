@@ -1,15 +1,17 @@
 """The ingest worker: take batches of received messages, convert, store durably, then ack and publish.
 
 Order per batch: convert -> one store transaction (points, rollups, dead letters) -> MQTT acks ->
-derived CO2e and dead-letter messages. A crash before the commit loses nothing (the broker sends
-the unacked messages again); a crash after it double counts nothing (writes are idempotent).
+derived CO2e and dead-letter messages; the edge agents' end-to-end acks (ingest.acks) follow within a
+second. A crash before the commit loses nothing (the broker, or the edge, sends the messages again); a
+crash after it double counts nothing (writes are idempotent). No message can stop the worker: a batch the
+store refuses for its content is written message by message, and a message that still fails is dead-lettered
+with the reason.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import json
+import logging
 import queue
 import threading
 import time
@@ -18,30 +20,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
 from calc import topics
 from calc.factors import FactorSet
+from ingest.acks import AckBook
 from ingest.buffer import BufferError, DiskBuffer
+from ingest.co2e import co2e_messages
 from ingest.config import IngestConfig
 from ingest.convert import Converter
+from ingest.logs import Throttled
 from ingest.metrics import IngestMetrics, install
 from ingest.mqtt import Received, Subscriber
-from ingest.points import CO2E, ENERGY, FACTOR, METER, QUANTITY, TS, Batch, Converted, us_to_iso
+from ingest.points import TS, Batch, Converted, DeadLetter
 from ingest.store import open_store
-from ingest.store.base import StoreError, WriteResult
+from ingest.store.base import StoreDataError, StoreError, WriteResult
+
+log = logging.getLogger(__name__)
 
 RETRY_MIN_S = 0.1
 RETRY_MAX_S = 5.0
+RETENTION_EVERY_S = 3600.0
+RETENTION_RETRY_MAX_S = 600.0
 
-
-def _groups(meters: list[str], refs: list[int]) -> dict[tuple[str, int], npt.NDArray[np.intp]]:
-    """Row indexes of each (meter, factor ref) pair."""
-    keys: dict[tuple[str, int], list[int]] = {}
-    for i, key in enumerate(zip(meters, refs, strict=True)):
-        keys.setdefault(key, []).append(i)
-    return {k: np.asarray(v, dtype=np.intp) for k, v in keys.items()}
+Item = tuple[str, bytes, int | None]  # topic, payload, received (µs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +49,7 @@ class _Work:
     """A batch in hand: what was received, and what it converted to."""
 
     received: list[Received]
-    items: list[tuple[str, bytes, int | None]]
+    items: list[Item]
     converted: list[Converted]
     batch: Batch
 
@@ -68,7 +68,7 @@ class IngestWorker:
         self.site = config.plant.site.id
         self.store = store if store is not None else open_store(config.store, config.base_dir)
         self.converter = Converter(config.plant, config.data, factors, config.ingest.max_future_s,
-                                   source=config.source)
+                                   source=config.source, max_message_bytes=config.ingest.max_message_bytes)
         self.metrics = IngestMetrics(worker=config.client_id)
         install(self.metrics)
         self.subscriber = Subscriber(config.mqtt, config.client_id, topic_filter(config),
@@ -76,11 +76,16 @@ class IngestWorker:
         self.batch_max = config.ingest.batch_max_messages
         self.buffer = DiskBuffer(config.buffer_path, int(config.ingest.buffer_max_mb * 1024 * 1024))
         self.metrics.set(buffered=self.buffer.count)
+        self.acks = AckBook(self.site, config.ingest.ack_interval_s)
         self.last_store_error: str | None = None
         self._delay = RETRY_MIN_S
         self._retry_at = 0.0
+        self._down_since: float | None = None
+        self._store_failures = 0
         self._metrics_written = 0.0
-        self._retention_done = 0.0
+        self._retention_at = 0.0
+        self._retention_delay = 60.0
+        self._warn = Throttled(log)
 
     def run(self, stop: threading.Event, ready: threading.Event | None = None) -> None:
         """Receive and store until `stop` is set; then finish the batch in hand and disconnect.
@@ -93,6 +98,11 @@ class IngestWorker:
         # process: keep the cyclic collector from walking it again on each full collection.
         gc.freeze()
         self.subscriber.start()
+        log.info("subscribed to %s on %s as %s; store: %s", self.subscriber.topic_filter,
+                 self.config.mqtt.effective_url, self.config.client_id, self.config.store.kind)
+        if self.buffer.count:
+            log.info("%d messages in the disk buffer %s from an earlier run: they are stored first",
+                     self.buffer.count, self.buffer.path)
         self._write_metrics(force=True)  # its appearance tells other processes we are subscribed
         if ready is not None:
             ready.set()
@@ -101,12 +111,12 @@ class IngestWorker:
                 received = self._take(0.1)
                 if received:
                     self.metrics.add(received_messages=len(received))
-                    items: list[tuple[str, bytes, int | None]] = [(r.topic, r.payload, r.received_us)
-                                                                  for r in received]
-                    converted, batch = self.converter.convert_to_batch(items)
+                    items: list[Item] = [(r.topic, r.payload, r.received_us) for r in received]
+                    converted, batch = self._convert(items)
                     self._handle(_Work(received, items, converted, batch), stop)
                 self._housekeeping()
         finally:
+            self._send_acks()
             self.subscriber.stop()
             self.metrics.set(queue_depth=self.subscriber.queue.qsize())
             self._write_metrics(force=True)
@@ -127,6 +137,27 @@ class IngestWorker:
                 break
         return batch
 
+    # ---- converting ---------------------------------------------------------------------------------
+
+    def _convert(self, items: Sequence[Item]) -> tuple[list[Converted], Batch]:
+        """Convert a batch; should that fail as a whole (a bug, not bad input: the converter dead-letters bad
+        input itself), convert message by message, so that only a message that fails alone is lost to it."""
+        try:
+            return self.converter.convert_to_batch(items)
+        except Exception:
+            log.exception("converting a batch of %d messages failed; converting them one by one", len(items))
+        converted = [self._convert_one(item) for item in items]
+        return converted, self.converter.batch(converted)
+
+    def _convert_one(self, item: Item) -> Converted:
+        try:
+            return self.converter.convert_to_batch([item])[0][0]
+        except Exception as exc:
+            log.exception("converting a message on %s failed; dead-lettered", item[0][:200])
+            return self.converter.failed(*item, exc)
+
+    # ---- storing ------------------------------------------------------------------------------------
+
     def _handle(self, work: _Work, stop: threading.Event) -> bool:
         """Store a batch, else buffer it on disk, else hold it unacked until the store is back.
         False when stopping before it could be kept (then the broker sends it again)."""
@@ -136,6 +167,9 @@ class IngestWorker:
             return True
         if self._buffer_batch(work.received):
             return True
+        self._warn.warning("buffer-full", "disk buffer %s is full (%d messages): not acknowledging to the broker "
+                           "until the store is back (back-pressure; the broker keeps the rest)",
+                           self.buffer.path, self.buffer.count)
         while not stop.wait(self._delay):  # buffer full: back-pressure, the broker keeps what we do not ack
             self.metrics.set(queue_depth=self.subscriber.queue.qsize())
             self._write_metrics()
@@ -152,11 +186,14 @@ class IngestWorker:
             return False
         try:
             self.buffer.append(batch)
-        except BufferError:
+        except BufferError as exc:
+            self._warn.warning("buffer-error", "cannot write the disk buffer: %s", exc)
             return False
         self.subscriber.ack(batch)
         self.metrics.add(buffered_total=len(batch))
         self.metrics.set(buffered=self.buffer.count)
+        self._warn.warning("buffering", "store unavailable: %d messages kept in the disk buffer %s",
+                           self.buffer.count, self.buffer.path)
         return True
 
     def _drain(self, max_chunks: int = 4) -> None:
@@ -169,20 +206,67 @@ class IngestWorker:
                 return
             self.buffer.remove(rows)
             self.metrics.set(buffered=self.buffer.count)
+            if not self.buffer.count:
+                log.info("disk buffer drained into the store")
 
-    def _store_batch(self, items: Sequence[tuple[str, bytes, int | None]],
-                     done: tuple[list[Converted], Batch] | None = None) -> bool:
-        """Convert (unless `done`) and write in one store transaction; False (and a backoff) when the
-        store is down."""
-        converted, batch = done if done is not None else self.converter.convert_to_batch(items)
+    def _store_batch(self, items: Sequence[Item], done: tuple[list[Converted], Batch] | None = None) -> bool:
+        """Convert (unless `done`) and write in one store transaction; False (and a backoff) when the store is
+        down. A batch refused for its content is written message by message instead."""
+        converted, batch = done if done is not None else self._convert(items)
         try:
-            result: WriteResult = self.store.write(batch)
+            result = self.store.write(batch)
         except StoreError as exc:
-            self.metrics.add(store_errors=1)
-            self.last_store_error = str(exc)
-            self._retry_at = time.monotonic() + self._delay
-            self._delay = min(self._delay * 2, RETRY_MAX_S)
+            self._store_down(exc)
             return False
+        except StoreDataError as exc:
+            return self._store_one_by_one(items, converted, exc)
+        except Exception as exc:  # a store bug must cost the messages that trigger it, not the worker
+            log.exception("the store's write raised %s; writing the batch message by message", type(exc).__name__)
+            return self._store_one_by_one(items, converted, exc)
+        self._stored(items, converted, batch, result)
+        return True
+
+    def _store_one_by_one(self, items: Sequence[Item], converted: list[Converted], cause: BaseException) -> bool:
+        """The store refused a batch for its content: write each message alone; one that is refused alone is
+        dead-lettered whole with the store's reason. False when the store goes down meanwhile."""
+        self._warn.warning("store-data", "store refused a batch of %d messages (%s); writing them one by one",
+                           len(items), cause)
+        for item, out in zip(items, converted, strict=True):
+            batch = self.converter.batch([out])
+            try:
+                result = self.store.write(batch)
+            except StoreError as exc:
+                self._store_down(exc)
+                return False  # nothing acked: the rest comes again (what was written is a duplicate then)
+            except Exception as exc:
+                reason = f"store: refused the message's points: {type(exc).__name__}: {exc}"[:1000]
+                log.warning("dead-lettering a message on %s: %s", item[0][:200], reason)
+                out = Converted(topic=out.topic, meter=out.meter, area=out.area, ack=out.ack,
+                                dead=[DeadLetter(item[2] or int(time.time() * 1e6), item[0], item[1], reason,
+                                                 out.ack[1] if out.ack else None, out.ack[2] if out.ack else None)])
+                batch = self.converter.batch([out])
+                try:
+                    result = self.store.write(batch)
+                except StoreError as down:
+                    self._store_down(down)
+                    return False
+                except Exception:
+                    # The dead letter itself cannot be stored: say so loudly and send it where it can be seen.
+                    log.exception("the store refused the dead letter of a message on %s too; published on the "
+                                  "dead-letter topic only", item[0][:200])
+                    self.metrics.add(dead_letters_unstored=1)
+                    self._publish(batch, WriteResult(dead_lettered=1))
+                    self.acks.add([out])
+                    continue
+            self._stored([item], [out], batch, result)
+        return True
+
+    def _stored(self, items: Sequence[Item], converted: list[Converted], batch: Batch, result: WriteResult) -> None:
+        """Bookkeeping after a durable write: metrics, logs, the edge's acks, the derived messages."""
+        if self._down_since is not None:
+            log.info("store is back after %.1f s and %d failed attempts", time.monotonic() - self._down_since,
+                     self._store_failures)
+            self._down_since, self._store_failures = None, 0
         self._delay = RETRY_MIN_S
         self._retry_at = 0.0
         now = time.time()
@@ -194,12 +278,31 @@ class IngestWorker:
         self.metrics.set(queue_depth=self.subscriber.queue.qsize(),
                          **({"lag_ms": (now * 1e6 - oldest) / 1000.0} if oldest is not None else {}),
                          **({"event_lag_s": now - newest / 1e6} if newest is not None else {}))
-        self._publish(converted, batch, result)
-        return True
+        if batch.dead:
+            first = batch.dead[0]
+            self._warn.warning("dead-letter", "dead-lettered %d input(s) of %d messages, e.g. %s: %s",
+                               len(batch.dead), len(items), first.topic[:200], first.reason[:300])
+        if result.conflicts:
+            self._warn.warning("conflict", "%d point(s) arrived again with other content: kept the stored ones, "
+                               "dead-lettered the new (see the dead letters)", result.conflicts)
+        self.acks.add(converted)
+        self._publish(batch, result)
 
-    def _publish(self, converted: list[Converted], batch: Batch, result: WriteResult) -> None:
+    def _store_down(self, exc: StoreError) -> None:
+        self.metrics.add(store_errors=1)
+        self.last_store_error = str(exc)
+        self._store_failures += 1
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.warning("store unavailable: %s (retrying with backoff up to %.0f s)", exc, RETRY_MAX_S)
+        else:
+            log.debug("store still unavailable (%d failures): %s", self._store_failures, exc)
+        self._retry_at = time.monotonic() + self._delay
+        self._delay = min(self._delay * 2, RETRY_MAX_S)
+
+    def _publish(self, batch: Batch, result: WriteResult) -> None:
         if self.config.ingest.publish_co2e:
-            for meter, body in self._co2e_messages(batch, result):
+            for meter, body in co2e_messages(batch, result):
                 info = batch.meters[meter]
                 # QoS 1: the API's live sums and SCADA add these up; a persistent session must not miss one
                 self.subscriber.publish(topics.co2e(info.site, info.area, meter), body, qos=1)
@@ -208,58 +311,49 @@ class IngestWorker:
             for d in batch.dead:
                 self.subscriber.publish(target, d.as_json(), qos=1)
 
-    def _co2e_messages(self, batch: Batch, result: WriteResult) -> list[tuple[str, bytes]]:
-        """The derived stream: per meter and stored batch, the energy and CO2e of its new points, per factor."""
-        sums: dict[tuple[str, int], list[float]] = {}  # (meter, factor ref) -> energy, co2e, points, first, last
-        c = batch.counted
-        if result.new_keys is None and c is not None:  # every point new: sum the columns
-            for key, idx in _groups(c.meter.tolist(), c.factor_ref.tolist()).items():
-                ts = c.ts_us[idx]
-                sums[key] = [float(c.energy[idx].sum()), float(c.co2e_kg[idx].sum()), len(idx),
-                             int(ts.min()), int(ts.max())]
-        else:
-            for p in batch.points:
-                if p[CO2E] is None or (result.new_keys is not None
-                                       and (p[METER], p[TS], p[QUANTITY]) not in result.new_keys):
-                    continue
-                acc = sums.setdefault((p[METER], p[FACTOR]), [0.0, 0.0, 0, p[TS], p[TS]])
-                acc[0] += p[ENERGY]
-                acc[1] += p[CO2E]
-                acc[2] += 1
-                acc[3], acc[4] = min(acc[3], p[TS]), max(acc[4], p[TS])
-        per_meter: dict[str, list[tuple[int, list[float]]]] = {}
-        for (meter, ref), acc in sums.items():
-            per_meter.setdefault(meter, []).append((ref, acc))
-        out = []
-        for meter, parts in per_meter.items():
-            info = batch.meters[meter]
-            by_factor = []
-            for ref, (energy, co2e, n, _, _) in parts:
-                f = batch.factors[ref]
-                by_factor.append({"energy": energy, "energy_unit": f.energy_unit, "co2e_kg": co2e, "points": int(n),
-                                  "scope": f.scope, "factor_id": f.factor_id, "factor_version": f.factor_version})
-            out.append((meter, json.dumps({
-                "v": 1, "site": info.site, "area": info.area, "meter": meter,
-                "from": us_to_iso(int(min(a[3] for _, a in parts))), "to": us_to_iso(int(max(a[4] for _, a in parts))),
-                "points": int(sum(a[2] for _, a in parts)), "co2e_kg": sum(a[1] for _, a in parts),
-                "by_factor": by_factor}).encode()))
-        return out
+    def _send_acks(self) -> None:
+        """The edge agents' end-to-end acks for what is durable now (QoS 1; a lost one costs a resend)."""
+        for topic, payload, n in self.acks.take():
+            self.subscriber.publish(topic, payload, qos=1)
+            self.metrics.add(acks_published=1, acked_messages=n)
+
+    # ---- housekeeping -------------------------------------------------------------------------------
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
+        if self.acks.due():
+            self._send_acks()
         self._write_metrics()
         if self.buffer.count and self._store_up():
             self._drain(1)
-        if now - self._retention_done > 3600 and hasattr(self.store, "apply_retention"):
-            self._retention_done = now
-            try:
-                self.store.apply_retention(datetime.now(UTC))
-            except StoreError:
-                self.metrics.add(store_errors=1)
+        if now >= self._retention_at and hasattr(self.store, "apply_retention"):
+            self._retention()
+
+    def _retention(self) -> None:
+        """Delete what the retention settings say is old. A failure (disk full, I/O error, a bug) is logged and
+        tried again later with a growing delay; it never stops ingest."""
+        try:
+            deleted = self.store.apply_retention(datetime.now(UTC))
+        except Exception as exc:  # housekeeping only: nothing of the readings depends on it succeeding now
+            self.metrics.add(housekeeping_errors=1)
+            log.error("retention failed (%s: %s); trying again in %.0f s", type(exc).__name__, exc,
+                      self._retention_delay, exc_info=not isinstance(exc, StoreError))
+            self._retention_at = time.monotonic() + self._retention_delay
+            self._retention_delay = min(self._retention_delay * 2, RETENTION_RETRY_MAX_S)
+            return
+        self._retention_at = time.monotonic() + RETENTION_EVERY_S
+        self._retention_delay = 60.0
+        if deleted:
+            log.info("retention: deleted %s", deleted)
 
     def _write_metrics(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._metrics_written >= 1.0:
             self._metrics_written = now
-            with contextlib.suppress(OSError):  # metrics are best effort; the store is what counts
+            self.metrics.set(acks_waiting=self.acks.waiting)
+            try:
                 self.metrics.write(self.config.metrics_path)
+            except OSError as exc:  # metrics are best effort; the store is what counts
+                self._warn.warning("metrics", "cannot write the metrics snapshot %s: %s", self.config.metrics_path,
+                                   exc)
+

@@ -14,7 +14,6 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 from fastapi import FastAPI
@@ -28,8 +27,8 @@ from calc.factors import default_factor_set
 from calc.plant import parse_plant
 from calc.schema import ReadingMessage, encode
 from calc.topics import READING_FILTER
+from ingest.co2e import co2e_messages
 from ingest.convert import Converter
-from ingest.service import IngestWorker
 from tests.api.test_live_rate import AREAS, NOW, TODAY, RateEnv, counter, drain, plant
 
 FS = default_factor_set()
@@ -133,8 +132,7 @@ class Ingest:
     def __init__(self, env: RateEnv) -> None:
         self.env = env
         self.conv = Converter(parse_plant(plant()), clock=lambda: datetime(2030, 1, 1, tzinfo=UTC).timestamp())
-        # IngestWorker._co2e_messages uses only its arguments: ingest's real payload builder, without a broker
-        self.build = IngestWorker._co2e_messages
+        self.build = co2e_messages  # ingest's real payload builder, without a broker
 
     def send(self, app: FastAPI, client: TestClient, msg: ReadingMessage) -> int:
         out = self.conv.convert(topics.reading("s1", AREAS[msg.meter], msg.meter), encode(msg))
@@ -142,7 +140,7 @@ class Ingest:
         batch = self.conv.batch([out])
         result = self.env.store.write(batch)
         sent = 0
-        for meter, body in self.build(cast(Any, None), batch, result):
+        for meter, body in self.build(batch, result):
             send_co2e(app, client, meter, body)
             sent += 1
         engine: Engine = app.state.engine

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calc import topics
+from calc.schema import MAX_SAMPLES
 from ingest.convert import Converter
 from ingest.points import POINT_COLUMNS, Batch, ts_to_us
 from ingest.store import open_reader
@@ -32,11 +33,13 @@ from tests.ingest.helpers import (
 
 
 def points(meter: str, start: datetime, n: int, step_s: float, kwh: float = 1.0, seq: int = 0) -> Batch:
+    """n counter points of a meter in one batch (messages of at most MAX_SAMPLES samples, seq, seq + 1, ...)."""
     area = STORE_PLANT.meter(meter).area
     samples = [counter_sample(start + timedelta(seconds=i * step_s), kwh, 100 + i * kwh) for i in range(n)]
-    (out,), batch = STORE_CONVERTER.convert_to_batch([(topics.reading(SITE, area, meter), message(meter, seq, samples),
-                                                       STORE_NOW_US)])
-    assert out.dead == [] and batch.counted is not None  # the vectorized rollup path; join() and part() the other
+    items = [(topics.reading(SITE, area, meter), message(meter, seq + k, samples[at:at + MAX_SAMPLES]), STORE_NOW_US)
+             for k, at in enumerate(range(0, n, MAX_SAMPLES))]
+    outs, batch = STORE_CONVERTER.convert_to_batch(items)
+    assert all(out.dead == [] for out in outs) and batch.counted is not None  # the vectorized rollup path
     return batch
 
 
