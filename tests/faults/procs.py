@@ -131,7 +131,9 @@ class PersistentMosquitto(Mosquitto):
         shipped = "\n".join(f"{k} {v}" for k, v in shipped_broker_settings().items())
         text = (f"# fault suite: the shipped persistence and queue settings, loopback TCP, anonymous\n"
                 f"listener {self.port} {self.host}\nallow_anonymous true\n{shipped}\n"
-                f"persistence_location {data}/\nlog_dest file {self.workdir / 'mosquitto.log'}\nlog_type error\nlog_type warning\n"
+                f"persistence_location {data}/\n"
+                # a file, not stdout: stdout into a file is block-buffered and its tail would be missing
+                f"log_dest file {self.workdir / 'mosquitto.log'}\nlog_type error\nlog_type warning\n"
                 f"log_type notice\nconnection_messages true\n")
         if os.geteuid() == 0:
             text += "user root\n"  # it would drop to user mosquitto, who cannot write our folder

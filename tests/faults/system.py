@@ -49,7 +49,7 @@ class SiteSystem:
     def __init__(self, workdir: Path, site: str, seed: int, mqtt_url: str, store: Mapping[str, Any],
                  workers: tuple[str, ...] = ("ingest",), share_group: str | None = None,
                  ingest_extra: Mapping[str, Any] | None = None, api_store: Mapping[str, Any] | None = None,
-                 with_api: bool = True) -> None:
+                 worker_stores: Mapping[str, Mapping[str, Any]] | None = None, with_api: bool = True) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.site = site
@@ -57,11 +57,13 @@ class SiteSystem:
         self.data = plantfile.plant_data(site, seed, mqtt_url, workdir)
         self.store = dict(store)
         self.api_store = dict(api_store or store)
+        self.worker_stores = {name: dict(table) for name, table in (worker_stores or {}).items()}
         self.share_group = share_group
         self.ingest_extra = dict(ingest_extra or {})
         self.edge_settings = dict(self.data["edge"])
         self.api_port = free_port()
         self.children: dict[str, Child] = {}
+        self.attached: dict[str, Any] = {}  # what a scenario needs besides the processes (influxd, a proxy)
         self.expect = Expectation(self.data)
         self.control = httpx.Client(base_url=self.data["simulator"]["control_url"], timeout=30)
         gateways = {g["id"]: g["port"] for g in self.data["gateways"]}
@@ -92,7 +94,7 @@ class SiteSystem:
         data = copy.deepcopy(self.data)
         data["edge"] = dict(self.edge_settings)
         if name in self.workers:
-            data["store"] = dict(self.store)
+            data["store"] = dict(self.worker_stores.get(name, self.store))
             data["ingest"] = {"client_id": f"{self.site}-{name}-{uuid.uuid4().hex[:8]}",
                               "buffer_path": str(self.workdir / f"{name}-buffer.sqlite"),
                               "metrics_path": str(self.metrics_path(name)), **self.ingest_extra}
@@ -220,6 +222,22 @@ class Window:
         self.counts: Counts = counts or system
         self.start = datetime.now(UTC) - timedelta(minutes=1)
         self.before: dict[str, Any] = {}
+        self.marks: list[datetime] = []
+
+    def mark(self) -> None:
+        """Split the window here (call while energy flows): the check then adds up the sub-windows, so the
+        store's totals are also taken from raw points cut mid-minute, not only from its minute rollups."""
+        self.marks.append(datetime.now(UTC))
+
+    def counted(self, end: datetime) -> dict[str, tuple[float, str, float]]:
+        total: dict[str, tuple[float, str, float]] = {}
+        bounds = [self.start, *self.marks, end]
+        for lo, hi in zip(bounds, bounds[1:], strict=False):
+            for meter, (energy, unit, co2e) in self.counts.counted(lo, hi).items():
+                e0, u0, c0 = total.get(meter, (0.0, unit, 0.0))
+                assert u0 == unit, (meter, u0, unit)
+                total[meter] = (e0 + energy, unit, c0 + co2e)
+        return total
 
     def baseline(self) -> None:
         """With the plant paused since it started: every meter's first reading (its baseline) stored."""
@@ -236,7 +254,7 @@ class Window:
         end = datetime.now(UTC) + timedelta(hours=1)
 
         def compare() -> list[MeterCheck]:
-            return self.system.expect.check(self.before, after, self.counts.counted(self.start, end), self.start, end)
+            return self.system.expect.check(self.before, after, self.counted(end), self.start, end)
 
         checks = compare()
         deadline = time.monotonic() + SETTLE_S
@@ -250,7 +268,7 @@ class Window:
                 (ts := self.counts.last_seen().get(mid)) is not None and ts > caught_up
                 for mid in self.system.expect.maps), 120, 0.5)
             checks = compare()  # and nothing came on top of it meanwhile
-        self.start, self.before = datetime.now(UTC), after
+        self.start, self.before, self.marks = datetime.now(UTC), after, []
         return checks
 
 

@@ -84,6 +84,7 @@ def test_broker_killed_and_restarted_while_ingest_is_stopped_and_behind(lab: Lab
     with lab.scenario(S1) as rig:
         system = rig.system
         rig.tap.wait_for("readings flowing", 100)
+        rig.window.mark()
         for worker in _ingest_alive(system):
             system.children[worker].pause()  # SIGSTOP: connected, reading nothing
         rig.tap.wait_for("the edge publishing while ingest is stopped (ingest falls behind)", 300)
@@ -108,6 +109,7 @@ def test_ingest_killed_five_times_and_one_shared_worker_for_good(lab: Lab) -> No
             system.children[victim].kill()
             rig.tap.wait_for(f"readings while {victim} is down", rng.randint(0, 80))
             system.start(victim)
+            rig.window.mark()
         dead = rng.choice(system.workers)
         system.children[dead].kill()  # for good: its share of the subscription stays with its session
         rig.tap.wait_for(f"readings with {dead} dead", 300)
@@ -140,6 +142,7 @@ def test_edge_killed_in_a_broker_outage_and_a_power_cut(lab: Lab, shim: Path, tm
             start_edge_under_the_shim()
         rig.broker.start()
         rig.tap.wait_for("readings after the outage", 300)
+        rig.window.mark()
         system.children["edge"].kill()  # the power goes, readings in flight
         print(f"power cut: files as of their last fsync (size before, after, writes undone): {cut.cut()}")
         system.start("edge")
@@ -185,8 +188,10 @@ def test_poison_messages_are_dead_lettered_and_ingest_never_restarts(lab: Lab) -
         client.connect(host, port)
         client.loop_start()
         try:
-            for p in sent:  # mixed into the edge's good traffic
+            for i, p in enumerate(sent):  # mixed into the edge's good traffic
                 rig.tap.wait_for("good readings between poison", rng.randint(0, 6))
+                if i % 20 == 10:
+                    rig.window.mark()
                 client.publish(p.topic, p.payload, qos=1).wait_for_publish(60)
         finally:
             client.disconnect()
@@ -213,6 +218,7 @@ def test_spool_full_in_a_long_outage(lab: Lab) -> None:
         system.restart_edge(spool_max_messages=SPOOL_MAX)
         try:
             rig.tap.wait_for("the edge publishing with a small spool", 100)
+            rig.window.mark()
             rig.broker.stop()
             base = readings_made(system)
             wait_until("the spool full", lambda: spooled(system) >= SPOOL_MAX, 120, 0.2)
