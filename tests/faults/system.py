@@ -9,6 +9,7 @@ the truth, wait until the store has caught up, compare per meter.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import os
 import time
@@ -232,7 +233,7 @@ class Window:
     def counted(self, end: datetime) -> dict[str, tuple[float, str, float]]:
         total: dict[str, tuple[float, str, float]] = {}
         bounds = [self.start, *self.marks, end]
-        for lo, hi in zip(bounds, bounds[1:], strict=False):
+        for lo, hi in itertools.pairwise(bounds):
             for meter, (energy, unit, co2e) in self.counts.counted(lo, hi).items():
                 e0, u0, c0 = total.get(meter, (0.0, unit, 0.0))
                 assert u0 == unit, (meter, u0, unit)
