@@ -83,6 +83,11 @@ class PowerCut:
             pending.setdefault(Path(name), []).append(Undo(offset, old))
         return synced, pending
 
+    def unsynced_writes(self) -> int:
+        """Writes since their file's last fsync: what a power cut now would undo."""
+        _, pending = self.journal()
+        return sum(len(undo) for undo in pending.values())
+
     def cut(self) -> dict[str, tuple[int, int, int]]:
         """After the process was killed: every file as the disk held it at its last fsync. Returns per file
         (size before, size after, writes undone)."""

@@ -143,7 +143,12 @@ def test_edge_killed_in_a_broker_outage_and_a_power_cut(lab: Lab, shim: Path, tm
         rig.broker.start()
         rig.tap.wait_for("readings after the outage", 300)
         rig.window.mark()
-        system.children["edge"].kill()  # the power goes, readings in flight
+        # the power goes while readings flow: once the edge has left 200 writes unsynced (then the cut takes
+        # something it published), or after 300 more readings if it never does
+        base = readings_made(system)
+        wait_until("a moment for the power cut", lambda: cut.unsynced_writes() >= 200
+                   or readings_made(system) >= base + 300, 120, 0.2)
+        system.children["edge"].kill()
         print(f"power cut: files as of their last fsync (size before, after, writes undone): {cut.cut()}")
         system.start("edge")
         rig.tap.wait_for("readings after the power cut", 300)
