@@ -2,7 +2,8 @@
 
 amqtt speaks MQTT 3.1.1 only, ignores shared subscriptions and can deliver a stray retained message;
 the services are written to cope with that. Its persistent sessions are kept (deploy/broker_auth.py).
-Mosquitto's queue limit is lifted (max_queued_messages 0).
+Mosquitto's queue limit is lifted (max_queued_messages 0), packets are capped at MAX_PACKET_BYTES, and its
+sessions and queued messages persist under the data folder like the shipped broker's.
 """
 
 from __future__ import annotations
@@ -14,7 +15,28 @@ import logging
 import signal
 from pathlib import Path
 
-from deploy.services import MOSQUITTO_CONF, find_binary
+from deploy.services import MAX_PACKET_BYTES, find_binary
+
+EMBEDDED_MOSQUITTO_CONF = """\
+# Written by `carbonwatch run` (deploy/broker.py): loopback only, anonymous, persisted under the data folder.
+listener {port} {host}
+allow_anonymous true
+# The default of 1000 silently drops QoS 1 messages to a slow subscriber: never cap the queue.
+max_queued_messages 0
+max_inflight_messages 0
+# Above the largest message the reading schema allows (docs/deployment.md); a bigger packet costs its sender
+# the connection, never the broker. Not message_size_limit: see deploy/services.py.
+max_packet_size {max_packet_bytes}
+# Sessions (ingest's subscription) and queued QoS 1 messages survive a restart of the broker; saved every
+# autosave_interval seconds and on a clean stop.
+persistence true
+persistence_location {workdir}/
+autosave_interval 30
+log_dest stdout
+log_type error
+log_type warning
+log_type notice
+"""
 
 
 def mosquitto_command(workdir: Path, host: str, port: int) -> list[str] | None:
@@ -24,7 +46,8 @@ def mosquitto_command(workdir: Path, host: str, port: int) -> list[str] | None:
         return None
     workdir.mkdir(parents=True, exist_ok=True)
     conf = workdir / "mosquitto.conf"
-    text = MOSQUITTO_CONF.format(port=port, host=host)
+    text = EMBEDDED_MOSQUITTO_CONF.format(port=port, host=host, max_packet_bytes=MAX_PACKET_BYTES,
+                                          workdir=workdir.resolve())
     import os
 
     if os.geteuid() == 0:

@@ -1,43 +1,40 @@
 """`carbonwatch run`: the whole system on one machine from one plant file.
 
 Starts a broker (unless one is configured), the simulated plant, ingest into the embedded store, the edge
-agent and the API, each as a child process with its log under the data folder; Ctrl-C stops them all.
+agent and the API, each as a supervised child process with its log under the data folder (deploy/supervisor.py):
+one that exits is restarted after a capped, jittered backoff; Ctrl-C stops them all.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
-import subprocess
+import socket
 import sys
 import time
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from deploy.broker import mosquitto_command
-from deploy.services import ServiceError, free_port, wait_for_port
+from deploy.services import ServiceError, free_port
+from deploy.supervisor import STOP_TIMEOUT_S, Child, Supervisor, wait_interruptibly
 
-STOP_TIMEOUT_S = 4.0
+START_TIMEOUT_S = 60.0     # the plant must be up (broker, ingest subscribed, API listening) within this
+START_ATTEMPTS = 3         # a service that exits this often before it was ever ready is a start failure
+STOP_STAGES = [["edge", "simulate", "scada", "api"], ["ingest"], ["mosquitto", "amqtt"]]
+__all__ = ["STOP_TIMEOUT_S", "Runner"]
 
 
 def default_plant() -> Path:
     return Path(str(resources.files("deploy").joinpath("examples/demo-plant.toml")))
 
 
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    proc: subprocess.Popen[bytes] | None = None
-
-
 def _port_free(host: str, port: int) -> bool:
-    import socket
-
     with socket.socket() as sock:
         try:
             sock.bind((host, port))
@@ -46,12 +43,36 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
+def _listening(host: str, port: int) -> Callable[[Child], bool]:
+    def probe(child: Child) -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+    return probe
+
+
+def _subscribed(snapshot: Path) -> Callable[[Child], bool]:
+    """Ingest is ready once this process has subscribed: it then writes its metrics snapshot, whose `started`
+    is later than our spawn (a snapshot left by an earlier ingest does not count)."""
+    def probe(child: Child) -> bool:
+        try:
+            started = float(json.loads(snapshot.read_text()).get("started", 0.0))
+        except (OSError, ValueError, AttributeError):
+            return False
+        return started >= child.started_wall
+    return probe
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "deploy.cli", *args]
 
 
 class Runner:
-    """Owns the child processes; stops them in reverse order, TERM then KILL, within STOP_TIMEOUT_S."""
+    """The plant's services as supervised children, in dependency order: broker, then ingest (subscribed),
+    then the edge; the simulators, SCADA and the API beside them. A service that exits is restarted; when
+    the embedded broker exits, ingest and the edge are stopped and started again after it, in that order."""
 
     def __init__(self, plant_file: Path, data_dir: Path, mqtt_url: str | None, api_port: int | None,
                  broker: str = "auto") -> None:
@@ -64,16 +85,9 @@ class Runner:
         self.api_host = str(api.get("host", "127.0.0.1"))
         self.api_port = api_port if api_port is not None else int(api.get("port", 8000))
         self.broker = broker
-        self.children: list[Child] = []
+        self.sup = Supervisor(self.logs, state_file=data_dir / "run.json")
 
-    def _spawn(self, child: Child) -> None:
-        self.logs.mkdir(parents=True, exist_ok=True)
-        with (self.logs / f"{child.name}.log").open("ab") as log:
-            child.proc = subprocess.Popen(child.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          start_new_session=True)
-        self.children.append(child)
-
-    def _broker(self) -> str:
+    def _add_broker(self) -> str:
         host, port = "127.0.0.1", 1883
         if not _port_free(host, port):
             port = free_port(host)
@@ -81,24 +95,11 @@ class Runner:
         if cmd is None and self.broker == "mosquitto":
             raise ServiceError("--broker mosquitto: no mosquitto binary on PATH")
         name = "mosquitto" if cmd else "amqtt"
-        self._spawn(Child(name, cmd or _cli("broker", "--host", host, "--port", str(port))))
-        assert self.children[-1].proc is not None
-        wait_for_port(host, port, 15.0, self.children[-1].proc)
-        return f"mqtt://{host}:{port}"
-
-    def _start_ingest(self, plant: str) -> None:
-        """Start ingest and wait until it has subscribed (it then writes its first metrics snapshot), so that
-        the edge's first readings are not published before ingest's persistent session exists."""
-        from ingest.metrics import metrics_paths
-
-        snapshot = metrics_paths(self.data, Path.cwd())[0]
-        snapshot.unlink(missing_ok=True)
-        self._spawn(Child("ingest", _cli("ingest", "--config", plant, "--mqtt-url", self.mqtt_url)))
-        deadline = time.monotonic() + 30.0
-        while not snapshot.exists():
-            if self.failed() is not None or time.monotonic() > deadline:
-                raise ServiceError(f"ingest did not subscribe; see {self.logs / 'ingest.log'}")
-            time.sleep(0.05)
+        # the same port on every restart: the clients reconnect to the URL they were given
+        self.sup.add(Child(name, cmd or _cli("broker", "--host", host, "--port", str(port)),
+                           ready_probe=_listening(host, port), restarts_with=("ingest", "edge")))
+        self.mqtt_url = f"mqtt://{host}:{port}"
+        return name
 
     def _api_key(self) -> str:
         demo_key = self.data_dir / "demo-api-key"
@@ -113,34 +114,40 @@ class Runner:
         demo_key.chmod(0o600)
         return secret
 
-    def start(self) -> dict[str, str]:
+    def plan(self) -> dict[str, str]:
+        """Declare the children (nothing starts yet); returns what to show the operator once all are up."""
+        from ingest.metrics import metrics_paths
+
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not _port_free(self.api_host, self.api_port):
             raise ServiceError(f"port {self.api_port} on {self.api_host} is taken: stop what runs there or "
                                f"pass --api-port")
         shown: dict[str, str] = {}
+        broker: tuple[str, ...] = ()
         if not self.mqtt_url:
-            self.mqtt_url = self._broker()
-            shown["broker"] = f"{self.mqtt_url} (embedded {self.children[-1].name})"
+            name = self._add_broker()
+            broker = (name,)
+            shown["broker"] = f"{self.mqtt_url} (embedded {name})"
         else:
             shown["broker"] = self.mqtt_url
         plant = str(self.plant_file)
         sim = self.data.get("simulator")
         if sim is not None:
-            self._spawn(Child("simulate", _cli("simulate", "--plant", plant)))
+            self.sup.add(Child("simulate", _cli("simulate", "--plant", plant)))
             shown["simulators"] = f"{sim.get('control_url', 'http://127.0.0.1:8021')}/truth (ground truth)"
-        self._start_ingest(plant)
-        self._spawn(Child("edge", _cli("edge", "--config", plant, "--mqtt-url", self.mqtt_url,
-                                       "--state-dir", str(self.data_dir / "edge"))))
+        # the edge starts once ingest has subscribed, so that its first readings find ingest's persistent session
+        snapshot = metrics_paths(self.data, Path.cwd())[0]
+        self.sup.add(Child("ingest", _cli("ingest", "--config", plant, "--mqtt-url", self.mqtt_url), after=broker,
+                           ready_probe=_subscribed(snapshot)))
+        self.sup.add(Child("edge", _cli("edge", "--config", plant, "--mqtt-url", self.mqtt_url,
+                                        "--state-dir", str(self.data_dir / "edge")), after=("ingest",)))
         if "scada" in self.data:
-            self._spawn(Child("scada", _cli("scada", "--config", plant, "--mqtt-url", self.mqtt_url)))
+            self.sup.add(Child("scada", _cli("scada", "--config", plant, "--mqtt-url", self.mqtt_url), after=broker))
             shown["scada"] = "OPC UA / Sparkplug B / Modbus as configured in [scada] (docs/scada.md)"
         key = self._api_key()
-        self._spawn(Child("api", _cli("api", "--config", plant, "--host", self.api_host,
-                                      "--port", str(self.api_port), "--mqtt-url", self.mqtt_url)))
-        api_proc = self.children[-1].proc
-        assert api_proc is not None
-        wait_for_port(self.api_host, self.api_port, 30.0, api_proc)
+        self.sup.add(Child("api", _cli("api", "--config", plant, "--host", self.api_host, "--port",
+                                       str(self.api_port), "--mqtt-url", self.mqtt_url), after=broker,
+                           ready_probe=_listening(self.api_host, self.api_port)))
         url = f"http://{self.api_host}:{self.api_port}"
         shown["dashboard"] = f"{url}/#key={key}"
         shown["api"] = f"{url}  (docs {url}/docs)"
@@ -148,34 +155,39 @@ class Runner:
         shown["api key"] = f"{key}  (admin; kept in {self.data_dir / 'demo-api-key'})"
         store = self.data.get("store", {})
         shown["store"] = str(store.get("path", "var/carbonwatch.sqlite"))
-        shown["logs"] = str(self.logs)
+        shown["logs"] = f"{self.logs}  (pids and restarts: {self.data_dir / 'run.json'})"
         return shown
 
-    def failed(self) -> Child | None:
-        for child in self.children:
-            if child.proc is not None and child.proc.poll() is not None:
-                return child
-        return None
+    def start(self, stop_requested: Callable[[], bool], report: Callable[[str], None]) -> bool:
+        """Start the children in order and wait until every one is ready. False if a stop was requested first;
+        raises ServiceError when the plant does not come up (a service keeps exiting, or the deadline passes)."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self.sup.all_ready():
+            for line in self.sup.tick():
+                report(line)
+            for child in self.sup.children:
+                if child.failures >= START_ATTEMPTS and not child.was_ready:
+                    raise ServiceError(f"{child.name} exited {child.failures} times while starting; see {child.log}")
+            if time.monotonic() > deadline:
+                waiting = ", ".join(f"{c.name} (log {c.log})" for c in self.sup.children if not c.ready)
+                raise ServiceError(f"not ready after {START_TIMEOUT_S:.0f} s: {waiting}")
+            if wait_interruptibly(0.05, stop_requested):
+                return False
+        return True
+
+    def supervise(self, stop_requested: Callable[[], bool], report: Callable[[str], None]) -> None:
+        """Keep the plant running (restarting what exits) until a stop is requested."""
+        while not wait_interruptibly(0.2, stop_requested):
+            for line in self.sup.tick():
+                report(line)
 
     def stop(self) -> None:
-        order = {"edge": 0, "simulate": 1, "scada": 2, "api": 3, "ingest": 4}
-        live = sorted(self.children, key=lambda c: order.get(c.name, 9))
-        for child in live:
-            if child.proc is not None and child.proc.poll() is None:
-                child.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        for child in live:
-            if child.proc is None:
-                continue
-            try:
-                child.proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.proc.kill()
-                child.proc.wait()
+        self.sup.stop(STOP_STAGES)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -187,31 +199,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
         nonlocal stopping
         stopping = True
 
+    def report(line: str) -> None:
+        console.print(line, style="yellow", markup=False, highlight=False, soft_wrap=True)
+
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        shown = runner.start()
+        shown = runner.plan()
+        up = runner.start(lambda: stopping, report)
     except (ServiceError, OSError) as exc:
-        console.print(f"[red]could not start:[/red] {exc}")
+        console.print(f"[red]could not start:[/red] {escape(str(exc))}")
         runner.stop()
         return 1
-    table = Table(title=f"carbonwatch is running: {runner.plant_file.name}", show_header=False)
-    for name, where in shown.items():
-        table.add_row(name, where)
-    console.print(table)
-    console.print("Press Ctrl-C to stop.")
-    code = 0
-    while not stopping:
-        child = runner.failed()
-        if child is not None:
-            console.print(f"[red]{child.name} exited unexpectedly[/red]; see {runner.logs / (child.name + '.log')}")
-            code = 1
-            break
-        time.sleep(0.2)
+    if up:
+        table = Table(title=f"carbonwatch is running: {runner.plant_file.name}", show_header=False)
+        for name, where in shown.items():
+            table.add_row(name, escape(where))
+        console.print(table)
+        console.print("Press Ctrl-C to stop. A service that exits is restarted (capped, jittered backoff).")
+        runner.supervise(lambda: stopping, report)
     console.print("stopping ...")
     runner.stop()
     console.print("stopped.")
-    return code
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -119,6 +119,15 @@ class Service:
         self.stop()
 
 
+# Every shipped Mosquitto config caps packets at this size (max_packet_size): 32 MiB is above the largest reading
+# message calc.schema accepts (10,000 samples, every text field at its longest, ~21 MB; typically ~2 MB) and
+# the largest ack (tests/deploy/test_broker_limits.py computes both). A client sending a bigger packet is
+# disconnected before the broker reads it, so one message costs its sender the connection, never the broker.
+# Not `message_size_limit`: Mosquitto 2.0.11 answers a too-large QoS 1 publish with a success PUBACK to MQTT
+# 3.1.1 clients (the message is gone but the sender believes it delivered) and with a reason code that is invalid
+# for a PUBACK (0x95) to MQTT 5 clients, which paho 2.2 takes for a malformed packet.
+MAX_PACKET_BYTES = 32 * 1024 * 1024
+
 MOSQUITTO_CONF = """\
 # Written by deploy/services.py for tests: loopback only, anonymous, nothing persisted.
 listener {port} {host}
@@ -126,6 +135,7 @@ allow_anonymous true
 # The default of 1000 silently drops QoS 1 messages to a slow subscriber: never cap the queue.
 max_queued_messages 0
 max_inflight_messages 0
+max_packet_size 33554432
 persistence false
 log_dest stdout
 log_type error

@@ -15,7 +15,10 @@ from calc.broker import BrokerSettings, KeepAliveS, MqttProtocol
 from calc.plant import Plant, PlantError, describe_errors, parse_plant
 
 DEFAULT_SQLITE_PATH = "var/carbonwatch.sqlite"
-DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # 10,000 samples of an edge agent take about 2 MB of JSON
+# Above the largest reading calc.schema accepts (10,000 samples, every field at its longest: 20.4 MB, see
+# tests/deploy/test_broker_limits.py) and below the broker's packet cap (32 MiB): nothing the contract allows
+# is refused for its size. An edge agent's 10,000 samples take about 2 MB.
+DEFAULT_MAX_MESSAGE_BYTES = 24 * 1024 * 1024
 
 
 class ConfigError(ValueError):
@@ -81,7 +84,8 @@ class IngestSettings(BaseModel):
     metrics_path: str | None = None
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, ge=1024, description="a reading message "
                                    "larger than this is dead-lettered unparsed (its first 64 KiB kept, with its "
-                                   "size and SHA-256); the broker's own limit should be a little above it")
+                                   "size and SHA-256); the default is above the largest message the schema "
+                                   "allows and below the shipped broker's packet cap (32 MiB)")
     ack_interval_s: float = Field(default=1.0, gt=0, le=60, description="how often the edge agents' end-to-end "
                                   "acks (carbonwatch/v1/<site>/edge/<agent>/ack) are sent, batched per agent")
 

@@ -1,7 +1,8 @@
 """Ingest's counters (received, stored, duplicates, conflicts, dead-lettered, buffered, lag) for the API's /metrics.
 
 In the ingest process `current()` returns the live object; other processes (the API) read the JSON
-snapshot each worker writes every second with `read_metrics(paths)`.
+snapshot each worker writes every second with `read_metrics(paths)` and render them with prometheus_client
+(`snapshot_families`, `render_prometheus`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -73,21 +75,94 @@ class IngestMetrics:
         tmp.replace(path)
 
 
-_COUNTERS = ("received_messages", "received_samples", "stored", "duplicates", "conflicts", "dead_lettered",
-             "buffered_total", "store_errors", "batches", "acks_published", "acked_messages",
-             "dead_letters_unstored", "housekeeping_errors")
-_GAUGES = ("buffered", "queue_depth", "lag_ms", "event_lag_s", "acks_waiting")
+# What each snapshot field means on /metrics. A numeric field in neither table is still shown, as an untyped
+# metric, until it is described here (tests/deploy/test_metrics.py names it).
+COUNTERS: dict[str, str] = {
+    "received_messages": "reading messages received from the broker",
+    "received_samples": "samples in the received messages (stored or dead-lettered)",
+    "stored": "points stored for the first time",
+    "duplicates": "points received again with the same content (stored once)",
+    "conflicts": "points received again with other content (dead-lettered, never overwritten)",
+    "dead_lettered": "messages or samples sent to the dead letter with a reason",
+    "buffered_total": "messages ever put into the on-disk buffer while the store was down",
+    "store_errors": "failed writes to the store",
+    "batches": "batches stored (one transaction each)",
+    "acks_published": "end-to-end ack messages sent to edge agents (carbonwatch/v1/<site>/edge/<agent>/ack)",
+    "acked_messages": "reading messages acknowledged to their edge agent as durable",
+    "dead_letters_unstored": "dead letters the store refused too (published on the dead-letter topic only)",
+    "housekeeping_errors": "retention runs that failed (tried again later)",
+}
+GAUGES: dict[str, str] = {
+    "buffered": "messages in the on-disk buffer now",
+    "queue_depth": "messages received and waiting to be stored",
+    "lag_ms": "milliseconds from receiving to durably storing, last batch",
+    "event_lag_s": "seconds from the newest stored sample's timestamp to its storing, last batch",
+    "acks_waiting": "messages durable but not yet acknowledged to their edge agent (sent within a second)",
+}
+NOT_METRICS = ("worker", "started", "updated", "written")
+SNAPSHOT_AGE = "carbonwatch_ingest_snapshot_age_seconds"
+# a counter's samples end in _total: buffered_total would collide with the gauge `buffered`
+_RENAMED = {"buffered_total": "buffered_messages"}
+
+
+def metric_name(field_name: str) -> str:
+    """The family name of a snapshot field on /metrics (counters' samples add `_total`)."""
+    return f"carbonwatch_ingest_{_RENAMED.get(field_name, field_name)}"
+
+
+def snapshot_families(snapshots: list[dict[str, Any]], now_s: float | None = None) -> list[Any]:
+    """prometheus_client metric families of the workers' snapshots, labelled by worker, plus the age of each
+    snapshot: a live worker rewrites its file every second, so an age that keeps growing is a dead worker."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, UnknownMetricFamily
+
+    now_s = time.time() if now_s is None else now_s
+    families: list[Any] = []
+    for name, help_text in COUNTERS.items():
+        counter = CounterMetricFamily(metric_name(name), f"ingest: {help_text}", labels=["worker"])
+        for snap in snapshots:
+            counter.add_metric([str(snap.get("worker", "ingest"))], float(snap.get(name, 0)))
+        families.append(counter)
+    for name, help_text in GAUGES.items():
+        gauge = GaugeMetricFamily(metric_name(name), f"ingest: {help_text}", labels=["worker"])
+        for snap in snapshots:
+            gauge.add_metric([str(snap.get("worker", "ingest"))], float(snap.get(name, 0)))
+        families.append(gauge)
+    extra = sorted({k for snap in snapshots for k, v in snap.items() if isinstance(v, int | float)
+                    and not isinstance(v, bool) and k not in COUNTERS and k not in GAUGES and k not in NOT_METRICS})
+    for name in extra:
+        unknown = UnknownMetricFamily(metric_name(name), f"ingest: {name} (not described yet)",
+                                      labels=["worker"])
+        for snap in snapshots:
+            if name in snap:
+                unknown.add_metric([str(snap.get("worker", "ingest"))], float(snap[name]))
+        families.append(unknown)
+    age = GaugeMetricFamily(SNAPSHOT_AGE, "seconds since the ingest worker last wrote its metrics snapshot (about "
+                            "1 s while it runs; growing when it is dead or stuck)", labels=["worker"])
+    for snap in snapshots:
+        written = float(snap.get("written", snap.get("updated", now_s)))
+        age.add_metric([str(snap.get("worker", "ingest"))], max(0.0, now_s - written))
+    families.append(age)
+    return families
+
+
+class SnapshotCollector:
+    """A prometheus_client collector over snapshots read once (register it in a registry of one request)."""
+
+    def __init__(self, snapshots: list[dict[str, Any]], now_s: float | None = None) -> None:
+        self.snapshots = snapshots
+        self.now_s = now_s
+
+    def collect(self) -> Iterator[Any]:
+        yield from snapshot_families(self.snapshots, self.now_s)
 
 
 def render_prometheus(snapshots: list[dict[str, Any]]) -> str:
-    lines: list[str] = []
-    for name in (*_COUNTERS, *_GAUGES):
-        kind = "counter" if name in _COUNTERS else "gauge"
-        metric = f"carbonwatch_ingest_{name}" + ("_total" if kind == "counter" else "")
-        lines.append(f"# TYPE {metric} {kind}")
-        for snap in snapshots:
-            lines.append(f'{metric}{{worker="{snap.get("worker", "ingest")}"}} {float(snap.get(name, 0)):g}')
-    return "\n".join(lines) + "\n"
+    """The Prometheus text exposition of these snapshots (prometheus_client's format, with HELP and TYPE)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(snapshots))
+    return generate_latest(registry).decode()
 
 
 def install(metrics: IngestMetrics) -> None:
@@ -118,11 +193,17 @@ def read_plant_metrics(plant_data: dict[str, Any], base_dir: Path) -> list[dict[
 
 
 def read_metrics(paths: list[Path]) -> list[dict[str, Any]]:
-    """Snapshots written by ingest workers (skips files that do not exist yet)."""
+    """Snapshots written by ingest workers (skips files that do not exist yet or are not a snapshot). Each gets
+    `written`: when its file was last replaced (seconds since the epoch), which tells a live worker from a dead
+    one even while its counters stand still."""
     out = []
     for path in paths:
         try:
-            out.append(json.loads(path.read_text()))
+            written = path.stat().st_mtime
+            snap = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
+        if isinstance(snap, dict):
+            snap.setdefault("written", written)
+            out.append(snap)
     return out

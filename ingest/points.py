@@ -28,6 +28,7 @@ CONTENT_NAMES = tuple(POINT_COLUMNS[i] for i in CONTENT_IDX)
 Point = list[Any] | tuple[Any, ...]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+PUBLISHED_PAYLOAD_MAX = 64 * 1024  # of a dead letter's payload, what its MQTT message carries
 
 
 class MeterInfo(NamedTuple):
@@ -64,9 +65,17 @@ class DeadLetter:
     index: int | None = None  # sample index in the message, None when the whole message is bad
 
     def as_json(self) -> bytes:
-        return json.dumps({"received": us_to_iso(self.received_us), "topic": self.topic, "reason": self.reason,
-                           "meter": self.meter, "seq": self.seq, "index": self.index,
-                           "payload": self.payload.decode("utf-8", "replace")}).encode()
+        """The dead-letter topic's message. A payload over PUBLISHED_PAYLOAD_MAX bytes is cut there (the store
+        keeps it whole), with its size and SHA-256, so a dead letter never outgrows the broker's packet limit."""
+        doc: dict[str, Any] = {"received": us_to_iso(self.received_us), "topic": self.topic, "reason": self.reason,
+                               "meter": self.meter, "seq": self.seq, "index": self.index}
+        payload = self.payload
+        if len(payload) > PUBLISHED_PAYLOAD_MAX:
+            doc |= {"payload_bytes": len(payload), "payload_sha256": hashlib.sha256(payload).hexdigest(),
+                    "payload_truncated": True}
+            payload = payload[:PUBLISHED_PAYLOAD_MAX]
+        doc["payload"] = payload.decode("utf-8", "replace")
+        return json.dumps(doc).encode()
 
 
 @dataclass(slots=True)

@@ -1,4 +1,5 @@
-"""Shared fixtures: real services on loopback (never mocked, never skipped when missing)."""
+"""Shared fixtures: real services on loopback (never mocked, never skipped when missing); and the session's leak
+guard (tests/leakguard.py): a process a test leaves running is killed and fails the run."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from deploy.services import InfluxDB, Mosquitto
+from tests.leakguard import pytest_configure, pytest_sessionfinish, pytest_terminal_summary
+
+__all__ = ["pytest_configure", "pytest_sessionfinish", "pytest_terminal_summary"]
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_PLANT = REPO / "deploy" / "examples" / "demo-plant.toml"

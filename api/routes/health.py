@@ -1,14 +1,21 @@
 """Liveness (/healthz, no key, for supervisors), /v1/status (broker link and live counters) and /metrics in the
-Prometheus text format."""
+Prometheus text format (prometheus_client): the API's counters, the live figures and every ingest worker's."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from pydantic import BaseModel
 
 from api.deps import EngineDep, SettingsDep, Viewer
+from api.engine import Engine
+from api.settings import Settings
 from api.stream import Hub
+from ingest.metrics import SnapshotCollector, read_plant_metrics
 
 router = APIRouter(tags=["health"])
 
@@ -48,39 +55,62 @@ def status(request: Request, settings: SettingsDep, engine: EngineDep, key: View
                   open_alerts=len(engine.open), stream_subscribers=len(hub.subscribers))
 
 
+class _ApiCollector:
+    """The API's own counters and the live figures, as prometheus_client metric families."""
+
+    def __init__(self, request: Request, settings: Settings, engine: Engine) -> None:
+        self.request, self.settings, self.engine = request, settings, engine
+
+    def collect(self) -> Iterator[Metric]:
+        link = self.request.app.state.mqtt
+        hub: Hub = self.request.app.state.hub
+        c = self.engine.counters
+        site = self.settings.plant.site.id
+        live = list(self.engine.live.meters.values())
+        for name, help_text, value in (
+                ("carbonwatch_api_messages", "reading messages received", c.messages),
+                ("carbonwatch_api_bad_messages", "messages that did not decode", c.bad_messages),
+                ("carbonwatch_api_rule_evaluations", "rule evaluations", c.evaluations),
+                ("carbonwatch_api_alerts_fired", "alerts fired", c.fired),
+                ("carbonwatch_api_alerts_resolved", "alerts resolved by the engine", c.resolved)):
+            counter = CounterMetricFamily(name, help_text, labels=["site"])
+            counter.add_metric([site], float(value))
+            yield counter
+        gauges: list[tuple[str, str, float]] = [
+                ("carbonwatch_api_open_alerts", "alerts firing or acknowledged", len(self.engine.open)),
+                ("carbonwatch_api_mqtt_connected", "1 when connected to the broker",
+                 int(bool(link and link.connected.is_set()))),
+                ("carbonwatch_api_stream_subscribers", "live stream clients", len(hub.subscribers)),
+                ("carbonwatch_site_power_kw", "live active power of the site, kW",
+                 sum(m.power_kw or 0.0 for m in live)),
+                ("carbonwatch_site_co2e_rate_kg_per_h",
+                 "live CO2e rate of the site, kg/h (calc.rate: latest flow x stored kg CO2e per unit, as /v1/balance)",
+                 sum(m.co2e_rate_kg_per_h for m in live))]
+        for name, help_text, amount in gauges:
+            gauge = GaugeMetricFamily(name, help_text, labels=["site"])
+            gauge.add_metric([site], float(amount))
+            yield gauge
+        power = GaugeMetricFamily("carbonwatch_meter_power_kw", "live active power per meter, kW",
+                                  labels=["site", "meter", "area"])
+        for m in live:
+            if m.power_kw is not None:
+                power.add_metric([site, m.meter, m.area], float(m.power_kw))
+        yield power
+        rate = GaugeMetricFamily("carbonwatch_meter_co2e_rate_kg_per_h",
+                                 "live CO2e rate per meter, kg/h (meters with a rate)",
+                                 labels=["site", "meter", "area"])
+        for m in live:
+            if m.rate is not None:
+                rate.add_metric([site, m.meter, m.area], float(m.rate.rate_kg_per_h))
+        yield rate
+
+
 @router.get("/metrics", response_class=PlainTextResponse,
-            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format 0.0.4"}})
-def metrics(request: Request, settings: SettingsDep, engine: EngineDep, key: Viewer) -> PlainTextResponse:
-    link = request.app.state.mqtt
-    hub: Hub = request.app.state.hub
-    c = engine.counters
-    site = settings.plant.site.id
-    live = list(engine.live.meters.values())
-    lines = [
-        ("carbonwatch_api_messages_total", "counter", "reading messages received", c.messages),
-        ("carbonwatch_api_bad_messages_total", "counter", "messages that did not decode", c.bad_messages),
-        ("carbonwatch_api_rule_evaluations_total", "counter", "rule evaluations", c.evaluations),
-        ("carbonwatch_api_alerts_fired_total", "counter", "alerts fired", c.fired),
-        ("carbonwatch_api_alerts_resolved_total", "counter", "alerts resolved by the engine", c.resolved),
-        ("carbonwatch_api_open_alerts", "gauge", "alerts firing or acknowledged", len(engine.open)),
-        ("carbonwatch_api_mqtt_connected", "gauge", "1 when connected to the broker",
-         int(bool(link and link.connected.is_set()))),
-        ("carbonwatch_api_stream_subscribers", "gauge", "live stream clients", len(hub.subscribers)),
-        ("carbonwatch_site_power_kw", "gauge", "live active power of the site, kW",
-         sum(m.power_kw or 0.0 for m in live)),
-        ("carbonwatch_site_co2e_rate_kg_per_h", "gauge",
-         "live CO2e rate of the site, kg/h (calc.rate: latest flow x stored kg CO2e per unit, as /v1/balance)",
-         sum(m.co2e_rate_kg_per_h for m in live)),
-    ]
-    out = []
-    for name, kind, help_text, value in lines:
-        out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f'{name}{{site="{site}"}} {float(value)!r}']
-    out += ["# HELP carbonwatch_meter_power_kw live active power per meter, kW",
-            "# TYPE carbonwatch_meter_power_kw gauge"]
-    out += [f'carbonwatch_meter_power_kw{{site="{site}",meter="{m.meter}",area="{m.area}"}} {float(m.power_kw)!r}'
-            for m in live if m.power_kw is not None]
-    out += ["# HELP carbonwatch_meter_co2e_rate_kg_per_h live CO2e rate per meter, kg/h (meters with a rate)",
-            "# TYPE carbonwatch_meter_co2e_rate_kg_per_h gauge"]
-    out += [f'carbonwatch_meter_co2e_rate_kg_per_h{{site="{site}",meter="{m.meter}",area="{m.area}"}} '
-            f'{float(m.rate.rate_kg_per_h)!r}' for m in live if m.rate is not None]
-    return PlainTextResponse("\n".join(out) + "\n", media_type="text/plain; version=0.0.4")
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition format"}})
+def metrics(request: Request, settings: SettingsDep, engine: EngineDep, key: Viewer) -> Response:
+    """The API's counters and live figures, and every ingest worker's counters (from the snapshots the workers
+    write, `ingest.metrics.read_plant_metrics`) with the age of each snapshot, so a dead worker shows."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_ApiCollector(request, settings, engine))
+    registry.register(SnapshotCollector(read_plant_metrics(settings.plant_data, settings.base_dir)))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -100,10 +100,13 @@ class Plant:
                            encode(msg), 0.0)
 
 
-def metric(text: str, prefix: str) -> float:
-    """The value of the one sample line of the Prometheus text that starts with `prefix`."""
-    (line,) = [x for x in text.splitlines() if x.startswith(prefix)]
-    return float(line.rsplit(" ", 1)[1])
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of the one sample of the Prometheus text named `name` whose labels include `labels`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    (value,) = [s.value for f in text_string_to_metric_families(text) for s in f.samples
+                if s.name == name and labels.items() <= s.labels.items()]
+    return float(value)
 
 
 def drain(queue: asyncio.Queue[tuple[str, str]]) -> list[tuple[str, dict[str, Any]]]:
@@ -164,10 +167,10 @@ def test_stream_rule_metrics_and_balance_agree_at_a_still_moment(tmp_path: Path)
     assert balance["rate_kg_per_h"] == pytest.approx(expected)
     assert streamed == pytest.approx(expected)
     assert rule_value == pytest.approx(expected)
-    assert metric(metrics, "carbonwatch_site_co2e_rate_kg_per_h{") == pytest.approx(expected)
+    assert metric(metrics, "carbonwatch_site_co2e_rate_kg_per_h") == pytest.approx(expected)
     assert area_value == pytest.approx(30 * k) == area_b["rate_kg_per_h"]
     assert meters["g1"]["co2e_rate_kg_per_h"] == pytest.approx(30 * k)
-    assert metric(metrics, 'carbonwatch_meter_co2e_rate_kg_per_h{site="s1",meter="g1"') == pytest.approx(30 * k)
+    assert metric(metrics, "carbonwatch_meter_co2e_rate_kg_per_h", site="s1", meter="g1") == pytest.approx(30 * k)
     # the site rule fired when the gas flow came in (the old definition never reached its threshold)
     by_rule = {a["rule"]: a for a in fired}
     assert by_rule["site-rate"]["value"] == pytest.approx(expected)

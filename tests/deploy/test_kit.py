@@ -1,7 +1,8 @@
 """The deployment kit for real: the shipped Mosquitto config (deploy/mosquitto/) with the example secrets its script
 makes refuses anonymous clients and wrong passwords, lets a TLS client in with the example certificates, and
-keeps each device to its own topics; every shipped broker config lifts the queue cap; the compose file passes
-`docker compose config`; the systemd units are complete.
+keeps each device to its own topics (each edge agent reads only its own ack topic, which only ingest writes);
+every shipped broker config lifts the queue cap; the compose file passes `docker compose config`; the systemd
+units are complete and restart a failed service without ever giving up.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from deploy.broker import EMBEDDED_MOSQUITTO_CONF
 from deploy.services import MOSQUITTO_CONF, Service, free_port
 from tests.conftest import DEMO_PLANT
 
@@ -271,7 +273,47 @@ def test_the_acl_names_each_meter_once_per_owner(secrets: Path) -> None:
     assert users == ["edge-1", "edge-2", "ingest", "api", "scada", "scada-host"]
     edge2 = acl.split("user edge-2\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert edge2 == ["topic write carbonwatch/v1/demo/utilities/chiller-9/reading",
-                     "topic write carbonwatch/v1/demo/edge/edge-2/status"]
+                     "topic write carbonwatch/v1/demo/edge/edge-2/status",
+                     "topic read carbonwatch/v1/demo/edge/edge-2/ack"]
+    ingest = acl.split("user ingest\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert "topic write carbonwatch/v1/demo/edge/+/ack" in ingest
+    assert [line for line in acl.splitlines() if line.endswith("/ack")] == [
+        "topic read carbonwatch/v1/demo/edge/edge-1/ack", "topic read carbonwatch/v1/demo/edge/edge-2/ack",
+        "topic write carbonwatch/v1/demo/edge/+/ack"], "nobody else reads or writes acks"
+
+
+@pytest.mark.parametrize("listener", ["password", "certificate"])
+def test_each_edge_agent_reads_only_its_own_acks_and_only_ingest_writes_them(broker: ShippedBroker, secrets: Path,
+                                                                            listener: str) -> None:
+    certs = secrets / "certs"
+
+    def login(user: str) -> Client:
+        if listener == "password":
+            client = Client(broker.port, user, password(secrets, user), ca=certs / "ca.crt")
+        else:
+            client = Client(broker.mtls_port, ca=certs / "ca.crt", cert=(certs / f"{user}.crt", certs / f"{user}.key"))
+        assert client.accepted, (user, client.reason)
+        return client
+
+    edge1, edge2 = login("edge-1"), login("edge-2")
+    try:
+        edge1.subscribe("carbonwatch/v1/demo/edge/+/ack")  # a wildcard must not widen what it may read
+        edge2.subscribe("carbonwatch/v1/demo/edge/edge-2/ack")
+        for user in ("edge-1", "api", "scada"):  # an ack forged by anyone but ingest would empty a spool
+            forger = login(user)
+            reason = forger.publish("carbonwatch/v1/demo/edge/edge-1/ack", f"forged by {user}".encode())
+            assert reason is not None and reason.value == 135, (user, reason)
+            forger.close()
+        ingest = login("ingest")
+        for agent in ("edge-2", "edge-1"):
+            assert ingest.publish(f"carbonwatch/v1/demo/edge/{agent}/ack", f"ack for {agent}".encode()) is not None
+        ingest.close()
+        got1, got2 = edge1.wait_for(b"ack for edge-1"), edge2.wait_for(b"ack for edge-2")
+        assert got1 == [("carbonwatch/v1/demo/edge/edge-1/ack", b"ack for edge-1")], "edge-1 read another's acks"
+        assert got2 == [("carbonwatch/v1/demo/edge/edge-2/ack", b"ack for edge-2")]
+    finally:
+        edge1.close()
+        edge2.close()
 
 
 def shipped_mosquitto_configs() -> list[tuple[str, str]]:
@@ -279,6 +321,7 @@ def shipped_mosquitto_configs() -> list[tuple[str, str]]:
     found = [(str(p.relative_to(REPO)), p.read_text()) for p in sorted((REPO / "deploy").rglob("*.conf"))
              if re.search(r"^listener ", p.read_text(), re.M)]
     found.append(("deploy/services.py MOSQUITTO_CONF", MOSQUITTO_CONF))
+    found.append(("deploy/broker.py EMBEDDED_MOSQUITTO_CONF", EMBEDDED_MOSQUITTO_CONF))
     return found
 
 
@@ -355,6 +398,38 @@ def test_systemd_units_run_the_service_hardened(unit: str) -> None:
         out = subprocess.run(["systemd-analyze", "verify", str(REPO / "deploy" / "systemd" / unit)],
                              capture_output=True, text=True, timeout=60)
         assert "Unknown key" not in out.stderr and "Unknown section" not in out.stderr, out.stderr
+
+
+def _section(text: str, name: str) -> str:
+    return text.split(f"[{name}]\n", 1)[1].split("\n[", 1)[0]
+
+
+@pytest.mark.parametrize("unit", ["carbonwatch-edge.service", "carbonwatch-ingest.service",
+                                  "carbonwatch-api.service"])
+def test_systemd_units_restart_with_a_pause_and_never_give_up(unit: str, tmp_path: Path) -> None:
+    text = (REPO / "deploy" / "systemd" / unit).read_text()
+    service = _section(text, "Service")
+    assert re.search(r"^Restart=on-failure$", service, re.M)
+    delay = re.search(r"^RestartSec=(\d+)s$", service, re.M)
+    assert delay and int(delay[1]) >= 2, "a crash loop must not spin"
+    # the start limit lives in [Unit]; 0 turns it off, so a flapping broker cannot leave the unit failed for good
+    assert re.search(r"^StartLimitIntervalSec=0$", _section(text, "Unit"), re.M)
+    assert "StartLimitBurst" not in text
+    # growing delays (systemd 254+) come as a drop-in that older systemd would warn about, not in the unit
+    drop_in = (REPO / "deploy" / "systemd" / "carbonwatch-restart-backoff.conf").read_text()
+    assert re.search(r"^RestartSteps=\d+$", _section(drop_in, "Service"), re.M)
+    assert re.search(r"^RestartMaxDelaySec=\d+min$", _section(drop_in, "Service"), re.M)
+    if shutil.which("systemd-analyze"):  # the unit with the drop-in as it would be installed
+        shutil.copy(REPO / "deploy" / "systemd" / unit, tmp_path / unit)
+        (tmp_path / f"{unit}.d").mkdir()
+        shutil.copy(REPO / "deploy" / "systemd" / "carbonwatch-restart-backoff.conf",
+                    tmp_path / f"{unit}.d" / "restart-backoff.conf")
+        out = subprocess.run(["systemd-analyze", "verify", str(tmp_path / unit)], capture_output=True, text=True,
+                             timeout=60)
+        version = int(re.findall(r"\d+", subprocess.run(["systemd-analyze", "--version"], capture_output=True,
+                                                        text=True, timeout=60).stdout)[0])
+        unknown = sorted(re.findall(r"Unknown key '(\w+)'", out.stderr))
+        assert unknown == ([] if version >= 254 else ["RestartMaxDelaySec", "RestartSteps"]), out.stderr
 
 
 # --- Grafana: the shipped dashboard's queries on a real InfluxDB with ingest's points ----------------------

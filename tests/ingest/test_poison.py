@@ -20,7 +20,7 @@ from calc import topics
 from calc.plant import Meter, parse_plant
 from calc.schema import MAX_SAMPLES, MAX_SEQ
 from ingest.convert import DEAD_PAYLOAD_MAX_BYTES, Converted, Converter
-from ingest.points import ENERGY, ts_to_us
+from ingest.points import ENERGY, PUBLISHED_PAYLOAD_MAX, ts_to_us
 from tests.ingest.helpers import SITE, T0, counter_sample, iso
 
 PLANT = parse_plant({
@@ -177,3 +177,15 @@ def test_acknowledgement_names_the_sender_only_when_the_payload_does() -> None:
     assert c.convert(TOPIC, good(7, agent=None), NOW_US).ack is None
     wrong_meter = c.convert(topics.reading(SITE, "pressing", "press-1"), good(8, "ghost"), NOW_US)
     assert wrong_meter.dead and wrong_meter.ack == ("a1", "ghost", 8)  # dead-lettered whole: handled
+
+
+def test_a_published_dead_letter_carries_a_bounded_payload_with_its_size_and_hash() -> None:
+    payload = "é".encode() * (DEAD_PAYLOAD_MAX_BYTES * 4)  # escaped as \\u00e9 in JSON: six bytes a character
+    out = conv().convert(TOPIC, payload, NOW_US)
+    assert out.dead[0].payload == payload  # the store keeps it whole (it is under max_message_bytes)
+    doc = json.loads(out.dead[0].as_json())
+    assert doc["payload_bytes"] == len(payload) and doc["payload_truncated"] is True
+    assert doc["payload_sha256"] == hashlib.sha256(payload).hexdigest()
+    assert len(out.dead[0].as_json()) < 7 * PUBLISHED_PAYLOAD_MAX
+    small = json.loads(conv().convert(TOPIC, b"garbage", NOW_US).dead[0].as_json())
+    assert small["payload"] == "garbage" and "payload_truncated" not in small

@@ -90,6 +90,9 @@ class Plant:
                 "--mqtt-url", self.system.mqtt_url]
 
     def start_scada(self) -> None:
+        # A process still running from an earlier test (one that failed before it stopped it) is stopped first:
+        # overwriting self.scada would lose the only reference to it, and nothing would ever stop it.
+        self.stop_scada()
         log = (self.workdir / "scada.log").open("ab")
         env = dict(os.environ, PYTHONPATH=str(REPO))
         self.scada = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -102,6 +105,8 @@ class Plant:
         proc, self.scada = self.scada, None
         if proc is None:
             return None
+        if proc.poll() is not None:
+            return proc.returncode
         proc.send_signal(sig)
         try:
             return proc.wait(15)

@@ -149,9 +149,10 @@ def test_node_opcua_subscription_sees_the_figures_move(plant: Plant) -> None:
         assert plant.system.sim.post("/resume").status_code < 300
         out, err = proc.communicate(timeout=120)
     finally:
-        assert plant.system.sim.post("/pause").status_code < 300
-        if proc.poll() is None:
+        if proc.poll() is None:  # first, so that a failing /pause below cannot leave node running
             proc.kill()
+            proc.communicate(timeout=30)
+        assert plant.system.sim.post("/pause").status_code < 300
     assert proc.returncode == 0, err
     notes = last_json(out)["notifications"]["TodayCO2e"]
     values = [n["value"] for n in notes]
