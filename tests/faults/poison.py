@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 
 from calc import topics
 from calc.schema import MAX_SAMPLES, MAX_SEQ, decode
+from ingest.config import DEFAULT_MAX_MESSAGE_BYTES
 
 DEPTH = 3_000
-OVERSIZE_BYTES = 16 * 1024 * 1024  # far above any bound on a message (10,000 samples are about 2 MB)
+# above ingest's default bound on a message, under the broker's packet cap (which would refuse it before ingest)
+OVERSIZE_BYTES = DEFAULT_MAX_MESSAGE_BYTES + 1024 * 1024
 HYPOTHESIS_EXAMPLES = 40
 
 
@@ -56,7 +58,8 @@ def structured(site: str, meters: list[tuple[str, str]], rng: random.Random) -> 
                       f'{{"v": 1, "meter": "{m}", "seq": 7, "samples": [{deep}]}}'.encode()))
     m, t = topic()
     pad = "x" * OVERSIZE_BYTES
-    out.append(Poison("oversize, 16 MiB", t, json.dumps({**_reading(m, 8, [_sample(now)]), "pad": pad}).encode()))
+    out.append(Poison(f"oversize, {OVERSIZE_BYTES / 2**20:.0f} MiB", t,
+                      json.dumps({**_reading(m, 8, [_sample(now)]), "pad": pad}).encode()))
     m, t = topic()
     many = [_sample(now, 1.0) for _ in range(MAX_SAMPLES + 1)]
     out.append(Poison(f"{MAX_SAMPLES + 1} samples", t, json.dumps(_reading(m, 9, many)).encode()))

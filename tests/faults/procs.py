@@ -23,7 +23,7 @@ from deploy.services import Mosquitto, free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_MOSQUITTO_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
-SHIPPED_KEYS = ("persistence", "autosave_interval", "max_queued_messages", "max_inflight_messages")
+SHIPPED_KEYS = ("persistence", "autosave_interval", "max_queued_messages", "max_inflight_messages", "max_packet_size")
 
 
 def tail(path: Path, chars: int = 6000) -> str:
@@ -108,7 +108,8 @@ class Child:
 
 
 def shipped_broker_settings() -> dict[str, str]:
-    """persistence, autosave_interval and the queue limits exactly as deploy/mosquitto/mosquitto.conf has them."""
+    """persistence, autosave_interval, the queue limits and the packet cap as deploy/mosquitto/mosquitto.conf has
+    them."""
     found = {}
     for line in SHIPPED_MOSQUITTO_CONF.read_text().splitlines():
         m = re.match(r"^\s*(\w+)\s+(\S+)\s*$", line)

@@ -23,7 +23,7 @@ from tests.faults import poison
 from tests.faults.lab import Lab
 from tests.faults.plant import METERS
 from tests.faults.powercut import PowerCut
-from tests.faults.procs import PersistentMosquitto
+from tests.faults.procs import PersistentMosquitto, shipped_broker_settings
 from tests.faults.system import SiteSystem
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -187,6 +187,8 @@ def test_poison_messages_are_dead_lettered_and_ingest_never_restarts(lab: Lab) -
         assert workers, "no ingest worker running"
         meters = [(mid, area) for mid, area, *_ in METERS]
         sent = poison.messages(system.site, meters, seed=5)
+        packet_cap = int(shipped_broker_settings()["max_packet_size"])
+        assert max(len(p.payload) for p in sent) < packet_cap - 1024, "the broker would refuse the poison itself"
         rng = random.Random(5)
         host, port = rig.broker.host, rig.broker.port
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fault-poisoner")
