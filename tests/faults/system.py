@@ -50,7 +50,8 @@ class SiteSystem:
     def __init__(self, workdir: Path, site: str, seed: int, mqtt_url: str, store: Mapping[str, Any],
                  workers: tuple[str, ...] = ("ingest",), share_group: str | None = None,
                  ingest_extra: Mapping[str, Any] | None = None, api_store: Mapping[str, Any] | None = None,
-                 worker_stores: Mapping[str, Mapping[str, Any]] | None = None, with_api: bool = True) -> None:
+                 worker_stores: Mapping[str, Mapping[str, Any]] | None = None, with_api: bool = True,
+                 edge_extra: Mapping[str, Any] | None = None) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.site = site
@@ -61,7 +62,7 @@ class SiteSystem:
         self.worker_stores = {name: dict(table) for name, table in (worker_stores or {}).items()}
         self.share_group = share_group
         self.ingest_extra = dict(ingest_extra or {})
-        self.edge_settings = dict(self.data["edge"])
+        self.edge_settings = {**self.data["edge"], **(edge_extra or {})}
         self.api_port = free_port()
         self.children: dict[str, Child] = {}
         self.attached: dict[str, Any] = {}  # what a scenario needs besides the processes (influxd, a proxy)
@@ -284,6 +285,7 @@ class Tap:
     def __init__(self, url: str, topic: str) -> None:
         host, port = url.removeprefix("mqtt://").rsplit(":", 1)
         self.count = 0
+        self.last: dict[str, bytes] = {}  # topic -> latest payload
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"fault-tap-{uuid.uuid4().hex[:8]}")
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=0)
         self.client.on_message = self._on_message
@@ -292,6 +294,7 @@ class Tap:
         self.client.loop_start()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self.last[msg.topic] = bytes(msg.payload)
         self.count += 1
 
     def wait_for(self, what: str, more: int, timeout_s: float = 120.0) -> None:

@@ -1,4 +1,4 @@
-"""Fault scenarios 1, 2, 3, 5 and 7 on one running system with the SQLite store, checked after each: per meter,
+"""Fault scenarios 1, 2, 3 and 5 on one running system with the SQLite store, checked after each: per meter,
 the balance over the scenario's window equals the simulator's truth (energy, and CO2e through calc's recipes).
 
 21 meters (electricity on PM5000 and SDM630 maps, natural gas as pulses and on OPC UA, steam on OPC UA) at 600x
@@ -8,7 +8,6 @@ real time; Mosquitto with the shipped persistence; two ingest workers in a share
 from __future__ import annotations
 
 import random
-import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ingest.store import open_reader
 from tests.deploy.harness import wait_until
 from tests.faults import poison
+from tests.faults.edgestate import readings_made
 from tests.faults.lab import Lab
 from tests.faults.plant import METERS
 from tests.faults.powercut import PowerCut
@@ -32,8 +32,6 @@ S1 = "1 broker kill -9, ingest stopped and behind"
 S2 = "2 ingest kill -9 x5, a shared worker dies"
 S3 = "3 edge kill -9 in an outage, power cut"
 S5 = "5 poison messages"
-S7 = "7 spool full in a long outage"
-SPOOL_MAX = 100  # scenario 7: [edge] spool_max_messages; the plant makes 42 readings a second
 
 
 def sqlite_site(where: Path, broker: PersistentMosquitto, cleanups: list[object]) -> SiteSystem:
@@ -53,30 +51,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 def _ingest_alive(system: SiteSystem) -> list[str]:
     return [w for w in system.workers if system.children[w].alive]
-
-
-# --- the edge's spool, read from outside (only to know that an outage lasted long enough) -------------------------
-def _spool_query(system: SiteSystem, sql: str) -> int:
-    path = system.state_dir / "edge.sqlite"
-    if not path.exists():
-        return 0
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    try:
-        row = con.execute(sql).fetchone()
-        return int(row[0] or 0)
-    except sqlite3.Error:
-        return 0
-    finally:
-        con.close()
-
-
-def spooled(system: SiteSystem) -> int:
-    return _spool_query(system, "SELECT COUNT(*) FROM spool")
-
-
-def readings_made(system: SiteSystem) -> int:
-    """Messages the edge has made (sum of the meters' next sequence numbers)."""
-    return _spool_query(system, "SELECT SUM(next_seq) FROM seqs")
 
 
 # --- scenario 1 ------------------------------------------------------------------------------------------------------
@@ -215,28 +189,3 @@ def test_poison_messages_are_dead_lettered_and_ingest_never_restarts(lab: Lab) -
         restarted = {w: pid for w, pid in workers.items() if not system.children[w].alive
                      or system.children[w].pid != pid}
         assert not restarted, f"ingest workers died or restarted during the poison: {restarted}"
-
-
-# --- scenario 7 ------------------------------------------------------------------------------------------------------
-def test_spool_full_in_a_long_outage(lab: Lab) -> None:
-    with lab.scenario(S7) as rig:
-        system = rig.system
-        default = system.edge_settings.get("spool_max_messages")
-        system.restart_edge(spool_max_messages=SPOOL_MAX)
-        try:
-            rig.tap.wait_for("the edge publishing with a small spool", 100)
-            rig.window.mark()
-            rig.broker.stop()
-            base = readings_made(system)
-            wait_until("the spool full", lambda: spooled(system) >= SPOOL_MAX, 120, 0.2)
-            wait_until(f"{5 * SPOOL_MAX} readings made in the outage", lambda: readings_made(system)
-                       >= base + 5 * SPOOL_MAX, 180, 0.2)
-            rig.broker.start()
-            rig.tap.wait_for("readings after the outage", 300)
-            rig.check(S7)
-        finally:
-            if default is None:
-                system.edge_settings.pop("spool_max_messages", None)
-            else:
-                system.edge_settings["spool_max_messages"] = default
-        system.restart_edge()
