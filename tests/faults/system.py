@@ -1,8 +1,8 @@
 """One site of the fault suite as real processes: the simulated plant, the edge agent, one or more ingest workers
 and the API, around a broker and a store that may be shared with another site.
 
-Each process gets a plant file of its own (ingest workers differ in client id, buffer and metrics files; the
-edge's [edge] may be changed between scenarios). `Window` is the quiescent-point check: pause the plant, note
+Each process gets a plant file of its own (ingest workers differ in client id, buffer and metrics files, and
+may write to different stores). `Window` is the quiescent-point check: pause the plant, note
 the truth, wait until the store has caught up, compare per meter.
 """
 
@@ -49,7 +49,7 @@ class SiteSystem:
 
     def __init__(self, workdir: Path, site: str, seed: int, mqtt_url: str, store: Mapping[str, Any],
                  workers: tuple[str, ...] = ("ingest",), share_group: str | None = None,
-                 ingest_extra: Mapping[str, Any] | None = None, api_store: Mapping[str, Any] | None = None,
+                 api_store: Mapping[str, Any] | None = None,
                  worker_stores: Mapping[str, Mapping[str, Any]] | None = None, with_api: bool = True,
                  edge_extra: Mapping[str, Any] | None = None) -> None:
         self.workdir = workdir
@@ -61,7 +61,6 @@ class SiteSystem:
         self.api_store = dict(api_store or store)
         self.worker_stores = {name: dict(table) for name, table in (worker_stores or {}).items()}
         self.share_group = share_group
-        self.ingest_extra = dict(ingest_extra or {})
         self.edge_settings = {**self.data["edge"], **(edge_extra or {})}
         self.api_port = free_port()
         self.children: dict[str, Child] = {}
@@ -99,7 +98,7 @@ class SiteSystem:
             data["store"] = dict(self.worker_stores.get(name, self.store))
             data["ingest"] = {"client_id": f"{self.site}-{name}-{uuid.uuid4().hex[:8]}",
                               "buffer_path": str(self.workdir / f"{name}-buffer.sqlite"),
-                              "metrics_path": str(self.metrics_path(name)), **self.ingest_extra}
+                              "metrics_path": str(self.metrics_path(name))}
             if self.share_group:
                 data["ingest"]["share_group"] = self.share_group
         if name == "api":
@@ -143,13 +142,6 @@ class SiteSystem:
     def start_all(self) -> None:
         for name in self.children:
             self.start(name)
-
-    def restart_edge(self, env: Mapping[str, str] | None = None, **settings: Any) -> None:
-        """Stop the edge cleanly (SIGTERM), change [edge] and start it again."""
-        self.children["edge"].stop()
-        self.edge_settings.update(settings)
-        plantfile.write(self.plant_path("edge"), self.plant_for("edge"))
-        self.start("edge", env)
 
     def stop_all(self) -> None:
         for name in ("edge", "simulate", *self.workers, "api"):
