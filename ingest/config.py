@@ -74,11 +74,20 @@ class InfluxStoreSettings(BaseModel):
     url: str = Field(pattern=r"^https?://")
     database: str = Field(default="carbonwatch", min_length=1)
     retention_policy: str | None = None
-    username: str | None = None
+    username: str | None = Field(default=None, description="v1 login, sent as HTTP Basic auth (never in the URL)")
     password: str | None = None
-    token: str | None = None
+    token: str | None = Field(default=None, description="2.x/3.x: sent as `Authorization: Token ...`")
     timeout_s: float = Field(default=10.0, gt=0)
     create_database: bool = True
+    gzip: bool = Field(default=False, description="gzip the bodies of writes (Content-Encoding: gzip): ~50x less "
+                       "traffic, ~1 us more CPU a reading; on for an InfluxDB across a network, off on the same "
+                       "machine (measured: ingest/README.md)")
+
+    @model_validator(mode="after")
+    def _one_login(self) -> InfluxStoreSettings:
+        if self.token and self.username:
+            raise ValueError("give `username` (and `password`) or `token`, not both: one Authorization header")
+        return self
 
 
 StoreSettings = Annotated[SqliteStoreSettings | InfluxStoreSettings, Field(discriminator="kind")]

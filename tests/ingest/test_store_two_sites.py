@@ -34,7 +34,7 @@ Store = SqliteStore | InfluxStore
 DAY = T0 + timedelta(days=1)
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "influxdb"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
         s: Store = SqliteStore(tmp_path / "s.sqlite")
@@ -123,7 +123,7 @@ def ingest_pair(tmp_path: Path, mqtt_url: str, store: str, sites: tuple[str, str
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("kind", ["sqlite"])
+@pytest.mark.parametrize("kind", ["sqlite", "influxdb"])
 def test_two_ingest_processes_one_per_site_write_one_store_and_both_are_exact(
         kind: str, mqtt_url: str, influx_url: str, tmp_path: Path) -> None:
     database = f"two{uuid.uuid4().hex[:10]}"
