@@ -72,8 +72,21 @@ def _bucket(ts: datetime, step_s: int, tz: str) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % step_s, UTC)
 
 
+def _rollup_for(step_s: int, tz: str, start: datetime, end: datetime) -> str:
+    """The coarsest rollup whose buckets fit the step's: hours, unless the step or the time zone's days are cut
+    at quarter hours (e.g. Asia/Kolkata, +05:30); minutes for 1m steps (kept for the store's minute-rollup
+    retention only: older 1m series are empty, 15m ones come from quarter hours, which stay)."""
+    if step_s < 900:
+        return "rollup_minute"
+    zone = ZoneInfo(tz)
+    offsets = {zone.utcoffset(t.replace(tzinfo=None)) for t in (start, end)} if step_s == 86400 else set()
+    if step_s % 3600 or any(o is not None and o.total_seconds() % 3600 for o in offsets):
+        return "rollup_quarter"
+    return "rollup_hour"
+
+
 class SqliteHistory:
-    """Series from the SQLite store's minute and hour rollups (its own read-only connection)."""
+    """Series from the SQLite store's minute, quarter-hour and hour rollups (its own read-only connection)."""
 
     def __init__(self, path: Path) -> None:
         self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=30.0)
@@ -85,9 +98,9 @@ class SqliteHistory:
 
     def series(self, site: str, start: datetime, end: datetime, step: str, tz: str) -> list[SeriesPoint]:
         step_s = STEPS_S[step]
-        table = "rollup_minute" if step_s < 3600 else "rollup_hour"
+        table = _rollup_for(step_s, tz, start, end)
         rows = self._rows(f"SELECT r.bucket_us, r.meter, m.area, m.carrier, f.scope, f.energy_unit, r.energy, "
-                          f"r.co2e_kg, r.points FROM {table} r JOIN meters m ON m.meter = r.meter "
+                          f"r.co2e_kg, r.points FROM {table} r JOIN meters m ON m.site = r.site AND m.meter = r.meter "
                           f"LEFT JOIN factor_refs f ON f.ref = r.factor_ref "
                           f"WHERE r.site = ? AND r.bucket_us >= ? AND r.bucket_us < ?", (site, _us(start), _us(end)))
         acc: dict[tuple[datetime, str], list[Any]] = {}
@@ -156,9 +169,10 @@ def history_reader(store: StoreReader) -> HistoryReader:
     if isinstance(path, Path) and path.exists():
         try:
             reader = SqliteHistory(path)
-            # the schema this reader knows (rollups keyed by meter and factor_ref); else the generic path
-            reader._rows("SELECT r.meter, m.area, f.scope FROM rollup_hour r JOIN meters m ON m.meter = r.meter "
-                         "LEFT JOIN factor_refs f ON f.ref = r.factor_ref LIMIT 1", ())
+            # the schema this reader knows (rollups keyed by site, meter and factor_ref, with quarter hours);
+            # else the generic path
+            reader._rows("SELECT r.meter, m.area, f.scope FROM rollup_quarter r JOIN meters m ON m.site = r.site "
+                         "AND m.meter = r.meter LEFT JOIN factor_refs f ON f.ref = r.factor_ref LIMIT 1", ())
             return reader
         except sqlite3.Error:
             pass

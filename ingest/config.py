@@ -5,11 +5,12 @@ A bad file fails at start-up with one line per problem: `FILE: key.path: why`.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from calc.broker import BrokerSettings, KeepAliveS, MqttProtocol
 from calc.plant import Plant, PlantError, describe_errors, parse_plant
@@ -33,7 +34,13 @@ class MqttSettings(BrokerSettings):
 
 
 class SqliteStoreSettings(BaseModel):
-    """[store] kind = "sqlite": the embedded default."""
+    """[store] kind = "sqlite": the embedded default.
+
+    Retention (0 keeps forever) bounds the disk while keeping what the figures need: quarter-hour and hour
+    rollups, which every period total in every time zone is made of, are never deleted. Raw points and minute
+    rollups are counted back from the newest stored reading (or now, if earlier); dead letters from now.
+    Why these defaults: ingest/README.md, "Retention".
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -42,8 +49,24 @@ class SqliteStoreSettings(BaseModel):
     synchronous: Literal["full", "normal"] = Field(
         default="full", description="full: each batch is fsynced before its ack (survives power loss); normal: "
         "survives a crash of ingest (kill -9) but the last batches may be lost with the machine's power")
-    retention_days: float | None = Field(default=None, gt=0, description="raw points older than this are "
-                                         "deleted; minute and hour rollups are kept")
+    retention_days: float = Field(
+        default=90.0, ge=0, allow_inf_nan=False, description="raw points older than this are deleted (0: kept "
+        "forever); later readings older than what was deleted are dead-lettered, never counted twice")
+    minute_rollup_retention_days: float = Field(
+        default=400.0, ge=0, allow_inf_nan=False, description="one-minute rollups older than this are deleted "
+        "(0: kept forever); at least retention_days. Older totals are cut at quarter hours")
+    deadletter_retention_days: float = Field(
+        default=550.0, ge=0, allow_inf_nan=False, description="dead letters (refused and held readings, with "
+        "their reasons) received longer ago than this are deleted (0: kept forever)")
+
+    @model_validator(mode="after")
+    def _minutes_outlive_raw_points(self) -> SqliteStoreSettings:
+        raw, minute = self.retention_days or math.inf, self.minute_rollup_retention_days or math.inf
+        if minute < raw:
+            raise ValueError(f"minute_rollup_retention_days ({self.minute_rollup_retention_days:g}) must be at "
+                             f"least retention_days ({self.retention_days:g}, 0 = forever): totals read minute "
+                             f"rollups wherever raw points are gone")
+        return self
 
 
 class InfluxStoreSettings(BaseModel):
@@ -55,11 +78,20 @@ class InfluxStoreSettings(BaseModel):
     url: str = Field(pattern=r"^https?://")
     database: str = Field(default="carbonwatch", min_length=1)
     retention_policy: str | None = None
-    username: str | None = None
+    username: str | None = Field(default=None, description="v1 login, sent as HTTP Basic auth (never in the URL)")
     password: str | None = None
-    token: str | None = None
+    token: str | None = Field(default=None, description="2.x/3.x: sent as `Authorization: Token ...`")
     timeout_s: float = Field(default=10.0, gt=0)
     create_database: bool = True
+    gzip: bool = Field(default=False, description="gzip the bodies of writes (Content-Encoding: gzip): ~50x less "
+                       "traffic, ~1 us more CPU a reading; on for an InfluxDB across a network, off on the same "
+                       "machine (measured: ingest/README.md)")
+
+    @model_validator(mode="after")
+    def _one_login(self) -> InfluxStoreSettings:
+        if self.token and self.username:
+            raise ValueError("give `username` (and `password`) or `token`, not both: one Authorization header")
+        return self
 
 
 StoreSettings = Annotated[SqliteStoreSettings | InfluxStoreSettings, Field(discriminator="kind")]

@@ -40,6 +40,7 @@ RETRY_MIN_S = 0.1
 RETRY_MAX_S = 5.0
 RETENTION_EVERY_S = 3600.0
 RETENTION_RETRY_MAX_S = 600.0
+RETENTION_BUDGET_S = 0.25  # a retention pass yields to the readings after this long, and goes on a second later
 
 Item = tuple[str, bytes, int | None]  # topic, payload, received (µs)
 
@@ -333,7 +334,7 @@ class IngestWorker:
         """Delete what the retention settings say is old. A failure (disk full, I/O error, a bug) is logged and
         tried again later with a growing delay; it never stops ingest."""
         try:
-            deleted = self.store.apply_retention(datetime.now(UTC))
+            pruned = self.store.apply_retention(datetime.now(UTC), budget_s=RETENTION_BUDGET_S)
         except Exception as exc:  # housekeeping only: nothing of the readings depends on it succeeding now
             self.metrics.add(housekeeping_errors=1)
             log.error("retention failed (%s: %s); trying again in %.0f s", type(exc).__name__, exc,
@@ -341,10 +342,11 @@ class IngestWorker:
             self._retention_at = time.monotonic() + self._retention_delay
             self._retention_delay = min(self._retention_delay * 2, RETENTION_RETRY_MAX_S)
             return
-        self._retention_at = time.monotonic() + RETENTION_EVERY_S
         self._retention_delay = 60.0
-        if deleted:
-            log.info("retention: deleted %s", deleted)
+        self._retention_at = time.monotonic() + (RETENTION_EVERY_S if pruned.done else 1.0)
+        if pruned.points or pruned.minute_rollups or pruned.dead_letters:
+            log.info("retention deleted %d raw points, %d minute rollups, %d dead letters%s", pruned.points,
+                     pruned.minute_rollups, pruned.dead_letters, "" if pruned.done else "; going on in a second")
 
     def _write_metrics(self, force: bool = False) -> None:
         now = time.monotonic()

@@ -12,6 +12,7 @@ from typing import Any
 from ingest.config import InfluxStoreSettings, SqliteStoreSettings, store_settings
 from ingest.store.base import StoreReader
 from ingest.store.sqlite import SqliteStore
+from ingest.store.sqlite_retention import Retention
 
 
 def open_store(settings: SqliteStoreSettings | InfluxStoreSettings, base_dir: Path) -> Any:
@@ -19,7 +20,9 @@ def open_store(settings: SqliteStoreSettings | InfluxStoreSettings, base_dir: Pa
     if isinstance(settings, SqliteStoreSettings):
         path = Path(settings.path)
         return SqliteStore(path if path.is_absolute() else base_dir / path, synchronous=settings.synchronous.upper(),
-                           retention_days=settings.retention_days)
+                           retention=Retention(raw_days=settings.retention_days or None,
+                                               minute_days=settings.minute_rollup_retention_days or None,
+                                               deadletter_days=settings.deadletter_retention_days or None))
     from ingest.store.influx import InfluxStore
 
     return InfluxStore(settings)

@@ -85,7 +85,8 @@ class WriteResult:
     duplicates: int = 0
     conflicts: int = 0
     dead_lettered: int = 0
-    # Keys (meter, ts_us, quantity) of the points that were new, or None when every point was new.
+    # Keys (meter, ts_us, quantity) of the points stored by this write, or None when every point of the batch
+    # was (a stored point's full key adds its site, batch.meters[meter].site: one site per meter id in a batch).
     new_keys: frozenset[tuple[str, int, str]] | None = None
 
 

@@ -5,13 +5,18 @@ one code path covers them; the influxdb-client package needs /api/v2, which 1.x 
 Layout, chartable by Grafana as is: measurement `points`, tags meter, site, area, carrier, quantity,
 kind, scope (all fixed per meter and quantity, so a point's series never changes); fields value,
 delta, interval_s, energy, co2e_kg, unit, energy_unit, quality, flags, factor_id, factor_version, seq.
-Dead letters go to measurement `deadletter`. A point already stored with other content is refused
-as a conflict (checked with one query per batch), never overwritten.
+Dead letters go to measurement `deadletter` (influx_lines). A point already stored (same site, meter,
+quantity and time) with other content is refused as a conflict (one query per batch), never overwritten.
+
+Writes go in chunks, each with its own outcome: a chunk InfluxDB refuses for its data (HTTP 400, or a
+"partial write" that kept some of it, found out by querying) refuses only its own points, which become
+dead letters with InfluxDB's reason; the chunks stored stay stored and are counted. The server down, a
+timeout, a 5xx: StoreError, and the batch is retried whole (idempotent: what a failed attempt stored is
+remembered, so the retry reports it as stored, not as duplicates). Logins go in a header, never the URL.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections import defaultdict
@@ -23,22 +28,12 @@ import httpx
 
 from ingest.config import InfluxStoreSettings
 from ingest.points import (
-    AGENT,
-    CO2E,
     CONTENT_IDX,
     CONTENT_NAMES,
-    DELTA,
-    ENERGY,
-    FACTOR,
-    FLAGS,
-    INTERVAL,
     METER,
-    QUALITY,
     QUANTITY,
     SEQ,
     TS,
-    UNIT,
-    VALUE,
     Batch,
     DeadLetter,
     Point,
@@ -46,75 +41,21 @@ from ingest.points import (
     us_to_dt,
     us_to_iso,
 )
-from ingest.store.base import DeadLetterRecord, LatestValue, MeterSummary, MeterTotal, StoreError, WriteResult
+from ingest.store.base import (
+    DeadLetterRecord,
+    LatestValue,
+    MeterSummary,
+    MeterTotal,
+    StoreDataError,
+    StoreError,
+    WriteResult,
+)
+from ingest.store.influx_http import CHUNK_BYTES, CHUNK_LINES, InfluxApi
+from ingest.store.influx_lines import LineMaker, dead_line, dead_payload, ident, ql
 
-CHUNK_LINES = 5000
-_FLOAT_FIELDS = (("value", VALUE), ("delta", DELTA), ("interval_s", INTERVAL), ("energy", ENERGY), ("co2e_kg", CO2E))
-_OPTIONAL_FLOATS = _FLOAT_FIELDS[1:]
-_CONTENT_NAMES = CONTENT_NAMES  # value, unit, delta, interval_s, quality, flags
-_FLOAT_NAMES = frozenset(name for name, _ in _FLOAT_FIELDS)  # JSON answers 2 for 2.0
-
-
-def _tag(v: str) -> str:
-    return v.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
-
-
-def _str(v: str) -> str:
-    return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _ql(v: str) -> str:
-    return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-class LineMaker:
-    """Line protocol for points, with the escaped per-series prefix and per-factor suffix cached.
-
-    Tags are fixed per meter and quantity, so a replay lands on the same series (and point).
-    """
-
-    def __init__(self) -> None:
-        self._series: dict[tuple[Any, ...], str] = {}
-        self._factor: dict[int, str] = {}
-        self._text: dict[str, str] = {}
-
-    def _quoted(self, v: str) -> str:
-        q = self._text.get(v)
-        if q is None:
-            if len(self._text) > 10_000:  # free text (agent names, flags) stays bounded
-                self._text.clear()
-            q = self._text[v] = _str(v)
-        return q
-
-    def line(self, p: Point, batch: Batch) -> str:
-        ref = p[FACTOR]
-        kind = "counter" if p[DELTA] is not None or p[INTERVAL] is not None or "first" in p[FLAGS] else "instant"
-        key = (p[METER], p[QUANTITY], kind, ref)
-        prefix = self._series.get(key)
-        if prefix is None:
-            info = batch.meters[p[METER]]
-            factor = batch.factors.get(ref) if ref is not None else None
-            tags = [("meter", p[METER]), ("site", info.site), ("area", info.area), ("carrier", info.carrier),
-                    ("quantity", p[QUANTITY]), ("kind", kind), ("scope", factor.scope if factor else "")]
-            prefix = self._series[key] = "points," + ",".join(f"{k}={_tag(v)}" for k, v in tags if v) + " "
-        fields = [f"value={float(p[VALUE])!r}"]
-        for name, i in _OPTIONAL_FLOATS:
-            if p[i] is not None:
-                fields.append(f"{name}={float(p[i])!r}")
-        fields.append(f"unit={self._quoted(p[UNIT])},quality={self._quoted(p[QUALITY])},flags={self._quoted(p[FLAGS])}")
-        if p[AGENT] is not None:
-            fields.append(f"agent={self._quoted(p[AGENT])}")
-        if ref is not None:
-            suffix = self._factor.get(ref)
-            if suffix is None:
-                f = batch.factors[ref]
-                suffix = self._factor[ref] = (f"energy_unit={_str(f.energy_unit)},factor_id={_str(f.factor_id)},"
-                                              f"factor_version={_str(f.factor_version)}")
-            fields.append(suffix)
-        return f"{prefix}{','.join(fields)},seq={int(p[SEQ])}i {p[TS]}"
-
-
-_DEFAULT_MAKER = LineMaker()
+REMEMBER_MAX = 1_000_000  # keys stored by failed attempts, kept until a retry reports them
+_FLOAT_NAMES = frozenset({"value", "delta", "interval_s", "energy", "co2e_kg"})  # JSON answers 2 for 2.0
+Key = tuple[str, int, str]  # meter, ts_us, quantity (a batch's meter ids name one site each)
 
 
 def point_line(p: Point, batch: Batch) -> str:
@@ -122,140 +63,155 @@ def point_line(p: Point, batch: Batch) -> str:
     return _DEFAULT_MAKER.line(p, batch)
 
 
-def dead_line(d: DeadLetter) -> str:
-    ident = hashlib.sha256(b"%d|%s|%s|" % (d.received_us, d.topic.encode(), d.reason.encode()) + d.payload)
-    site = d.topic.split("/")[2] if d.topic.startswith("carbonwatch/v1/") and d.topic.count("/") >= 2 else ""
-    tags = f"deadletter,id={ident.hexdigest()[:16]}" + (f",site={_tag(site)}" if site else "")
-    fields = [f"topic={_str(d.topic)}", f"reason={_str(d.reason)}",
-              f"payload={_str(d.payload.decode('utf-8', 'backslashreplace'))}"]
-    if d.meter is not None:
-        fields.append(f"meter={_str(d.meter)}")
-    if d.seq is not None:
-        fields.append(f"seq={int(d.seq)}i")
-    if d.index is not None:
-        fields.append(f"idx={int(d.index)}i")
-    return f"{tags} {','.join(fields)} {d.received_us}"
+_DEFAULT_MAKER = LineMaker()
 
 
 class InfluxStore:
     """Writer and reader of one InfluxDB database (and retention policy) over HTTP."""
 
-    def __init__(self, settings: InfluxStoreSettings, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, settings: InfluxStoreSettings, transport: httpx.BaseTransport | None = None,
+                 chunk_lines: int = CHUNK_LINES, chunk_bytes: int = CHUNK_BYTES) -> None:
         self.settings = settings
-        headers = {"Authorization": f"Token {settings.token}"} if settings.token else {}
-        self._params: dict[str, str] = {"db": settings.database}
-        if settings.username:
-            self._params.update(u=settings.username, p=settings.password or "")
-        self._http = httpx.Client(base_url=settings.url, headers=headers, timeout=settings.timeout_s,
-                                  transport=transport)
+        self.api = InfluxApi(settings, transport, chunk_lines, chunk_bytes)
         self._db_ready = False
         self._lines = LineMaker()
-        rp = f'"{settings.retention_policy}"' if settings.retention_policy else ""
-        self._from_points = f'"{settings.database}".{rp}."points"' if rp else f'"{settings.database}".."points"'
-        self._from_dead = self._from_points.replace('"points"', '"deadletter"')
-
-    # ---- HTTP ---------------------------------------------------------------------------------------------
-
-    def _post(self, path: str, params: dict[str, str], content: str | None = None,
-              data: dict[str, str] | None = None) -> httpx.Response:
-        try:
-            resp = self._http.post(path, params={**self._params, **params}, content=content, data=data)
-        except httpx.HTTPError as exc:
-            raise StoreError(f"influxdb {self.settings.url}: {type(exc).__name__}: {exc}") from exc
-        if resp.status_code >= 500 or resp.status_code in (401, 403, 404):
-            raise StoreError(f"influxdb {self.settings.url}{path}: HTTP {resp.status_code}: {resp.text[:200]}")
-        return resp
+        self._unreported: set[tuple[str, str, int, str]] = set()  # site, meter, ts, quantity
+        db = ident(settings.database)
+        rp = ident(settings.retention_policy) if settings.retention_policy else ""
+        self._from_points, self._from_dead = f"{db}.{rp}.\"points\"", f"{db}.{rp}.\"deadletter\""
 
     def query(self, q: str) -> list[dict[str, Any]]:
         """Run InfluxQL; returns the `results` list (times as epoch microseconds)."""
-        resp = self._post("/query", {"epoch": "u"}, data={"q": q})
-        if resp.status_code != 200:
-            raise StoreError(f"influxdb query refused: HTTP {resp.status_code}: {resp.text[:200]}")
-        results: list[dict[str, Any]] = resp.json().get("results", [])
-        for r in results:
-            if "error" in r:
-                raise StoreError(f"influxdb query error: {r['error']}")
-        return results
+        return self.api.query(q)
 
     def _ensure_db(self) -> None:
         if self._db_ready or not self.settings.create_database:
             return
-        self.query(f'CREATE DATABASE "{self.settings.database}"')
+        self.query(f"CREATE DATABASE {ident(self.settings.database)}")
         self._db_ready = True
-
-    def _write_lines(self, lines: list[str]) -> list[str]:
-        """Write in chunks; returns the reasons of chunks InfluxDB refused as bad data (HTTP 400)."""
-        refused = []
-        params = {"precision": "u"}
-        if self.settings.retention_policy:
-            params["rp"] = self.settings.retention_policy
-        for start in range(0, len(lines), CHUNK_LINES):
-            resp = self._post("/write", params, content="\n".join(lines[start:start + CHUNK_LINES]))
-            if resp.status_code == 400:
-                refused.append(resp.text[:300])
-            elif resp.status_code != 204:
-                raise StoreError(f"influxdb write: HTTP {resp.status_code}: {resp.text[:200]}")
-        return refused
 
     # ---- write side ---------------------------------------------------------------------------------------
 
     def write(self, batch: Batch) -> WriteResult:
+        """Store a batch: new points, dead letters and conflicts. Raises StoreError (the server is not working:
+        retry the batch) or StoreDataError (a dead letter InfluxDB would not take), never anything else."""
+        try:
+            return self._write(batch)
+        except (StoreError, StoreDataError):
+            raise
+        except MemoryError as exc:
+            raise StoreError(f"influxdb {self.settings.url}: {exc!r}") from exc
+        except Exception as exc:  # a point this store cannot express (no meter info, a value of the wrong type)
+            raise StoreDataError(f"influxdb cannot store this batch: {type(exc).__name__}: {exc}") from exc
+
+    def _write(self, batch: Batch) -> WriteResult:
         self._ensure_db()
-        points = batch.points
-        unique: dict[tuple[str, int, str], Point] = {}
+        site_of = {m: info.site for m, info in batch.meters.items()}
+        unique: dict[Key, Point] = {}
         in_batch_dups = 0
-        for p in points:
+        for p in batch.points:
             key = (p[METER], p[TS], p[QUANTITY])
             if key in unique:
                 in_batch_dups += 1
             else:
                 unique[key] = p
-        existing = self._existing(list(unique.values())) if unique else {}
+        existing = self._existing(site_of, list(unique.values())) if unique else {}
         new: list[Point] = []
+        earlier: list[Point] = []  # stored by an attempt that failed before it could say so
+        earlier_keys: list[tuple[str, str, int, str]] = []
         duplicates = in_batch_dups
         conflicts: list[DeadLetter] = []
         now_us = int(time.time() * 1_000_000)
         for key, p in unique.items():
-            stored = existing.get(key)
-            if stored is None:
-                new.append(p)
-                continue
+            there = existing.get(key)
             content = tuple(p[i] for i in CONTENT_IDX)
-            if _same(stored, content):
-                duplicates += 1
+            if there is None:
+                new.append(p)
+            elif _same(there, content):
+                full = (site_of[key[0]], *key)
+                if full in self._unreported:
+                    earlier_keys.append(full)
+                    earlier.append(p)
+                else:
+                    duplicates += 1
             else:
                 diff = ", ".join(f"{n}: stored {a!r}, got {b!r}" for n, a, b in
-                                 zip(_CONTENT_NAMES, stored, content, strict=True) if not _same((a,), (b,)))
+                                 zip(CONTENT_NAMES, there, content, strict=True) if not _same((a,), (b,)))
                 reason = (f"conflict: meter {p[METER]!r} {p[QUANTITY]} at {us_to_iso(p[TS])} is already stored "
                           f"with other content; kept the stored point; differs in {diff}")
-                conflicts.append(self._dead_point(now_us, p, batch, reason))
-        all_dead: list[DeadLetter] = [*batch.dead, *conflicts]
+                conflicts.append(_dead_point(now_us, p, batch, reason))
+        dead = [*batch.dead, *conflicts]
         line = self._lines.line
-        refused = self._write_lines([line(p, batch) for p in new]) if new else []
-        if refused:  # bad data, not an outage: keep it as dead letters rather than retrying forever
-            all_dead += [self._dead_point(now_us, p, batch, f"influxdb refused the write: {refused[0]}") for p in new]
-            new = []
-        if all_dead:
-            self._write_lines([dead_line(d) for d in all_dead])
-        new_keys = None if len(new) == len(points) else frozenset((p[METER], p[TS], p[QUANTITY]) for p in new)
-        return WriteResult(stored=len(new), duplicates=duplicates, conflicts=len(conflicts),
-                           dead_lettered=len(all_dead), new_keys=new_keys)
+        lines = [line(p, batch) for p in new]  # before anything is written: a point it cannot express fails here
+        self._write_dead(dead)  # first: when InfluxDB refuses them, nothing of the batch is stored yet
+        stored, refused = self._write_points(new, lines, batch, site_of, now_us)
+        try:
+            self._write_dead(refused)
+        except (StoreError, StoreDataError):
+            self._remember(stored, site_of)
+            raise
+        self._unreported.difference_update(earlier_keys)  # reported now
+        stored += earlier
+        new_keys = None if len(stored) == len(batch.points) else frozenset((p[METER], p[TS], p[QUANTITY])
+                                                                           for p in stored)
+        return WriteResult(stored=len(stored), duplicates=duplicates, conflicts=len(conflicts),
+                           dead_lettered=len(dead) + len(refused), new_keys=new_keys)
 
-    @staticmethod
-    def _dead_point(now_us: int, p: Point, batch: Batch, reason: str) -> DeadLetter:
-        info = batch.meters.get(p[METER])
-        topic = f"carbonwatch/v1/{info.site}/{info.area}/{p[METER]}/reading" if info else ""
-        return DeadLetter(now_us, topic, json.dumps(batch.describe(p)).encode(), reason, p[METER], p[SEQ])
+    def _write_points(self, new: list[Point], lines: list[str], batch: Batch, site_of: dict[str, str],
+                      now_us: int) -> tuple[list[Point], list[DeadLetter]]:
+        """Write new points chunk by chunk: the points InfluxDB kept, and dead letters for those it refused."""
+        stored: list[Point] = []
+        refused: list[DeadLetter] = []
+        if not new:
+            return stored, refused
+        try:
+            for lo, hi, reason in self.api.write_lines(lines):
+                part = new[lo:hi]
+                if reason is None:
+                    stored += part
+                    continue
+                kept = self._existing(site_of, part)  # a partial write keeps some: find out which
+                missing = []
+                for k, p in enumerate(part):
+                    there = kept.get((p[METER], p[TS], p[QUANTITY]))
+                    if there is not None and _same(there, tuple(p[i] for i in CONTENT_IDX)):
+                        stored.append(p)
+                    else:
+                        missing.append(k)
+                for k, why in zip(missing, self.api.settle([lines[lo + k] for k in missing]), strict=True):
+                    if why is None:
+                        stored.append(part[k])
+                    else:
+                        refused.append(_dead_point(now_us, part[k], batch, f"influxdb refused the write: {why[:500]}"))
+        except StoreError:
+            self._remember(stored, site_of)
+            raise
+        return stored, refused
 
-    def _existing(self, points: list[Point]) -> dict[tuple[str, int, str], tuple[Any, ...]]:
+    def _write_dead(self, dead: Sequence[DeadLetter]) -> None:
+        if not dead:
+            return
+        for lo, hi, reason in self.api.write_lines([dead_line(d) for d in dead]):
+            if reason is not None:
+                raise StoreDataError(f"influxdb refused {hi - lo} dead letter(s) (e.g. {dead[lo].reason[:80]!r}): "
+                                     f"{reason[:500]}")
+
+    def _remember(self, stored: Sequence[Point], site_of: dict[str, str]) -> None:
+        if len(self._unreported) + len(stored) > REMEMBER_MAX:
+            self._unreported.clear()  # bounded: forgotten ones count as duplicates on the retry, nothing worse
+        self._unreported.update((site_of[p[METER]], p[METER], p[TS], p[QUANTITY]) for p in stored)
+
+    def _existing(self, site_of: dict[str, str], points: Sequence[Point]) -> dict[Key, tuple[Any, ...]]:
+        """Content of the stored points with the keys of `points` (one query, one statement per meter)."""
         spans: dict[str, list[int]] = defaultdict(lambda: [2**63, -1])
         for p in points:
-            span = spans[p[0]]
-            span[0] = min(span[0], p[1])
-            span[1] = max(span[1], p[1])
-        statements = [f"SELECT {', '.join(_CONTENT_NAMES)} FROM {self._from_points} WHERE meter = {_ql(meter)} "
-                      f"AND time >= {lo}u AND time <= {hi}u GROUP BY quantity" for meter, (lo, hi) in spans.items()]
-        found: dict[tuple[str, int, str], tuple[Any, ...]] = {}
+            span = spans[p[METER]]
+            span[0] = min(span[0], p[TS])
+            span[1] = max(span[1], p[TS])
+        statements = [f"SELECT {', '.join(CONTENT_NAMES)} FROM {self._from_points} WHERE site = {ql(site_of[meter])} "
+                      f"AND meter = {ql(meter)} AND time >= {lo}u AND time <= {hi}u GROUP BY quantity"
+                      for meter, (lo, hi) in spans.items()]
+        found: dict[Key, tuple[Any, ...]] = {}
         for meter, result in zip(spans, self.query("; ".join(statements)), strict=True):
             for series in result.get("series", []):
                 quantity = series.get("tags", {}).get("quantity", "")
@@ -264,7 +220,7 @@ class InfluxStore:
                     doc = dict(zip(cols, row, strict=True))
                     found[(meter, int(doc["time"]), quantity)] = tuple(
                         float(doc[n]) if n in _FLOAT_NAMES and doc.get(n) is not None else doc.get(n)
-                        for n in _CONTENT_NAMES)
+                        for n in CONTENT_NAMES)
         return found
 
     # ---- read side ----------------------------------------------------------------------------------------
@@ -278,9 +234,9 @@ class InfluxStore:
 
     def meter_summaries(self, site: str) -> list[MeterSummary]:
         counts = {s["tags"]["meter"]: (s["tags"], s["values"][0][1]) for s in self._series(
-            f"SELECT COUNT(value) FROM {self._from_points} WHERE site = {_ql(site)} GROUP BY meter, area, carrier")}
+            f"SELECT COUNT(value) FROM {self._from_points} WHERE site = {ql(site)} GROUP BY meter, area, carrier")}
         last = {s["tags"]["meter"]: s["values"][0] for s in self._series(
-            f"SELECT LAST(quality) FROM {self._from_points} WHERE site = {_ql(site)} GROUP BY meter")}
+            f"SELECT LAST(quality) FROM {self._from_points} WHERE site = {ql(site)} GROUP BY meter")}
         out = []
         for meter, (tags, n) in sorted(counts.items()):
             ts, quality = last.get(meter, (None, None))
@@ -292,7 +248,7 @@ class InfluxStore:
     def latest_values(self, site: str) -> list[LatestValue]:
         out = []
         for s in self._series(f"SELECT LAST(value), unit, quality, flags FROM {self._from_points} "
-                              f"WHERE site = {_ql(site)} GROUP BY meter, quantity"):
+                              f"WHERE site = {ql(site)} GROUP BY meter, quantity"):
             ts, value, unit, quality, flags = s["values"][0]
             out.append(LatestValue(meter=s["tags"]["meter"], site=site, quantity=s["tags"]["quantity"],
                                    ts=us_to_dt(int(ts)), value=float(value), unit=unit or "", quality=quality or "",
@@ -301,15 +257,23 @@ class InfluxStore:
 
     def dead_letters(self, site: str, limit: int = 100) -> list[DeadLetterRecord]:
         out = []
-        for s in self._series(f"SELECT topic, meter, seq, idx, reason, payload FROM {self._from_dead} "
-                              f"WHERE site = {_ql(site)} ORDER BY time DESC LIMIT {int(limit)}"):
-            for i, (ts, topic, meter, seq, idx, reason, payload) in enumerate(s["values"]):
-                out.append(DeadLetterRecord(id=i, received=us_to_dt(int(ts)), topic=topic, meter=meter, seq=seq,
-                                            index=idx, reason=reason, payload=(payload or "").encode()))
+        for s in self._series(f"SELECT * FROM {self._from_dead} WHERE site = {ql(site)} "
+                              f"ORDER BY time DESC LIMIT {int(limit)}"):
+            cols = s["columns"]
+            for i, values in enumerate(s["values"]):
+                row = dict(zip(cols, values, strict=True))
+                payload, whole = dead_payload(row)
+                reason = row.get("reason") or ""
+                if whole is not None and whole > len(payload):
+                    reason += f" [payload kept in InfluxDB: the first {len(payload)} of {whole} bytes]"
+                seq, idx = (row[n] if row.get(n) is not None else _int(row.get(f"{n}_text")) for n in ("seq", "idx"))
+                out.append(DeadLetterRecord(id=i, received=us_to_dt(int(row["time"])), topic=row.get("topic") or "",
+                                            meter=row.get("meter"), seq=seq, index=idx, reason=reason,
+                                            payload=payload))
         return out
 
     def totals(self, site: str, start: datetime, end: datetime) -> list[MeterTotal]:
-        where = (f"WHERE site = {_ql(site)} AND time >= {ts_to_us(start)}u AND time < {ts_to_us(end)}u "
+        where = (f"WHERE site = {ql(site)} AND time >= {ts_to_us(start)}u AND time < {ts_to_us(end)}u "
                  f"AND energy_unit =~ /./")
         sums = self._series(f"SELECT SUM(energy), SUM(co2e_kg), COUNT(energy), LAST(energy_unit) "
                             f"FROM {self._from_points} {where} GROUP BY meter, area, carrier, scope")
@@ -338,7 +302,20 @@ class InfluxStore:
         return int(series[0]["values"][0][1]) if series else 0
 
     def close(self) -> None:
-        self._http.close()
+        self.api.close()
+
+
+def _dead_point(now_us: int, p: Point, batch: Batch, reason: str) -> DeadLetter:
+    info = batch.meters.get(p[METER])
+    topic = f"carbonwatch/v1/{info.site}/{info.area}/{p[METER]}/reading" if info else ""
+    return DeadLetter(now_us, topic, json.dumps(batch.describe(p)).encode(), reason, p[METER], p[SEQ])
+
+
+def _int(text: Any) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 def _same(a: Sequence[Any], b: Sequence[Any]) -> bool:

@@ -1,4 +1,5 @@
-"""The SQLite store's tables and the plan that splits a period into raw, minute and hour slices.
+"""The SQLite store's tables (schema version 1: every key starts with the site), the one-time migration of
+older files, and the plan that splits a period into raw, minute, quarter-hour and hour slices.
 
 `points_full` is a view with every point's site, area, carrier, scope, factor id and version joined
 back, for people and tools (Grafana's SQLite data source) that want one flat table.
@@ -6,66 +7,149 @@ back, for people and tools (Grafana's SQLite data source) that want one flat tab
 
 from __future__ import annotations
 
+import sqlite3
+
+SCHEMA_VERSION = 1  # PRAGMA user_version; 0 is the layout before sites were in the keys
 MINUTE_US = 60_000_000
+QUARTER_US = 900_000_000
 HOUR_US = 3_600_000_000
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS points (
-    meter TEXT NOT NULL, ts_us INTEGER NOT NULL, quantity TEXT NOT NULL,
+_ROLLUP = """CREATE TABLE IF NOT EXISTS {name} (
+    site TEXT NOT NULL, meter TEXT NOT NULL, bucket_us INTEGER NOT NULL, factor_ref INTEGER NOT NULL,
+    energy REAL NOT NULL, co2e_kg REAL NOT NULL, points INTEGER NOT NULL,
+    PRIMARY KEY (site, bucket_us, meter, factor_ref)
+) WITHOUT ROWID"""
+ROLLUPS = ("rollup_minute", "rollup_quarter", "rollup_hour")
+
+TABLES = (
+    """CREATE TABLE IF NOT EXISTS points (
+    site TEXT NOT NULL, meter TEXT NOT NULL, ts_us INTEGER NOT NULL, quantity TEXT NOT NULL,
     value REAL NOT NULL, unit TEXT NOT NULL, delta REAL, interval_s REAL,
     energy REAL, co2e_kg REAL, quality TEXT NOT NULL, flags TEXT NOT NULL,
     factor_ref INTEGER, seq INTEGER NOT NULL, agent TEXT,
-    PRIMARY KEY (meter, ts_us, quantity)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meters (
-    meter TEXT PRIMARY KEY, site TEXT NOT NULL, area TEXT NOT NULL, carrier TEXT NOT NULL,
-    samples INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS factor_refs (
+    PRIMARY KEY (site, meter, ts_us, quantity)
+) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS meters (
+    site TEXT NOT NULL, meter TEXT NOT NULL, area TEXT NOT NULL, carrier TEXT NOT NULL, samples INTEGER NOT NULL,
+    PRIMARY KEY (site, meter)
+) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS factor_refs (
     ref INTEGER PRIMARY KEY, scope TEXT NOT NULL, factor_id TEXT NOT NULL, factor_version TEXT NOT NULL,
     energy_unit TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rollup_minute (
-    site TEXT NOT NULL, meter TEXT NOT NULL, bucket_us INTEGER NOT NULL, factor_ref INTEGER NOT NULL,
-    energy REAL NOT NULL, co2e_kg REAL NOT NULL, points INTEGER NOT NULL,
-    PRIMARY KEY (site, bucket_us, meter, factor_ref)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rollup_hour (
-    site TEXT NOT NULL, meter TEXT NOT NULL, bucket_us INTEGER NOT NULL, factor_ref INTEGER NOT NULL,
-    energy REAL NOT NULL, co2e_kg REAL NOT NULL, points INTEGER NOT NULL,
-    PRIMARY KEY (site, bucket_us, meter, factor_ref)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS latest (
-    meter TEXT NOT NULL, quantity TEXT NOT NULL, ts_us INTEGER NOT NULL,
+)""",
+    *(_ROLLUP.format(name=name) for name in ROLLUPS),
+    """CREATE TABLE IF NOT EXISTS latest (
+    site TEXT NOT NULL, meter TEXT NOT NULL, quantity TEXT NOT NULL, ts_us INTEGER NOT NULL,
     value REAL NOT NULL, unit TEXT NOT NULL, quality TEXT NOT NULL, flags TEXT NOT NULL,
-    PRIMARY KEY (meter, quantity)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS deadletter (
+    PRIMARY KEY (site, meter, quantity)
+) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS deadletter (
     id INTEGER PRIMARY KEY AUTOINCREMENT, received_us INTEGER NOT NULL, site TEXT NOT NULL, topic TEXT NOT NULL,
     meter TEXT, seq INTEGER, idx INTEGER, reason TEXT NOT NULL, payload BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS deadletter_site ON deadletter (site, id);
-CREATE VIEW IF NOT EXISTS points_full AS
+)""",
+    "CREATE INDEX IF NOT EXISTS deadletter_site ON deadletter (site, id)",
+    "CREATE INDEX IF NOT EXISTS deadletter_received ON deadletter (received_us)",
+    # what retention deleted: rows of `tbl` older than from_us are gone (readers and late writes go by it)
+    "CREATE TABLE IF NOT EXISTS kept_from (tbl TEXT PRIMARY KEY, from_us INTEGER NOT NULL)",
+    """CREATE VIEW IF NOT EXISTS points_full AS
     SELECT p.meter, p.ts_us, strftime('%Y-%m-%dT%H:%M:%fZ', p.ts_us / 1e6, 'unixepoch') AS ts, p.quantity,
-           m.site, m.area, m.carrier, f.scope, p.value, p.unit, p.delta, p.interval_s, p.energy,
+           p.site, m.area, m.carrier, f.scope, p.value, p.unit, p.delta, p.interval_s, p.energy,
            f.energy_unit, p.co2e_kg, p.quality, p.flags, f.factor_id, f.factor_version, p.seq, p.agent
-    FROM points p JOIN meters m USING (meter) LEFT JOIN factor_refs f ON f.ref = p.factor_ref;
-"""
+    FROM points p JOIN meters m ON m.site = p.site AND m.meter = p.meter
+    LEFT JOIN factor_refs f ON f.ref = p.factor_ref""",
+)
+
+# Version 0 keyed points, meters and latest by meter alone; a point's site was its meter's row in `meters`
+# (rollups and dead letters already had the site). Moved over once, inside the opening transaction.
+_FROM_V0 = (
+    "DROP VIEW IF EXISTS points_full",
+    "ALTER TABLE points RENAME TO points_v0",
+    "ALTER TABLE meters RENAME TO meters_v0",
+    "ALTER TABLE latest RENAME TO latest_v0",
+    *TABLES,
+    """INSERT INTO meters (site, meter, area, carrier, samples)
+       SELECT site, meter, area, carrier, samples FROM meters_v0""",
+    """INSERT INTO points (site, meter, ts_us, quantity, value, unit, delta, interval_s, energy, co2e_kg, quality,
+                           flags, factor_ref, seq, agent)
+       SELECT COALESCE(m.site, ''), p.meter, p.ts_us, p.quantity, p.value, p.unit, p.delta, p.interval_s, p.energy,
+              p.co2e_kg, p.quality, p.flags, p.factor_ref, p.seq, p.agent
+       FROM points_v0 p LEFT JOIN meters_v0 m ON m.meter = p.meter""",
+    """INSERT INTO latest (site, meter, quantity, ts_us, value, unit, quality, flags)
+       SELECT COALESCE(m.site, ''), l.meter, l.quantity, l.ts_us, l.value, l.unit, l.quality, l.flags
+       FROM latest_v0 l LEFT JOIN meters_v0 m ON m.meter = l.meter""",
+    f"""INSERT INTO rollup_quarter (site, meter, bucket_us, factor_ref, energy, co2e_kg, points)
+       SELECT site, meter, bucket_us - bucket_us % {QUARTER_US}, factor_ref, SUM(energy), SUM(co2e_kg), SUM(points)
+       FROM rollup_minute GROUP BY site, meter, bucket_us - bucket_us % {QUARTER_US}, factor_ref""",
+    # version 0 deleted raw points older than its retention without a record; minute rollups older than the
+    # oldest raw point are the trace of it: take that point's hour as the raw points kept (every deleted one
+    # was older, its cutoff being a whole hour)
+    f"""INSERT INTO kept_from (tbl, from_us)
+       SELECT 'points', lo - lo % {HOUR_US} FROM (SELECT MIN(ts_us) AS lo FROM points)
+       WHERE lo IS NOT NULL AND EXISTS (SELECT 1 FROM rollup_minute WHERE bucket_us < lo - lo % {MINUTE_US})""",
+    "DROP TABLE points_v0",
+    "DROP TABLE meters_v0",
+    "DROP TABLE latest_v0",
+)
+
+
+class SchemaError(RuntimeError):
+    """A file this code cannot use (written by a newer version)."""
+
+
+def prepare(db: sqlite3.Connection) -> int:
+    """Create the tables in a new file, or bring an older file to SCHEMA_VERSION, in one transaction (so a
+    failure leaves the file as it was). Returns the version the file had. Two processes opening an old file
+    at once: the second waits for the first's write lock, then finds the file current."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version == SCHEMA_VERSION:
+        return version
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise SchemaError(f"schema version {version} is newer than this carbonwatch knows ({SCHEMA_VERSION})")
+        if version < SCHEMA_VERSION:
+            old = db.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'points'").fetchone()
+            for statement in _FROM_V0 if old else TABLES:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return version
 
 
 def _ceil(us: int, step: int) -> int:
     return -(-us // step) * step
 
 
+def _floor(us: int, step: int) -> int:
+    return us - us % step
+
+
+def resolvable(us: int, raw_from_us: int | None, minute_from_us: int | None) -> int:
+    """The bound a total can really be cut at: exact while raw points are kept; older, floored to the minute
+    (raw points deleted) or to the quarter hour (minute rollups deleted too). Floored, not rounded, so that
+    adjacent periods still add up: each figure falls in exactly one of them."""
+    if raw_from_us is not None and us < raw_from_us:
+        us = _floor(us, MINUTE_US)
+    if minute_from_us is not None and us < minute_from_us:
+        us = _floor(us, QUARTER_US)
+    return us
+
+
 def plan(s_us: int, e_us: int) -> list[tuple[str, int, int]]:
-    """Split [s, e) into raw, minute and hour slices, coarsest in the middle."""
-    s_min, e_min = _ceil(s_us, MINUTE_US), e_us - e_us % MINUTE_US
-    if s_min >= e_min:
-        return [("points", s_us, e_us)]
-    slices = [("points", s_us, s_min), ("points", e_min, e_us)]
-    s_hr, e_hr = _ceil(s_min, HOUR_US), e_min - e_min % HOUR_US
-    if s_hr >= e_hr:
-        slices.append(("rollup_minute", s_min, e_min))
-    else:
-        slices += [("rollup_minute", s_min, s_hr), ("rollup_minute", e_hr, e_min), ("rollup_hour", s_hr, e_hr)]
+    """Split [s, e) into raw, minute, quarter-hour and hour slices, coarsest in the middle."""
+    slices: list[tuple[str, int, int]] = []
+    lo, hi = s_us, e_us
+    for table, step in (("points", MINUTE_US), ("rollup_minute", QUARTER_US), ("rollup_quarter", HOUR_US)):
+        inner_lo, inner_hi = _ceil(lo, step), _floor(hi, step)
+        if inner_lo >= inner_hi:
+            slices.append((table, lo, hi))
+            return [p for p in slices if p[1] < p[2]]
+        slices += [(table, lo, inner_lo), (table, inner_hi, hi)]
+        lo, hi = inner_lo, inner_hi
+    slices.append(("rollup_hour", lo, hi))
     return [p for p in slices if p[1] < p[2]]

@@ -19,8 +19,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from calc import topics
 from calc.plant import parse_plant
+from calc.schema import MAX_SAMPLES
 from ingest.convert import Converter
-from ingest.points import ts_to_us
+from ingest.points import Batch, ts_to_us
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = "demo"
@@ -34,13 +35,43 @@ STORE_PLANT = parse_plant({
 })
 STORE_NOW_US = ts_to_us(T0 + timedelta(days=400))
 STORE_CONVERTER = Converter(STORE_PLANT, clock=lambda: STORE_NOW_US / 1e6)
+#: a second site with the same meter ids (other areas): the same meter id on two sites is two meters
+OTHER_SITE = "north"
+STORE_CONVERTERS = {SITE: STORE_CONVERTER, OTHER_SITE: Converter(parse_plant({
+    "site": {"id": OTHER_SITE, "region": "CN", "start": "2026-01-01T00:00:00Z", "timezone": "Asia/Kolkata"},
+    "meters": [{"id": "m1", "area": "n1", "carrier": "electricity"},
+               {"id": "m2", "area": "n2", "carrier": "electricity"}],
+}), clock=lambda: STORE_NOW_US / 1e6)}
+
+
+
+def counter_batch(meter: str, start: datetime, n: int, step_s: float, kwh: float = 1.0, seq: int = 0,
+                  site: str = SITE) -> Batch:
+    """`n` counter readings of `meter` on `site`, `step_s` apart, `kwh` each, as a store batch (with its `counted`
+    columns: the stores' vectorized path), in messages of at most MAX_SAMPLES samples (seq, seq + 1, ...)."""
+    conv = STORE_CONVERTERS[site]
+    area = conv.plant.meter(meter).area
+    samples = [counter_sample(start + timedelta(seconds=i * step_s), kwh, 100 + i * kwh) for i in range(n)]
+    items = [(topics.reading(site, area, meter), message(meter, seq + k, samples[at:at + MAX_SAMPLES]), STORE_NOW_US)
+             for k, at in enumerate(range(0, n, MAX_SAMPLES))]
+    outs, batch = conv.convert_to_batch(items)
+    assert all(out.dead == [] for out in outs) and batch.counted is not None, outs[0].dead[:1]
+    return batch
+
+
+def join_batches(*batches: Batch) -> Batch:
+    """Several batches as one (point rows only: the stores take their slow, row-wise path)."""
+    return Batch(points=[p for b in batches for p in b.points], dead=[d for b in batches for d in b.dead],
+                 meters={k: v for b in batches for k, v in b.meters.items()},
+                 factors={k: v for b in batches for k, v in b.factors.items()})
+
 
 T = TypeVar("T")
 RUNNING: list[subprocess.Popen[bytes]] = []  # reaped by tests/ingest/conftest.py after each test
 
 PLANT = """
 [site]
-id = "demo"
+id = "{site}"
 region = "CN"
 start = 2026-01-01T00:00:00Z
 
@@ -73,10 +104,10 @@ metrics_path = "{metrics_path}"
 
 
 def plant_file(tmp: Path, mqtt_url: str, *, client_id: str = "ingest-test", store: str | None = None,
-               ingest_extra: str = "", name: str = "plant.toml") -> Path:
+               ingest_extra: str = "", name: str = "plant.toml", site: str = SITE) -> Path:
     store = store or f'[store]\nkind = "sqlite"\npath = "{tmp / "store.sqlite"}"'
     path = tmp / name
-    path.write_text(PLANT.format(mqtt_url=mqtt_url, store=store, client_id=client_id,
+    path.write_text(PLANT.format(site=site, mqtt_url=mqtt_url, store=store, client_id=client_id,
                                  metrics_path=tmp / f"metrics-{client_id}.json", ingest_extra=ingest_extra))
     return path
 
@@ -100,7 +131,7 @@ def message(meter: str, seq: int, samples: Iterable[dict[str, Any]]) -> bytes:
 
 
 def day_of_messages(meter: str, start: datetime, minutes: int, per_message: int, kwh: Callable[[int], float],
-                    seq0: int = 0) -> list[tuple[str, bytes]]:
+                    seq0: int = 0, site: str = SITE) -> list[tuple[str, bytes]]:
     """Counter readings every minute, `per_message` samples a message; returns (topic, payload) pairs."""
     out: list[tuple[str, bytes]] = []
     counter = 1000.0
@@ -111,7 +142,7 @@ def day_of_messages(meter: str, start: datetime, minutes: int, per_message: int,
         counter += delta
         batch.append(counter_sample(start + timedelta(minutes=i), delta, counter))
         if len(batch) == per_message or i == minutes - 1:
-            out.append((topics.reading(SITE, METERS[meter], meter), message(meter, seq, batch)))
+            out.append((topics.reading(site, METERS[meter], meter), message(meter, seq, batch)))
             seq += 1
             batch = []
     return out

@@ -1,4 +1,5 @@
-"""The SQLite store on a real file: idempotent writes, conflicts, rollups, retention, a reader in another process."""
+"""The SQLite store on a real file: idempotent writes, conflicts, rollups, a reader in another process
+(retention: test_store_retention.py; sites: test_store_two_sites.py; old files: test_store_migration.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calc import topics
-from calc.schema import MAX_SAMPLES
 from ingest.convert import Converter
 from ingest.points import POINT_COLUMNS, Batch, ts_to_us
 from ingest.store import open_reader
-from ingest.store.sqlite import RUN_MAX, SqliteStore
+from ingest.store.sqlite import SqliteStore
+from ingest.store.sqlite_rows import RUN_MAX
 from ingest.store.sqlite_schema import plan
 from tests.ingest.helpers import (
     REPO,
@@ -26,30 +27,23 @@ from tests.ingest.helpers import (
     STORE_NOW_US,
     STORE_PLANT,
     T0,
+    counter_batch,
     counter_sample,
+    join_batches,
     message,
     power_sample,
 )
 
 
 def points(meter: str, start: datetime, n: int, step_s: float, kwh: float = 1.0, seq: int = 0) -> Batch:
-    """n counter points of a meter in one batch (messages of at most MAX_SAMPLES samples, seq, seq + 1, ...)."""
-    area = STORE_PLANT.meter(meter).area
-    samples = [counter_sample(start + timedelta(seconds=i * step_s), kwh, 100 + i * kwh) for i in range(n)]
-    items = [(topics.reading(SITE, area, meter), message(meter, seq + k, samples[at:at + MAX_SAMPLES]), STORE_NOW_US)
-             for k, at in enumerate(range(0, n, MAX_SAMPLES))]
-    outs, batch = STORE_CONVERTER.convert_to_batch(items)
-    assert all(out.dead == [] for out in outs) and batch.counted is not None  # the vectorized rollup path
-    return batch
+    return counter_batch(meter, start, n, step_s, kwh, seq)  # batch.counted: the vectorized rollup path
 
 
 def part(batch: Batch, sl: slice) -> Batch:
     return Batch(points=batch.points[sl], meters=batch.meters, factors=batch.factors)
 
 
-def join(*batches: Batch) -> Batch:
-    return Batch(points=[p for b in batches for p in b.points],
-                 meters={k: v for b in batches for k, v in b.meters.items()}, factors=batches[0].factors)
+join = join_batches  # point rows only: the row-wise rollup path
 
 
 def test_same_point_twice_is_stored_once_and_a_changed_value_is_a_conflict(tmp_path: Path) -> None:
@@ -150,24 +144,10 @@ def test_totals_from_rollups_equal_the_sum_of_raw_points(filled: SqliteStore, of
 def test_plan_uses_hours_in_the_middle() -> None:
     s = ts_to_us(datetime(2026, 3, 1, 0, 0, 30, tzinfo=UTC))
     e = ts_to_us(datetime(2026, 3, 1, 5, 10, 15, tzinfo=UTC))
-    tables = sorted(p[0] for p in plan(s, e))
-    assert tables == ["points", "points", "rollup_hour", "rollup_minute", "rollup_minute"]
-
-
-def test_retention_deletes_old_raw_points_and_keeps_the_hourly_balance(tmp_path: Path) -> None:
-    SqliteStore(tmp_path / "s.sqlite").write(join(points("m1", T0, 120, 60),
-                                                  points("m1", T0 + timedelta(days=60), 60, 60)))
-    store = SqliteStore(tmp_path / "s.sqlite", retention_days=30)
-    deleted = store.apply_retention(T0 + timedelta(days=61))
-    assert deleted == 120
-    assert store.point_count() == 60
-    (total,) = store.totals(SITE, T0, T0 + timedelta(hours=2))
-    assert total.energy == pytest.approx(120.0)  # from the rollups
-    # a late point older than the retention would make a rebuilt rollup wrong: it is dead-lettered
-    result = store.write(points("m1", T0 + timedelta(hours=5), 1, 60))
-    assert (result.stored, result.dead_lettered) == (0, 1)
-    assert "older than the raw-point retention" in store.dead_letters(SITE)[0].reason
-    store.close()
+    at = [ts_to_us(datetime(2026, 3, 1, h, m, tzinfo=UTC)) for h, m in ((0, 1), (0, 15), (1, 0), (5, 0), (5, 10))]
+    assert sorted(plan(s, e), key=lambda p: p[1]) == [
+        ("points", s, at[0]), ("rollup_minute", at[0], at[1]), ("rollup_quarter", at[1], at[2]),
+        ("rollup_hour", at[2], at[3]), ("rollup_minute", at[3], at[4]), ("points", at[4], e)]
 
 
 def test_latest_values_and_summaries(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from ingest.points import METER, Batch
 from ingest.service import IngestWorker
 from ingest.store.base import StoreDataError, StoreError, WriteResult
 from ingest.store.sqlite import SqliteStore
+from ingest.store.sqlite_retention import Pruned
 from tests.ingest.helpers import METERS, SITE, T0, counter_sample, plant_file
 
 
@@ -104,7 +106,7 @@ def test_failed_retention_is_logged_and_tried_again_later_never_raised(tmp_path:
     class FullDisk(SqliteStore):
         calls = 0
 
-        def apply_retention(self, now: datetime) -> int:
+        def apply_retention(self, now: datetime, chunk_rows: int = 0, budget_s: float | None = None) -> Any:
             FullDisk.calls += 1
             raise sqlite3.OperationalError("database or disk is full")
 
@@ -117,5 +119,25 @@ def test_failed_retention_is_logged_and_tried_again_later_never_raised(tmp_path:
     w._retention_at = 0.0  # the delay has passed
     w._housekeeping()
     assert FullDisk.calls == 2 and "trying again in 120 s" in caplog.text  # and the delay grows
+    w.store.close()
+    w.buffer.close()
+
+
+def test_a_long_retention_pass_goes_on_in_steps_between_batches(tmp_path: Path) -> None:
+    budgets: list[float | None] = []
+
+    class Slow(SqliteStore):
+        def apply_retention(self, now: datetime, chunk_rows: int = 0, budget_s: float | None = None) -> Pruned:
+            budgets.append(budget_s)
+            return Pruned(points=1000, done=len(budgets) >= 3)
+
+    w = worker(tmp_path, Slow(tmp_path / "s.sqlite"))
+    for _ in range(2):
+        w._housekeeping()
+        assert w._retention_at - time.monotonic() <= 1.0  # not done: the next step a second later
+        w._retention_at = 0.0  # that second has passed
+    w._housekeeping()
+    assert len(budgets) == 3 and all(b is not None and b < 1 for b in budgets)  # each step bounded
+    assert w._retention_at - time.monotonic() > 3000  # done: the next pass is an hour away
     w.store.close()
     w.buffer.close()
