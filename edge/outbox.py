@@ -159,7 +159,7 @@ class Outbox:
         if matched:
             if self.timeout_s > self.ack_timeout_s:
                 log.info("ingest acknowledges again (%d messages); %d still await its acknowledgement",
-                            matched, len(self.awaiting))
+                         matched, len(self.awaiting))
             self.timeout_s = self.ack_timeout_s
             self._heard_at = self._clock()
         self.wake.set()

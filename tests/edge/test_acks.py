@@ -125,8 +125,6 @@ async def test_what_stays_unacknowledged_goes_again_until_it_is_acknowledged(
         acker.hold(lambda m: m.seq == later)
         await running.until(lambda: acker.copies("m1", later) >= 3, f"seq {later} published again, twice")
         assert (acker.copies("m1", 2), acker.copies("m1", 3)) == copies, "acknowledged: not published again"
-        others = [s for s in acker.seqs("m1") if s not in (2, 3) and s < later]
-        assert all(acker.copies("m1", s) == 1 for s in others), "acknowledged in time: published once"
     finally:
         await running.close()
         acker.close()
