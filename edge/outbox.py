@@ -91,6 +91,7 @@ class Outbox:
         self._resends_to_log = 0
         self._resends_logged_at = -math.inf
         self._bad_ack = Throttled(log, logging.WARNING)
+        self._window_full = False
 
     @property
     def replaying(self) -> bool:
@@ -244,6 +245,7 @@ class Outbox:
         if room <= 0:
             return
         rows = await self._again_rows(room)
+        self._note_window()
         fresh = int(min(room - len(rows), self.ack_window - len(self.awaiting)))
         if fresh > 0:
             rows += await self._fresh_rows(fresh)
@@ -340,6 +342,16 @@ class Outbox:
             if row not in self.inflight_rows and row not in self._again:
                 out.append(row)
         return out
+
+    def _note_window(self) -> None:
+        """Say when the ack window fills (new messages wait in the spool) and when it has room again."""
+        if not self._window_full and len(self.awaiting) >= self.ack_window:
+            self._window_full = True
+            log.warning("%d published messages await ingest's acknowledgement (ack_window): new messages wait in "
+                        "the spool (%d there)", len(self.awaiting), self.spool.size)
+        elif self._window_full and len(self.awaiting) <= self.ack_window / 2:
+            self._window_full = False
+            log.info("ingest's acknowledgements made room: publishing new messages again")
 
     def _after_reconnect(self, now: float) -> None:
         """Acks sent while the agent was away are lost: publish again what awaits them, all of it while ingest was

@@ -154,7 +154,7 @@ async def test_only_ingest_confirms_a_message_whatever_the_order_of_ack_and_puba
     assert outbox.awaiting_ack == 2 and outbox.acknowledged == 3
 
 
-async def test_ack_window_bounds_what_awaits_ingest(tmp_path: Path) -> None:
+async def test_ack_window_bounds_what_awaits_ingest(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     spool = spool_with(tmp_path, 10)
     outbox, publisher = outbox_for(spool, 100, ack_window=4)
     await outbox._round()
@@ -162,6 +162,7 @@ async def test_ack_window_bounds_what_awaits_ingest(tmp_path: Path) -> None:
         outbox.on_puback(0, mid)
     await outbox._round()
     assert publisher.sent == [b"old0", b"old1", b"old2", b"old3"], "the rest waits in the spool"
+    assert any("await ingest's acknowledgement (ack_window)" in r.getMessage() for r in caplog.records)
     outbox.on_ack_message(acks(m=[0, 1]))
     await outbox._round()
     assert publisher.sent[4:] == [b"old4", b"old5"] and outbox.awaiting_ack == 4
