@@ -76,11 +76,12 @@ async def test_rtu_over_a_pty_pair(pty_pair: tuple[str, str]) -> None:
 
 async def test_rtu_over_tcp_through_a_serial_converter(tmp_path: Path) -> None:
     port = free_port()
-    # One TCP client on the line at a time, as a serial converter allows: socat forks a child per connection, and
-    # every child reads the same pty, so a child still finishing an old connection would take the meters' answers
-    # meant for the new one (and throw them away). So: `max-children=1`, and socat's own word that it listens
-    # instead of a probe connection (whose child lingered, reading the line, while the driver connected).
-    with Socat(tmp_path, f"tcp-listen:{port},bind=127.0.0.1,reuseaddr,fork,max-children=1") as line:
+    # One TCP client on the line, as a serial converter serves: with `fork`, socat made a child per connection and
+    # every child read the same pty, so the child of a probe connection, still finishing, took the meters' answers
+    # meant for the driver's (and threw them away); and children outlive the socat that the test stops. So no
+    # fork (socat serves the driver's one connection, then ends), and socat's own word that it listens instead of
+    # a probe connection.
+    with Socat(tmp_path, f"tcp-listen:{port},bind=127.0.0.1,reuseaddr") as line:
         await eventually(lambda: f"listening on AF=2 127.0.0.1:{port}" in line.log.read_text(errors="replace"),
                          10, "socat listening")
         sim_data, edge_data = plant(line.server, {"id": "bus1", "kind": "modbus_rtu_tcp", "host": "127.0.0.1",
