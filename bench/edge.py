@@ -10,9 +10,15 @@ in one tick: a meter is always waiting, and the rate measures the agent rather t
 The bare loop opens one pymodbus client per gateway, as the agent does, and issues the same coalesced
 requests (edge.drivers.modbus.plan) for every meter, decoding nothing and publishing nothing.
 Also reports the agent's CPU (percent of one core, from /proc) and its peak memory (VmHWM).
+There is no ingest here: the subscriber that counts also acknowledges (calc.acks, once a second, as ingest does), so
+the agent runs as shipped (`confirm = "ingest"`) and its spool is emptied by those acknowledgements.
 Last line: one JSON object; `ratio` = the median over the rounds of the agent's rate / the bare loop's rate in
 the same round (each round runs the bare loop, then the agent, seconds apart).
 usage: python bench/edge.py [--gateways 2] [--meters 40] [--seconds 5] [--rounds 5] [--batch-polls 10]
+
+`--spool` measures the spool alone instead: the writer's transaction (a batch of messages in, the batch before it
+deleted as acknowledged, as the agent's writer does every 20 ms) with synchronous=FULL (as shipped) and NORMAL,
+alternating, in a state folder on the repository's disk (var/), not in a tmpfs.
 """
 
 from __future__ import annotations
@@ -34,13 +40,21 @@ from pathlib import Path
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pymodbus.client import AsyncModbusTcpClient
 
+from calc import topics
+from calc.acks import encode_acks
 from deploy.services import Mosquitto, free_port, wait_for_port
 from edge.drivers.modbus.plan import plan_reads
 from edge.maps import SCHNEIDER_PM5000
+from edge.readings import CounterState
+from edge.spool import Confirmed, Outgoing, Spool
+from edge.wire import EdgeSample, encode_reading
 
 REPO = Path(__file__).resolve().parents[1]
 TICK_S = os.sysconf("SC_CLK_TCK")
@@ -132,12 +146,17 @@ async def bare_loop(ports: list[int], meters: int, seconds: float) -> float:
 
 class Counter:
     """Counts the polls in the reading messages of the bench site arriving at the broker (a message holds
-    one or more polls of one meter: its samples over the points of a PM5000)."""
+    one or more polls of one meter: its samples over the points of a PM5000), and acknowledges the messages once a
+    second on the agent's ack topic, as ingest would."""
 
-    def __init__(self, url_port: int) -> None:
+    def __init__(self, url_port: int, ack_every_s: float = 1.0) -> None:
         self.count = 0
+        self.acknowledged = 0
+        self._due: dict[str, set[int]] = {}
+        self._seen: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
         self._ready = threading.Event()
+        self._stop = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-counter", protocol=mqtt.MQTTv311)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("carbonwatch/v1/bench/+/+/reading", qos=1)
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self._ready.set()
@@ -146,17 +165,34 @@ class Counter:
         self.client.loop_start()
         if not self._ready.wait(10):
             raise RuntimeError("counter could not subscribe")
+        self._acker = threading.Thread(target=self._ack_loop, args=(ack_every_s,), name="bench-acker", daemon=True)
+        self._acker.start()
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        polls = len(json.loads(msg.payload)["samples"]) // len(SCHNEIDER_PM5000)
+        message = json.loads(msg.payload)
+        key = (message["meter"], message["seq"])
+        polls = len(message["samples"]) // len(SCHNEIDER_PM5000)
         with self._lock:
-            self.count += polls
+            if key not in self._seen:  # what a restarted agent publishes again is not counted twice
+                self._seen.add(key)
+                self.count += polls
+            self._due.setdefault(key[0], set()).add(key[1])
+
+    def _ack_loop(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            with self._lock:
+                due, self._due = self._due, {}
+            if due:
+                self.client.publish(topics.edge_ack("bench", "bench"), encode_acks("bench", due), qos=1)
+                self.acknowledged += sum(len(s) for s in due.values())
 
     def value(self) -> int:
         with self._lock:
             return self.count
 
     def close(self) -> None:
+        self._stop.set()
+        self._acker.join(5)
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -216,6 +252,8 @@ def main(gateways: int, meters: int, seconds: float, rounds: int, batch_polls: i
             counter.close()
         stop(sim)
         broker.stop()
+    with sqlite3.connect(work / "state" / "edge.sqlite") as db:
+        left = int(db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
     agent_rate, bare_rate = statistics.median(agent), statistics.median(bare)
     # each round's agent run follows its bare run within seconds: their ratio cancels the machine's drift,
     # which moves the bare loop's rate by ±20 % between rounds here
@@ -232,10 +270,45 @@ def main(gateways: int, meters: int, seconds: float, rounds: int, batch_polls: i
         "simulator_cpu_percent_bare": round(statistics.median(sim_bare), 1),
         "simulator_cpu_percent_agent": round(statistics.median(sim_agent), 1),
         "broker_cpu_percent": round(statistics.median(broker_cpu), 1),
+        "acknowledged_messages": counter.acknowledged if counter is not None else 0,
+        "spool_rows_left": left,  # unacknowledged at the last stop (replayed at a next start)
         "ratio_min": round(ratios[0], 3),
         "ratio_max": round(ratios[-1], 3),
         "ratio": round(statistics.median(ratios), 3),
     }
+
+
+def spool_commits(meters: int, commits: int, rounds: int) -> dict[str, float | int]:
+    """Median and 90th percentile milliseconds of the writer's transaction, FULL against NORMAL."""
+    ts = datetime(2026, 3, 2, tzinfo=UTC)
+    times: dict[str, list[float]] = {"FULL": [], "NORMAL": []}
+    (REPO / "var").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-spool-", dir=REPO / "var") as work:
+        for r in range(rounds):
+            for mode in times:  # alternate, so that the disk's and the machine's moods hit both alike
+                spool = Spool(Path(work) / f"{mode}-{r}.sqlite")
+                spool._db.execute(f"PRAGMA synchronous={mode}")  # the spool sets FULL; NORMAL was before
+                previous: list[tuple[str, int, int]] = []
+                for c in range(commits):
+                    batch = []
+                    for m in range(meters):
+                        at = ts + timedelta(seconds=c)
+                        samples = [EdgeSample(at, p.quantity, 1000.0 + c, p.unit, 1.0 if p.kind == "counter" else None,
+                                              1.0 if p.kind == "counter" else None) for p in SCHNEIDER_PM5000]
+                        batch.append(Outgoing(f"m{m}", f"t/m{m}", encode_reading(f"m{m}", c, "bench", samples), c,
+                                              {"active_energy_import": CounterState(1000 + c, at)}))
+                    t0 = time.perf_counter()
+                    spool.commit(batch, Confirmed(ranges=previous), publishable=True)
+                    times[mode].append((time.perf_counter() - t0) * 1000.0)
+                    previous = [(f"m{m}", c, c) for m in range(meters)]
+                spool.close()
+    out: dict[str, float | int] = {"messages_per_commit": meters, "commits": commits * rounds}
+    for mode, ms in times.items():
+        ms.sort()
+        out[f"{mode.lower()}_commit_ms"] = round(statistics.median(ms), 3)
+        out[f"{mode.lower()}_commit_ms_p90"] = round(ms[int(len(ms) * 0.9)], 3)
+    out["full_over_normal"] = round(float(out["full_commit_ms"]) / float(out["normal_commit_ms"]), 2)
+    return out
 
 
 if __name__ == "__main__":
@@ -245,5 +318,9 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=5.0, help="measuring window per run")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch-polls", type=int, default=10, help="[edge] batch_polls of the agent")
+    parser.add_argument("--spool", action="store_true", help="the spool's transaction alone, FULL against NORMAL")
     args = parser.parse_args()
-    print(json.dumps(main(args.gateways, args.meters, args.seconds, args.rounds, args.batch_polls)))
+    if args.spool:
+        print(json.dumps(spool_commits(args.gateways * args.meters, 200, args.rounds)))
+    else:
+        print(json.dumps(main(args.gateways, args.meters, args.seconds, args.rounds, args.batch_polls)))

@@ -1,8 +1,8 @@
 """The edge agent: wires drivers, pollers, the counter tracker, the on-disk spool and the MQTT publisher.
 
 Data path: poller -> queue -> writer (samples, seq, one SQLite transaction per batch) -> spool ->
-outbox (QoS 1, a window of messages in flight; backlog replayed in order beside fresh messages) -> broker.
-A message leaves the spool only after the broker acknowledged it.
+outbox (QoS 1, a window of messages in flight; backlog replayed in order beside fresh messages) -> broker -> ingest.
+A message leaves the spool only when ingest acknowledged it (or the broker, with `confirm = "broker"`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from calc import topics
 from edge.batching import Batcher
 from edge.config import EdgeConfig, MeterDevice, OpcUaGateway
 from edge.drivers import Driver, make_driver
+from edge.logs import Throttled
 from edge.outbox import Outbox
 from edge.publisher import Publisher
 from edge.readings import MeterState, MeterTracker, Poll
@@ -37,8 +38,8 @@ class Agent:
         self.site = config.site.id
         self.agent_id = config.edge.agent
         self.clock = clock or SystemClock()
-        self.spool = Spool(config.edge.state_dir / "edge.sqlite", config.edge.spool_max_messages,
-                           config.edge.spool_full_policy)
+        edge = config.edge
+        self.spool = Spool(edge.state_dir / "edge.sqlite", edge.spool_max_messages)
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-sqlite")
         self._queue: asyncio.Queue[Poll | None] = asyncio.Queue()  # None: stop after what came before
         self._stopping = False  # the writer's next round is its last
@@ -49,10 +50,15 @@ class Agent:
         self.topics = {m.id: topics.reading(self.site, m.area, m.id) for m in config.meters}
         self.batcher = Batcher(self.trackers, self.topics, self.agent_id, self.states, self.seqs)
         self.publisher = Publisher(config.mqtt, self.site, self.agent_id,
-                                   topics.edge_status(self.site, self.agent_id), self._on_ack,
-                                   self._on_connection, config.edge.publish_window)
+                                   topics.edge_status(self.site, self.agent_id), self._on_puback,
+                                   self._on_connection, edge.publish_window,
+                                   ack_topic=topics.edge_ack(self.site, self.agent_id) if edge.confirm == "ingest"
+                                   else None, on_ack_message=self._on_ack_message)
         self.publisher.status_extra = self._status_extra
-        self.outbox = Outbox(self.spool, self.publisher, self._in_db, config.edge.live_share)
+        self.outbox = Outbox(self.spool, self.publisher, self._in_db, edge.live_share, edge.confirm, self.agent_id,
+                             edge.ack_timeout_s, edge.ack_window)
+        self._refusals = Throttled(log, logging.WARNING)
+        self._compactions = Throttled(log, logging.WARNING)
         self.pollers: dict[str, MeterPoller] = {}
         self.ready = asyncio.Event()
 
@@ -64,11 +70,16 @@ class Agent:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
 
     def _status_extra(self) -> dict[str, Any]:
-        return {"spool": self.spool.size, "dropped": self.spool.dropped, "acknowledged": self.outbox.acknowledged}
+        return {"spool": self.spool.size, "confirm": self.outbox.confirm, "awaiting_ack": self.outbox.awaiting_ack,
+                "acknowledged": self.outbox.acknowledged, "resent": self.outbox.resent,
+                "compactions": self.spool.compactions, "refused": self.spool.refused}
 
     # -- callbacks from the publisher (already on the loop) ------------------------------------------------
-    def _on_ack(self, generation: int, mid: int) -> None:
-        self.outbox.on_ack(generation, mid)
+    def _on_puback(self, generation: int, mid: int) -> None:
+        self.outbox.on_puback(generation, mid)
+
+    def _on_ack_message(self, payload: bytes) -> None:
+        self.outbox.on_ack_message(payload)
 
     def _on_connection(self, up: bool) -> None:
         self.outbox.on_connection(up)
@@ -103,20 +114,31 @@ class Agent:
             if not stopping:
                 await asyncio.sleep(COMMIT_EVERY_S)
             batch = self.batcher.due(force=stopping)
-            if batch or (self.outbox.acked and (stopping or loop.time() - last_commit >= ACK_FLUSH_S)):
+            if batch or (self.outbox.has_confirmed and (stopping or loop.time() - last_commit >= ACK_FLUSH_S)):
                 last_commit = loop.time()
                 await self._write(batch)
             if stopping:
                 return
 
     async def _write(self, batch: list[Outgoing]) -> None:
-        kept = await self._in_db(self.spool.commit, batch, self.outbox.take_acked())
+        confirmed = self.outbox.take_confirmed()
+        refused, compactions = self.spool.refused, self.spool.compactions
+        kept = await self._in_db(self.spool.commit, batch, confirmed, self.outbox.accepting_live)
+        self.outbox.deleted(confirmed)
         rows = []
         for out, row_id in zip(batch, kept, strict=True):
             self.batcher.settle(out, row_id is not None)
             if row_id is not None:
                 rows.append(SpoolRow(row_id, out.topic, out.payload, out.meter, out.seq))
         self.outbox.added(rows)
+        if self.spool.compactions > compactions:
+            self._compactions("spool full (%d messages): merged never-published messages to make room, time "
+                              "resolution lost, energy kept (%d compactions, %d messages merged into others in all)",
+                              self.spool.max_messages, self.spool.compactions, self.spool.merged)
+        if self.spool.refused > refused:
+            self._refusals("spool full (%d messages) and nothing left to merge: refused %d messages (%d in all); "
+                           "their meters' baselines stay, so the energy comes with the next kept message",
+                           self.spool.max_messages, self.spool.refused - refused, self.spool.refused)
 
     # -- status -----------------------------------------------------------------------------------------------
     async def _status(self) -> None:
@@ -153,8 +175,10 @@ class Agent:
                 await self._drain(tracker, writer)
                 tasks = []
                 await self.outbox.flush(FLUSH_S)
-                if self.outbox.acked:
-                    await self._in_db(self.spool.forget, self.outbox.take_acked())
+                if self.outbox.has_confirmed:
+                    confirmed = self.outbox.take_confirmed()
+                    await self._in_db(self.spool.forget, confirmed)
+                    self.outbox.deleted(confirmed)
         finally:
             for task in tasks:
                 task.cancel()

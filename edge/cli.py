@@ -38,8 +38,10 @@ async def _main(args: argparse.Namespace) -> int:
     log.info("edge agent %s: %d meters on %d gateways, broker %s, state in %s", config.edge.agent,
              len(config.meters), len(config.gateways), config.mqtt.effective_url, config.edge.state_dir)
     await agent.run(stop)
-    log.info("edge agent stopped: %d messages published, %d acknowledged, %d spooled, %d dropped",
-             agent.published, agent.acknowledged, agent.spool.size, agent.spool.dropped)
+    log.info("edge agent stopped: %d messages published (%d of them again), %d confirmed (by %s), %d spooled "
+             "(%d awaiting ingest's acknowledgement), %d compactions, %d refused", agent.published,
+             agent.outbox.resent, agent.acknowledged, agent.config.edge.confirm, agent.spool.size,
+             agent.outbox.awaiting_ack, agent.spool.compactions, agent.spool.refused)
     return 0
 
 

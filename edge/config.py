@@ -170,14 +170,37 @@ class EdgeSettings(BaseModel):
     agent: Ident = "edge-1"
     state_dir: Path = Path("var/edge")
     spool_max_messages: int = Field(default=1_000_000, ge=10, description="store-and-forward capacity")
-    spool_full_policy: Literal["drop_oldest", "drop_newest"] = Field(
-        default="drop_oldest", description="what goes when the spool is full; each drop is counted")
+    spool_full_policy: Literal["compact"] = Field(
+        default="compact", description="a full spool merges never-published messages of a meter (time resolution "
+        "lost, energy kept) and refuses a message only when nothing can be merged (its meter's baseline stays)")
+    confirm: Literal["ingest", "broker"] = Field(
+        default="ingest", description="what lets a message leave the spool: ingest's acknowledgement on "
+        "carbonwatch/v1/{site}/edge/{agent}/ack (end to end), or the broker's PUBACK (when nothing sends acks)")
+    ack_timeout_s: float = Field(default=10.0, gt=0, le=3600, description="a message that ingest has not "
+                                 "acknowledged this long, while it acknowledged later ones, is published again; "
+                                 "while ingest acknowledges nothing, only the oldest few are, each time after twice "
+                                 "as long (up to 16x)")
+    ack_window: int = Field(default=20_000, ge=1, le=1_000_000, description="messages published and awaiting "
+                            "ingest's acknowledgement, at most; further messages wait in the spool")
     publish_window: int = Field(default=256, ge=1, le=65535, description="QoS 1 messages in flight")
     batch_polls: int = Field(default=1, ge=1, le=1000, description="polls of one meter per reading message")
     batch_max_s: float = Field(default=1.0, gt=0, le=3600, description="longest a poll waits for its batch")
     status_interval_s: float = Field(default=30.0, gt=0)
     live_share: float = Field(default=0.5, gt=0, le=1, description="share of the window kept for fresh samples "
                               "while a backlog is replayed")
+
+    @field_validator("spool_full_policy", mode="before")
+    @classmethod
+    def _removed_policies(cls, value: object) -> object:
+        if value == "drop_oldest":
+            raise ValueError('"drop_oldest" was removed: it deleted messages whose energy was already taken into the '
+                             'baseline, so that energy was lost; a full spool now merges never-published messages '
+                             'instead ("compact", the default: remove the key)')
+        if value == "drop_newest":
+            raise ValueError('"drop_newest" was removed: a full spool now merges never-published messages first and '
+                             'refuses a message (keeping the baseline, as drop_newest did) only when nothing can be '
+                             'merged; that is "compact", the default: remove the key')
+        return value
 
 
 class EdgeConfig(BaseModel):

@@ -1,11 +1,12 @@
 """MQTT side of the agent (paho-mqtt 2.x): MQTT 5 first with a fallback to 3.1.1, QoS 1, TLS and credentials,
-retained birth and last-will status per agent.
+retained birth and last-will status per agent, and the subscription to ingest's acknowledgements.
 
 paho runs on the agent's asyncio loop, not on a thread of its own (the aiomqtt way): its socket is watched
 with add_reader/add_writer and a supervisor task does keep-alive and reconnects with capped, jittered
 backoff. A network thread would hand the GIL back and forth on every publish, which costs more than the
 publishing itself. paho keeps unacknowledged QoS 1 messages across reconnects and sends them again; the spool
-covers everything else (a restart, a new client after the protocol fallback).
+covers everything else (a restart, a new client after the protocol fallback). The session is clean, so the ack
+topic is subscribed afresh on every connection (acks sent meanwhile are lost; the outbox publishes again).
 """
 
 from __future__ import annotations
@@ -45,13 +46,16 @@ class Publisher:
     """One paho client at a time; `generation` changes whenever unacknowledged messages were forgotten."""
 
     def __init__(self, settings: MqttSettings, site: str, agent: str, status_topic: str,
-                 on_ack: Callable[[int, int], None], on_connection: Callable[[bool], None],
-                 window: int = 256, rng: random.Random | None = None) -> None:
+                 on_puback: Callable[[int, int], None], on_connection: Callable[[bool], None],
+                 window: int = 256, rng: random.Random | None = None, ack_topic: str | None = None,
+                 on_ack_message: Callable[[bytes], None] | None = None) -> None:
         self.settings = settings
         self.site = site
         self.agent = agent
         self.status_topic = status_topic
-        self._on_ack = on_ack
+        self.ack_topic = ack_topic  # subscribed (QoS 1) on every connection, when given
+        self._on_puback = on_puback
+        self._on_ack_message = on_ack_message
         self._on_connection = on_connection
         self.window = window
         self._rng = rng or random.Random()
@@ -98,6 +102,8 @@ class Publisher:
         client.on_connect = lambda c, u, f, rc, p: self._call(self._connected, gen, rc)
         client.on_disconnect = lambda c, u, f, rc, p: self._call(self._disconnected, gen, rc)
         client.on_publish = lambda c, u, mid, rc, p: self._call(self._acked, gen, mid)
+        client.on_message = lambda c, u, msg: self._call(self._message, gen, msg.topic, msg.payload)
+        client.on_subscribe = lambda c, u, mid, rcs, p: self._call(self._subscribed, gen, rcs)
         client.on_socket_open = lambda c, u, sock: self._call(self._socket_open, gen, sock)
         client.on_socket_close = lambda c, u, sock: self._call(self._socket_close, gen, sock)
         client.on_socket_register_write = lambda c, u, sock: self._call(self._want_write, gen, sock, True)
@@ -118,7 +124,18 @@ class Publisher:
         waiter = self._waiting.pop(mid, None) if gen == self.generation else None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        self._on_ack(gen, mid)
+        self._on_puback(gen, mid)
+
+    def _message(self, gen: int, topic: str, payload: bytes) -> None:
+        if gen == self.generation and topic == self.ack_topic and self._on_ack_message is not None:
+            self._on_ack_message(payload)
+
+    def _subscribed(self, gen: int, reason_codes: list[ReasonCode]) -> None:
+        if gen == self.generation and any(rc.is_failure for rc in reason_codes):
+            log.error("the broker refused the subscription to %s (%s): ingest's acknowledgements cannot arrive, "
+                      "so messages stay in the spool and are published again; grant the agent read access to that "
+                      "topic, or set [edge] confirm = \"broker\" where nothing sends acknowledgements",
+                      self.ack_topic, ", ".join(str(rc) for rc in reason_codes))
 
     def _socket_open(self, gen: int, sock: Any) -> None:
         if gen != self.generation or self._client is None or self._loop is None:
@@ -220,6 +237,8 @@ class Publisher:
         self._handshake_failures = 0
         self.last_error = None
         log.info("connected to %s (MQTT %s)", self.settings.effective_url, self.protocol_name)
+        if self.ack_topic is not None and self._client is not None:
+            self._client.subscribe(self.ack_topic, qos=1)
         self.publish_status("online")
         self._on_connection(True)
 

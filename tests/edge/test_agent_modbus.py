@@ -1,4 +1,5 @@
-"""The agent end to end: a real pymodbus server, a real Mosquitto, readings checked as a subscriber sees them."""
+"""The agent end to end: a real pymodbus server, a real Mosquitto, readings checked as a subscriber sees them, and
+an acker in ingest's place (QoS 1 and ingest's acknowledgement allow a message twice: the same seq)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from calc.schema import Flag, Quality, ReadingMessage
 from deploy.services import Mosquitto, free_port
 from edge.agent import Agent
 from edge.config import load_config
-from tests.edge.helpers import Collector, eventually, unique_site, write_plant
+from tests.edge.helpers import Acker, Collector, eventually, unique_site, write_plant
 from tests.edge.modbus_server import Meter, start_tcp
 
 pytestmark = pytest.mark.integration
@@ -33,6 +34,12 @@ def pm5000(meter_id: str, unit: int, interval_s: float = 0.2) -> str:
 
 def samples(messages: list[ReadingMessage], quantity: str) -> list:
     return [s for m in messages for s in m.samples if s.quantity == quantity]
+
+
+def once(messages: list[ReadingMessage]) -> list[ReadingMessage]:
+    """Each message once, in seq order (a message published again has the same seq)."""
+    unique = {m.seq: m for m in messages}
+    return [unique[seq] for seq in sorted(unique)]
 
 
 class Running:
@@ -72,6 +79,7 @@ async def test_readings_decode_and_deltas_add_up(meters: tuple[int, dict[int, Me
     cfg = write_plant(tmp_path / "plant.toml", site, gateway(port), pm5000("press-1", 1) + pm5000("press-2", 2),
                       mqtt_url, tmp_path / "state")
     collector = Collector(mqtt_url, site)
+    acker = Acker(mqtt_url, site)
     running = Running(cfg)
     try:
         await running.ready()
@@ -93,9 +101,11 @@ async def test_readings_decode_and_deltas_add_up(meters: tuple[int, dict[int, Me
             await eventually(lambda v=new_value: any(s.value == v for s in samples(collector.messages("press-1"),
                                                                                      "active_energy_import")),
                              what=f"counter at {new_value}")
+        await eventually(lambda: running.agent.spool.size <= 2, what="acknowledged messages leaving the spool")
     finally:
         await running.close()
-    msgs = collector.messages("press-1")
+        acker.close()
+    msgs = once(collector.messages("press-1"))
     energy_samples = samples(msgs, "active_energy_import")
     assert sum(s.delta or 0.0 for s in energy_samples) == 1_257
     assert all(s.interval_s and s.interval_s > 0 for s in energy_samples[1:])
@@ -114,6 +124,7 @@ async def test_restart_neither_loses_nor_doubles_energy(meters: tuple[int, dict[
     cfg = write_plant(tmp_path / "plant.toml", site, gateway(port), pm5000("press-1", 1), mqtt_url,
                       tmp_path / "state")
     collector = Collector(mqtt_url, site)
+    acker = Acker(mqtt_url, site)
     running = Running(cfg)
     await running.ready()
     await eventually(lambda: len(collector.messages()) >= 3, what="three readings")
@@ -121,57 +132,65 @@ async def test_restart_neither_loses_nor_doubles_energy(meters: tuple[int, dict[
     await eventually(lambda: samples(collector.messages(), "active_energy_import")[-1].value == START_WH + 400,
                      what="counter advance seen")
     await running.close()
-    before = collector.messages()
+    last_before = max(m.seq for m in collector.messages())
     # energy used while the agent is down must show up once, in the first reading after the restart
     units[1].put("active_energy_import", START_WH + 1_000)
     running = Running(cfg)
     try:
         await running.ready()
-        await eventually(lambda: len(collector.messages()) >= len(before) + 3, what="readings after restart")
+        await eventually(lambda: max(m.seq for m in collector.messages()) >= last_before + 3,
+                         what="readings after restart")
     finally:
         await running.close()
-    after = collector.messages()[len(before):]
-    first_after = samples(after[:1], "active_energy_import")[0]
+        acker.close()
+    msgs = once(collector.messages())
+    first_after = samples([m for m in msgs if m.seq == last_before + 1], "active_energy_import")[0]
     assert Flag.FIRST not in first_after.flags
     assert first_after.delta == 600
-    assert sum(s.delta or 0.0 for s in samples(collector.messages(), "active_energy_import")) == 1_000
-    seqs = [m.seq for m in collector.messages()]
-    assert seqs == list(range(len(seqs))), "seq continues across the restart"
+    assert sum(s.delta or 0.0 for s in samples(msgs, "active_energy_import")) == 1_000
+    assert [m.seq for m in msgs] == list(range(len(msgs))), "seq continues across the restart"
     collector.close()
 
 
-async def test_full_spool_drop_newest_loses_no_energy(meters: tuple[int, dict[int, Meter]], mosquitto: Mosquitto,
-                                                      tmp_path: Path) -> None:
+async def test_full_spool_merges_what_was_never_published_and_loses_no_energy(
+        meters: tuple[int, dict[int, Meter]], mosquitto: Mosquitto, tmp_path: Path) -> None:
     port, units = meters
     site = unique_site()
     cfg = write_plant(tmp_path / "plant.toml", site, gateway(port), pm5000("press-1", 1, interval_s=0.05),
-                      mosquitto.url, tmp_path / "state",
-                      edge_extra='spool_max_messages = 10\nspool_full_policy = "drop_newest"')
+                      mosquitto.url, tmp_path / "state", edge_extra="spool_max_messages = 10")
     await asyncio.to_thread(mosquitto.stop)  # the broker is away from the start: everything goes to the spool
     running = Running(cfg)
     await running.ready()
     energy = START_WH
-    await eventually(lambda: running.agent.spool.size == 10, what="a full spool")
-    for _ in range(3):  # the meter keeps counting while the spool refuses readings
+    await eventually(lambda: running.agent.spool.compactions >= 1, what="a full spool, compacted")
+    for _ in range(3):  # the meter keeps counting while the spool merges what it holds
         energy += 111
         units[1].put("active_energy_import", energy)
-        dropped = running.agent.spool.dropped
-        await eventually(lambda d=dropped: running.agent.spool.dropped > d + 2, what="readings refused")
+        compactions = running.agent.spool.compactions
+        await eventually(lambda c=compactions: running.agent.spool.compactions > c + 2, what="more compactions")
     await running.close()
-    assert running.agent.spool.size == 10 and running.agent.acknowledged == 0
+    spool = running.agent.spool
+    assert spool.size <= 10 and spool.refused == 0 and running.agent.published == 0
 
     await asyncio.to_thread(mosquitto.start)
     collector = Collector(mosquitto.url, site)
+    acker = Acker(mosquitto.url, site)
     running = Running(cfg)
     try:
         await running.ready()
         await eventually(lambda: any(s.value == energy for s in samples(collector.messages(), "active_energy_import")),
                          what="the spooled readings and a fresh one")
+        await eventually(lambda: running.agent.spool.size <= 2, what="the merged readings acknowledged")
     finally:
         await running.close()
+        acker.close()
         collector.close()
-    msgs = {m.seq: m for m in collector.messages()}
-    assert sorted(msgs) == list(range(len(msgs))), "refused readings use no sequence number"
-    counted = sum(s.delta or 0 for seq in sorted(msgs) for s in msgs[seq].samples
-                  if s.quantity == "active_energy_import")
-    assert counted == energy - START_WH, "the energy of refused readings came with the next kept one"
+    msgs = once(collector.messages())
+    seqs = [m.seq for m in msgs]
+    assert len(seqs) < seqs[-1] + 1, "merged messages leave gaps in the sequence"
+    # one poll per message (batch_polls = 1): a message with more power samples than energy samples is merged
+    assert any(len(samples([m], "active_power")) > len(samples([m], "active_energy_import")) for m in msgs)
+    counted = sum(s.delta or 0 for s in samples(msgs, "active_energy_import"))
+    assert counted == energy - START_WH, "the energy of every merged reading arrived"
+    power = samples(msgs, "active_power")
+    assert len({s.ts for s in power}) == len(power)

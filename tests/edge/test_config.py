@@ -71,7 +71,11 @@ def test_defaults_and_overrides(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("extra", "where", "why"), [
-    ('[edge]\nspool_full_policy = "shrug"', "edge.spool_full_policy", "drop_oldest"),
+    ('[edge]\nspool_full_policy = "shrug"', "edge.spool_full_policy", "'compact'"),
+    ('[edge]\nspool_full_policy = "drop_oldest"', "edge.spool_full_policy", "that energy was lost"),
+    ('[edge]\nspool_full_policy = "drop_newest"', "edge.spool_full_policy", "merges never-published messages"),
+    ('[edge]\nconfirm = "puback"', "edge.confirm", "'ingest' or 'broker'"),
+    ('[edge]\nack_window = 0', "edge.ack_window", "greater than or equal to 1"),
     ('[mqtt]\nurl = "http://x"', "mqtt.url", "must be mqtt://"),
     ('[[meters]]\nid = "m2"\narea = "a"\ncarrier = "electricity"\ngateway = "nope"\nmap = "schneider_pm5000"',
      "(top level)", "gateway 'nope' is not in [[gateways]]"),

@@ -42,14 +42,15 @@ async def modbus_port() -> AsyncIterator[int]:
     await server.shutdown()
 
 
-def edge_data(site: str, modbus_port: int, mqtt: dict[str, object], state_dir: Path) -> dict[str, object]:
+def edge_data(site: str, modbus_port: int, mqtt: dict[str, object], state_dir: Path,
+              confirm: str = "ingest") -> dict[str, object]:
     return {
         "site": {"id": site, "region": "CN", "start": "2026-01-01T00:00:00Z"},
         "gateways": [{"id": "gw", "kind": "modbus_tcp", "host": "127.0.0.1", "port": modbus_port}],
         "meters": [{"id": "m1", "area": "a", "carrier": "electricity", "gateway": "gw", "unit_id": 1,
                     "map": "schneider_pm5000", "interval_s": 0.1}],
         "mqtt": mqtt,
-        "edge": {"state_dir": str(state_dir)},
+        "edge": {"state_dir": str(state_dir), "confirm": confirm},
     }
 
 
@@ -199,8 +200,9 @@ async def test_url_login_and_tls_insecure_for_a_broker_known_by_another_name(
 
     collector = await asyncio.to_thread(Collector, secure_broker.url, site, "edge", "correct horse", pki["ca"],
                                         pki["client_crt"], pki["client_key"])
+    # confirmed by the broker's PUBACK: no ingest here, and the broker's acknowledgement is what this is about
     insecure = Agent(parse_config(edge_data(site, modbus_port, files | {"url": url, "tls_insecure": True},
-                                            tmp_path / "b"), "<test>"))
+                                            tmp_path / "b", confirm="broker"), "<test>"))
     await run_agent_until(insecure, lambda: len(collector.messages("m1")) >= 3, "readings with the URL's login")
     collector.close()
     assert insecure.acknowledged >= 3

@@ -6,17 +6,19 @@ import asyncio
 import contextlib
 import itertools
 import random
-from datetime import UTC, datetime
+import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from calc.schema import Quality
+from calc.schema import Quality, decode
 from edge.drivers import PointValue
 from edge.maps import SCHNEIDER_PM5000
 from edge.readings import CounterState, Poll
 from edge.scheduler import MeterPoller, next_tick
-from edge.spool import Outgoing, Spool
+from edge.spool import Confirmed, Outgoing, Spool
+from edge.wire import EdgeSample, encode_reading
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 
@@ -40,26 +42,97 @@ def test_commit_persists_messages_state_and_seq(tmp_path: Path) -> None:
     assert [r.payload for r in rows] == [b"a:0", b"b:0", b"a:1"]
     assert [r.id for r in rows] == ids
     assert again.size == 3
-    again.forget([rows[0].id, rows[2].id])
+    again.forget(Confirmed(ids=[rows[0].id, rows[2].id]))
     assert [r.payload for r in again.fetch(0, 10)] == [b"b:0"] and again.size == 1
 
 
-def test_full_spool_drop_newest_refuses_and_keeps_the_baseline(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "s.sqlite", max_messages=10, policy="drop_newest")
-    assert all(spool.commit([out("a", i, i) for i in range(10)]))
-    assert spool.commit([out("a", 10, 999)]) == [None]
-    states, seqs = spool.load_state()
-    assert states["a"]["active_energy_import"].raw == 9 and seqs["a"] == 10
-    assert spool.dropped == 1
+def reading(meter: str, seq: int, wh: int) -> Outgoing:
+    """A message of one poll of a Wh counter that advanced by `seq + 1` Wh to `wh`."""
+    ts = T0 + timedelta(seconds=seq + 1)
+    payload = encode_reading(meter, seq, "edge-1", [
+        EdgeSample(ts, "active_energy_import", float(wh), "Wh", float(seq + 1), 1.0),
+        EdgeSample(ts, "active_power", 3.6 * (seq + 1), "kW")])
+    return Outgoing(meter, f"t/{meter}", payload, seq, {"active_energy_import": CounterState(wh, ts)})
+
+
+def spooled_energy(spool: Spool, meter: str) -> float:
+    return sum(s.delta or 0.0 for r in spool.fetch(0, 10_000) if r.meter == meter
+               for s in decode(r.payload).samples if s.quantity == "active_energy_import")
+
+
+def test_full_spool_merges_never_published_messages_and_keeps_their_energy(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.sqlite", max_messages=10)
+    wh = {"a": 1000, "b": 5000}
+    for seq in range(5):
+        batch = []
+        for meter in wh:
+            wh[meter] += seq + 1
+            batch.append(reading(meter, seq, wh[meter]))
+        assert all(spool.commit(batch))
+    assert spool.size == 10 and spool.compactions == 0
+    wh["a"] += 6
+    assert all(spool.commit([reading("a", 5, wh["a"])])), "room made by merging, nothing refused"
+    assert spool.size <= 10 and spool.compactions == 1 and spool.refused == 0
+    assert spooled_energy(spool, "a") == sum(range(1, 7)) and spooled_energy(spool, "b") == sum(range(1, 6))
+    seqs = [r.seq for r in spool.fetch(0, 100) if r.meter == "a"]
+    assert seqs == sorted(seqs) and seqs[0] == 0 and seqs[-1] == 5 and len(seqs) < 6, "merged: gaps, no reuse"
+    merged = decode(spool.fetch(0, 1)[0].payload)
+    assert merged.seq == 0 and [s.delta for s in merged.samples if s.quantity == "active_energy_import"] == [3.0]
     spool.close()
-    assert Spool(tmp_path / "s.sqlite").dropped == 1  # the drop count is durable
+    assert Spool(tmp_path / "s.sqlite").compactions == 1  # the count is durable
 
 
-def test_full_spool_drop_oldest_makes_room(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "s.sqlite", max_messages=10, policy="drop_oldest")
-    spool.commit([out("a", i, i) for i in range(12)])
-    assert spool.size == 10 and spool.dropped == 2
-    assert [r.seq for r in spool.fetch(0, 100)] == list(range(2, 12))
+def test_full_spool_refuses_what_cannot_be_merged_and_keeps_the_baseline(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.sqlite", max_messages=10)
+    assert all(spool.commit([reading("a", i, 1000 + i) for i in range(10)]))
+    spool.take(0, 100, spool.max_id())  # all of them handed to the publisher: none may be merged now
+    assert spool.commit([reading("a", 10, 1999), reading("b", 0, 5)]) == [None, None]
+    states, seqs = spool.load_state()
+    assert states["a"]["active_energy_import"].raw == 1009 and seqs == {"a": 10}, "baseline and seq unchanged"
+    assert spool.refused == 2 and spool.compactions == 0 and spool.size == 10
+    spool.close()
+    assert Spool(tmp_path / "s.sqlite").refused == 2  # the count is durable
+
+
+def test_the_fence_is_durable_and_only_rows_above_it_are_merged(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.sqlite", max_messages=16)
+    assert spool.fence_step == 1
+    spool.commit([reading("a", i, 100 + i) for i in range(6)])
+    taken = spool.take(0, 4, spool.max_id())  # four go to the publisher
+    assert spool.fence == taken[-1].id + spool.fence_step
+    spool.close()
+    spool = Spool(tmp_path / "s.sqlite", max_messages=16)  # as after kill -9: the fence was committed
+    assert spool.fence == taken[-1].id + 1
+    payloads = {r.id: r.payload for r in spool.fetch(0, 100)}
+    for i in range(12):  # 18 > 16: merged above the fence only
+        assert all(spool.commit([reading("a", 6 + i, 106 + i)]))
+    after = {r.id: r.payload for r in spool.fetch(0, 100)}
+    assert all(after[i] == payloads[i] for i in payloads if i <= spool.fence), "maybe published: untouched"
+    assert spool.compactions >= 1 and spool.size <= 16 and spool.refused == 0
+    assert spooled_energy(spool, "a") == sum(range(1, 19))
+    # rows published in the writer's own transaction are fenced there, without a write of their own
+    ids = spool.commit([reading("a", 18, 200)], publishable=True)
+    assert spool.fence == ids[-1] + spool.fence_step  # type: ignore[operator]
+
+
+def test_a_spool_of_an_agent_without_a_fence_counts_every_row_as_maybe_published(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    spool = Spool(path)
+    spool.commit([reading("a", i, i) for i in range(3)])
+    spool.close()
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM meta WHERE key = 'fence'")
+    assert Spool(path).fence == 3
+
+
+def test_confirmations_delete_exactly_the_named_rows(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.sqlite")
+    ids = spool.commit([reading(m, i, i) for i in range(5) for m in ("a", "b")])
+    spool.forget(Confirmed(ranges=[("a", 1, 3), ("b", 4, 4), ("c", 0, 99), ("b", 10, 20)]))
+    assert [(r.meter, r.seq) for r in spool.fetch(0, 100)] == [("a", 0), ("b", 0), ("b", 1), ("b", 2), ("b", 3),
+                                                                ("a", 4)]
+    spool.forget(Confirmed(ids=[ids[0] or 0, ids[0] or 0]))
+    assert spool.size == 5 == len(spool.fetch(0, 100))
 
 
 def test_fetch_window_between_ids(tmp_path: Path) -> None:
@@ -148,7 +221,7 @@ def test_ids_of_a_batch_are_its_own_after_acknowledged_rows_went_in_the_same_tra
     spool = Spool(tmp_path / "s.sqlite")
     first = spool.commit([out("a", 0, 1), out("b", 0, 1)])
     # the newest rows are deleted in the very transaction that inserts the next ones
-    second = spool.commit([out("b", 1, 2), out("a", 1, 2), out("b", 2, 3)], acked=[i for i in first if i])
+    second = spool.commit([out("b", 1, 2), out("a", 1, 2), out("b", 2, 3)], Confirmed(ids=[i for i in first if i]))
     rows = spool.fetch(0, 10)
     assert [r.id for r in rows] == second and min(i or 0 for i in second) > max(i or 0 for i in first)
     assert [(r.meter, r.seq, r.payload) for r in rows] == [("b", 1, b"b:1"), ("a", 1, b"a:1"), ("b", 2, b"b:2")]
