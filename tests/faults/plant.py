@@ -91,15 +91,10 @@ def plant_data(site: str, seed: int, mqtt_url: str, workdir: Path) -> dict[str, 
 
 
 def edge_section(workdir: Path) -> dict[str, Any]:
-    from edge.config import EdgeSettings
-
-    edge: dict[str, Any] = {"agent": "edge-1", "state_dir": str(workdir / "edge-state"), "status_interval_s": 2.0}
-    # End-to-end acks: a reading stays in the spool until ingest says it is stored, and is sent again after
-    # ack_timeout_s. Until that key is on main the agent would refuse it (extra keys are errors), so it is set
-    # only where the agent has it; the scenarios that need it fail meanwhile, as they should.
-    if "ack_timeout_s" in EdgeSettings.model_fields:
-        edge["ack_timeout_s"] = ACK_TIMEOUT_S
-    return edge
+    """[edge] with the defaults of what is tested (`confirm = "ingest"`: a reading stays in the spool until ingest
+    acknowledges it) and a short ack timeout, so that a lost reading is sent again within the scenario."""
+    return {"agent": "edge-1", "state_dir": str(workdir / "edge-state"), "status_interval_s": 2.0,
+            "ack_timeout_s": ACK_TIMEOUT_S}
 
 
 # --- a small TOML writer (tomllib reads, nothing in the standard library writes) -----------------------------
