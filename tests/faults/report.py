@@ -56,7 +56,8 @@ def record(scenario: str, checks: list[MeterCheck] | None = None, error: str | N
 def render(rows: list[Row]) -> str:
     heads = ["scenario"] + [f"{kind} {unit}" for _, unit in CARRIERS for kind in ("lost", "double")] + \
         ["lost kgCO2e", "double kgCO2e", "verdict"]
-    body = [[r.scenario, *(f"{v:.6g}" if r.checks else "-" for v in r.sums()), r.verdict] for r in rows]
+    ordered = sorted(rows, key=lambda r: r.scenario)  # labels start with the scenario's number
+    body = [[r.scenario, *(f"{v:.6g}" if r.checks else "-" for v in r.sums()), r.verdict] for r in ordered]
     widths = [max(len(str(x)) for x in col) for col in zip(heads, *body, strict=True)]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip()
              for line in (heads, ["-" * w for w in widths], *body)]
