@@ -1,5 +1,5 @@
 #!/bin/sh
-# Install what the tests need (Python deps into .venv; Mosquitto, InfluxDB, mbpoll, socat, Node.js, Chromium and
+# Install what the tests need (Python deps into .venv; Mosquitto, InfluxDB, mbpoll, socat, gcc, Node.js, Chromium and
 # docker-compose from Debian when absent; node-opcua from npm), start Mosquitto and InfluxDB on loopback ports
 # of their own, run ruff, mypy and pytest, and stop the services whatever the outcome. Extra arguments go to pytest.
 set -eu
@@ -13,6 +13,7 @@ command -v mosquitto_pub >/dev/null 2>&1 || need="$need mosquitto-clients"
 command -v influxd >/dev/null 2>&1 || need="$need influxdb"
 command -v mbpoll >/dev/null 2>&1 || need="$need mbpoll"
 command -v socat >/dev/null 2>&1 || need="$need socat"
+command -v gcc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 command -v node >/dev/null 2>&1 || need="$need nodejs npm"
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
 [ -d /usr/share/fonts/truetype/dejavu ] || need="$need fonts-dejavu-core"
