@@ -37,6 +37,11 @@ class Flag(StrEnum):
     GAP = "gap"
     FIRST = "first"
     CLOCK = "clock"
+    HELD = "held"                # the delta is energy nobody could explain: stored as held, counted once released
+    TRANSIENT = "transient"      # a glitch reading (zero, garbage) was bridged: the delta counts from the last good
+    REPLACEMENT = "replacement"  # a new counter: this reading is its baseline, the jump to it is not energy
+    ESTIMATED = "estimated"      # set by ingest: a share of a gap's energy, spread over the gap
+    RELEASED = "released"        # set by the store: held energy an engineer released
 
 
 class Sample(BaseModel):

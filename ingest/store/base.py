@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 
@@ -35,6 +36,9 @@ class MeterTotal:
     points: int
     factor_ids: tuple[str, ...] = field(default=())
     factor_versions: tuple[str, ...] = field(default=())
+    # of `energy` and `co2e_kg`, what is estimated (a gap's energy spread over the gap, flag "estimated")
+    estimated_energy: float = 0.0
+    estimated_co2e_kg: float = 0.0
 
 
 class StoreReader(Protocol):
@@ -108,3 +112,81 @@ class LiveReader(StoreReader, Protocol):
     def latest_values(self, site: str) -> list[LatestValue]: ...
 
     def dead_letters(self, site: str, limit: int = 100) -> list[DeadLetterRecord]: ...
+
+
+class HeldStatus(StrEnum):
+    """Where held energy stands: waiting for an engineer, released (counted at `counted_ts`), or rejected."""
+
+    OPEN = "open"
+    RELEASED = "released"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRecord:
+    """Energy that was measured but not counted, with why: a confirmed implausible jump (edge flag "held"), a
+    delta above the meter's max power, a sample whose time cannot be placed. Never dropped: an engineer
+    releases it (it then counts as a point at `counted_ts`, flag "released") or rejects it, both audited."""
+
+    id: int                     # the store's, stable for the record's life
+    site: str
+    meter: str
+    area: str
+    carrier: str
+    ts: datetime                # the sample's time (may be unplaceable: in the future, before the plant's start)
+    quantity: str
+    delta: float                # as the sample said, in `unit`
+    unit: str
+    interval_s: float | None
+    energy: float               # in `energy_unit`, the meter's factor unit
+    energy_unit: str
+    co2e_kg: float | None       # with the factor valid at `ts`; None when no factor could be applied there
+    factor_id: str | None
+    factor_version: str | None
+    reason: str
+    status: HeldStatus
+    received: datetime
+    seq: int
+    agent: str | None
+    decided: datetime | None = None
+    decided_by: str | None = None
+    note: str | None = None
+    counted_ts: datetime | None = None  # released: where the energy counts (its own `ts` unless placed elsewhere)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldTotal:
+    """Open held energy of one meter (what a balance says is held)."""
+
+    meter: str
+    site: str
+    area: str
+    carrier: str
+    energy: float
+    energy_unit: str
+    co2e_kg: float   # of the records that have a CO2e
+    records: int
+
+
+class HeldError(ValueError):
+    """A decision the store refuses: no such record, already decided, or a release it cannot place."""
+
+
+class HeldReader(Protocol):
+    """Held energy, as the API reads and decides it (the SQLite and InfluxDB stores implement it)."""
+
+    def held(self, site: str, status: HeldStatus | None = None, meter: str | None = None,
+             limit: int = 1000) -> list[HeldRecord]:
+        """Newest first."""
+        ...
+
+    def held_totals(self, site: str, start: datetime | None = None, end: datetime | None = None) -> list[HeldTotal]:
+        """Open held energy per meter, of records with start <= ts < end when given."""
+        ...
+
+    def decide_held(self, site: str, held_id: int, status: HeldStatus, actor: str, note: str | None = None,
+                    counted_ts: datetime | None = None, co2e_kg: float | None = None,
+                    factor_id: str | None = None, factor_version: str | None = None) -> HeldRecord:
+        """Release (store a counted point at `counted_ts` or the record's ts, with the record's CO2e unless
+        `co2e_kg` and the factor are given) or reject an open record, in one transaction; raises HeldError."""
+        ...
