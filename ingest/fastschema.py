@@ -20,7 +20,8 @@ from pydantic import ValidationError
 from calc.schema import MAX_SAMPLES, MAX_SEQ, Flag, Sample
 
 UtcTs = Annotated[str, msgspec.Meta(min_length=20, max_length=32)]
-FlagName = Literal["rollover", "reset", "stuck", "spike", "gap", "first", "clock"]
+FlagName = Literal["rollover", "reset", "stuck", "spike", "gap", "first", "clock", "held", "transient", "replacement",
+                   "estimated", "released"]
 _EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH = datetime(1970, 1, 1)  # naive: the UTC suffix is checked and cut off before parsing
 _US = timedelta(microseconds=1)
