@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -84,7 +85,7 @@ def test_each_share_takes_the_co2e_of_a_sample_at_its_own_time() -> None:
     assert kg_per_kwh[False] == pytest.approx(single[1][0][CO2E])
 
 
-def test_the_vectorized_columns_mark_the_estimated_points(tmp_path: object) -> None:
+def test_the_vectorized_columns_mark_the_estimated_points() -> None:
     c = conv()
     normal = counter_sample(datetime(2026, 3, 1, 10, 0, tzinfo=UTC), 1.0, 100.0)
     gap = counter_sample(datetime(2026, 3, 1, 11, 0, tzinfo=UTC), 59.0, 159.0, interval_s=3540.0, flags=["gap"])
@@ -94,7 +95,7 @@ def test_the_vectorized_columns_mark_the_estimated_points(tmp_path: object) -> N
     assert np.array_equal(batch.counted.energy, np.asarray([p[ENERGY] for p in batch.points]))
 
 
-def test_totals_of_a_gap_in_the_store_vectorized(tmp_path: pytest.TempPathFactory) -> None:
+def test_totals_of_a_gap_in_the_store_vectorized(tmp_path: Path) -> None:
     c = conv()
     store = SqliteStore(tmp_path / "s.sqlite")
     try:

@@ -47,8 +47,8 @@ def test_held_samples_are_stored_acknowledged_and_idempotent(mqtt_url: str, acks
         pub.publish(sent)
         wait_for(lambda: acks.of("line-1") == {"press-1": {0, 1}, "press-2": {0}}, what="acks of held samples")
         pub.publish(sent)  # replayed: duplicates, held once
-        metrics = wait_for(lambda: m if (m := proc.read_metrics())["duplicates"] >= 10 else None,
-                           what="the replay seen")
+        metrics: dict[str, Any] = wait_for(lambda: m if (m := proc.read_metrics())["duplicates"] >= 10 else {},
+                                           what="the replay seen")
     finally:
         pub.close()
     store = SqliteStore(tmp_path / "store.sqlite")
@@ -89,8 +89,8 @@ def test_a_gap_across_midnight_is_spread_into_each_day_and_a_replay_is_a_duplica
         db = tmp_path / "store.sqlite"
         wait_for(lambda: (m := proc.read_metrics())["stored"] >= 1 + 60 + 120 and m, what="the spread gap stored")
         pub.publish(sent)
-        metrics = wait_for(lambda: m if (m := proc.read_metrics())["duplicates"] >= 181 else None,
-                           what="the replay seen")
+        metrics: dict[str, Any] = wait_for(lambda: m if (m := proc.read_metrics())["duplicates"] >= 181 else {},
+                                           what="the replay seen")
     finally:
         pub.close()
     assert metrics["stored"] == 181 and metrics["duplicates"] == 181 and metrics["estimated_points"] == 180
