@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ingest.points import FLAGS, Batch, Point
+from ingest.points import FLAGS, Batch
 from ingest.store.base import HeldStatus, StoreError
 from ingest.store.sqlite import SqliteStore
 from ingest.store.sqlite_schema import SCHEMA_VERSION
@@ -118,10 +118,10 @@ def test_a_version_1_file_is_migrated_in_place_and_every_figure_survives(tmp_pat
     assert store.write(held_batch(minute=60 * 30)).held == 1
     assert store.held(SITE)[0].status is HeldStatus.OPEN
     batch = counter_batch("m1", T0 + timedelta(days=3), 10, 60, kwh=2.0, seq=50)
-    marked: list[Point] = [list(p) for p in batch.points]
+    marked: list[list[Any]] = [list(p) for p in batch.points]
     for p in marked:
         p[FLAGS] = "gap,estimated"
-    assert store.write(Batch(points=marked, meters=batch.meters, factors=batch.factors)).stored == 10
+    assert store.write(Batch(points=[*marked], meters=batch.meters, factors=batch.factors)).stored == 10
     (t,) = store.totals(SITE, T0 + timedelta(days=3), T0 + timedelta(days=4))
     assert (t.energy, t.estimated_energy) == (20.0, 20.0)
     store.close()
