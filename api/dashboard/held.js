@@ -71,7 +71,7 @@ function row(rec, done) {
 
 /**
  * The held-energy card (all meters, or one): a state filter and the records, newest first.
- * `onDecided` is called after a release or reject (the view's figures change).
+ * `onDecided` is called after a release or reject and the card's own refresh (the view's other figures change).
  */
 export function heldCard(meter, onDecided) {
   const state = h("select", { name: "held-state", "aria-label": "held records in state" },
@@ -81,7 +81,10 @@ export function heldCard(meter, onDecided) {
   const node = card("held-card", "Held energy (measured, not counted)",
     h("div", { class: "controls" }, h("label", {}, "state ", state)), summary, list);
 
-  async function refresh() {
+  // A periodic refresh leaves the list alone while someone is writing a note (their form would vanish);
+  // a decision refreshes it at once (force).
+  async function refresh(force = false) {
+    const writing = !force && list.querySelector(".held-form");
     try {
       const [page, totals] = await Promise.all([
         get("/v1/held", { status: state.value, meter, limit: 200 }), get("/v1/held/totals")]);
@@ -91,6 +94,7 @@ export function heldCard(meter, onDecided) {
         `${t.meter} ${formatNumber(t.energy, t.energy_unit, 3)} (${formatMass(t.co2e_kg)})`).join(" · ") :
         "Nothing is held: all measured energy is counted.";
       summary.dataset.records = String(records);
+      if (writing) return;
       if (!page.records.length) {
         list.replaceChildren(h("p", { class: "muted", id: "no-held", text: "No records in this state." }));
         return;
@@ -99,7 +103,7 @@ export function heldCard(meter, onDecided) {
         .map((t) => h("th", { scope: "col", text: t })));
       list.replaceChildren(h("table", { class: "held" }, h("thead", {}, head),
         h("tbody", {}, ...page.records.map((rec) => row(rec, async () => {
-          await refresh();
+          await refresh(true);
           if (onDecided) await onDecided();
         })))));
     } catch (err) {
@@ -107,6 +111,6 @@ export function heldCard(meter, onDecided) {
     }
   }
 
-  state.addEventListener("change", refresh);
+  state.addEventListener("change", () => refresh(true));
   return { node, refresh };
 }

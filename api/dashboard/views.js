@@ -69,7 +69,7 @@ function defaultStep(period) {
 
 // ---------------------------------------------------------------------------------------------------------
 export function overview(root, ctx) {
-  const held = heldCard(undefined, () => refresh());
+  const held = heldCard(undefined, () => Promise.all([loadHeldFigure(), loadMeters()]));
   const live = { points: [] };  // [ms, kg/h]; live points carry .live and .merged (start of their 2 s slot)
   let breakdownPeriod = "today";
   const periodSel = h("select", { "aria-label": "breakdown period", id: "breakdown-period" },
@@ -258,10 +258,10 @@ export function overview(root, ctx) {
     } catch (err) {
       ctx.fail(err);
     }
-    await Promise.all([loadBreakdown(), loadAlerts(), loadMeters(), loadHeld()]);
+    await Promise.all([loadBreakdown(), loadAlerts(), loadMeters(), loadHeldFigure(), held.refresh()]);
   }
 
-  async function loadHeld() {
+  async function loadHeldFigure() {
     try {
       const t = await get("/v1/held/totals");
       setKpi("kpi-held", t.co2e_kg, formatMass(t.co2e_kg), t.records ?
@@ -269,7 +269,6 @@ export function overview(root, ctx) {
     } catch (err) {
       setKpi("kpi-held", null, "–", err.message);
     }
-    await held.refresh();
   }
 
   drawLive();

@@ -54,7 +54,7 @@ def sample(ts: datetime, kwh: float, interval_s: float = 60.0, flags: tuple[str,
                   flags=flags, reason=reason)  # type: ignore[arg-type]
 
 
-def _held_row(p: Any, reason: str, received_us: int) -> HeldRow:
+def held_row(p: Any, reason: str, received_us: int) -> HeldRow:
     return HeldRow(meter=p[METER], ts_us=p[TS], quantity=p[QUANTITY], value=p[VALUE], unit=p[UNIT], delta=p[DELTA],
                    interval_s=p[INTERVAL], energy=p[ENERGY], energy_unit="kWh", co2e_kg=p[CO2E],
                    factor_ref=p[FACTOR], quality=p[QUALITY], flags=p[FLAGS], reason=reason, seq=p[SEQ],
@@ -77,7 +77,7 @@ def feed(store: Any, messages: list[tuple[str, ReadingMessage, str | None]],
         assert not converted.dead, converted.dead
         batch = conv.batch([converted])
         if reason is not None:
-            batch.held = [_held_row(p, reason, int(now.timestamp() * 1e6)) for p in batch.points]
+            batch.held = [held_row(p, reason, int(now.timestamp() * 1e6)) for p in batch.points]
             batch.points, batch.counted = [], None
         store.write(batch)
 
