@@ -22,7 +22,7 @@ from calc.balance import allowance_check
 from calc.factors import default_factor_set
 from calc.periods import Period, resolve
 from calc.rate import MeterRate, meter_rates
-from ingest.store.base import LatestValue, MeterTotal, StoreReader
+from ingest.store.base import HeldReader, HeldTotal, LatestValue, MeterTotal, StoreReader
 
 BURN_WINDOW = timedelta(hours=24)
 
@@ -49,6 +49,14 @@ class MeterBalance(BaseModel):
     completeness: float | None = Field(default=None, description="stored counter samples / expected (0..1)")
     factor_ids: list[str]
     factor_versions: list[str]
+    estimated_energy: float = Field(default=0.0, description="of `energy`, what is estimated (a gap's energy "
+                                    "spread over the gap), in energy_unit")
+    estimated_co2e_kg: float = Field(default=0.0, description="of `co2e_kg`, what is estimated")
+    held_energy: float = Field(default=0.0, description="energy measured in the period but held, not counted "
+                               "(open records; not in `energy`), in held_energy_unit")
+    held_energy_unit: str | None = Field(default=None, description="unit of held_energy (the meter's energy unit)")
+    held_co2e_kg: float = Field(default=0.0, description="kg CO2e of the open held energy (not in `co2e_kg`)")
+    held_records: int = Field(default=0, description="open held records of the meter in the period")
 
 
 class AreaBalance(BaseModel):
@@ -66,6 +74,10 @@ class CarrierBalance(BaseModel):
     energy: float
     energy_unit: str
     co2e_kg: float
+    estimated_energy: float = Field(default=0.0, description="of `energy`, what is estimated")
+    estimated_co2e_kg: float = Field(default=0.0, description="of `co2e_kg`, what is estimated")
+    held_energy: float = Field(default=0.0, description="open held energy (not in `energy`), in energy_unit")
+    held_co2e_kg: float = Field(default=0.0, description="kg CO2e of it (not in `co2e_kg`)")
 
 
 class InstrumentUse(BaseModel):
@@ -142,6 +154,11 @@ class BalanceOut(BaseModel):
     factor_versions: list[str]
     allowance: AllowanceStatus | None = None
     completeness: float | None = None
+    estimated_co2e_kg: float = Field(default=0.0, description="of `co2e_kg`, what is estimated (gaps' energy "
+                                     "spread over the gap, flag \"estimated\")")
+    held_co2e_kg: float = Field(default=0.0, description="kg CO2e of energy measured in the period but held (open "
+                                "records waiting for an engineer; not in `co2e_kg`): see /v1/held")
+    held_records: int = Field(default=0, description="open held records in the period")
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,8 +245,15 @@ def _in_boundary(t: Any, scope: str, target: str | None) -> bool:
     return scope == "site" or (scope == "area" and t.area == target) or (scope == "meter" and t.meter == target)
 
 
-def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: HistoryReader, site: str,
-                  bounds: Period, now: datetime, rate_kg_per_h: float, area: str | None = None,
+def held_in(held: HeldReader, site: str, bounds: Period, area: str | None = None,
+            meter: str | None = None) -> dict[str, HeldTotal]:
+    """Open held energy per meter of the boundary, of records timed in the period."""
+    return {h.meter: h for h in held.held_totals(site, bounds.start, bounds.end)
+            if (area is None or h.area == area) and (meter is None or h.meter == meter)}
+
+
+def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: HistoryReader, held: HeldReader,
+                  site: str, bounds: Period, now: datetime, rate_kg_per_h: float, area: str | None = None,
                   meter: str | None = None) -> BalanceOut:
     memo = TotalsMemo(store)
     totals = memo.totals(site, bounds.start, bounds.end)
@@ -237,9 +261,11 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: Hi
         totals = [t for t in totals if t.area == area]
     if meter is not None:
         totals = [t for t in totals if t.meter == meter]
+    holds = held_in(held, site, bounds, area, meter)
     areas: dict[str, float] = defaultdict(float)
     scopes: dict[str, float] = defaultdict(float)
-    carriers: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    # (carrier, unit) -> energy, co2e, estimated energy, estimated co2e, held energy, held co2e
+    carriers: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0] * 6)
     market_total, market_ids, market_complete = 0.0, set(), True
     active = Instruments(db).active(site)
     allocation = allocate(settings, memo, active, site, bounds.start, bounds.end, now)
@@ -249,8 +275,14 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: Hi
     for t in sorted(totals, key=lambda t: t.meter):
         areas[t.area] += t.co2e_kg
         scopes[t.scope or "unknown"] += t.co2e_kg
-        carriers[(t.carrier, t.energy_unit)][0] += t.energy
-        carriers[(t.carrier, t.energy_unit)][1] += t.co2e_kg
+        h = holds.get(t.meter)
+        c = carriers[(t.carrier, t.energy_unit)]
+        c[0], c[1] = c[0] + t.energy, c[1] + t.co2e_kg
+        c[2], c[3] = c[2] + t.estimated_energy, c[3] + t.estimated_co2e_kg
+        if h is not None:
+            # held energy in the same unit as the counted (the meter's energy unit), else its own carrier row
+            hc = c if h.energy_unit == t.energy_unit else carriers[(t.carrier, h.energy_unit)]
+            hc[4], hc[5] = hc[4] + h.energy, hc[5] + h.co2e_kg
         figure = allocation.meters.get((t.meter, t.scope))
         market = figure.co2e_kg if figure is not None else None
         if figure is None or market is None:
@@ -267,7 +299,22 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: Hi
                                    market_covered_kwh=figure.covered_kwh if market is not None and figure else None,
                                    points=t.points, expected_points=expected,
                                    completeness=min(1.0, t.points / expected) if expected else None,
-                                   factor_ids=sorted(t.factor_ids), factor_versions=sorted(t.factor_versions)))
+                                   factor_ids=sorted(t.factor_ids), factor_versions=sorted(t.factor_versions),
+                                   estimated_energy=t.estimated_energy, estimated_co2e_kg=t.estimated_co2e_kg,
+                                   held_energy=h.energy if h else 0.0, held_energy_unit=h.energy_unit if h else None,
+                                   held_co2e_kg=h.co2e_kg if h else 0.0, held_records=h.records if h else 0))
+    counted = {t.meter for t in totals}
+    for h in sorted(holds.values(), key=lambda h: h.meter):
+        if h.meter in counted:
+            continue
+        # a meter whose only energy in the period is held: a row that says so (nothing counted, all held)
+        c = carriers[(h.carrier, h.energy_unit)]
+        c[4], c[5] = c[4] + h.energy, c[5] + h.co2e_kg
+        meters.append(MeterBalance(meter=h.meter, area=h.area, carrier=h.carrier, scope="", energy=0.0,
+                                   energy_unit=h.energy_unit, co2e_kg=0.0, points=0, factor_ids=[],
+                                   factor_versions=[], held_energy=h.energy, held_energy_unit=h.energy_unit,
+                                   held_co2e_kg=h.co2e_kg, held_records=h.records))
+    meters.sort(key=lambda m: m.meter)
     total = sum(t.co2e_kg for t in totals)
     offsets = offsets_kg(db, site, bounds.start, bounds.end) if area is None and meter is None else 0.0
     scope, target = ("meter", meter) if meter else (("area", area) if area else ("site", None))
@@ -287,11 +334,14 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: Hi
         offsets_kg=offsets, net_co2e_kg=total - offsets, rate_kg_per_h=rate_kg_per_h,
         areas=[AreaBalance(area=a, co2e_kg=v) for a, v in sorted(areas.items())],
         scopes=[ScopeBalance(scope=s, co2e_kg=v) for s, v in sorted(scopes.items())],
-        carriers=[CarrierBalance(carrier=c, energy_unit=u, energy=v[0], co2e_kg=v[1])
+        carriers=[CarrierBalance(carrier=c, energy_unit=u, energy=v[0], co2e_kg=v[1], estimated_energy=v[2],
+                                 estimated_co2e_kg=v[3], held_energy=v[4], held_co2e_kg=v[5])
                   for (c, u), v in sorted(carriers.items())],
         meters=meters,
         factor_ids=sorted({f for t in totals for f in t.factor_ids}),
         factor_versions=sorted({f for t in totals for f in t.factor_versions}),
         allowance=allowance_status(db, store, history, settings, site, at, now, scope, target),
         completeness=(sum(m.points for m in known) / sum(m.expected_points or 0 for m in known)) if known else None,
+        estimated_co2e_kg=sum(t.estimated_co2e_kg for t in totals),
+        held_co2e_kg=sum(h.co2e_kg for h in holds.values()), held_records=sum(h.records for h in holds.values()),
     )

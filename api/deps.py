@@ -1,5 +1,5 @@
-"""Dependencies shared by the routers: settings, the store reader, the API database, the live engine, the clock,
-and the caller's key checked against a role and a site."""
+"""Dependencies shared by the routers: settings, the store reader (and its held-energy side), the API database,
+the live engine, the clock, and the caller's key checked against a role and a site."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from api.auth import ApiKey, KeyRing, Role
 from api.db import ApiDb
 from api.engine import Engine
+from api.held import HeldDesk
 from api.rulebook import RuleBook
 from api.settings import Settings
 from api.store_ext import HistoryReader
-from ingest.store.base import StoreReader
+from ingest.store.base import HeldReader, StoreReader
 
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
@@ -31,6 +32,16 @@ def get_settings(request: Request) -> Settings:
 def get_store(request: Request) -> StoreReader:
     store: StoreReader = request.app.state.store
     return store
+
+
+def get_held(request: Request) -> HeldReader:
+    held: HeldReader = request.app.state.held
+    return held
+
+
+def get_held_desk(request: Request) -> HeldDesk:
+    desk: HeldDesk = request.app.state.held_desk
+    return desk
 
 
 def get_db(request: Request) -> ApiDb:
@@ -113,6 +124,8 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 NowDep = Annotated[datetime, Depends(get_now)]
 HistoryDep = Annotated[HistoryReader, Depends(get_history)]
 StoreDep = Annotated[StoreReader, Depends(get_store)]
+HeldDep = Annotated[HeldReader, Depends(get_held)]
+HeldDeskDep = Annotated[HeldDesk, Depends(get_held_desk)]
 Viewer = Annotated[ApiKey, Depends(require(Role.VIEWER))]
 Engineer = Annotated[ApiKey, Depends(require(Role.ENGINEER))]
 Admin = Annotated[ApiKey, Depends(require(Role.ADMIN))]

@@ -255,6 +255,24 @@ class Engine:
         self.notifier.send(transition, alert)
         self.hub.publish("alert", {"transition": transition, **alert})
 
+    def released(self, meter: str, ts: datetime, co2e_kg: float) -> None:
+        """Held energy released through the API now counts at `ts`: the live period sums take it (in the loop
+        that owns the live state; routes run in worker threads)."""
+        loop = self.loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is not None and running is not loop:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._released_now, meter, ts, co2e_kg)
+            return
+        self._released_now(meter, ts, co2e_kg)
+
+    def _released_now(self, meter: str, ts: datetime, co2e_kg: float) -> None:
+        if self.live.apply_released(meter, ts, co2e_kg):
+            self.hub.publish("balance", self.snapshot(self.clock()))
+
     def acknowledged(self, alert: dict[str, Any]) -> None:
         self._announce("acknowledge", alert)
 

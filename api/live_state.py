@@ -232,6 +232,17 @@ class LiveState:
             meter.recent.popleft()
         return True
 
+    def apply_released(self, meter_id: str, ts: datetime, co2e_kg: float) -> bool:
+        """Held energy released through the API (a counted point at `ts`, stored by the API, not in ingest's CO2e
+        stream nor in the start-up baseline): added to the period sums that hold `ts`. Whether it counted."""
+        meter = self.meters.get(meter_id)
+        if meter is None:
+            return False
+        for period in PERIODS:
+            start, total = meter.period_kg.get(period, (resolve(period, None, None, self.tz, ts).start, 0.0))
+            meter.period_kg[period] = self._roll(period, start, total, ts, co2e_kg)
+        return True
+
     # ---- reading ----------------------------------------------------------------------------------------
 
     def in_scope(self, scope: ScopeKind, target: str | None) -> list[MeterLive]:

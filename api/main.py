@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import cast
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -19,6 +20,7 @@ from api import dashboard
 from api.auth import KeyRing
 from api.db import ApiDb
 from api.engine import CO2E_FILTER, Engine
+from api.held import HeldDesk
 from api.limits import BodyLimit
 from api.live_state import LiveState
 from api.mqtt_link import MqttLink, to_loop
@@ -30,6 +32,7 @@ from api.routes import (
     balance,
     factors,
     health,
+    held,
     history,
     instruments,
     keys,
@@ -44,7 +47,7 @@ from api.settings import Settings
 from api.store_ext import history_reader
 from api.stream import Hub
 from calc.topics import READING_FILTER
-from ingest.store.base import StoreError, StoreReader
+from ingest.store.base import HeldReader, StoreError, StoreReader
 
 log = logging.getLogger("carbonwatch.api")
 Clock = Callable[[], datetime]
@@ -81,7 +84,9 @@ async def _rate_refresher(engine: Engine, store: StoreReader, every_s: float, so
 
 
 def create_app(settings: Settings, store: StoreReader, keyring: KeyRing | None = None,
-               clock: Clock | None = None, db: ApiDb | None = None) -> FastAPI:
+               clock: Clock | None = None, db: ApiDb | None = None, held_reader: HeldReader | None = None) -> FastAPI:
+    """The app over `store`; held energy is read and decided through `held_reader`, by default the store itself
+    (the SQLite and InfluxDB stores implement ingest.store.base.HeldReader)."""
     clock = clock or _utcnow
     db = db or ApiDb(settings.db_path, clock)
     book = RuleBook(db)
@@ -131,12 +136,15 @@ def create_app(settings: Settings, store: StoreReader, keyring: KeyRing | None =
 
     app = FastAPI(title="carbonwatch", version="1", lifespan=lifespan,
                   description="Live plant-floor carbon emissions: balances, history, meters, factor sets, "
-                              "operating criteria and alerts, allowances, offsets, contractual instruments, "
+                              "operating criteria and alerts, held energy (release or reject), allowances, "
+                              "offsets, contractual instruments, "
                               "reports, the audit log and a live stream. Every call needs an API key "
                               "(`Authorization: Bearer KEY` or `X-API-Key`) except /healthz.")
     app.state.settings = settings
     app.state.store = store
     app.state.history = history_reader(store)
+    app.state.held = held_reader if held_reader is not None else cast(HeldReader, store)
+    app.state.held_desk = HeldDesk(settings, app.state.held, db)
     app.state.keyring = ring
     app.state.db = db
     app.state.book = book
@@ -149,8 +157,8 @@ def create_app(settings: Settings, store: StoreReader, keyring: KeyRing | None =
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
-    for module in (health, meters, balance, history, factors, rules, alerts, allowances, offsets, instruments, reports,
-                   audit, keys, stream):
+    for module in (health, meters, balance, history, held, factors, rules, alerts, allowances, offsets, instruments,
+                   reports, audit, keys, stream):
         app.include_router(module.router)
     app.include_router(dashboard.router)  # the static page at "/" (no data in it; it calls the API with a key)
     return app

@@ -38,6 +38,8 @@ class SeriesPoint:
     energy_unit: str
     co2e_kg: float
     points: int
+    estimated_energy: float = 0.0     # of `energy` and `co2e_kg`, what is estimated (flag "estimated")
+    estimated_co2e_kg: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,11 @@ def _us(ts: datetime) -> int:
 
 def _dt(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1_000_000, UTC)
+
+
+def bucket_start(ts: datetime, step_s: int, tz: str) -> datetime:
+    """Start (UTC) of the bucket of `step_s` that holds `ts`; day buckets start at local midnight in `tz`."""
+    return _bucket(ts, step_s, tz)
 
 
 def _bucket(ts: datetime, step_s: int, tz: str) -> datetime:
@@ -100,18 +107,20 @@ class SqliteHistory:
         step_s = STEPS_S[step]
         table = _rollup_for(step_s, tz, start, end)
         rows = self._rows(f"SELECT r.bucket_us, r.meter, m.area, m.carrier, f.scope, f.energy_unit, r.energy, "
-                          f"r.co2e_kg, r.points FROM {table} r JOIN meters m ON m.site = r.site AND m.meter = r.meter "
-                          f"LEFT JOIN factor_refs f ON f.ref = r.factor_ref "
+                          f"r.co2e_kg, r.points, r.est_energy, r.est_co2e_kg FROM {table} r JOIN meters m "
+                          f"ON m.site = r.site AND m.meter = r.meter LEFT JOIN factor_refs f ON f.ref = r.factor_ref "
                           f"WHERE r.site = ? AND r.bucket_us >= ? AND r.bucket_us < ?", (site, _us(start), _us(end)))
         acc: dict[tuple[datetime, str], list[Any]] = {}
-        for bucket_us, meter, area, carrier, scope, unit, energy, co2e, n in rows:
+        for bucket_us, meter, area, carrier, scope, unit, energy, co2e, n, est_energy, est_co2e in rows:
             key = (_bucket(_dt(int(bucket_us)), step_s, tz), str(meter))
-            a = acc.setdefault(key, [area, carrier, scope or "", unit or "", 0.0, 0.0, 0])
+            a = acc.setdefault(key, [area, carrier, scope or "", unit or "", 0.0, 0.0, 0, 0.0, 0.0])
             a[4] = float(a[4]) + float(energy or 0.0)
             a[5] = float(a[5]) + float(co2e or 0.0)
             a[6] = int(a[6]) + int(n or 0)
+            a[7] = float(a[7]) + float(est_energy or 0.0)
+            a[8] = float(a[8]) + float(est_co2e or 0.0)
         return [SeriesPoint(b, m, str(a[0]), str(a[1]), str(a[2]), float(a[4]), str(a[3]), float(a[5]),
-                            int(a[6])) for (b, m), a in sorted(acc.items())]
+                            int(a[6]), float(a[7]), float(a[8])) for (b, m), a in sorted(acc.items())]
 
     def factor_usage(self, site: str, start: datetime, end: datetime) -> list[FactorUse]:
         rows = self._rows("SELECT f.factor_id, f.factor_version, MIN(r.bucket_us), MAX(r.bucket_us), SUM(r.points) "
@@ -146,7 +155,8 @@ class GenericHistory:
         for lo, hi in self._buckets(start, end, STEPS_S[step], tz):
             for t in self.store.totals(site, lo, hi):
                 out.append(SeriesPoint(_bucket(lo, STEPS_S[step], tz), t.meter, t.area, t.carrier, t.scope,
-                                       t.energy, t.energy_unit, t.co2e_kg, t.points))
+                                       t.energy, t.energy_unit, t.co2e_kg, t.points, t.estimated_energy,
+                                       t.estimated_co2e_kg))
         return out
 
     def factor_usage(self, site: str, start: datetime, end: datetime) -> list[FactorUse]:
@@ -169,10 +179,11 @@ def history_reader(store: StoreReader) -> HistoryReader:
     if isinstance(path, Path) and path.exists():
         try:
             reader = SqliteHistory(path)
-            # the schema this reader knows (rollups keyed by site, meter and factor_ref, with quarter hours);
-            # else the generic path
-            reader._rows("SELECT r.meter, m.area, f.scope FROM rollup_quarter r JOIN meters m ON m.site = r.site "
-                         "AND m.meter = r.meter LEFT JOIN factor_refs f ON f.ref = r.factor_ref LIMIT 1", ())
+            # the schema this reader knows (rollups keyed by site, meter and factor_ref, with quarter hours and
+            # estimated sums: store schema 2); else the generic path
+            reader._rows("SELECT r.meter, m.area, f.scope, r.est_energy, r.est_co2e_kg FROM rollup_quarter r "
+                         "JOIN meters m ON m.site = r.site AND m.meter = r.meter "
+                         "LEFT JOIN factor_refs f ON f.ref = r.factor_ref LIMIT 1", ())
             return reader
         except sqlite3.Error:
             pass

@@ -25,6 +25,8 @@ ASSETS: dict[str, str] = {
     "views.js": "text/javascript; charset=utf-8",
     "charts.js": "text/javascript; charset=utf-8",
     "api.js": "text/javascript; charset=utf-8",
+    "dom.js": "text/javascript; charset=utf-8",
+    "held.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }

@@ -1,55 +1,20 @@
 // The three views of the dashboard: the site overview, an area and a meter (drill-down with history and CSV).
 // Each view builds its DOM, loads from the API, and takes live events through `onEvent`.
 
-import { ApiError, downloadCsv, get, post } from "./api.js";
+import { downloadCsv, get, post } from "./api.js";
 import { barList, formatMass, formatNumber, formatTime, lineChart, percent } from "./charts.js";
+import { card, h, kpi, setKpi, showError } from "./dom.js";
+import { heldCard } from "./held.js";
 
 const LIVE_WINDOW_MS = 15 * 60e3;
 const LIVE_MAX_POINTS = 2000;
 const LIVE_MERGE_MS = 2000; // a site sends a balance update per reading message: one chart point per 2 s
 
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") node.className = v;
-    else if (k === "text") node.textContent = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else if (k.startsWith("data-")) node.dataset[k.slice(5).replace(/-(.)/g, (_, c) => c.toUpperCase())] = v;
-    else node.setAttribute(k, v === true ? "" : v);
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-}
-
-function card(id, title, ...body) {
-  return h("section", { class: "card", id }, h("h2", { text: title }), ...body);
-}
-
-function kpi(id, label) {
-  return h("div", { class: "kpi", id }, h("span", { class: "kpi-label", text: label }),
-    h("span", { class: "kpi-value", text: "…" }), h("span", { class: "kpi-note" }));
-}
-
-function setKpi(id, value, text, note) {
-  const box = document.getElementById(id);
-  if (!box) return;
-  const v = box.querySelector(".kpi-value");
-  v.textContent = text;
-  v.dataset.value = value === null || value === undefined ? "" : String(value);
-  if (note !== undefined) box.querySelector(".kpi-note").textContent = note;
-}
-
-function showError(box, err) {
-  box.replaceChildren(h("p", { class: "error", role: "alert", text: err instanceof ApiError ?
-    `${err.status}: ${err.message}` : String(err.message || err) }));
-}
-
 const STATUS_TEXT = { ok: "ok", stale: "stale", never_seen: "never seen" };
 
 function meterTable(meters) {
   const head = h("tr", {}, ...["meter", "area", "carrier", "status", "last sample", "quality", "power",
-    "CO2e rate", "completeness"].map((t) => h("th", { scope: "col", text: t })));
+    "CO2e rate", "completeness", "estimated", "held (open)"].map((t) => h("th", { scope: "col", text: t })));
   const rows = meters.map((m) => h("tr", { "data-meter": m.meter },
     h("td", {}, h("a", { href: `#/meter/${encodeURIComponent(m.meter)}`, text: m.meter })),
     h("td", {}, h("a", { href: `#/area/${encodeURIComponent(m.area)}`, text: m.area })),
@@ -59,7 +24,12 @@ function meterTable(meters) {
     h("td", { class: m.last_quality && m.last_quality !== "good" ? "warn" : "", text: m.last_quality || "–" }),
     h("td", { class: "num power", "data-value": m.power_kw ?? "", text: formatNumber(m.power_kw, "kW") }),
     h("td", { class: "num rate", text: formatNumber(m.co2e_rate_kg_per_h, "kg/h", 2) }),
-    h("td", { class: "num", text: percent(m.completeness) })));
+    h("td", { class: "num", text: percent(m.completeness) }),
+    h("td", { class: "num estimated", "data-value": m.estimated_energy,
+      text: m.estimated_energy ? formatNumber(m.estimated_energy, m.energy_unit, 3) : "–" }),
+    h("td", { class: `num held${m.held_records ? " warn" : ""}`, "data-value": m.held_energy,
+      "data-records": m.held_records, text: m.held_records ?
+        `${formatNumber(m.held_energy, m.energy_unit, 3)} (${m.held_records})` : "–" })));
   return h("div", { class: "scroll" }, h("table", { class: "meters" }, h("thead", {}, head), h("tbody", {}, ...rows)));
 }
 
@@ -99,13 +69,15 @@ function defaultStep(period) {
 
 // ---------------------------------------------------------------------------------------------------------
 export function overview(root, ctx) {
+  const held = heldCard(undefined, () => Promise.all([loadHeldFigure(), loadMeters()]));
   const live = { points: [] };  // [ms, kg/h]; live points carry .live and .merged (start of their 2 s slot)
   let breakdownPeriod = "today";
   const periodSel = h("select", { "aria-label": "breakdown period", id: "breakdown-period" },
     ...["today", "month", "year"].map((p) => h("option", { value: p, text: p })));
   root.replaceChildren(
     h("div", { class: "kpis" }, kpi("kpi-today", "Emissions today"), kpi("kpi-month", "Emissions this month"),
-      kpi("kpi-net", "Net balance this month"), kpi("kpi-rate", "CO2e rate now"), kpi("kpi-power", "Power now")),
+      kpi("kpi-net", "Net balance this month"), kpi("kpi-rate", "CO2e rate now"), kpi("kpi-power", "Power now"),
+      kpi("kpi-held", "Held, not counted")),
     h("div", { class: "grid" },
       card("live-card", "Live CO2e rate", h("div", { id: "live-chart", class: "chartbox" })),
       card("allowance-card", "Allowance burn-down", h("div", { id: "allowance" })),
@@ -114,7 +86,7 @@ export function overview(root, ctx) {
         h("h3", { text: "by carrier" }), h("div", { id: "breakdown-carrier" }),
         h("h3", { text: "by scope" }), h("div", { id: "breakdown-scope" })),
       card("alerts-card", "Active alerts", h("div", { id: "alerts" }))),
-    card("meters-card", "Meters", h("div", { id: "meters" })));
+    card("meters-card", "Meters", h("div", { id: "meters" })), held.node);
   periodSel.addEventListener("change", () => {
     breakdownPeriod = periodSel.value;
     loadBreakdown();
@@ -159,7 +131,8 @@ export function overview(root, ctx) {
   }
 
   function showBalance(today, month) {
-    setKpi("kpi-today", today.co2e_kg, formatMass(today.co2e_kg), `completeness ${percent(today.completeness)}`);
+    setKpi("kpi-today", today.co2e_kg, formatMass(today.co2e_kg), `completeness ${percent(today.completeness)}` +
+      (today.estimated_co2e_kg ? `; estimated ${formatMass(today.estimated_co2e_kg)}` : ""));
     setKpi("kpi-month", month.co2e_kg, formatMass(month.co2e_kg),
       `market-based ${formatMass(month.market_based.co2e_kg)}`);
     setKpi("kpi-net", month.net_co2e_kg, formatMass(month.net_co2e_kg), `offsets ${formatMass(month.offsets_kg)}`);
@@ -285,7 +258,17 @@ export function overview(root, ctx) {
     } catch (err) {
       ctx.fail(err);
     }
-    await Promise.all([loadBreakdown(), loadAlerts(), loadMeters()]);
+    await Promise.all([loadBreakdown(), loadAlerts(), loadMeters(), loadHeldFigure(), held.refresh()]);
+  }
+
+  async function loadHeldFigure() {
+    try {
+      const t = await get("/v1/held/totals");
+      setKpi("kpi-held", t.co2e_kg, formatMass(t.co2e_kg), t.records ?
+        `${t.records} open records: release or reject below` : "nothing held");
+    } catch (err) {
+      setKpi("kpi-held", null, "–", err.message);
+    }
   }
 
   drawLive();
@@ -324,17 +307,20 @@ export function overview(root, ctx) {
 export function drill(root, ctx, kind, id) {
   const state = { period: "today", step: defaultStep("today"), from: "", to: "" };
   const filter = { [kind]: id };
+  const held = kind === "meter" ? heldCard(id, () => load()) : null;
   const controls = periodControls(state, () => load());
   const csv = h("button", { type: "button", id: "csv", class: "ghost", text: "Export CSV" });
   root.replaceChildren(
     h("div", { class: "title" }, h("h1", { text: `${kind} ${id}` }), controls, csv),
     h("div", { class: "kpis" }, kpi("kpi-total", "Emissions (location-based)"), kpi("kpi-market", "Market-based"),
-      kpi("kpi-energy", "Energy"), kpi("kpi-completeness", "Data completeness")),
+      kpi("kpi-energy", "Energy"), kpi("kpi-completeness", "Data completeness"),
+      kpi("kpi-estimated", "Of it estimated"), kpi("kpi-held", "Held, not counted")),
     h("div", { class: "grid" },
       card("history-card", "CO2e per interval", h("div", { id: "history-chart", class: "chartbox" })),
       card("energy-card", "Energy per interval", h("div", { id: "energy-chart", class: "chartbox" })),
       kind === "meter" ? card("factors", "Factors behind the figure", h("div", { id: "factor-list" })) : null),
-    ...(kind === "area" ? [card("area-meters", "Meters", h("div", { id: "meters" }))] : []));
+    ...(kind === "area" ? [card("area-meters", "Meters", h("div", { id: "meters" }))] : []),
+    held ? held.node : null);
   csv.addEventListener("click", async () => {
     try {
       await downloadCsv("/v1/history", { ...periodParams(state), step: state.step, group: "meter", ...filter });
@@ -354,6 +340,12 @@ export function drill(root, ctx, kind, id) {
       setKpi("kpi-energy", null, b.carriers.map((c) => formatNumber(c.energy, c.energy_unit)).join(" · ") || "–",
         b.carriers.map((c) => c.carrier).join(", "));
       setKpi("kpi-completeness", b.completeness, percent(b.completeness), "stored / expected samples");
+      setKpi("kpi-estimated", b.estimated_co2e_kg, formatMass(b.estimated_co2e_kg),
+        b.carriers.filter((c) => c.estimated_energy).map((c) => formatNumber(c.estimated_energy, c.energy_unit, 3))
+          .join(" · ") || "nothing estimated (no gaps spread)");
+      setKpi("kpi-held", b.held_co2e_kg, formatMass(b.held_co2e_kg), b.held_records ?
+        `${b.held_records} open records in the period: ` + b.carriers.filter((c) => c.held_energy)
+          .map((c) => formatNumber(c.held_energy, c.energy_unit, 3)).join(" · ") : "nothing held in the period");
       if (kind === "meter") {
         const m = b.meters[0];
         document.getElementById("factor-list").replaceChildren(m ? h("ul", {},
@@ -397,5 +389,6 @@ export function drill(root, ctx, kind, id) {
   }
 
   load();
-  return { refresh: load, onEvent() {}, dispose() {} };
+  if (held) held.refresh();
+  return { refresh: () => Promise.all([load(), held ? held.refresh() : null]), onEvent() {}, dispose() {} };
 }

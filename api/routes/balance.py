@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from api.accounting import BalanceOut, build_balance, live_rates
-from api.deps import DbDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, invalid, site_of
+from api.deps import DbDep, HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, invalid, site_of
 from calc.periods import Period, PeriodError, resolve
 from calc.rate import total_rate
 
@@ -40,17 +40,18 @@ def check_boundary(settings: SettingsDep, area: str | None, meter: str | None) -
 
 @router.get("/balance", responses={404: {"description": "unknown site, area or meter"},
                                    422: {"description": "a period that cannot be understood"}})
-def balance(settings: SettingsDep, store: StoreDep, db: DbDep, history: HistoryDep, now: NowDep, key: Viewer,
-            site: SiteQuery = None, period: PeriodQuery = None, start: FromQuery = None,
+def balance(settings: SettingsDep, store: StoreDep, db: DbDep, history: HistoryDep, held: HeldDep, now: NowDep,
+            key: Viewer, site: SiteQuery = None, period: PeriodQuery = None, start: FromQuery = None,
             end: ToQuery = None,
             area: Annotated[str | None, Query(description="only this area", max_length=128)] = None,
             meter: Annotated[str | None, Query(description="only this meter", max_length=128)] = None,
             ) -> BalanceOut:
-    """Emissions over today, this month, this year or a custom [from, to), in kg CO2e."""
+    """Emissions over today, this month, this year or a custom [from, to), in kg CO2e; of each figure what is
+    estimated (gaps), and beside it what is held (measured, not counted, waiting for an engineer)."""
     site = site_of(key, settings, site)
     check_boundary(settings, area, meter)
     bounds = period_of(settings, now, period, start, end)
     members = [m.id for m in settings.plant.meters if (area is None or m.area == area)
                and (meter is None or m.id == meter)]
     rate = total_rate(live_rates(settings, store, site, now), members)
-    return build_balance(settings, store, db, history, site, bounds, now, rate, area, meter)
+    return build_balance(settings, store, db, history, held, site, bounds, now, rate, area, meter)

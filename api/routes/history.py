@@ -1,5 +1,5 @@
 """GET /v1/history: energy and CO2e series (1 min, 15 min, 1 h, 1 day buckets) per site, area or meter, as JSON
-or CSV."""
+or CSV; each bucket says how much of it is estimated and how much energy is held (open) in it."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from api.deps import HistoryDep, NowDep, SettingsDep, SiteQuery, Viewer, invalid, site_of
+from api.deps import HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, Viewer, invalid, site_of
+from api.held import open_held_by_bucket
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, check_boundary, period_of
-from api.store_ext import STEPS_S, HistoryError
+from api.store_ext import STEPS_S, HistoryError, bucket_start
 
 router = APIRouter(prefix="/v1", tags=["history"])
 
@@ -29,6 +30,23 @@ class Bucket(BaseModel):
     energy_unit: str
     co2e_kg: float
     points: int
+    estimated_energy: float = Field(default=0.0, description="of `energy`, what is estimated (a gap's energy "
+                                    "spread over the gap)")
+    estimated_co2e_kg: float = Field(default=0.0, description="of `co2e_kg`, what is estimated")
+    held_energy: float = Field(default=0.0, description="energy measured in the bucket but held (open records, "
+                               "not in `energy`)")
+    held_co2e_kg: float = Field(default=0.0, description="kg CO2e of the held energy (not in `co2e_kg`)")
+    held_records: int = Field(default=0, description="open held records timed in the bucket")
+
+    @property
+    def row(self) -> list[object]:
+        return [self.start.isoformat(), self.boundary, repr(self.energy), self.energy_unit, repr(self.co2e_kg),
+                self.points, repr(self.estimated_energy), repr(self.estimated_co2e_kg), repr(self.held_energy),
+                repr(self.held_co2e_kg), self.held_records]
+
+
+CSV_HEADER = ["start", "boundary", "energy", "energy_unit", "co2e_kg", "points", "estimated_energy",
+              "estimated_co2e_kg", "held_energy", "held_co2e_kg", "held_records"]
 
 
 class HistoryOut(BaseModel):
@@ -43,7 +61,8 @@ class HistoryOut(BaseModel):
 @router.get("/history", response_model=HistoryOut,
             responses={200: {"content": {"text/csv": {}}}, 404: {"description": "unknown boundary"},
                                    422: {"description": "bad period, or too many buckets"}})
-def history(settings: SettingsDep, reader: HistoryDep, now: NowDep, key: Viewer, site: SiteQuery = None,
+def history(settings: SettingsDep, reader: HistoryDep, held: HeldDep, now: NowDep, key: Viewer,
+            site: SiteQuery = None,
             period: PeriodQuery = None, start: FromQuery = None, end: ToQuery = None,
             step: Annotated[Literal["1m", "15m", "1h", "1d"], Query(description="bucket length")] = "1h",
             group: Annotated[Literal["site", "area", "meter"], Query(description="one series per")] = "site",
@@ -51,7 +70,8 @@ def history(settings: SettingsDep, reader: HistoryDep, now: NowDep, key: Viewer,
             meter: Annotated[str | None, Query(description="only this meter", max_length=128)] = None,
             format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",
             ) -> HistoryOut | Response:
-    """Sums of energy (in its unit) and kg CO2e per bucket; buckets without data are left out."""
+    """Sums of energy (in its unit) and kg CO2e per bucket, with what of them is estimated, and the energy held
+    (measured, not counted) in the bucket; buckets without data are left out."""
     site = site_of(key, settings, site)
     check_boundary(settings, area, meter)
     bounds = period_of(settings, now, period, start, end)
@@ -62,24 +82,40 @@ def history(settings: SettingsDep, reader: HistoryDep, now: NowDep, key: Viewer,
         points = reader.series(site, bounds.start, bounds.end, step, settings.plant.site.timezone)
     except HistoryError as exc:
         raise invalid(("query", "step"), str(exc)) from exc
-    acc: dict[tuple[datetime, str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
+    # (bucket, boundary, unit) -> energy, co2e, points, estimated energy, estimated co2e, held energy, held co2e,
+    # held records
+    acc: dict[tuple[datetime, str, str], list[float]] = defaultdict(lambda: [0.0] * 8)
+
+    def wanted(a: str, m: str) -> bool:
+        return (area is None or a == area) and (meter is None or m == meter)
+
+    def name_of(a: str, m: str) -> str:
+        return site if group == "site" else (a if group == "area" else m)
+
     for p in points:
-        if (area is not None and p.area != area) or (meter is not None and p.meter != meter):
-            continue
-        name = site if group == "site" else (p.area if group == "area" else p.meter)
-        a = acc[(p.start, name, p.energy_unit)]
-        a[0] += p.energy
-        a[1] += p.co2e_kg
-        a[2] += p.points
-    buckets = [Bucket(start=s, boundary=b, energy_unit=u, energy=v[0], co2e_kg=v[1], points=int(v[2]))
+        if wanted(p.area, p.meter):
+            v = acc[(p.start, name_of(p.area, p.meter), p.energy_unit)]
+            v[0], v[1], v[2] = v[0] + p.energy, v[1] + p.co2e_kg, v[2] + p.points
+            v[3], v[4] = v[3] + p.estimated_energy, v[4] + p.estimated_co2e_kg
+    tz = settings.plant.site.timezone
+    held_by = open_held_by_bucket(held, site, bounds.start, bounds.end,
+                                  lambda ts: bucket_start(ts, STEPS_S[step], tz))
+    for (start_, m), h in held_by.items():
+        plant_meter = settings.plant.meters_by_id.get(m)
+        a = plant_meter.area if plant_meter is not None else ""
+        if wanted(a, m):
+            v = acc[(start_, name_of(a, m), h.energy_unit)]
+            v[5], v[6], v[7] = v[5] + h.energy, v[6] + h.co2e_kg, v[7] + h.records
+    buckets = [Bucket(start=s, boundary=b, energy_unit=u, energy=v[0], co2e_kg=v[1], points=int(v[2]),
+                      estimated_energy=v[3], estimated_co2e_kg=v[4], held_energy=v[5], held_co2e_kg=v[6],
+                      held_records=int(v[7]))
                for (s, b, u), v in sorted(acc.items())]
     if format == "csv":
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["start", "boundary", "energy", "energy_unit", "co2e_kg", "points"])
+        writer.writerow(CSV_HEADER)
         for b in buckets:
-            writer.writerow([b.start.isoformat(), b.boundary, repr(b.energy), b.energy_unit, repr(b.co2e_kg),
-                             b.points])
+            writer.writerow(b.row)
         return Response(out.getvalue(), media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="history-{site}-{step}.csv"'})
     return HistoryOut(site=site, step=step, group=group, start=bounds.start, end=bounds.end, buckets=buckets)

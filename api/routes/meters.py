@@ -1,5 +1,5 @@
-"""GET /v1/meters: each meter with its last sample time, quality, status, live power and data completeness over a
-period; GET /v1/meters/{meter} for one."""
+"""GET /v1/meters: each meter with its last sample time, quality, status, live power, data completeness and
+estimated energy over a period, and its open held energy; GET /v1/meters/{meter} for one."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from api.accounting import expected_points, live_rates
-from api.deps import EngineDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
+from api.deps import EngineDep, HeldDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
 
 router = APIRouter(prefix="/v1", tags=["meters"])
@@ -34,6 +34,13 @@ class MeterOut(BaseModel):
     period_points: int = Field(default=0, description="counter samples stored in the period")
     expected_points: int | None = Field(default=None, description="counter samples expected at the meter's interval")
     completeness: float | None = Field(default=None, description="period_points / expected_points (0..1)")
+    period_energy: float = Field(default=0.0, description="counted energy in the period, in energy_unit")
+    energy_unit: str | None = Field(default=None, description="the meter's energy unit")
+    estimated_energy: float = Field(default=0.0, description="of period_energy, what is estimated (gaps)")
+    held_energy: float = Field(default=0.0, description="open held energy of the meter, any time (not counted; "
+                               "see /v1/held), in energy_unit")
+    held_co2e_kg: float = Field(default=0.0, description="kg CO2e of the open held energy")
+    held_records: int = Field(default=0, description="open held records of the meter")
 
 
 class MetersOut(BaseModel):
@@ -43,10 +50,11 @@ class MetersOut(BaseModel):
     meters: list[MeterOut]
 
 
-def _meters(settings: SettingsDep, store: StoreDep, engine: EngineDep, now: datetime, site: str,
+def _meters(settings: SettingsDep, store: StoreDep, held: HeldDep, engine: EngineDep, now: datetime, site: str,
             start: datetime, end: datetime) -> list[MeterOut]:
     seen = {s.meter: s for s in store.meter_summaries(site)}
-    points = {t.meter: t.points for t in store.totals(site, start, end)}
+    totals = {t.meter: t for t in store.totals(site, start, end)}
+    holds = {h.meter: h for h in held.held_totals(site)}
     rates = live_rates(settings, store, site, now)
     out = []
     for meter in settings.plant.meters:
@@ -57,34 +65,41 @@ def _meters(settings: SettingsDep, store: StoreDep, engine: EngineDep, now: date
             status = "ok" if (now - last).total_seconds() <= settings.api.stale_after_s else "stale"
         live = engine.live.meters.get(meter.id)
         expected = expected_points(settings, meter.id, start, end, now)
-        got = points.get(meter.id, 0)
+        t, h = totals.get(meter.id), holds.get(meter.id)
+        got = t.points if t else 0
         out.append(MeterOut(meter=meter.id, site=site, area=meter.area, line=meter.line, carrier=meter.carrier,
                             last_sample_ts=last, last_quality=summary.last_quality if summary else None,
                             samples=summary.samples if summary else 0, status=status,
                             power_kw=live.power_kw if live else None,
                             co2e_rate_kg_per_h=rates[meter.id].rate_kg_per_h if meter.id in rates else None,
                             period_points=got, expected_points=expected,
-                            completeness=min(1.0, got / expected) if expected else None))
+                            completeness=min(1.0, got / expected) if expected else None,
+                            period_energy=t.energy if t else 0.0,
+                            energy_unit=t.energy_unit if t else (h.energy_unit if h else None),
+                            estimated_energy=t.estimated_energy if t else 0.0,
+                            held_energy=h.energy if h else 0.0, held_co2e_kg=h.co2e_kg if h else 0.0,
+                            held_records=h.records if h else 0))
     return out
 
 
 @router.get("/meters")
-def list_meters(settings: SettingsDep, store: StoreDep, engine: EngineDep, now: NowDep, key: Viewer,
+def list_meters(settings: SettingsDep, store: StoreDep, held: HeldDep, engine: EngineDep, now: NowDep, key: Viewer,
                 site: SiteQuery = None, period: PeriodQuery = None, start: FromQuery = None, end: ToQuery = None,
                 ) -> MetersOut:
     """Every meter of the plant; completeness is counted over the period (default today)."""
     site = site_of(key, settings, site)
     bounds = period_of(settings, now, period, start, end)
     return MetersOut(site=site, period_start=bounds.start, period_end=bounds.end,
-                     meters=_meters(settings, store, engine, now, site, bounds.start, bounds.end))
+                     meters=_meters(settings, store, held, engine, now, site, bounds.start, bounds.end))
 
 
 @router.get("/meters/{meter}", responses={404: {"description": "no such meter"}})
-def one_meter(meter: str, settings: SettingsDep, store: StoreDep, engine: EngineDep, now: NowDep, key: Viewer,
-              site: SiteQuery = None, period: PeriodQuery = None, start: FromQuery = None, end: ToQuery = None,
-              ) -> MeterOut:
+def one_meter(meter: str, settings: SettingsDep, store: StoreDep, held: HeldDep, engine: EngineDep, now: NowDep,
+              key: Viewer, site: SiteQuery = None, period: PeriodQuery = None, start: FromQuery = None,
+              end: ToQuery = None) -> MeterOut:
     site = site_of(key, settings, site)
     if meter not in settings.plant.meters_by_id:
         raise HTTPException(404, f"no meter {meter!r}")
     bounds = period_of(settings, now, period, start, end)
-    return next(m for m in _meters(settings, store, engine, now, site, bounds.start, bounds.end) if m.meter == meter)
+    return next(m for m in _meters(settings, store, held, engine, now, site, bounds.start, bounds.end)
+                if m.meter == meter)

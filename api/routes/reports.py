@@ -1,6 +1,6 @@
-"""The period accounting report (clause 8.1.2 / 7.5): emissions by scope, carrier and area, offsets, net balance,
-allowance, data completeness and factor versions, as JSON, CSV or a printable HTML page. Its figures come from
-the same accounting as /v1/balance."""
+"""The period accounting report (clause 8.1.2 / 7.5): emissions by scope, carrier, area and meter, offsets, net
+balance, allowance, data completeness, what is estimated and what is held, and factor versions, as JSON, CSV or
+a printable HTML page. Its figures come from the same accounting as /v1/balance."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from api.accounting import BalanceOut, build_balance, live_rates
-from api.deps import DbDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
+from api.deps import DbDep, HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
 from api.ledger import Ledger
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
 from api.routes.offsets import OffsetOut
@@ -41,14 +41,21 @@ def _csv(report: ReportOut) -> str:
     w.writerow(["total", "market_based", "", "", repr(b.market_based.co2e_kg)])
     w.writerow(["total", "offsets", "", "", repr(b.offsets_kg)])
     w.writerow(["total", "net", "", "", repr(b.net_co2e_kg)])
+    w.writerow(["total", "estimated", "", "", repr(b.estimated_co2e_kg)])
+    w.writerow(["total", "held", "", "", repr(b.held_co2e_kg)])
     for s in b.scopes:
         w.writerow(["scope", s.scope, "", "", repr(s.co2e_kg)])
     for c in b.carriers:
         w.writerow(["carrier", c.carrier, repr(c.energy), c.energy_unit, repr(c.co2e_kg)])
+        w.writerow(["carrier_estimated", c.carrier, repr(c.estimated_energy), c.energy_unit, repr(c.estimated_co2e_kg)])
+        w.writerow(["carrier_held", c.carrier, repr(c.held_energy), c.energy_unit, repr(c.held_co2e_kg)])
     for a in b.areas:
         w.writerow(["area", a.area, "", "", repr(a.co2e_kg)])
     for m in b.meters:
         w.writerow(["meter", m.meter, repr(m.energy), m.energy_unit, repr(m.co2e_kg)])
+        w.writerow(["meter_estimated", m.meter, repr(m.estimated_energy), m.energy_unit, repr(m.estimated_co2e_kg)])
+        w.writerow(["meter_held", m.meter, repr(m.held_energy), m.held_energy_unit or m.energy_unit,
+                    repr(m.held_co2e_kg)])
     for u in b.market_based.instruments:
         w.writerow(["instrument", f"{u.id} {u.kind}", repr(u.used_kwh), "kWh", ""])
     for o in report.offsets:
@@ -87,10 +94,20 @@ Generated {e(report.generated_at.isoformat())} by {e(report.generated_by)}.</p>
 <h2>Balance</h2><table>{rows([("emissions (location-based)", kg(b.co2e_kg)),
                               ("emissions (market-based)", kg(b.market_based.co2e_kg)),
                               ("offsets", kg(b.offsets_kg)), ("net balance", kg(b.net_co2e_kg)),
-                              ("allowance", allowance), ("data completeness", completeness)])}</table>
+                              ("allowance", allowance), ("data completeness", completeness),
+                              ("of the emissions, estimated (gaps spread over the gap)", kg(b.estimated_co2e_kg)),
+                              ("held, not counted (open, waiting for an engineer)",
+                               f"{kg(b.held_co2e_kg)} in {b.held_records} records")])}</table>
 <h2>By scope</h2><table>{rows([(s.scope, kg(s.co2e_kg)) for s in b.scopes])}</table>
-<h2>By carrier</h2><table>{rows([(c.carrier, f"{c.energy:,.3f} {c.energy_unit}; {kg(c.co2e_kg)}")
+<h2>By carrier</h2><table>{rows([(c.carrier, f"{c.energy:,.3f} {c.energy_unit}; {kg(c.co2e_kg)}; of which "
+                                              f"estimated {c.estimated_energy:,.3f} {c.energy_unit}, "
+                                              f"{kg(c.estimated_co2e_kg)}; held, not counted: "
+                                              f"{c.held_energy:,.3f} {c.energy_unit}, {kg(c.held_co2e_kg)}")
                                   for c in b.carriers])}</table>
+<h2>By meter</h2><table>{rows([(m.meter, f"{m.energy:,.3f} {m.energy_unit}; {kg(m.co2e_kg)}; estimated "
+                                        f"{m.estimated_energy:,.3f} {m.energy_unit}; held {m.held_energy:,.3f} "
+                                        f"{m.held_energy_unit or m.energy_unit} ({m.held_records} records, "
+                                        f"{kg(m.held_co2e_kg)})") for m in b.meters])}</table>
 <h2>By area</h2><table>{rows([(a.area, kg(a.co2e_kg)) for a in b.areas])}</table>
 <h2>Contractual instruments used (market-based)</h2><table>{rows([(f"#{u.id} {u.kind}",
     f"{u.used_kwh:,.3f} kWh (before the period: {u.used_before_kwh:,.3f} kWh)") for u in b.market_based.instruments])}
@@ -103,15 +120,15 @@ Generated {e(report.generated_at.isoformat())} by {e(report.generated_by)}.</p>
 
 @router.get("/reports/period", response_model=ReportOut,
             responses={200: {"content": {"text/csv": {}, "text/html": {}}}})
-def period_report(settings: SettingsDep, store: StoreDep, db: DbDep, history: HistoryDep, now: NowDep,
-                  key: Viewer, site: SiteQuery = None, period: PeriodQuery = None,
+def period_report(settings: SettingsDep, store: StoreDep, db: DbDep, history: HistoryDep, held: HeldDep,
+                  now: NowDep, key: Viewer, site: SiteQuery = None, period: PeriodQuery = None,
                   start: FromQuery = None, end: ToQuery = None,
                   format: Annotated[Literal["json", "csv", "html"], Query(description="json, csv or html")] = "json",
                   ) -> ReportOut | Response:
     site = site_of(key, settings, site)
     bounds = period_of(settings, now, period or "month", start, end)
     rate = sum(r.rate_kg_per_h for r in live_rates(settings, store, site, now).values())
-    balance = build_balance(settings, store, db, history, site, bounds, now, rate)
+    balance = build_balance(settings, store, db, history, held, site, bounds, now, rate)
     lo, hi = bounds.start.isoformat(), bounds.end.isoformat()
     offsets = [OffsetOut(**d) for d in Ledger(db).list("offset", site, 10_000, 0)
                if not d["voided"] and lo <= d["applies_on"] < hi]

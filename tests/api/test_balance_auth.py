@@ -12,7 +12,7 @@ from api.auth import KeyRing, write_key
 from api.main import create_app
 from api.settings import ApiSection, Settings
 from calc.plant import parse_plant
-from ingest.store.base import MeterSummary, MeterTotal
+from ingest.store.base import HeldError, HeldRecord, HeldStatus, HeldTotal, MeterSummary, MeterTotal
 
 PLANT = {
     "site": {"id": "s1", "region": "CN", "start": datetime(2026, 1, 1, tzinfo=UTC)},
@@ -40,6 +40,19 @@ class FakeStore:
         return [MeterTotal("m1", site, "a", "electricity", "scope2_location", 10.0, "kWh", 5.0, 3, ("f1",), ("v1",)),
                 MeterTotal("m2", site, "a", "electricity", "scope2_location", 4.0, "kWh", 2.5, 2, ("f1",), ("v1",)),
                 MeterTotal("m3", site, "b", "electricity", "scope2_location", 1.0, "kWh", 0.25, 1, ("f2",), ("v2",))]
+
+    # the held-energy side (ingest.store.base.HeldReader): nothing held
+    def held(self, site: str, status: HeldStatus | None = None, meter: str | None = None,
+             limit: int = 1000) -> list[HeldRecord]:
+        return []
+
+    def held_totals(self, site: str, start: datetime | None = None, end: datetime | None = None) -> list[HeldTotal]:
+        return []
+
+    def decide_held(self, site: str, held_id: int, status: HeldStatus, actor: str, note: str | None = None,
+                    counted_ts: datetime | None = None, co2e_kg: float | None = None, factor_id: str | None = None,
+                    factor_version: str | None = None) -> HeldRecord:
+        raise HeldError(f"no held record {held_id}")
 
     def close(self) -> None:
         pass
