@@ -18,12 +18,9 @@ from calc.factors import FactorError, default_factor_set
 from calc.plant_factors import plant_factors
 from calc.table import FactorTable
 from calc.units import UnitError
-from ingest.store.base import HeldError, HeldReader, HeldRecord, HeldStatus
+from ingest.store.base import HeldDecidedError, HeldError, HeldNotFoundError, HeldReader, HeldRecord, HeldStatus
 
-# A record is looked up among the open ones first (few: each is an anomaly waiting for an engineer), then among
-# all; the store interface has no lookup by id (asked for in the API report).
-OPEN_SCAN = 10_000
-ALL_SCAN = 100_000
+OPEN_SCAN = 10_000  # open held records read at most for a balance (each is an anomaly waiting for an engineer)
 
 
 class HeldNotFound(LookupError):
@@ -61,11 +58,10 @@ class HeldSum:
 
 def find_held(reader: HeldReader, site: str, held_id: int) -> HeldRecord:
     """The record with this id; raises HeldNotFound."""
-    for status, limit in ((HeldStatus.OPEN, OPEN_SCAN), (None, ALL_SCAN)):
-        for rec in reader.held(site, status=status, limit=limit):
-            if rec.id == held_id:
-                return rec
-    raise HeldNotFound(f"no held record {held_id} on site {site!r}")
+    rec = reader.held_record(site, held_id)
+    if rec is None:
+        raise HeldNotFound(f"no held record {held_id} on site {site!r}")
+    return rec
 
 
 def open_held_by_bucket(reader: HeldReader, site: str, start: datetime, end: datetime,
@@ -152,11 +148,13 @@ class HeldDesk:
                 done = self.reader.decide_held(site, held_id, status, actor, note, counted_ts=place.counted_ts,
                                                co2e_kg=place.co2e_kg, factor_id=place.factor_id,
                                                factor_version=place.factor_version)
+            except HeldNotFoundError as exc:
+                raise HeldNotFound(str(exc)) from exc
+            except HeldDecidedError as exc:
+                again = self.reader.held_record(site, held_id)
+                by = f" by {again.decided_by}" if again is not None and again.decided_by else ""
+                raise HeldDecided(f"{exc}{by}") from exc
             except HeldError as exc:
-                again = find_held(self.reader, site, held_id)
-                if again.status is not HeldStatus.OPEN:
-                    raise HeldDecided(f"held record {held_id} was already {again.status.value} by "
-                                      f"{again.decided_by}") from exc
                 raise HeldUnplaceable(str(exc)) from exc
             self.db.audit(conn, site, actor, action, "held", str(held_id), audit_body(rec, done, place, note))
         return done

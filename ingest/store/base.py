@@ -173,12 +173,24 @@ class HeldError(ValueError):
     """A decision the store refuses: no such record, already decided, or a release it cannot place."""
 
 
+class HeldNotFoundError(HeldError, LookupError):
+    """No held record with this id on this site."""
+
+
+class HeldDecidedError(HeldError):
+    """The record was released or rejected already (a decision is final)."""
+
+
 class HeldReader(Protocol):
     """Held energy, as the API reads and decides it (the SQLite and InfluxDB stores implement it)."""
 
     def held(self, site: str, status: HeldStatus | None = None, meter: str | None = None,
              limit: int = 1000) -> list[HeldRecord]:
         """Newest first."""
+        ...
+
+    def held_record(self, site: str, held_id: int) -> HeldRecord | None:
+        """One record by its id, or None."""
         ...
 
     def held_totals(self, site: str, start: datetime | None = None, end: datetime | None = None) -> list[HeldTotal]:
@@ -189,5 +201,6 @@ class HeldReader(Protocol):
                     counted_ts: datetime | None = None, co2e_kg: float | None = None,
                     factor_id: str | None = None, factor_version: str | None = None) -> HeldRecord:
         """Release (store a counted point at `counted_ts` or the record's ts, with the record's CO2e unless
-        `co2e_kg` and the factor are given) or reject an open record, in one transaction; raises HeldError."""
+        `co2e_kg` and the factor are given) or reject an open record, in one transaction; raises HeldNotFoundError,
+        HeldDecidedError, or HeldError when the release cannot be placed."""
         ...

@@ -49,7 +49,9 @@ from ingest.points import (
 from ingest.store import influx_held
 from ingest.store.base import (
     DeadLetterRecord,
+    HeldDecidedError,
     HeldError,
+    HeldNotFoundError,
     HeldRecord,
     HeldStatus,
     HeldTotal,
@@ -374,6 +376,10 @@ class InfluxStore:
             where += f" AND meter = {ql(meter)}"
         return [influx_held.record(r) for r in self._held_rows(where, limit)]
 
+    def held_record(self, site: str, held_id: int) -> HeldRecord | None:
+        rows = self._held_rows(f"site = {ql(site)} AND hid = {int(held_id)}", 1)
+        return influx_held.record(rows[0]) if rows else None
+
     def held_totals(self, site: str, start: datetime | None = None, end: datetime | None = None) -> list[HeldTotal]:
         """Open held energy per meter (records with start <= ts < end when given)."""
         where = f"site = {ql(site)} AND status = 'open'"
@@ -391,10 +397,10 @@ class InfluxStore:
         between the two is finished by releasing again (the point found there, the same, is not a conflict)."""
         rows = self._held_rows(f"site = {ql(site)} AND hid = {int(held_id)}", 1)
         if not rows:
-            raise HeldError(f"no held record {held_id} on site {site!r}")
+            raise HeldNotFoundError(f"no held record {held_id} on site {site!r}")
         row = rows[0]
         if (row.get("status") or "open") != HeldStatus.OPEN.value:
-            raise HeldError(f"held record {held_id} is {row.get('status')} already")
+            raise HeldDecidedError(f"held record {held_id} is {row.get('status')} already")
         if status is HeldStatus.OPEN:
             raise HeldError("a decision is release or reject")
         counted_us = None

@@ -363,6 +363,11 @@ class SqliteStore:
         sql, params = sqlite_held.held_query(status, meter)
         return [sqlite_held.record(r) for r in self._query(sql, (site, *params, limit))]
 
+    def held_record(self, site: str, held_id: int) -> HeldRecord | None:
+        sql, params = sqlite_held.held_query(None, None, held_id)
+        rows = self._query(sql, (site, *params, 1))
+        return sqlite_held.record(rows[0]) if rows else None
+
     def held_totals(self, site: str, start: datetime | None = None, end: datetime | None = None) -> list[HeldTotal]:
         """Open held energy per meter (records with start <= ts < end when given)."""
         sql, params = sqlite_held.totals_query(start, end)

@@ -39,7 +39,7 @@ from ingest.points import (
     us_to_dt,
     us_to_iso,
 )
-from ingest.store.base import HeldError, HeldRecord, HeldStatus, HeldTotal
+from ingest.store.base import HeldDecidedError, HeldError, HeldNotFoundError, HeldRecord, HeldStatus, HeldTotal
 
 _COLUMNS = ("site", "meter", "ts_us", "quantity", "area", "carrier", "value", "unit", "delta", "interval_s",
             "energy", "energy_unit", "co2e_kg", "factor_ref", "quality", "flags", "reason", "seq", "agent",
@@ -116,9 +116,13 @@ def get(db: sqlite3.Connection, site: str, held_id: int) -> HeldRecord:
     return record(db.execute(f"{_SELECT} WHERE h.site = ? AND h.id = ?", (site, held_id)).fetchone())
 
 
-def held_query(status: HeldStatus | None, meter: str | None) -> tuple[str, list[Any]]:
+def held_query(status: HeldStatus | None, meter: str | None, held_id: int | None = None) -> tuple[str, list[Any]]:
     """SQL and extra parameters (after the site) of a held list, newest first."""
-    where, params = ["h.site = ?"], []
+    where: list[str] = ["h.site = ?"]
+    params: list[Any] = []
+    if held_id is not None:
+        where.append("h.id = ?")
+        params.append(held_id)
     if status is not None:
         where.append("h.status = ?")
         params.append(status.value)
@@ -154,11 +158,11 @@ def decide(db: sqlite3.Connection, site: str, held_id: int, status: HeldStatus, 
                      "co2e_kg, factor_ref, quality, flags, seq, agent, status FROM held WHERE site = ? AND id = ?",
                      (site, held_id)).fetchone()
     if row is None:
-        raise HeldError(f"no held record {held_id} on site {site!r}")
+        raise HeldNotFoundError(f"no held record {held_id} on site {site!r}")
     (_, meter, ts_us, quantity, value, unit, delta, interval_s, energy, energy_unit, rec_co2e, ref, quality,
      flags, seq, agent, current) = row
     if current != HeldStatus.OPEN.value:
-        raise HeldError(f"held record {held_id} is {current} already")
+        raise HeldDecidedError(f"held record {held_id} is {current} already")
     if status is HeldStatus.OPEN:
         raise HeldError("a decision is release or reject")
     point: Point | None = None
@@ -191,7 +195,7 @@ def decide(db: sqlite3.Connection, site: str, held_id: int, status: HeldStatus, 
                          "WHERE site = ? AND id = ? AND status = 'open'",
                          (status.value, now_us, actor, note, counted_us, site, held_id)).rowcount
     if changed != 1:
-        raise HeldError(f"held record {held_id} was decided meanwhile")
+        raise HeldDecidedError(f"held record {held_id} was decided meanwhile")
     return point, factors
 
 

@@ -19,23 +19,6 @@ from calc.plant import parse_plant
 from calc.schema import ReadingMessage, Sample, encode
 from ingest.config import InfluxStoreSettings
 from ingest.convert import Converter
-from ingest.points import (
-    AGENT,
-    CO2E,
-    DELTA,
-    ENERGY,
-    FACTOR,
-    FLAGS,
-    INTERVAL,
-    METER,
-    QUALITY,
-    QUANTITY,
-    SEQ,
-    TS,
-    UNIT,
-    VALUE,
-    HeldRow,
-)
 from ingest.store.influx import InfluxStore
 from ingest.store.sqlite import SqliteStore
 from tests.api.conftest import AREAS, START, Env, plant_data
@@ -54,32 +37,18 @@ def sample(ts: datetime, kwh: float, interval_s: float = 60.0, flags: tuple[str,
                   flags=flags, reason=reason)  # type: ignore[arg-type]
 
 
-def held_row(p: Any, reason: str, received_us: int) -> HeldRow:
-    return HeldRow(meter=p[METER], ts_us=p[TS], quantity=p[QUANTITY], value=p[VALUE], unit=p[UNIT], delta=p[DELTA],
-                   interval_s=p[INTERVAL], energy=p[ENERGY], energy_unit="kWh", co2e_kg=p[CO2E],
-                   factor_ref=p[FACTOR], quality=p[QUALITY], flags=p[FLAGS], reason=reason, seq=p[SEQ],
-                   agent=p[AGENT], received_us=received_us)
-
-
 def feed(store: Any, messages: list[tuple[str, ReadingMessage, str | None]],
          now: datetime = datetime(2026, 3, 10, 12, tzinfo=UTC)) -> None:
-    """Write (meter, message, held reason) as ingest does: its converter makes the points (CO2e with the factor
-    at their time) and the store gets them in a Batch, counted, or as held rows when a reason is given (ingest's
-    own rules for what it holds are tested in tests/ingest). The converter's plant has no max power and an early
-    start, so that it converts every sample here; the app's plant is plant_data()."""
+    """Write (meter, message, why it is held) as ingest does: its converter, with the plant of the app, makes the
+    points (CO2e with the factor at their time) and holds what it must (flag held, above max power, before the
+    plant's start); the test says which messages it expects held."""
     plant = plant_data()
-    for m in plant["meters"]:
-        m.pop("max_power_kw", None)
-    plant["site"]["start"] = START - timedelta(days=365)
     conv = Converter(parse_plant(plant), plant, clock=lambda: now.timestamp())
     for meter, msg, reason in messages:
         converted = conv.convert(topics.reading(plant["site"]["id"], AREAS[meter], meter), encode(msg))
         assert not converted.dead, converted.dead
-        batch = conv.batch([converted])
-        if reason is not None:
-            batch.held = [held_row(p, reason, int(now.timestamp() * 1e6)) for p in batch.points]
-            batch.points, batch.counted = [], None
-        store.write(batch)
+        assert bool(converted.held) == (reason is not None), (meter, msg, converted.held)
+        store.write(conv.batch([converted]))
 
 
 def held_plant() -> list[tuple[str, ReadingMessage, str | None]]:

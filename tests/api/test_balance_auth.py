@@ -46,6 +46,9 @@ class FakeStore:
              limit: int = 1000) -> list[HeldRecord]:
         return []
 
+    def held_record(self, site: str, held_id: int) -> HeldRecord | None:
+        return None
+
     def held_totals(self, site: str, start: datetime | None = None, end: datetime | None = None) -> list[HeldTotal]:
         return []
 

@@ -20,14 +20,13 @@ WINDOW = {"from": DAY.isoformat(), "to": (DAY + timedelta(days=1)).isoformat()}
 
 @pytest.fixture(params=["sqlite", pytest.param("influx", marks=pytest.mark.integration)])
 def client(request: pytest.FixtureRequest, env: Env) -> Iterator[TestClient]:
-    """m2: 1 kWh measured at 06:00; then a 3 h outage whose 30 kWh ingest spread as 10 kWh shares ending 07:00,
-    08:00 and 09:00 (flags gap, estimated); m1: 2 kWh measured at 09:00."""
+    """m2: 1 kWh measured at 06:00; then a 3 h outage: the reading at 09:00 carries its 30 kWh (flag gap), which
+    ingest's converter spreads over the gap's 180 minutes (flag estimated); m1: 2 kWh measured at 09:00."""
     url = request.getfixturevalue("influx_url") if request.param == "influx" else None
-    shares = [sample(DAY + timedelta(hours=h), 10.0, interval_s=3600.0, flags=("gap", "estimated"),
-                     counter=1000.0 + 10 * (h - 6)) for h in (7, 8, 9)]
+    gap = sample(DAY + timedelta(hours=9), 30.0, interval_s=3 * 3600.0, flags=("gap",), counter=1031.0)
     messages: list[tuple[str, ReadingMessage, str | None]] = [
         ("m2", ReadingMessage(meter="m2", seq=1, samples=(sample(DAY + timedelta(hours=6), 1.0),)), None),
-        ("m2", ReadingMessage(meter="m2", seq=2, samples=tuple(shares)), None),
+        ("m2", ReadingMessage(meter="m2", seq=2, samples=(gap,)), None),
         ("m1", ReadingMessage(meter="m1", seq=1, samples=(sample(DAY + timedelta(hours=9), 2.0),)), None),
     ]
     with app_over(env, request.param, url) as (store, app):
@@ -48,9 +47,13 @@ def test_balance_meters_history_and_report_say_what_is_estimated(client: TestCli
     (electricity,) = b["carriers"]
     assert electricity["estimated_energy"] == pytest.approx(30.0) and electricity["energy"] == pytest.approx(33.0)
     hours = client.get("/v1/history", params={**WINDOW, "step": "1h", "group": "meter"}, headers=h).json()["buckets"]
+    # a share counts at its minute's end (the last one, the reading's own point, at 09:00): 60, 60, 59 and 1 minutes
+    minute = 30.0 / 180
     assert [(x["start"][11:16], x["boundary"], x["energy"], x["estimated_energy"]) for x in hours] == [
-        ("06:00", "m2", 1.0, 0.0), ("07:00", "m2", 10.0, 10.0), ("08:00", "m2", 10.0, 10.0),
-        ("09:00", "m1", 2.0, 0.0), ("09:00", "m2", 10.0, 10.0)]
+        ("06:00", "m2", pytest.approx(11.0), pytest.approx(10.0)), ("07:00", "m2", pytest.approx(10.0),
+                                                                  pytest.approx(10.0)),
+        ("08:00", "m2", pytest.approx(59 * minute), pytest.approx(59 * minute)),
+        ("09:00", "m1", 2.0, 0.0), ("09:00", "m2", pytest.approx(minute), pytest.approx(minute))]
     day = client.get("/v1/history", params={**WINDOW, "step": "1d", "format": "csv"}, headers=h).text
     (row,) = list(csv.DictReader(io.StringIO(day)))
     assert float(row["estimated_energy"]) == pytest.approx(30.0) and float(row["energy"]) == pytest.approx(33.0)

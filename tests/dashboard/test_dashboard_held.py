@@ -1,7 +1,7 @@
 """Held energy on the dashboard, in headless Chromium against the whole running system: two readings the edge held
-(flags spike, held) are stored as held rows in the system's store (ingest's converter, the SQLite file the running
-ingest and API use); the page shows them per meter and in its list; a viewer is refused, an engineer rejects one
-and releases the other, and the API and the audit log say so. Screenshot: var/screenshots/held-wide.png."""
+(flags spike, held), published on their reading topics, are stored as held energy by the running ingest; the page
+shows them per meter and in its list; a viewer is refused, an engineer rejects one and releases the other, and the
+API and the audit log say so. Screenshot: var/screenshots/held-wide.png."""
 
 from __future__ import annotations
 
@@ -12,14 +12,11 @@ from typing import Any
 import pytest
 
 from calc import topics
-from calc.plant import parse_plant
 from calc.schema import ReadingMessage, Sample, encode
-from ingest.convert import Converter
-from ingest.store.sqlite import SqliteStore
-from tests.api.held_data import held_row
 from tests.dashboard.browser import Browser
 from tests.dashboard.conftest import SCREENSHOTS, DashboardSystem
 from tests.deploy.harness import wait_until
+from tests.ingest.helpers import Publisher
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("logs_on_failure")]
 
@@ -27,28 +24,20 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("logs_on_failure"
 HELD = (("press-2", "pressing", 12_345.5), ("paint-oven", "painting", 777.25))
 
 
-def write_held(system: DashboardSystem, meter: str, kwh: float, ts: datetime) -> None:
-    """A reading the edge held (flags spike, held), converted by ingest's converter and written as a held row
-    into the running system's store (the file ingest and the API use), as ingest stores held energy."""
+def publish_held(system: DashboardSystem, meter: str, kwh: float, ts: datetime) -> None:
+    """A reading the edge held (flags spike, held), published on the meter's reading topic of the running system:
+    its ingest stores it as held energy, as it would from a real agent."""
     data = tomllib.loads(system.plant.read_text())
-    for m in data["meters"]:
-        m.pop("max_power_kw", None)   # the converter here only computes energy and CO2e; holding is the point
-    conv = Converter(parse_plant(data), data)
     sample = Sample(ts=ts, quantity="active_energy_import", value=5_000_000.0 + kwh, unit="kWh", delta=kwh,
                     interval_s=1.0, flags=("spike", "held"),  # type: ignore[arg-type]
                     reason=f"counter jumped {kwh} kWh in 1 s, above the meter's limit: awaits an engineer")
     area = next(m["area"] for m in data["meters"] if m["id"] == meter)
-    out = conv.convert(topics.reading("e2e", area, meter), encode(ReadingMessage(meter=meter, seq=10**9,
-                                                                                 samples=(sample,))))
-    assert not out.dead, out.dead
-    batch = conv.batch([out])
-    batch.held = [held_row(p, sample.reason or "", int(ts.timestamp() * 1e6)) for p in batch.points]
-    batch.points, batch.counted = [], None
-    store = SqliteStore(system.workdir / "store.sqlite")
+    pub = Publisher(system.mqtt_url)
     try:
-        assert store.write(batch).held == 1
+        pub.publish([(topics.reading("e2e", area, meter),
+                      encode(ReadingMessage(meter=meter, seq=10**9, samples=(sample,))))])
     finally:
-        store.close()
+        pub.close()
 
 
 def api(system: DashboardSystem, path: str, key: str | None = None, **params: Any) -> Any:
@@ -61,7 +50,7 @@ def api(system: DashboardSystem, path: str, key: str | None = None, **params: An
 def test_held_energy_shown_released_and_rejected_on_the_page(system: DashboardSystem, browser: Browser) -> None:
     ts = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
     for meter, _, kwh in HELD:
-        write_held(system, meter, kwh, ts)
+        publish_held(system, meter, kwh, ts)
     records = wait_until("both held records stored", lambda: (lambda r: r if len(r) == 2 else None)(
         [r for r in api(system, "/v1/held", status="open")["records"] if r["seq"] == 10**9]), 60)
     ids = {r["meter"]: r["id"] for r in records}

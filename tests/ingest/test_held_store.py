@@ -14,7 +14,7 @@ import pytest
 
 from ingest.config import InfluxStoreSettings
 from ingest.points import CO2E, ENERGY, FACTOR, FLAGS, Batch, HeldRow, ts_to_us
-from ingest.store.base import HeldError, HeldStatus
+from ingest.store.base import HeldDecidedError, HeldError, HeldNotFoundError, HeldStatus
 from ingest.store.influx import InfluxStore
 from ingest.store.sqlite import SqliteStore
 from tests.ingest.helpers import SITE, STORE_CONVERTER, STORE_NOW_US, T0, counter_batch
@@ -78,10 +78,12 @@ def test_release_counts_the_energy_once_where_it_belongs(store: Any) -> None:
     (t,) = store.totals(SITE, T0 + timedelta(minutes=30), T0 + timedelta(minutes=31))  # in its own minute
     assert t.energy == 5000.0 and t.co2e_kg == pytest.approx(rec.co2e_kg)
     assert store.held_totals(SITE) == []
-    with pytest.raises(HeldError):
+    with pytest.raises(HeldDecidedError):
         store.decide_held(SITE, rec.id, HeldStatus.REJECTED, "eng@plant", note="again")
-    with pytest.raises(HeldError):
+    with pytest.raises(HeldNotFoundError):
         store.decide_held(SITE, 12345, HeldStatus.RELEASED, "eng@plant", note="none such")
+    assert store.held_record(SITE, rec.id) == done
+    assert store.held_record(SITE, 12345) is None and store.held_record("elsewhere", rec.id) is None
     replay = store.write(held_batch())  # the held sample sent again: a duplicate, never counted twice
     assert (replay.held, replay.duplicates) == (0, 1)
     assert store.totals(SITE, T0, T0 + timedelta(days=1))[0].energy == 5020.0
