@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import NamedTuple
 
 from calc.schema import Flag, Quality
 
@@ -32,30 +31,6 @@ LEARNED_FACTOR = 20.0  # a learned limit: this many times the highest rate seen 
 LEARN_AFTER = 5        # normal intervals with the counter moving before the learned limit applies
 
 Raw = int | float
-
-
-# The stateless rule the edge used before CounterTracker; goes once the edge uses the tracker.
-class CounterDelta(NamedTuple):
-    delta: float  # in the counter's unit (raw counts × scale)
-    flag: Flag | None
-
-
-def counter_delta(previous: int, current: int, width_bits: int | None, scale: float = 1.0) -> CounterDelta:
-    """Delta between two raw counter readings.
-
-    A backward step is a rollover when the register width explains it (the counter went past its
-    maximum and wrapped), otherwise a reset: the meter restarted from zero, so the energy of the
-    interval is at least the new reading, which is what is counted.
-    """
-    if current >= previous:
-        return CounterDelta((current - previous) * scale, None)
-    if width_bits is not None:
-        modulus = 1 << width_bits
-        wrapped = current + modulus - previous
-        # A wrap is plausible only when the counter was in the upper half and is now in the lower half.
-        if previous >= modulus // 2 and current < modulus // 2:
-            return CounterDelta(wrapped * scale, Flag.ROLLOVER)
-    return CounterDelta(current * scale, Flag.RESET)
 
 
 class Kind(StrEnum):
@@ -263,6 +238,12 @@ class CounterTracker:
             if in_line[0] == 0:
                 after = replace(after, moved_ts=state.moved_ts)
             return after, [glitch, x]
+        if from_held is None and held > last and raw > held and self._same_pace(last, held, raw, held_ts - moved_ts,
+                                                                                 x_interval):
+            # the counter runs on above its limit at the jump's pace (a meter beyond its configured power): the jump
+            # is held, and X deferred in its turn, so the energy goes on being held rather than lost
+            chained = CounterState(held, held_ts, held_ts, raw, ts, peak_rate=state.peak_rate, learned=state.learned)
+            return chained, [self._jump(state, held, held_ts, h_interval)]
         if from_held is None:  # still unexplained: give H up (not counted), defer X; the baseline stays
             bad = Emission(held, held_ts, Kind.UNEXPLAINED, None, None, None, (), Quality.BAD,
                            f"unexplained: read {self._value(held)} after {self._value(last)}, not confirmed by "
@@ -281,15 +262,27 @@ class CounterTracker:
                              f"replacement: old counter at {self._value(last)}, new counter at {self._value(held)}; "
                              "the jump is not energy (energy since the old reading may be lost)")
         else:  # a forward jump beyond the limit, confirmed: energy nobody can vouch for, held for an engineer
-            jump = held - last
-            limit = self.limit(state, held_ts - moved_ts)
-            why = f"limit {self._value(limit)} in {_fmt(held_ts - moved_ts)} s" if limit is not None else \
-                "over a quarter of the register's range"
-            h = self._counted(held, held_ts, jump, h_interval, Kind.HELD, (Flag.SPIKE, Flag.HELD),
-                              Quality.UNCERTAIN,
-                              f"spike: counter jumped {self._value(jump)} ({why}); held until an engineer decides "
-                              "(real energy above the limit, or a counter offset or replacement upward)")
+            h = self._jump(state, held, held_ts, h_interval)
         return after, [h, x]
+
+    def _same_pace(self, last: Raw, held: Raw, raw: Raw, jump_s: float, next_s: float) -> bool:
+        """X goes on from H at most twice as fast as the jump to H went (and within a quarter of the range)."""
+        step = raw - held
+        if self._modulus is not None and step >= self._modulus >> 2:
+            return False
+        return jump_s > 0 and step * jump_s <= 2 * (held - last) * next_s
+
+    def _jump(self, state: CounterState, held: Raw, held_ts: float, interval_s: float) -> Emission:
+        last = state.last_raw
+        assert last is not None and state.last_ts is not None
+        since_s = held_ts - (state.moved_ts if state.moved_ts is not None else state.last_ts)
+        limit = self.limit(state, since_s)
+        why = f"limit {self._value(limit)} in {_fmt(since_s)} s" if limit is not None else \
+            "over a quarter of the register's range"
+        return self._counted(held, held_ts, held - last, interval_s, Kind.HELD, (Flag.SPIKE, Flag.HELD),
+                             Quality.UNCERTAIN,
+                             f"spike: counter jumped {self._value(held - last)} ({why}); held until an engineer "
+                             "decides (real energy above the limit, or a counter offset or replacement upward)")
 
     def _emit_move(self, raw: Raw, ts: float, fwd: tuple[Raw, bool], interval_s: float) -> Emission:
         if fwd[1]:

@@ -77,6 +77,14 @@ def test_reset_while_idle_is_confirmed_once_the_counter_moves() -> None:
         (1, Kind.UNEXPLAINED, None, ()), (2, Kind.RESET, 0, (Flag.RESET,)), (3, Kind.NORMAL, 3, ())]
 
 
+def test_a_meter_running_above_its_limit_is_held_reading_by_reading_not_lost() -> None:
+    readings: list[tuple[Raw, float]] = [(0, 0), *((100 * i, float(i)) for i in range(1, 6)), (520, 6), (530, 7)]
+    _, out = CounterTracker(POLICY).run(readings)  # 100/s against a limit of 10/s
+    assert [(e.ts, e.kind, e.counts) for e in out] == [
+        (0, Kind.FIRST, None), (1, Kind.HELD, 100), (2, Kind.HELD, 100), (3, Kind.HELD, 100), (4, Kind.HELD, 100),
+        (5, Kind.HELD, 100), (6, Kind.HELD, 20), (7, Kind.NORMAL, 10)]
+
+
 def test_rollover_is_counted_once_the_next_reading_confirms_it() -> None:
     assert _run(POLICY, [(65530, 0), (2, 1), (9, 2)])[1:] == [
         (1, Kind.ROLLOVER, 8, (Flag.ROLLOVER,)), (2, Kind.NORMAL, 7, ())]
