@@ -4,22 +4,21 @@ Bad input never raises out of here: a bad message or a bad sample becomes a `Dea
 what was wrong, and the good samples of the same message are still converted. Bounds come first: a
 message over `max_message_bytes` is refused before it is parsed, and the parsers used on untrusted text
 stop at a nesting depth (no RecursionError). The hot path decodes with msgspec (ingest.fastschema);
-anything it refuses is decided by calc.schema (pydantic), which names the reason. CO2e comes from calc's
+anything it refuses is decided by calc.schema (pydantic), which names the reason (ingest.salvage keeps the good
+samples of a partly bad message). Energy that cannot be counted is held, and a gap's energy spread over the gap
+(calc.apportion). CO2e comes from calc's
 vectorized FactorTable, once per batch. Should converting one message fail in a way nobody foresaw, that
 message alone is dead-lettered with the error and the rest of the batch goes on.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pydantic_core
 from pydantic import ValidationError
 
 from calc import topics
@@ -27,7 +26,7 @@ from calc.apportion import DEFAULT_MAX_SEGMENTS, apportion
 from calc.factors import FactorSet, default_factor_set
 from calc.plant import Carrier, Meter, Plant
 from calc.plant_factors import plant_factors
-from calc.schema import MAX_SAMPLES, MAX_SEQ, ReadingMessage, Sample, decode
+from calc.schema import Sample, decode
 from calc.table import FactorTable
 from calc.units import conversion_factor
 from ingest.config import DEFAULT_MAX_MESSAGE_BYTES
@@ -55,46 +54,11 @@ from ingest.points import (
     Point,
     ts_to_us,
 )
+from ingest.salvage import oversize, salvage
 
 __all__ = ["Batch", "Converted", "Converter", "DeadLetter", "Point"]
 
 log = logging.getLogger(__name__)
-
-DEAD_PAYLOAD_MAX_BYTES = 64 * 1024  # of a refused oversize message, this much is kept (with its size and hash)
-
-
-def _seq_or_none(value: object) -> int | None:
-    """A sequence number as a dead letter may record it (a signed 64-bit integer), else None."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEQ else None
-
-
-def _oversize(payload: bytes, limit: int) -> tuple[bytes, str]:
-    """What is kept of a message over the size limit, and the reason naming its size and hash."""
-    digest = hashlib.sha256(payload).hexdigest()
-    return (payload[:DEAD_PAYLOAD_MAX_BYTES],
-            f"payload: {len(payload)} bytes, more than the limit of {limit} ([ingest] max_message_bytes); "
-            f"kept its first {min(len(payload), DEAD_PAYLOAD_MAX_BYTES)} bytes, sha256 {digest}")
-
-
-def _short_repr(value: object) -> str:
-    """repr of an offending input, at most 60 characters (an integer of 5,000 digits has no repr in Python)."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**60:
-        return f"an integer of {value.bit_length()} bits"
-    if isinstance(value, str | bytes) and len(value) > 60:
-        value = value[:60]
-    return f"{value!r:.60}"
-
-
-def _validation_reason(exc: ValidationError, prefix: str = "") -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err["loc"])
-        loc = f"{prefix}{loc}" if loc else (prefix.rstrip(".") or "payload")
-        value = err.get("input")
-        shown = "" if isinstance(value, dict | list) else f" (got {_short_repr(value)})"
-        parts.append(f"{loc}: {err['msg']}{shown}")
-    more = len(exc.errors()) - 5
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
 @dataclass(slots=True)
@@ -161,7 +125,7 @@ class Converter:
             mark = (len(pending.rows), len(pending.meter_spans), len(pending.estimated))
             try:
                 if len(payload) > limit:
-                    kept, reason = _oversize(payload, limit)
+                    kept, reason = oversize(payload, limit)
                     now_us = received_us if received_us is not None else int(self.clock() * 1_000_000)
                     outs.append(Converted(topic=topic, dead=[DeadLetter(now_us, topic, kept, reason)]))
                 elif fast is None:
@@ -216,7 +180,7 @@ class Converter:
         (its sender is still acknowledged when the payload names it, so it is not sent again for ever)."""
         now_us = received_us if received_us is not None else int(self.clock() * 1_000_000)
         out = Converted(topic=topic)
-        kept = payload if len(payload) <= self.max_message_bytes else _oversize(payload, self.max_message_bytes)[0]
+        kept = payload if len(payload) <= self.max_message_bytes else oversize(payload, self.max_message_bytes)[0]
         head = fast_decode(payload) if len(payload) <= self.max_message_bytes else None
         meter, seq = (head.meter, head.seq) if head is not None else (None, None)
         if head is not None and head.agent:
@@ -250,7 +214,7 @@ class Converter:
                 message = decode(payload)
                 checked: list[tuple[int, Sample]] = list(enumerate(message.samples))
             except ValidationError as exc:
-                partial = self._salvage(payload, exc, now_us, topic, out)
+                partial = salvage(payload, exc, now_us, topic, out)
                 if partial is None:
                     return out
                 message, checked = partial
@@ -270,49 +234,6 @@ class Converter:
         out.area, out.meter = meter.area, meter.id
         self._points(meter, seq, agent, samples, stamps, now_us, out, pending)
         return out
-
-    def _salvage(self, payload: bytes, exc: ValidationError, now_us: int, topic: str,
-                 out: Converted) -> tuple[ReadingMessage, list[tuple[int, Sample]]] | None:
-        """A message that failed validation: keep the good samples when only some samples are bad.
-
-        The payload is parsed again by pydantic's JSON parser, which stops at a nesting depth of its own
-        (the standard library's raises RecursionError on a few thousand levels) and at integers too long."""
-        try:
-            raw = pydantic_core.from_json(payload)
-        except ValueError:
-            out.dead.append(DeadLetter(now_us, topic, payload, _validation_reason(exc)))
-            return None
-        raw_samples = raw.get("samples") if isinstance(raw, dict) else None
-        if not isinstance(raw_samples, list) or not raw_samples or len(raw_samples) > MAX_SAMPLES:
-            out.dead.append(DeadLetter(now_us, topic, payload, _validation_reason(exc)))
-            return None
-        try:
-            envelope = ReadingMessage.model_validate({**raw, "samples": [raw_samples[0]]}, strict=False)
-        except ValidationError:
-            envelope = None
-        head = {k: v for k, v in raw.items() if k != "samples"}
-        meter_id = head.get("meter") if isinstance(head.get("meter"), str) else None
-        seq = _seq_or_none(head.get("seq"))
-        if envelope is None:
-            # Is the envelope itself bad, or only the first sample? Validate with a known-good dummy sample.
-            dummy = {"ts": "2000-01-01T00:00:00Z", "quantity": "x", "value": 0, "unit": "kWh"}
-            try:
-                envelope = ReadingMessage.model_validate({**head, "samples": [dummy]})
-            except ValidationError as env_exc:
-                out.dead.append(DeadLetter(now_us, topic, payload, _validation_reason(env_exc), meter_id, seq))
-                agent = head.get("agent")
-                if isinstance(agent, str) and agent and meter_id and seq is not None:
-                    out.ack = (agent, meter_id, seq)  # dead-lettered is handled: its sender may forget it
-                return None
-        good: list[tuple[int, Sample]] = []
-        for i, raw_sample in enumerate(raw_samples):
-            try:
-                good.append((i, Sample.model_validate(raw_sample)))
-            except ValidationError as sample_exc:
-                body = json.dumps(raw_sample, default=str).encode()
-                out.dead.append(DeadLetter(now_us, topic, body, _validation_reason(sample_exc, f"samples.{i}."),
-                                           envelope.meter, envelope.seq, i))
-        return envelope, good
 
     def _points(self, meter: Meter, seq: int, agent: str | None, samples: list[tuple[int, FastSample]],
                 stamps: Sequence[int | None], now_us: int, out: Converted, pending: _Pending) -> None:

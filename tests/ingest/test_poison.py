@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from calc import topics
 from calc.plant import Meter, parse_plant
 from calc.schema import MAX_SAMPLES, MAX_SEQ
-from ingest.convert import DEAD_PAYLOAD_MAX_BYTES, Converted, Converter
+from ingest.convert import Converted, Converter
 from ingest.points import ENERGY, PUBLISHED_PAYLOAD_MAX, ts_to_us
+from ingest.salvage import DEAD_PAYLOAD_MAX_BYTES
 from tests.ingest.helpers import SITE, T0, counter_sample, iso
 
 PLANT = parse_plant({
