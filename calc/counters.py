@@ -16,8 +16,10 @@ or replacement; nothing counted twice, nothing invented, nothing dropped without
   reading of a float or 64-bit register is counted, and a replacement by a counter reading lower is taken for a
   reset (its reading counted as energy since zero). Configure `max_power_kw` or `max_rate_per_h` to close it.
 - Known limits: a wrap is confirmed by the next reading, so a fault in that very reading can be misread (e.g. taken
-  for a replacement: the interval's energy is lost, never doubled); and a fault on a counter that has not moved
-  since the last fault is judged against the baseline before both.
+  for a replacement: the interval's energy is lost, never doubled); a fault on a counter that has not moved
+  since the last fault is judged against the baseline before both; and a reset of a counter still so low that the
+  flow after the restart overtakes its old value by the next reading is taken for a transient glitch (the old
+  value, under two intervals' energy, is lost, never doubled).
 """
 
 from __future__ import annotations

@@ -121,9 +121,9 @@ class IngestSettings(BaseModel):
                                    "allows and below the shipped broker's packet cap (32 MiB)")
     ack_interval_s: float = Field(default=1.0, gt=0, le=60, description="how often the edge agents' end-to-end "
                                   "acks (carbonwatch/v1/<site>/edge/<agent>/ack) are sent, batched per agent")
-    gap_after_s: float = Field(default=900.0, gt=0, allow_inf_nan=False, description="a counted delta over a "
+    gap_after_s: float = Field(default=3600.0, gt=0, allow_inf_nan=False, description="a counted delta over a "
                                "longer interval is spread over it (flag estimated), cut at every minute, whatever "
-                               "its flags say (publishers that do not flag gaps)")
+                               "its flags say (publishers that do not flag gaps; hourly interval data is not spread)")
     gap_flagged_after_s: float = Field(default=180.0, gt=0, allow_inf_nan=False, description="a counted delta the "
                                        "edge flagged gap or stuck is spread over its interval when it is longer "
                                        "than this")

@@ -80,7 +80,7 @@ class Converter:
     def __init__(self, plant: Plant, plant_data: Mapping[str, Any] | None = None, factors: FactorSet | None = None,
                  max_future_s: float = 300.0, clock: Callable[[], float] | None = None,
                  source: str = "<plant>", fast: bool = True,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, gap_after_s: float = 900.0,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, gap_after_s: float = 3600.0,
                  gap_flagged_after_s: float = 180.0, gap_max_segments: int = DEFAULT_MAX_SEGMENTS) -> None:
         import time
 

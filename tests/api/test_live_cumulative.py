@@ -169,8 +169,9 @@ def test_stream_today_co2e_equals_the_balance_at_a_still_moment(tmp_path: Path) 
             ingest.send(app, c, counter("m1", hour, TODAY + timedelta(hours=hour), "active_energy_import",
                                         2.0, "kWh"))
         for minute in range(4):
-            ingest.send(app, c, counter("g1", minute, NOW - timedelta(minutes=10 - minute), "volume", 25.0, "m^3"))
-        replay = counter("g1", 3, NOW - timedelta(minutes=7), "volume", 25.0, "m^3")
+            ingest.send(app, c, counter("g1", minute, NOW - timedelta(minutes=10 - minute), "volume", 25.0, "m^3",
+                                            interval_s=60.0))
+        replay = counter("g1", 3, NOW - timedelta(minutes=7), "volume", 25.0, "m^3", interval_s=60.0)
         assert ingest.send(app, c, replay) == 0                 # a duplicate: ingest publishes nothing for it
         balances = [d for e, d in drain(queue) if e == "balance"]
         balance = c.get("/v1/balance", params={"period": "today"}, headers=env.h("viewer")).json()

@@ -61,9 +61,10 @@ def flow(meter: str, seq: int, ts: datetime, quantity: str, value: float, unit: 
         Sample(ts=ts, quantity=quantity, value=value, unit=unit),))
 
 
-def counter(meter: str, seq: int, ts: datetime, quantity: str, delta: float, unit: str) -> ReadingMessage:
+def counter(meter: str, seq: int, ts: datetime, quantity: str, delta: float, unit: str,
+            interval_s: float = 3600.0) -> ReadingMessage:
     return ReadingMessage(meter=meter, seq=seq, samples=(
-        Sample(ts=ts, quantity=quantity, value=1000.0 + seq * delta, unit=unit, delta=delta, interval_s=3600.0),))
+        Sample(ts=ts, quantity=quantity, value=1000.0 + seq * delta, unit=unit, delta=delta, interval_s=interval_s),))
 
 
 class RateEnv(Env):

@@ -42,8 +42,9 @@ def convert(c: Converter, *samples: dict[str, Any]) -> list[list[Any]]:
     (120.0, ["gap"], False),    # flagged, but within gap_flagged_after_s (180 s)
     (240.0, ["gap"], True),     # flagged and past it
     (240.0, ["stuck"], True),   # a stuck counter catching up: spread over the stuck span
-    (240.0, [], False),         # unflagged: only past gap_after_s (900 s)
-    (901.0, [], True),
+    (240.0, [], False),         # unflagged: only past gap_after_s (3600 s)
+    (3600.0, [], False),        # hourly interval data is not a gap
+    (3601.0, [], True),
     (60.0, [], False),
 ])
 def test_which_samples_are_spread(interval_s: float, flags: list[str], spread: bool) -> None:
