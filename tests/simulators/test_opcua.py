@@ -141,8 +141,8 @@ async def test_stuck_and_counter_reset_on_a_totaliser() -> None:
             await server.publish()  # type: ignore[attr-defined]
             assert await totaliser.read_value() == stuck
             plant.clear_fault("steam-1")
+            plant.pause()  # first: at 600x a step between the reset and the read would move the counter on
             plant.set_fault("steam-1", FaultSpec(fault="counter_reset"))
-            plant.pause()
             await server.publish()  # type: ignore[attr-defined]
             assert await totaliser.read_value() == 0.0
             assert plant.truth()["meters"]["steam-1"]["counters"]["mass"]["produced"] > produced0 + 50
