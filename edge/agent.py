@@ -13,8 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from typing import Any
 
+from msgspec import structs
+
 from calc import topics
 from edge.batching import Batcher
+from edge.clock import AnchoredClock
 from edge.config import EdgeConfig, MeterDevice, OpcUaGateway
 from edge.drivers import Driver, make_driver
 from edge.logs import Throttled
@@ -37,14 +40,18 @@ class Agent:
         self.config = config
         self.site = config.site.id
         self.agent_id = config.edge.agent
-        self.clock = clock or SystemClock()
+        # samples are stamped from a monotonic-anchored clock (edge.clock) unless a test brings its own
+        self.anchored = AnchoredClock(config.edge.clock_settle_s, config.edge.clock_tolerance_s) if clock is None \
+            else None
+        self.clock: Clock = clock or self.anchored or SystemClock()
         edge = config.edge
         self.spool = Spool(edge.state_dir / "edge.sqlite", edge.spool_max_messages)
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-sqlite")
         self._queue: asyncio.Queue[Poll | None] = asyncio.Queue()  # None: stop after what came before
         self._stopping = False  # the writer's next round is its last
         self.meters = {m.id: m for m in config.meters}
-        self.trackers = {m.id: MeterTracker(m.id, m.stuck_after, m.max_power_kw, self._skew(m)) for m in config.meters}
+        self.trackers = {m.id: MeterTracker(m.id, m.stuck_after, m.max_power_kw, self._skew(m), m.max_rate_per_h,
+                                            m.interval_s, m.gap_factor) for m in config.meters}
         self.states: dict[str, MeterState] = {}
         self.seqs: dict[str, int] = {}
         self.topics = {m.id: topics.reading(self.site, m.area, m.id) for m in config.meters}
@@ -94,6 +101,8 @@ class Agent:
 
     # -- polling --------------------------------------------------------------------------------------------
     def submit(self, poll: Poll) -> None:
+        if self.anchored is not None and self.anchored.doubt is not None:
+            poll = structs.replace(poll, clock=self.anchored.doubt)
         self._queue.put_nowait(poll)
 
     async def _tracker(self) -> None:

@@ -60,6 +60,10 @@ class Batcher:
         for meter, pending in list(self._pending.items()):
             if force or pending.polls >= self.max_polls or now - pending.since >= self.max_age_s:
                 del self._pending[meter]
+                if not pending.samples:
+                    # every reading deferred (a counter's anomalous reading awaits the next): no message; the
+                    # tentative state goes with the meter's next one
+                    continue
                 seq = self._next_seq.get(meter, self.seqs.get(meter, 0))
                 self._next_seq[meter] = seq + 1
                 payload = encode_reading(meter, seq, self.agent, pending.samples)

@@ -116,7 +116,14 @@ class MeterDevice(BaseModel):
     points: tuple[Point, ...] = ()
     interval_s: float = Field(default=10.0, ge=0.01, le=86400)
     stuck_after: int = Field(default=3, ge=1, description="polls with a still counter and power > 0")
-    max_power_kw: float | None = Field(default=None, gt=0)
+    max_power_kw: float | None = Field(default=None, gt=0, description="most power the meter carries: an energy "
+                                       "counter advancing faster (x1.5) is implausible (its reading is deferred, "
+                                       "then held or bridged)")
+    max_rate_per_h: float | None = Field(default=None, gt=0, allow_inf_nan=False, description="the same limit for a "
+                                         "counter that is not electric energy, in its unit per hour (e.g. m3/h for "
+                                         "gas); without either, a limit is learned from the meter's history")
+    gap_factor: float = Field(default=3.0, gt=1, le=1000, description="an interval above this many poll intervals "
+                              "is flagged `gap` (ingest spreads its energy over it)")
     pulse_m3: float | None = Field(default=None, gt=0, allow_inf_nan=False,
                                    description="pulse-counter maps: m3 per pulse (the counter's scale)")
     _points: tuple[Point, ...] = PrivateAttr(default=())
@@ -186,6 +193,11 @@ class EdgeSettings(BaseModel):
     batch_polls: int = Field(default=1, ge=1, le=1000, description="polls of one meter per reading message")
     batch_max_s: float = Field(default=1.0, gt=0, le=3600, description="longest a poll waits for its batch")
     status_interval_s: float = Field(default=30.0, gt=0)
+    clock_tolerance_s: float = Field(default=2.0, gt=0, le=3600, description="a wall-clock step larger than this "
+                                     "(against the agent's monotonic-anchored time) is logged, and samples are "
+                                     "flagged `clock` and keep the anchored time")
+    clock_settle_s: float = Field(default=300.0, ge=0, le=86400 * 7, description="how long the wall clock must stay "
+                                  "at its new offset before the agent re-anchors to it (stamps follow it from then)")
     live_share: float = Field(default=0.5, gt=0, le=1, description="share of the window kept for fresh samples "
                               "while a backlog is replayed")
 

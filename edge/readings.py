@@ -1,47 +1,57 @@
-"""Turns one poll of a meter into samples: counter deltas, quality and reasons, stuck and clock checks (pure).
+"""Turns one poll of a meter into samples: counter energy by calc.counters' one algorithm, quality, reasons, clock
+flags (pure).
 
-The tracker never mutates its state: `track` returns the samples and the meter's next state, and the
-caller adopts that state only once the samples are safely spooled. A reading that is not kept therefore
-leaves the baseline where it was, and its energy arrives with the next reading that is kept.
+The tracker never mutates its state: `track` returns the samples and the meter's next state, and the caller
+adopts that state only once the samples are safely spooled. A reading that is not kept therefore leaves the
+baseline where it was, and its energy arrives with the next reading that is kept. An anomalous counter reading is
+deferred (kept in the state, which the spool stores) and emitted with the next reading, once it says what it was.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgspec
 from msgspec import structs
 
-from calc.counters import counter_delta
+from calc import counters
 from calc.schema import Flag, Quality
 from calc.units import UnitError, conversion_factor
 from edge.drivers import PointValue
 from edge.points import Point, scaled
 from edge.wire import EdgeSample
 
-SPIKE_MARGIN = 1.5  # a delta implying more than this × max power is flagged as a spike
+SPIKE_MARGIN = 1.5  # slack on a configured limit: a delta implying more than this x max power is implausible
+_WORST = {Quality.GOOD: 0, Quality.UNCERTAIN: 1, Quality.BAD: 2}
 
 
 class CounterState(msgspec.Struct, frozen=True, gc=False):
-    """The last good reading of one counter, and how long it has stood still while power flowed."""
+    """One counter's memory: the baseline (the last good reading) and the tracker's full state (deferred reading,
+    learned peak rate, when it last moved, stuck count). `track` None: a baseline from a spool of an older agent."""
 
     raw: int | float
     ts: datetime
-    still_polls: int = 0
-    still_expected: float = 0.0  # counter units the rate points say should have accrued meanwhile
+    track: counters.CounterState | None = None
+
+    def tracked(self) -> counters.CounterState:
+        if self.track is not None:
+            return self.track
+        at = self.ts.timestamp()
+        return counters.CounterState(self.raw, at, at)
 
 
 MeterState = dict[str, CounterState]  # quantity -> state
 
 
 class Poll(msgspec.Struct, frozen=True, gc=False):
-    """One poll of one meter: when, and what the driver got."""
+    """One poll of one meter: when, what the driver got, and why its time is in doubt (edge.clock), if it is."""
 
     meter_id: str
     ts: datetime
     values: tuple[PointValue, ...]
+    clock: str | None = None
 
 
 def _rate_factor(counter: Point, gauge: Point) -> float | None:
@@ -54,10 +64,9 @@ def _rate_factor(counter: Point, gauge: Point) -> float | None:
         return None
 
 
-def _resolution(spec: _Spec, value: float) -> float:
-    if spec.integer_register:
-        return abs(spec.scale)
-    return max(abs(value) * 2.0 ** -22, 1e-3)
+def _when(at_s: float, poll_ts: datetime, poll_s: float) -> datetime:
+    """The datetime of an emitted reading: the poll's own, or a deferred reading's (exact to the microsecond)."""
+    return poll_ts if at_s == poll_s else datetime.fromtimestamp(at_s, UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,17 +82,18 @@ class _Spec:
     min: float | None
     max: float | None
     width_bits: int | None
-    integer_register: bool  # a Modbus integer: its resolution is one step of the scale
-    to_kwh: float | None  # unit -> kWh, for the spike check (None: not an energy)
+    tracker: counters.CounterTracker | None  # counters only
 
     @classmethod
-    def of(cls, point: Point) -> _Spec:
-        try:
-            to_kwh: float | None = conversion_factor(point.unit, "kWh")
-        except UnitError:
-            to_kwh = None
+    def of(cls, point: Point, meter: MeterTracker) -> _Spec:
+        tracker = None
+        if point.kind == "counter":
+            tracker = counters.CounterTracker(counters.CounterPolicy(
+                width_bits=point.width_bits, scale=point.scale, max_rate_per_s=meter.max_rate_per_s(point.unit),
+                tolerance=SPIKE_MARGIN, expected_interval_s=meter.interval_s, gap_factor=meter.gap_factor,
+                stuck_after=meter.stuck_after, unit=point.unit))
         return cls(point, point.quantity, point.unit, point.scale, point.kind == "counter", point.not_available,
-                   point.min, point.max, point.width_bits, point.is_integer and point.node is None, to_kwh)
+                   point.min, point.max, point.width_bits, tracker)
 
     def problem(self, raw: int | float, value: float) -> str | None:
         """Why the value is unusable (the device's "not available" pattern, out of range), else None."""
@@ -95,21 +105,37 @@ class _Spec:
 
 
 class MeterTracker:
-    """Per meter: the counter arithmetic and quality rules; one tracker per meter, fed in poll order."""
+    """Per meter: the counter arithmetic (calc.counters) and quality rules; one tracker per meter, fed in poll order.
+
+    A counter's plausibility limit: `max_power_kw` for an energy counter (via its unit), else `max_rate_per_h` in
+    the counter's unit per hour, else one learned from the meter's history (calc.counters)."""
 
     def __init__(self, meter_id: str, stuck_after: int = 3, max_power_kw: float | None = None,
-                 max_clock_skew_s: float = 300.0) -> None:
+                 max_clock_skew_s: float = 300.0, max_rate_per_h: float | None = None,
+                 interval_s: float | None = None, gap_factor: float = 3.0) -> None:
         self.meter_id = meter_id
         self.stuck_after = stuck_after
         self.max_power_kw = max_power_kw
         self.max_clock_skew_s = max_clock_skew_s
+        self.max_rate_per_h = max_rate_per_h
+        self.interval_s = interval_s
+        self.gap_factor = gap_factor
         self._rates: dict[str, tuple[Point, float] | None] = {}
         self._specs: dict[int, _Spec] = {}
+
+    def max_rate_per_s(self, unit: str) -> float | None:
+        """The configured limit of a counter in `unit`, per second, or None (then it is learned)."""
+        if self.max_power_kw is not None:
+            try:
+                return self.max_power_kw / 3600.0 * conversion_factor("kWh", unit)
+            except UnitError:
+                pass  # not an energy counter: max_power_kw says nothing of it
+        return self.max_rate_per_h / 3600.0 if self.max_rate_per_h is not None else None
 
     def _spec(self, point: Point) -> _Spec:
         spec = self._specs.get(id(point))
         if spec is None or spec.point is not point:  # an id can be reused once a point is gone
-            spec = self._specs[id(point)] = _Spec.of(point)
+            spec = self._specs[id(point)] = _Spec.of(point, self)
         return spec
 
     def _rate_of(self, counter: Point, values: tuple[PointValue, ...]) -> float | None:
@@ -138,25 +164,27 @@ class MeterTracker:
         new_state = dict(state)
         for pv in poll.values:
             spec = self._spec(pv.point)
-            ts, skew = poll.ts, None
+            ts, skew = poll.ts, poll.clock
             if pv.source_ts is not None:
                 off_s = (pv.source_ts - poll.ts).total_seconds()
                 if abs(off_s) <= self.max_clock_skew_s:
                     ts = pv.source_ts
                 else:  # the device's clock is not to be trusted: keep the agent's time, say so
-                    skew = f"clock: source time {off_s:+.0f} s off the agent's; agent time used"
-            if not spec.counter:
-                sample, counter_state = self._gauge(spec, pv, ts), None
+                    skew = "; ".join(r for r in (skew, f"clock: source time {off_s:+.0f} s off the agent's; agent "
+                                                 "time used") if r)
+            if spec.tracker is None:
+                out = [self._gauge(spec, pv, ts)]
             else:
-                sample, counter_state = self._counter(spec, pv, ts, state.get(spec.quantity), poll.values)
+                out, counter_state = self._counter(spec, spec.tracker, pv, ts, state.get(spec.quantity),
+                                                   poll.values)
+                if counter_state is not None:
+                    new_state[spec.quantity] = counter_state
             if skew is not None:
-                sample = structs.replace(
+                out = [structs.replace(
                     sample, flags=(*sample.flags, Flag.CLOCK),
                     quality=Quality.BAD if sample.quality == Quality.BAD else Quality.UNCERTAIN,
-                    reason="; ".join(r for r in (sample.reason, skew) if r)[:200])
-            samples.append(sample)
-            if counter_state is not None:
-                new_state[spec.quantity] = counter_state
+                    reason="; ".join(r for r in (sample.reason, skew) if r)[:200]) for sample in out]
+            samples += out
         return samples, new_state
 
     @staticmethod
@@ -171,61 +199,40 @@ class MeterTracker:
                               Quality.BAD, problem)
         return EdgeSample(ts, spec.quantity, value, spec.unit, None, None, pv.quality, pv.reason)
 
-    def _counter(self, spec: _Spec, pv: PointValue, ts: datetime, prev: CounterState | None,
-                 values: tuple[PointValue, ...]) -> tuple[EdgeSample, CounterState | None]:
+    def _counter(self, spec: _Spec, tracker: counters.CounterTracker, pv: PointValue, ts: datetime,
+                 prev: CounterState | None, values: tuple[PointValue, ...]
+                 ) -> tuple[list[EdgeSample], CounterState | None]:
         quantity, unit, raw = spec.quantity, spec.unit, pv.raw
-        last_value = float(prev.raw) * spec.scale if prev is not None else 0.0
         if raw is None or pv.quality == Quality.BAD:
-            return EdgeSample(ts, quantity, last_value, unit, None, None, Quality.BAD, pv.reason or "no value"), None
+            last_value = float(prev.raw) * spec.scale if prev is not None else 0.0
+            return [EdgeSample(ts, quantity, last_value, unit, None, None, Quality.BAD, pv.reason or "no value")], None
         value = float(raw) * spec.scale
         problem = spec.problem(raw, value)
         if problem is not None:
-            return EdgeSample(ts, quantity, last_value, unit, None, None, Quality.BAD, problem), None
-        if prev is None:
-            return (EdgeSample(ts, quantity, value, unit, None, None, pv.quality, pv.reason, (Flag.FIRST,)),
-                    CounterState(raw, ts))
-        interval_s = (ts - prev.ts).total_seconds()
-        if interval_s <= 0:
-            # the clock went back (or the device repeated a timestamp): keep the baseline, say so
-            return EdgeSample(ts, quantity, value, unit, None, None, Quality.UNCERTAIN,
-                              f"clock: {interval_s:.3f} s since the previous reading", (Flag.CLOCK,)), None
-        flag: Flag | None
-        if isinstance(raw, int) and isinstance(prev.raw, int):
-            delta, flag = counter_delta(prev.raw, raw, spec.width_bits, spec.scale)
-        elif raw >= prev.raw:
-            delta, flag = (float(raw) - float(prev.raw)) * spec.scale, None
-        else:
-            delta, flag = float(raw) * spec.scale, Flag.RESET
-        quality = pv.quality
-        if flag is None and delta > 0 and not pv.reason and (
-                self.max_power_kw is None or spec.to_kwh is None
-                or delta * spec.to_kwh / (interval_s / 3600.0) <= self.max_power_kw * SPIKE_MARGIN):
-            # the common case: the counter moved, within reason; nothing to flag or explain
-            return EdgeSample(ts, quantity, value, unit, delta, interval_s, quality), CounterState(raw, ts)
-        flags: list[Flag] = [flag] if flag is not None else []
-        reasons = [pv.reason] if pv.reason else []
-        if flag is Flag.RESET:
-            quality = Quality.UNCERTAIN
-            reasons.append(f"reset: counter went from {float(prev.raw) * spec.scale} to {value} {unit}")
-        elif flag is Flag.ROLLOVER:
-            reasons.append(f"rollover at {spec.width_bits} bits")
-        still, expected = 0, 0.0
-        if delta == 0:
-            rate = self._rate_of(spec.point, values)
-            if rate is not None and rate > 0:
-                still = prev.still_polls + 1
-                expected = prev.still_expected + rate * interval_s / 3600.0
-                if still >= self.stuck_after and expected > 2 * _resolution(spec, value):
-                    flags.append(Flag.STUCK)
-                    quality = Quality.UNCERTAIN
-                    reasons.append(f"stuck: counter still for {still} polls while its rate is above zero "
-                                   f"({expected:.6g} {unit} expected)")
-        if self.max_power_kw is not None and delta > 0 and spec.to_kwh is not None:
-            implied_kw = delta * spec.to_kwh / (interval_s / 3600.0)
-            if implied_kw > self.max_power_kw * SPIKE_MARGIN:
-                flags.append(Flag.SPIKE)
-                quality = Quality.UNCERTAIN
-                reasons.append(f"spike: implies {implied_kw:.6g} kW, max {self.max_power_kw} kW")
-        sample = EdgeSample(ts, quantity, value, unit, delta, interval_s, quality,
-                            "; ".join(reasons)[:200] or None, tuple(flags))
-        return sample, CounterState(raw, ts, still, expected)
+            last_value = float(prev.raw) * spec.scale if prev is not None else 0.0
+            return [EdgeSample(ts, quantity, last_value, unit, None, None, Quality.BAD, problem)], None
+        track = prev.tracked() if prev is not None else counters.CounterState()
+        rate_per_s = None
+        if track.held_raw is None and raw == track.last_raw:  # standing still: is energy flowing? (stuck check)
+            rate_per_h = self._rate_of(spec.point, values)
+            rate_per_s = rate_per_h / 3600.0 if rate_per_h is not None else None
+        at_s = ts.timestamp()
+        track, emitted = tracker.step(track, raw, at_s, rate_per_s)
+        if track.last_raw is None or track.last_ts is None:  # unreachable: a step always leaves a baseline
+            raise AssertionError("counter state without a baseline")
+        if track.last_ts == at_s or prev is None:  # the baseline moved to this reading
+            baseline = CounterState(track.last_raw, _when(track.last_ts, ts, at_s), track)
+        else:  # deferred or ignored: the baseline stays
+            baseline = CounterState(prev.raw, prev.ts, track)
+        samples = []
+        for e in emitted:
+            if e.kind is counters.Kind.NORMAL and e.ts == at_s and not pv.reason:
+                # the common case: the counter moved, within reason; nothing to flag or explain
+                samples.append(EdgeSample(ts, quantity, value, unit, e.delta, e.interval_s, pv.quality, None,
+                                          e.flags))
+                continue
+            quality = e.quality if _WORST[e.quality] >= _WORST[pv.quality] else pv.quality
+            reasons = "; ".join(r for r in (pv.reason if e.ts == at_s else None, e.reason) if r) or None
+            samples.append(EdgeSample(_when(e.ts, ts, at_s), quantity, float(e.raw) * spec.scale, unit, e.delta,
+                                      e.interval_s, quality, reasons[:200] if reasons else None, e.flags))
+        return samples, baseline

@@ -91,4 +91,6 @@ class MeterPoller:
             if following <= now:
                 self.overruns += 1
                 following = next_tick(now, self.interval_s)
+            elif following - now > self.interval_s * (2 + self._backoff_max_ticks):
+                following = next_tick(now, self.interval_s)  # the clock went back (edge.clock re-anchored)
             tick = following

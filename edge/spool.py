@@ -1,4 +1,4 @@
-"""The agent's on-disk state in one SQLite file: counter baselines, sequence numbers and the outgoing spool.
+"""The agent's on-disk state in one SQLite file: counter states, sequence numbers and the outgoing spool.
 
 A reading message, the counter baselines it advanced and the meter's next sequence number are written in
 one transaction, fsynced (synchronous=FULL), so after a crash or a power cut the three agree: no energy is lost
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import msgspec
 
+from calc import counters
 from edge.compaction import merge
 from edge.readings import CounterState, MeterState
 from edge.wire import WireError
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS counters (
-    meter TEXT NOT NULL, quantity TEXT NOT NULL, raw TEXT NOT NULL, ts TEXT NOT NULL,
+    meter TEXT NOT NULL, quantity TEXT NOT NULL, raw TEXT NOT NULL, ts TEXT NOT NULL, state TEXT,
     PRIMARY KEY (meter, quantity));
 CREATE TABLE IF NOT EXISTS seqs (meter TEXT PRIMARY KEY, next_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS spool (
@@ -40,6 +41,8 @@ CREATE TABLE IF NOT EXISTS spool (
 CREATE INDEX IF NOT EXISTS spool_meter_seq ON spool (meter, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+_track_encoder = msgspec.json.Encoder()
+_track_decoder = msgspec.json.Decoder(counters.CounterState)  # fields an older agent did not write take defaults
 COUNTERS = ("refused", "compactions", "merged")  # durable counts, in meta
 SCAN_ROWS = 512  # rows read at a time while compacting
 
@@ -93,6 +96,9 @@ class Spool:
         # the last commits while what they published had gone, and the rolled-back baseline would count it twice
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        if "state" not in {row[1] for row in self._db.execute("PRAGMA table_info(counters)")}:
+            # a spool of an agent before the counter tracker's full state: its baselines stay (state NULL)
+            self._db.execute("ALTER TABLE counters ADD COLUMN state TEXT")
         self.size = int(self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
         fence = self._meta("fence")
         if fence is None:  # a spool of an agent that kept no fence: any of its rows may have been published
@@ -128,8 +134,9 @@ class Spool:
     def load_state(self) -> tuple[dict[str, MeterState], dict[str, int]]:
         """Counter baselines per meter and quantity, and each meter's next sequence number."""
         states: dict[str, MeterState] = {}
-        for meter, quantity, raw, ts in self._db.execute("SELECT meter, quantity, raw, ts FROM counters"):
-            states.setdefault(meter, {})[quantity] = CounterState(json.loads(raw), datetime.fromisoformat(ts))
+        for meter, quantity, raw, ts, full in self._db.execute("SELECT meter, quantity, raw, ts, state FROM counters"):
+            track = _track_decoder.decode(full) if full is not None else None
+            states.setdefault(meter, {})[quantity] = CounterState(json.loads(raw), datetime.fromisoformat(ts), track)
         seqs = {meter: int(seq) for meter, seq in self._db.execute("SELECT meter, next_seq FROM seqs")}
         return states, seqs
 
@@ -258,9 +265,11 @@ class Spool:
         """Counter baselines and next sequence numbers after these messages (one per meter)."""
         outs = list(outs)
         cur.executemany(
-            "INSERT INTO counters (meter, quantity, raw, ts) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (meter, quantity) DO UPDATE SET raw = excluded.raw, ts = excluded.ts",
-            [(out.meter, q, json.dumps(s.raw), s.ts.isoformat()) for out in outs for q, s in out.state.items()])
+            "INSERT INTO counters (meter, quantity, raw, ts, state) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (meter, quantity) DO UPDATE SET raw = excluded.raw, ts = excluded.ts, state = excluded.state",
+            [(out.meter, q, json.dumps(s.raw), s.ts.isoformat(),
+              _track_encoder.encode(s.track).decode() if s.track is not None else None)
+             for out in outs for q, s in out.state.items()])
         cur.executemany("INSERT INTO seqs (meter, next_seq) VALUES (?, ?) "
                         "ON CONFLICT (meter) DO UPDATE SET next_seq = excluded.next_seq",
                         [(out.meter, out.seq + 1) for out in outs])

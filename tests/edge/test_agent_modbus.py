@@ -28,7 +28,7 @@ def gateway(port: int) -> str:
 
 def pm5000(meter_id: str, unit: int, interval_s: float = 0.2) -> str:
     return (f'[[meters]]\nid = "{meter_id}"\narea = "pressing"\nline = "line-1"\ncarrier = "electricity"\n'
-            f'max_power_kw = 500.0\ngateway = "gw1"\nunit_id = {unit}\nmap = "schneider_pm5000"\n'
+            f'max_power_kw = 50000.0\ngateway = "gw1"\nunit_id = {unit}\nmap = "schneider_pm5000"\n'
             f'interval_s = {interval_s}\nsim = {{ profile = "shift" }}\n')
 
 
@@ -194,3 +194,44 @@ async def test_full_spool_merges_what_was_never_published_and_loses_no_energy(
     assert counted == energy - START_WH, "the energy of every merged reading arrived"
     power = samples(msgs, "active_power")
     assert len({s.ts for s in power}) == len(power)
+
+
+async def test_a_transient_zero_is_bridged_not_counted(meters: tuple[int, dict[int, Meter]], mqtt_url: str,
+                                                       tmp_path: Path) -> None:
+    """The issue's case through the real agent: one zero read of the counter is published, with the next reading,
+    as a bad glitch sample without energy; the next reading counts from the last good one."""
+    port, units = meters
+    site = unique_site()
+    cfg = write_plant(tmp_path / "plant.toml", site, gateway(port), pm5000("press-1", 1), mqtt_url,
+                      tmp_path / "state")
+    collector = Collector(mqtt_url, site)
+    acker = Acker(mqtt_url, site)
+    running = Running(cfg)
+
+    def deferred() -> bool:  # a poll whose counter reading awaits the next: its message has power only
+        return any(not samples([m], "active_energy_import") for m in collector.messages())
+
+    try:
+        await running.ready()
+        await eventually(lambda: len(collector.messages()) >= 2, what="two readings")
+        units[1].put("active_energy_import", 0)
+        await eventually(deferred, what="the zero read, deferred")
+        units[1].put("active_energy_import", START_WH + 100)
+        await eventually(lambda: any(s.value == START_WH + 100 for s in samples(collector.messages(),
+                                                                                "active_energy_import")),
+                         what="the counter back")
+    finally:
+        await running.close()
+        acker.close()
+        collector.close()
+    energy = samples(once(collector.messages()), "active_energy_import")
+    glitches = [s for s in energy if s.value == 0]
+    # read zero more than once: the earlier zeros are given up (the next did not move on from them), the last is the
+    # glitch the good reading explains
+    assert glitches and all((s.delta, s.quality) == (None, Quality.BAD) for s in glitches)
+    assert glitches[-1].flags == (Flag.TRANSIENT,)
+    bridged = next(s for s in energy if s.value == START_WH + 100)
+    assert bridged.delta == 100 and Flag.TRANSIENT in bridged.flags
+    assert sum(s.delta or 0.0 for s in energy) == 100
+    times = [s.ts for s in energy]
+    assert times == sorted(times)
