@@ -56,8 +56,8 @@ class SqliteStoreSettings(BaseModel):
         default=400.0, ge=0, allow_inf_nan=False, description="one-minute rollups older than this are deleted "
         "(0: kept forever); at least retention_days. Older totals are cut at quarter hours")
     deadletter_retention_days: float = Field(
-        default=550.0, ge=0, allow_inf_nan=False, description="dead letters (refused and held readings, with "
-        "their reasons) received longer ago than this are deleted (0: kept forever)")
+        default=550.0, ge=0, allow_inf_nan=False, description="dead letters (refused readings, with their "
+        "reasons) received longer ago than this are deleted (0: kept forever); held energy is never deleted")
 
     @model_validator(mode="after")
     def _minutes_outlive_raw_points(self) -> SqliteStoreSettings:
@@ -106,7 +106,8 @@ class IngestSettings(BaseModel):
     client_id: str | None = Field(default=None, min_length=1, max_length=128)
     share_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-]+$",
                                     description="subscribe as $share/GROUP/... so several workers split the load")
-    max_future_s: float = Field(default=300.0, ge=0, description="samples stamped later than now + this are "
+    max_future_s: float = Field(default=300.0, ge=0, description="samples stamped later than now + this cannot "
+                                "be placed: a counted delta is held (an engineer places it), anything else is "
                                 "dead-lettered")
     batch_max_messages: int = Field(default=500, ge=1)
     buffer_path: str | None = Field(default=None, description="on-disk buffer used while the store is down")
@@ -120,6 +121,16 @@ class IngestSettings(BaseModel):
                                    "allows and below the shipped broker's packet cap (32 MiB)")
     ack_interval_s: float = Field(default=1.0, gt=0, le=60, description="how often the edge agents' end-to-end "
                                   "acks (carbonwatch/v1/<site>/edge/<agent>/ack) are sent, batched per agent")
+    gap_after_s: float = Field(default=900.0, gt=0, allow_inf_nan=False, description="a counted delta over a "
+                               "longer interval is spread over it (flag estimated), cut at every minute, whatever "
+                               "its flags say (publishers that do not flag gaps)")
+    gap_flagged_after_s: float = Field(default=180.0, gt=0, allow_inf_nan=False, description="a counted delta the "
+                                       "edge flagged gap or stuck is spread over its interval when it is longer "
+                                       "than this")
+    gap_max_segments: int = Field(default=7 * 24 * 60, ge=1, le=1_000_000, description="a spread interval is cut at "
+                                  "every minute up to this many segments (a week), above at quarter hours (every "
+                                  "time zone's days, months and years start on one), and above that many quarter "
+                                  "hours at whole multiples of a quarter hour")
 
 
 class IngestConfig(BaseModel):

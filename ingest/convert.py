@@ -23,6 +23,7 @@ import pydantic_core
 from pydantic import ValidationError
 
 from calc import topics
+from calc.apportion import DEFAULT_MAX_SEGMENTS, apportion
 from calc.factors import FactorSet, default_factor_set
 from calc.plant import Carrier, Meter, Plant
 from calc.plant_factors import plant_factors
@@ -32,15 +33,24 @@ from calc.units import conversion_factor
 from ingest.config import DEFAULT_MAX_MESSAGE_BYTES
 from ingest.fastschema import FastMessage, FastSample, fast_decode, from_sample, slow_ts, utc_us, utc_us_many
 from ingest.points import (
+    AGENT,
     CO2E,
+    DELTA,
     ENERGY,
     FACTOR,
+    FLAGS,
+    METER,
+    QUALITY,
+    QUANTITY,
+    SEQ,
     TS,
+    UNIT,
     Batch,
     Converted,
     Counted,
     DeadLetter,
     FactorInfo,
+    HeldRow,
     MeterInfo,
     Point,
     ts_to_us,
@@ -93,6 +103,7 @@ class _Pending:
 
     rows: list[list[Any]] = field(default_factory=list)
     meter_spans: list[tuple[int, int]] = field(default_factory=list)  # (meter index, how many rows), in order
+    estimated: list[int] = field(default_factory=list)  # indexes of rows that are shares of a gap
 
 
 class Converter:
@@ -105,7 +116,8 @@ class Converter:
     def __init__(self, plant: Plant, plant_data: Mapping[str, Any] | None = None, factors: FactorSet | None = None,
                  max_future_s: float = 300.0, clock: Callable[[], float] | None = None,
                  source: str = "<plant>", fast: bool = True,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, gap_after_s: float = 900.0,
+                 gap_flagged_after_s: float = 180.0, gap_max_segments: int = DEFAULT_MAX_SEGMENTS) -> None:
         import time
 
         self.plant = plant
@@ -118,6 +130,8 @@ class Converter:
         self.clock = clock or time.time
         self.fast = fast  # False: every message through calc.schema (tests compare both paths)
         self.max_message_bytes = max_message_bytes
+        self.gap_after_s, self.gap_max_segments = gap_after_s, gap_max_segments
+        self.gap_lo_s = min(gap_after_s, gap_flagged_after_s)
         self._scales: dict[tuple[str, str], float | None] = {}
         infos = [FactorInfo(r.scope, r.factor_id, r.factor_version, r.unit) for r in self.table.rows]
         self._refs_array = np.asarray([i.ref for i in infos] or [0], dtype=np.int64)
@@ -144,7 +158,7 @@ class Converter:
         outs = []
         at = 0
         for (topic, payload, received_us), fast in zip(items, decoded, strict=True):
-            mark = (len(pending.rows), len(pending.meter_spans))
+            mark = (len(pending.rows), len(pending.meter_spans), len(pending.estimated))
             try:
                 if len(payload) > limit:
                     kept, reason = _oversize(payload, limit)
@@ -160,6 +174,7 @@ class Converter:
                 log.exception("converting a message on %s failed; dead-lettered", topic[:200])
                 del pending.rows[mark[0]:]
                 del pending.meter_spans[mark[1]:]
+                del pending.estimated[mark[2]:]
                 outs.append(self.failed(topic, payload, received_us, exc))
                 if fast is not None:
                     at += len(fast.samples)
@@ -175,7 +190,11 @@ class Converter:
             refs = self._refs_array[rows]
             for row, co2e, ref in zip(pending.rows, kg.tolist(), refs.tolist(), strict=True):
                 row[CO2E], row[FACTOR] = co2e, ref
-            counted = Counted(self._meter_ids[meter_idx], ts, energy, kg, refs)
+            estimated = None
+            if pending.estimated:
+                estimated = np.zeros(len(pending.rows), dtype=np.bool_)
+                estimated[pending.estimated] = True
+            counted = Counted(self._meter_ids[meter_idx], ts, energy, kg, refs, estimated)
         batch = self.batch(outs)
         batch.counted = counted
         return outs, batch
@@ -186,6 +205,7 @@ class Converter:
         for c in converted:
             out.points.extend(c.points)
             out.dead.extend(c.dead)
+            out.held.extend(c.held)
             if c.meter is not None and c.meter not in out.meters:
                 out.meters[c.meter] = self.meter_info[c.meter]
         out.factors = self.factor_info
@@ -303,6 +323,7 @@ class Converter:
         electric = meter.carrier is Carrier.ELECTRICITY
         max_kw = meter.max_power_kw * 1.05 if meter.max_power_kw is not None and electric else None
         lo_us, hi_us = self.start_us, now_us + self.max_future_us
+        gap_lo_s = self.gap_lo_s
         scales = self._scales
         last_unit: str | None = None
         scale_of_last: float | None = None
@@ -311,19 +332,20 @@ class Converter:
         for (i, s), ts_us in zip(samples, stamps, strict=True):
             delta, flags, interval_s = s.delta, s.flags, s.interval_s
             reason: str | None = None
+            held: str | None = None  # why a counted delta is held instead of counted
             if ts_us is None:  # not the plain UTC form: calc.schema decides, as it would for the whole message
                 slow = slow_ts(s)
                 if isinstance(slow, str):
                     out.dead.append(DeadLetter(now_us, out.topic, s.dump(), f"samples.{i}.{slow}", meter_id, seq, i))
                     continue
                 ts_us = slow
-            if ts_us < lo_us:
-                reason = f"ts: {s.ts} is before the plant's start {self.plant.site.start.isoformat()}"
-            elif ts_us > hi_us:
-                reason = (f"ts: {s.ts} is {(ts_us - now_us) / 1e6:.0f} s in the future "
-                          f"(limit {self.max_future_us / 1e6:.0f} s)")
-            elif delta is not None and delta < 0 and "reset" not in flags and "rollover" not in flags:
+            if delta is not None and delta < 0 and "reset" not in flags and "rollover" not in flags:
                 reason = f"delta: negative energy {delta} {s.unit} without a reset or rollover flag"
+            elif ts_us < lo_us:
+                held = f"ts: {s.ts} is before the plant's start {self.plant.site.start.isoformat()}"
+            elif ts_us > hi_us:
+                held = (f"ts: {s.ts} is {(ts_us - now_us) / 1e6:.0f} s in the future "
+                        f"(limit {self.max_future_us / 1e6:.0f} s)")
             counter = delta is not None or interval_s is not None or "first" in flags
             scale: float | None = None
             if reason is None and counter and not s.quantity.endswith("_export"):
@@ -349,11 +371,20 @@ class Converter:
                                   f"the unit of a {carrier} meter")
                 elif problem is not None:
                     reason = f"factor: {problem}"
+                elif delta is None or held is not None:
+                    pass
+                elif flags and "held" in flags:
+                    held = f"held by the edge: {s.reason or 'an implausible step it could not explain'}"
                 elif max_kw is not None and delta and interval_s and delta > 0:
                     kw = delta * scale / (interval_s / 3600.0)
                     if kw > max_kw:
-                        reason = (f"delta: quarantined, {delta} {unit} in {interval_s} s implies {kw:.1f} kW, "
-                                  f"above the meter's max {meter.max_power_kw} kW")
+                        held = (f"delta: quarantined, {delta} {unit} in {interval_s} s implies {kw:.1f} kW, "
+                                f"above the meter's max {meter.max_power_kw} kW")
+            if reason is None and held is not None:
+                if scale is not None and delta is not None and problem is None:
+                    self._hold(meter, mi, s, ts_us, scale, f"samples.{i}: {held}", seq, agent, now_us, out)
+                    continue
+                reason = held  # a gauge, or a sample without energy: nothing to hold
             if reason is not None:
                 out.dead.append(DeadLetter(now_us, out.topic, s.dump(), f"samples.{i}: {reason}", meter_id, seq, i))
                 continue
@@ -364,8 +395,54 @@ class Converter:
                 row = [meter_id, ts_us, s.quantity, s.value, s.unit, delta, interval_s,
                        delta * scale if delta is not None else 0.0, None, s.quality,
                        ",".join(flags) if flags else "", None, seq, agent]
+                if (interval_s is not None and interval_s > gap_lo_s and delta is not None
+                        and (interval_s > self.gap_after_s or "gap" in flags or "stuck" in flags)):
+                    shares = self._spread(row, s.value, interval_s)
+                    if len(shares) > 1:
+                        for share in shares:
+                            pending.estimated.append(len(pending.rows))
+                            add_point(share)
+                            add_counted(share)
+                        continue
                 add_point(row)
                 add_counted(row)
         counted = len(pending.rows) - first_counted
         if counted:
             pending.meter_spans.append((mi, counted))
+
+    def _spread(self, row: list[Any], value: float, interval_s: float) -> list[list[Any]]:
+        """A counted sample over a gap, as its shares (calc.apportion): one point per minute segment, flag
+        "estimated", value the counter interpolated; the sample's own point (its key) carries the last share.
+        An interval inside one segment is the sample alone, unchanged."""
+        spread = apportion(row[TS], interval_s, (row[DELTA], row[ENERGY]), not_before_us=self.start_us,
+                           max_segments=self.gap_max_segments)
+        n = len(spread.end_us)
+        if n == 1:
+            return [row]
+        deltas, energies = (a.tolist() for a in spread.amounts)
+        counters = (value - row[DELTA] + np.cumsum(spread.amounts[0])).tolist()
+        counters[-1] = value
+        flags = f"{row[FLAGS]},estimated" if row[FLAGS] else "estimated"
+        out = []
+        for k, (ts_us, length_s) in enumerate(zip(spread.stamp_us.tolist(), spread.length_s.tolist(), strict=True)):
+            share = [row[METER], ts_us, row[QUANTITY], counters[k], row[UNIT], deltas[k], length_s, energies[k],
+                     None, row[QUALITY], flags, None, row[SEQ], row[AGENT]]
+            out.append(share)
+        row[:] = out[-1]  # the sample's own point, carrying the last share
+        out[-1] = row
+        return out
+
+    def _hold(self, meter: Meter, mi: int, s: FastSample, ts_us: int, scale: float, reason: str, seq: int,
+              agent: str | None, now_us: int, out: Converted) -> None:
+        """A counted delta that is not counted: held, with its CO2e at its own time where a factor applies."""
+        assert s.delta is not None
+        energy = s.delta * scale
+        kg, rows = self.table.co2e_kg(np.asarray([mi], dtype=np.intp), np.asarray([energy], dtype=np.float64),
+                                      np.asarray([ts_us], dtype="datetime64[us]"))
+        ok = int(rows[0]) >= 0 and bool(np.isfinite(kg[0]))
+        out.held.append(HeldRow(meter=meter.id, ts_us=ts_us, quantity=s.quantity, value=s.value, unit=s.unit,
+                                delta=s.delta, interval_s=s.interval_s, energy=energy,
+                                energy_unit=self.table.units[mi], co2e_kg=float(kg[0]) if ok else None,
+                                factor_ref=int(self._refs_array[int(rows[0])]) if ok else None, quality=s.quality,
+                                flags=",".join(s.flags), reason=reason[:1000], seq=seq, agent=agent,
+                                received_us=now_us))

@@ -1,4 +1,4 @@
-"""Ingest's counters (received, stored, duplicates, conflicts, dead-lettered, buffered, lag) for the API's /metrics.
+"""Ingest's counters (received, stored, duplicates, held, dead-lettered, buffered, lag) for the API's /metrics.
 
 In the ingest process `current()` returns the live object; other processes (the API) read the JSON
 snapshot each worker writes every second with `read_metrics(paths)` and render them with prometheus_client
@@ -43,6 +43,9 @@ class IngestMetrics:
     acks_waiting: int = 0  # messages durable but not yet acknowledged to their agent (sent within a second)
     dead_letters_unstored: int = 0  # dead letters the store refused too (published on the topic only)
     housekeeping_errors: int = 0  # retention runs that failed (retried later)
+    held_records: int = 0  # counted deltas stored as held (new records), for an engineer to release or reject
+    held_energy_kwh: float = 0.0  # their energy, of meters counted in kWh (electricity)
+    estimated_points: int = 0  # points that are a share of a gap spread over it (flag estimated)
     updated: float = field(default_factory=time.time)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -91,6 +94,9 @@ COUNTERS: dict[str, str] = {
     "acked_messages": "reading messages acknowledged to their edge agent as durable",
     "dead_letters_unstored": "dead letters the store refused too (published on the dead-letter topic only)",
     "housekeeping_errors": "retention runs that failed (tried again later)",
+    "held_records": "counted deltas stored as held (not counted until an engineer releases them)",
+    "held_energy_kwh": "energy of the held records of meters counted in kWh",
+    "estimated_points": "points stored as a share of a gap's energy spread over the gap (flag estimated)",
 }
 GAUGES: dict[str, str] = {
     "buffered": "messages in the on-disk buffer now",

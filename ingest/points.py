@@ -78,6 +78,40 @@ class DeadLetter:
         return json.dumps(doc).encode()
 
 
+@dataclass(frozen=True, slots=True)
+class HeldRow:
+    """A counted delta that is measured but not counted: stored as held with its reason (a confirmed implausible
+    jump, a delta above the meter's max power, a time that cannot be placed), counted once an engineer releases
+    it. Keyed like a point by (site, meter, ts_us, quantity); the same key and content again is a duplicate."""
+
+    meter: str
+    ts_us: int
+    quantity: str
+    value: float
+    unit: str
+    delta: float
+    interval_s: float | None
+    energy: float          # in energy_unit, the meter's factor unit
+    energy_unit: str
+    co2e_kg: float | None  # with the factor valid at ts_us; None when none applies there
+    factor_ref: int | None
+    quality: str
+    flags: str
+    reason: str
+    seq: int
+    agent: str | None
+    received_us: int
+
+    def content(self) -> tuple[Any, ...]:
+        """What must match for a replay to be a duplicate (the reason may name the time it arrived)."""
+        return (self.value, self.unit, self.delta, self.interval_s, self.quality, self.flags)
+
+    def as_point(self) -> list[Any]:
+        """The point this record was (for a key and content check against stored points)."""
+        return [self.meter, self.ts_us, self.quantity, self.value, self.unit, self.delta, self.interval_s,
+                self.energy, self.co2e_kg, self.quality, self.flags, self.factor_ref, self.seq, self.agent]
+
+
 @dataclass(slots=True)
 class Converted:
     """The outcome of one message: points to store and input to dead-letter."""
@@ -85,6 +119,7 @@ class Converted:
     topic: str
     points: list[Point] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    held: list[HeldRow] = field(default_factory=list)
     area: str | None = None
     meter: str | None = None
     # Who to acknowledge once the outcome is durable (calc.acks): the sender's agent, meter and seq as the
@@ -101,6 +136,7 @@ class Counted:
     energy: npt.NDArray[np.float64]
     co2e_kg: npt.NDArray[np.float64]
     factor_ref: npt.NDArray[np.int64]
+    estimated: npt.NDArray[np.bool_] | None = None  # which are shares of a gap (flag "estimated"); None: none
 
 
 @dataclass(slots=True)
@@ -108,10 +144,12 @@ class Batch:
     """One store transaction's worth: points of many messages, what they refer to, and dead letters.
 
     `counted`, when given, holds exactly the points of `points` whose energy is not None, as columns.
+    `held` rows are stored as held energy, in the same transaction (never counted until released).
     """
 
     points: list[Point] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    held: list[HeldRow] = field(default_factory=list)
     meters: dict[str, MeterInfo] = field(default_factory=dict)
     factors: dict[int, FactorInfo] = field(default_factory=dict)
     counted: Counted | None = None

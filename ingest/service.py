@@ -69,7 +69,10 @@ class IngestWorker:
         self.site = config.plant.site.id
         self.store = store if store is not None else open_store(config.store, config.base_dir)
         self.converter = Converter(config.plant, config.data, factors, config.ingest.max_future_s,
-                                   source=config.source, max_message_bytes=config.ingest.max_message_bytes)
+                                   source=config.source, max_message_bytes=config.ingest.max_message_bytes,
+                                   gap_after_s=config.ingest.gap_after_s,
+                                   gap_flagged_after_s=config.ingest.gap_flagged_after_s,
+                                   gap_max_segments=config.ingest.gap_max_segments)
         self.metrics = IngestMetrics(worker=config.client_id)
         install(self.metrics)
         self.subscriber = Subscriber(config.mqtt, config.client_id, topic_filter(config),
@@ -272,9 +275,14 @@ class IngestWorker:
         self._retry_at = 0.0
         now = time.time()
         newest = max((p[TS] for p in batch.points), default=None)
-        self.metrics.add(received_samples=len(batch.points) + sum(1 for d in batch.dead if d.index is not None),
+        self.metrics.add(received_samples=len(batch.points) + len(batch.held)
+                         + sum(1 for d in batch.dead if d.index is not None),
                          stored=result.stored, duplicates=result.duplicates, conflicts=result.conflicts,
-                         dead_lettered=result.dead_lettered, batches=1)
+                         dead_lettered=result.dead_lettered, batches=1, held_records=result.held)
+        if batch.counted is not None and batch.counted.estimated is not None and result.new_keys is None:
+            self.metrics.add(estimated_points=int(batch.counted.estimated.sum()))
+        if batch.held:
+            self._held(batch, result)
         oldest = min((r for _, _, r in items if r is not None), default=None)
         self.metrics.set(queue_depth=self.subscriber.queue.qsize(),
                          **({"lag_ms": (now * 1e6 - oldest) / 1000.0} if oldest is not None else {}),
@@ -288,6 +296,15 @@ class IngestWorker:
                                "dead-lettered the new (see the dead letters)", result.conflicts)
         self.acks.add(converted)
         self._publish(batch, result)
+
+    def _held(self, batch: Batch, result: WriteResult) -> None:
+        """Held energy is stored, not counted: say so once in a while, and count it."""
+        if result.held:
+            first = batch.held[0]
+            self._warn.warning("held", "held %d counted delta(s) for an engineer to release or reject, e.g. meter "
+                               "%s at %s: %s", result.held, first.meter, first.ts_us, first.reason[:300])
+        if result.held == len(batch.held):  # all new (else which ones is not known here: the count is enough)
+            self.metrics.add(held_energy_kwh=sum(h.energy for h in batch.held if h.energy_unit == "kWh"))
 
     def _store_down(self, exc: StoreError) -> None:
         self.metrics.add(store_errors=1)

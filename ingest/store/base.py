@@ -92,6 +92,7 @@ class WriteResult:
     # Keys (meter, ts_us, quantity) of the points stored by this write, or None when every point of the batch
     # was (a stored point's full key adds its site, batch.meters[meter].site: one site per meter id in a batch).
     new_keys: frozenset[tuple[str, int, str]] | None = None
+    held: int = 0  # new held records (batch.held); one seen before is among the duplicates
 
 
 class StoreError(RuntimeError):

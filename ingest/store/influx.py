@@ -5,6 +5,8 @@ one code path covers them; the influxdb-client package needs /api/v2, which 1.x 
 Layout, chartable by Grafana as is: measurement `points`, tags meter, site, area, carrier, quantity,
 kind, scope (all fixed per meter and quantity, so a point's series never changes); fields value,
 delta, interval_s, energy, co2e_kg, unit, energy_unit, quality, flags, factor_id, factor_version, seq.
+Estimated points (a gap's shares) also carry `est_energy, est_co2e_kg`, so totals say how much is estimated.
+Held energy goes to measurement `held` (influx_held).
 Dead letters go to measurement `deadletter` (influx_lines). A point already stored (same site, meter,
 quantity and time) with other content is refused as a conflict (one query per batch), never overwritten.
 
@@ -36,13 +38,21 @@ from ingest.points import (
     TS,
     Batch,
     DeadLetter,
+    FactorInfo,
+    HeldRow,
+    MeterInfo,
     Point,
     ts_to_us,
     us_to_dt,
     us_to_iso,
 )
+from ingest.store import influx_held
 from ingest.store.base import (
     DeadLetterRecord,
+    HeldError,
+    HeldRecord,
+    HeldStatus,
+    HeldTotal,
     LatestValue,
     MeterSummary,
     MeterTotal,
@@ -79,6 +89,7 @@ class InfluxStore:
         db = ident(settings.database)
         rp = ident(settings.retention_policy) if settings.retention_policy else ""
         self._from_points, self._from_dead = f"{db}.{rp}.\"points\"", f"{db}.{rp}.\"deadletter\""
+        self._from_held = f"{db}.{rp}.\"held\""
 
     def query(self, q: str) -> list[dict[str, Any]]:
         """Run InfluxQL; returns the `results` list (times as epoch microseconds)."""
@@ -140,10 +151,15 @@ class InfluxStore:
                 reason = (f"conflict: meter {p[METER]!r} {p[QUANTITY]} at {us_to_iso(p[TS])} is already stored "
                           f"with other content; kept the stored point; differs in {diff}")
                 conflicts.append(_dead_point(now_us, p, batch, reason))
+        held, held_dups, held_conflicts = self._held_plan(batch, site_of, now_us) if batch.held else ([], 0, [])
+        duplicates += held_dups
+        conflicts += held_conflicts
         dead = [*batch.dead, *conflicts]
         line = self._lines.line
         lines = [line(p, batch) for p in new]  # before anything is written: a point it cannot express fails here
+        held_lines = [influx_held.held_line(h, batch) for h in held]
         self._write_dead(dead)  # first: when InfluxDB refuses them, nothing of the batch is stored yet
+        self._write_held(held_lines)
         stored, refused = self._write_points(new, lines, batch, site_of, now_us)
         try:
             self._write_dead(refused)
@@ -155,7 +171,39 @@ class InfluxStore:
         new_keys = None if len(stored) == len(batch.points) else frozenset((p[METER], p[TS], p[QUANTITY])
                                                                            for p in stored)
         return WriteResult(stored=len(stored), duplicates=duplicates, conflicts=len(conflicts),
-                           dead_lettered=len(dead) + len(refused), new_keys=new_keys)
+                           dead_lettered=len(dead) + len(refused), new_keys=new_keys, held=len(held))
+
+    def _held_plan(self, batch: Batch, site_of: dict[str, str],
+                   now_us: int) -> tuple[list[HeldRow], int, list[DeadLetter]]:
+        """Which held rows are new, how many are duplicates (held, or counted as a point, already) and which
+        conflict with what is stored at their key."""
+        unique = {(h.meter, h.ts_us, h.quantity): h for h in batch.held}
+        rows = list(unique.values())
+        duplicates = len(batch.held) - len(rows)
+        there = self._existing(site_of, [h.as_point() for h in rows], self._from_held)
+        points = self._existing(site_of, [h.as_point() for h in rows])
+        new: list[HeldRow] = []
+        conflicts: list[DeadLetter] = []
+        for key, h in unique.items():
+            found, what = (there[key], "held record") if key in there else (points.get(key), "point")
+            if found is None:
+                new.append(h)
+            elif _same(found, h.content()):
+                duplicates += 1
+            else:
+                p = h.as_point()
+                conflicts.append(_dead_point(now_us, p, batch, (
+                    f"conflict: meter {h.meter!r} {h.quantity} at {us_to_iso(h.ts_us)} is already stored as a {what} "
+                    f"with other content ({found!r}); kept the stored one; this one would have been held: "
+                    f"{h.reason}")[:1000]))
+        return new, duplicates, conflicts
+
+    def _write_held(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        for lo, hi, reason in self.api.write_lines(lines):
+            if reason is not None:
+                raise StoreDataError(f"influxdb refused {hi - lo} held record(s): {reason[:500]}")
 
     def _write_points(self, new: list[Point], lines: list[str], batch: Batch, site_of: dict[str, str],
                       now_us: int) -> tuple[list[Point], list[DeadLetter]]:
@@ -201,14 +249,19 @@ class InfluxStore:
             self._unreported.clear()  # bounded: forgotten ones count as duplicates on the retry, nothing worse
         self._unreported.update((site_of[p[METER]], p[METER], p[TS], p[QUANTITY]) for p in stored)
 
-    def _existing(self, site_of: dict[str, str], points: Sequence[Point]) -> dict[Key, tuple[Any, ...]]:
-        """Content of the stored points with the keys of `points` (one query, one statement per meter)."""
+    def _existing(self, site_of: dict[str, str], points: Sequence[Point],
+                  measurement: str | None = None) -> dict[Key, tuple[Any, ...]]:
+        """Content of the stored points (or held records, `measurement`) with the keys of `points` (one query,
+        one statement per meter)."""
+        source = measurement or self._from_points
         spans: dict[str, list[int]] = defaultdict(lambda: [2**63, -1])
         for p in points:
             span = spans[p[METER]]
             span[0] = min(span[0], p[TS])
             span[1] = max(span[1], p[TS])
-        statements = [f"SELECT {', '.join(CONTENT_NAMES)} FROM {self._from_points} WHERE site = {ql(site_of[meter])} "
+        if not spans:
+            return {}
+        statements = [f"SELECT {', '.join(CONTENT_NAMES)} FROM {source} WHERE site = {ql(site_of[meter])} "
                       f"AND meter = {ql(meter)} AND time >= {lo}u AND time <= {hi}u GROUP BY quantity"
                       for meter, (lo, hi) in spans.items()]
         found: dict[Key, tuple[Any, ...]] = {}
@@ -275,8 +328,10 @@ class InfluxStore:
     def totals(self, site: str, start: datetime, end: datetime) -> list[MeterTotal]:
         where = (f"WHERE site = {ql(site)} AND time >= {ts_to_us(start)}u AND time < {ts_to_us(end)}u "
                  f"AND energy_unit =~ /./")
-        sums = self._series(f"SELECT SUM(energy), SUM(co2e_kg), COUNT(energy), LAST(energy_unit) "
+        sums = self._series(f"SELECT SUM(energy), SUM(co2e_kg), COUNT(energy), SUM(est_energy), SUM(est_co2e_kg) "
                             f"FROM {self._from_points} {where} GROUP BY meter, area, carrier, scope")
+        units = {s["tags"]["meter"]: s["values"][0][1] for s in self._series(
+            f"SELECT LAST(energy_unit) FROM {self._from_points} {where} GROUP BY meter")}
         fids = self._series(f"SELECT DISTINCT(factor_id) FROM {self._from_points} {where} GROUP BY meter")
         fvers = self._series(f"SELECT DISTINCT(factor_version) FROM {self._from_points} {where} GROUP BY meter")
         ids = {s["tags"]["meter"]: tuple(sorted(v[1] for v in s["values"])) for s in fids}
@@ -284,8 +339,9 @@ class InfluxStore:
         acc: dict[str, MeterTotal] = {}
         for s in sums:
             tags = s["tags"]
-            _, energy, co2e, n, unit = s["values"][0]
+            _, energy, co2e, n, est_energy, est_co2e = s["values"][0]
             meter = tags["meter"]
+            unit = units.get(meter)
             prev = acc.get(meter)
             acc[meter] = MeterTotal(
                 meter=meter, site=site, area=tags.get("area", ""), carrier=tags.get("carrier", ""),
@@ -294,8 +350,92 @@ class InfluxStore:
                 energy=(energy or 0.0) + (prev.energy if prev else 0.0),
                 energy_unit=unit or "", co2e_kg=(co2e or 0.0) + (prev.co2e_kg if prev else 0.0),
                 points=int(n) + (prev.points if prev else 0), factor_ids=ids.get(meter, ()),
-                factor_versions=vers.get(meter, ()))
+                factor_versions=vers.get(meter, ()),
+                estimated_energy=(est_energy or 0.0) + (prev.estimated_energy if prev else 0.0),
+                estimated_co2e_kg=(est_co2e or 0.0) + (prev.estimated_co2e_kg if prev else 0.0))
         return [acc[m] for m in sorted(acc)]
+
+    # ---- held energy (HeldReader) -------------------------------------------------------------------------
+
+    def _held_rows(self, where: str, limit: int | None = None) -> list[dict[str, Any]]:
+        tail = f" LIMIT {int(limit)}" if limit is not None else ""
+        out = []
+        for s in self._series(f"SELECT * FROM {self._from_held} WHERE {where} ORDER BY time DESC{tail}"):
+            out += [dict(zip(s["columns"], values, strict=True)) for values in s["values"]]
+        return out
+
+    def held(self, site: str, status: HeldStatus | None = None, meter: str | None = None,
+             limit: int = 1000) -> list[HeldRecord]:
+        """Held records of a site, newest first (by the sample's time)."""
+        where = f"site = {ql(site)}"
+        if status is not None:
+            where += f" AND status = {ql(status.value)}"
+        if meter is not None:
+            where += f" AND meter = {ql(meter)}"
+        return [influx_held.record(r) for r in self._held_rows(where, limit)]
+
+    def held_totals(self, site: str, start: datetime | None = None, end: datetime | None = None) -> list[HeldTotal]:
+        """Open held energy per meter (records with start <= ts < end when given)."""
+        where = f"site = {ql(site)} AND status = 'open'"
+        if start is not None:
+            where += f" AND time >= {ts_to_us(start)}u"
+        if end is not None:
+            where += f" AND time < {ts_to_us(end)}u"
+        return influx_held.totals([influx_held.record(r) for r in self._held_rows(where)], site)
+
+    def decide_held(self, site: str, held_id: int, status: HeldStatus, actor: str, note: str | None = None,
+                    counted_ts: datetime | None = None, co2e_kg: float | None = None,
+                    factor_id: str | None = None, factor_version: str | None = None) -> HeldRecord:
+        """Release (a counted point flag "released" at `counted_ts` or the record's time) or reject an open held
+        record. InfluxDB has no transactions: the point goes first, then the status; a release cut short
+        between the two is finished by releasing again (the point found there, the same, is not a conflict)."""
+        rows = self._held_rows(f"site = {ql(site)} AND hid = {int(held_id)}", 1)
+        if not rows:
+            raise HeldError(f"no held record {held_id} on site {site!r}")
+        row = rows[0]
+        if (row.get("status") or "open") != HeldStatus.OPEN.value:
+            raise HeldError(f"held record {held_id} is {row.get('status')} already")
+        if status is HeldStatus.OPEN:
+            raise HeldError("a decision is release or reject")
+        counted_us = None
+        if status is HeldStatus.RELEASED:
+            counted_us = ts_to_us(counted_ts) if counted_ts is not None else int(row["time"])
+            self._release(row, held_id, counted_us, co2e_kg, factor_id, factor_version)
+        now_us = int(time.time() * 1_000_000)
+        self._write_held([influx_held.decision_line(row, status, actor, note, now_us, counted_us)])
+        return influx_held.record(self._held_rows(f"site = {ql(site)} AND hid = {int(held_id)}", 1)[0])
+
+    def _release(self, row: dict[str, Any], held_id: int, counted_us: int, co2e_kg: float | None,
+                 factor_id: str | None, factor_version: str | None) -> None:
+        """Write the counted point of a release."""
+        unit = row.get("energy_unit") or ""
+        if co2e_kg is not None and factor_id is not None and factor_version is not None:
+            factor = FactorInfo(row.get("scope") or "", factor_id, factor_version, unit)
+        elif row.get("factor_id") is None:
+            raise HeldError(f"held record {held_id} has no factor: give factor_id and factor_version with co2e_kg")
+        else:
+            factor = FactorInfo(row.get("scope") or "", row["factor_id"], row.get("factor_version") or "", unit)
+            if co2e_kg is None:
+                if row.get("co2e_kg") is None:
+                    raise HeldError(f"held record {held_id} has no CO2e: give co2e_kg and the factor to release it")
+                co2e_kg = float(row["co2e_kg"])
+        flags = ",".join([*(f for f in (row.get("flags") or "").split(",") if f), "released"])
+        interval = row.get("interval_s")
+        point = [row["meter"], counted_us, row["quantity"], float(row["value"]), row.get("unit") or "",
+                 float(row["delta"]), float(interval) if interval is not None else None, float(row["energy"]),
+                 float(co2e_kg), row.get("quality") or "", flags, factor.ref, int(row["seq"]), row.get("agent")]
+        batch = Batch(points=[point], meters={row["meter"]: MeterInfo(row["site"], row.get("area") or "",
+                                                                      row.get("carrier") or "")},
+                      factors={factor.ref: factor})
+        there = self._existing({row["meter"]: row["site"]}, [point]).get((row["meter"], counted_us, row["quantity"]))
+        if there is not None:
+            if _same(there, tuple(point[i] for i in CONTENT_IDX)):
+                return  # an earlier release stored it and stopped before the status
+            raise HeldError(f"a point of meter {row['meter']!r} {row['quantity']} at {us_to_iso(counted_us)} is "
+                            f"stored already: release it at another counted_ts")
+        for _, _, reason in self.api.write_lines([self._lines.line(point, batch)]):
+            if reason is not None:
+                raise HeldError(f"influxdb refused the released point: {reason[:500]}")
 
     def point_count(self) -> int:
         series = self._series(f"SELECT COUNT(value) FROM {self._from_points}")

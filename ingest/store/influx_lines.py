@@ -103,7 +103,12 @@ class LineMaker:
         for name, i in _OPTIONAL_FLOATS:
             if p[i] is not None:
                 fields.append(f"{name}={float(p[i])!r}")
-        fields.append(f"unit={self._quoted(p[UNIT])},quality={self._quoted(p[QUALITY])},flags={self._quoted(p[FLAGS])}")
+        flags = p[FLAGS]
+        if flags and "estimated" in flags.split(",") and p[ENERGY] is not None:  # sums of what is estimated
+            fields.append(f"est_energy={float(p[ENERGY])!r}")
+            if p[CO2E] is not None:
+                fields.append(f"est_co2e_kg={float(p[CO2E])!r}")
+        fields.append(f"unit={self._quoted(p[UNIT])},quality={self._quoted(p[QUALITY])},flags={self._quoted(flags)}")
         if p[AGENT] is not None:
             fields.append(f"agent={self._quoted(p[AGENT])}")
         if ref is not None:

@@ -29,19 +29,28 @@ from typing import Any
 from ingest.points import (
     CONTENT_IDX,
     CONTENT_NAMES,
+    DELTA,
+    ENERGY,
+    FACTOR,
     METER,
     QUANTITY,
     SEQ,
     TS,
     Batch,
     DeadLetter,
+    MeterInfo,
     Point,
     ts_to_us,
     us_to_dt,
     us_to_iso,
 )
+from ingest.store import sqlite_held
 from ingest.store.base import (
     DeadLetterRecord,
+    HeldError,
+    HeldRecord,
+    HeldStatus,
+    HeldTotal,
     LatestValue,
     MeterSummary,
     MeterTotal,
@@ -60,9 +69,11 @@ from ingest.store.sqlite_rows import (
 )
 from ingest.store.sqlite_schema import HOUR_US, QUARTER_US, SchemaError, plan, prepare, resolvable
 
-_ROLLUP = """INSERT INTO {table} (site, meter, bucket_us, factor_ref, energy, co2e_kg, points) VALUES"""
+_ROLLUP = """INSERT INTO {table} (site, meter, bucket_us, factor_ref, energy, co2e_kg, points, est_energy,
+    est_co2e_kg) VALUES"""
 _ROLLUP_TAIL = """ON CONFLICT (site, bucket_us, meter, factor_ref) DO UPDATE SET
-    energy = energy + excluded.energy, co2e_kg = co2e_kg + excluded.co2e_kg, points = points + excluded.points"""
+    energy = energy + excluded.energy, co2e_kg = co2e_kg + excluded.co2e_kg, points = points + excluded.points,
+    est_energy = est_energy + excluded.est_energy, est_co2e_kg = est_co2e_kg + excluded.est_co2e_kg"""
 _LATEST = """
 INSERT OR REPLACE INTO latest (site, meter, quantity, ts_us, value, unit, quality, flags)
 SELECT site, meter, quantity, ts_us, value, unit, quality, flags FROM points
@@ -155,18 +166,23 @@ class SqliteStore:
                 db.execute("RELEASE fast")
                 new, duplicates, conflicts = self._write_slow(batch, site_of)
         refs = self._derived(new, batch, site_of) if new else set()
+        held = held_dups = 0
+        if batch.held:
+            held, held_dups, held_conflicts = sqlite_held.write_held(db, batch, int(time.time() * 1_000_000))
+            conflicts += held_conflicts
         dead = [*batch.dead, *conflicts]
         if dead:
             db.executemany(_DEAD, [(d.received_us, _site_of(d.topic), d.topic, d.meter, d.seq, d.index, d.reason,
                                     d.payload) for d in dead])
         db.execute("COMMIT")
         new_keys = None if new is points else frozenset((p[METER], p[TS], p[QUANTITY]) for p in new)
-        return WriteResult(stored=len(new), duplicates=duplicates, conflicts=len(conflicts),
-                           dead_lettered=len(dead), new_keys=new_keys), refs
+        return WriteResult(stored=len(new), duplicates=duplicates + held_dups, conflicts=len(conflicts),
+                           dead_lettered=len(dead), new_keys=new_keys, held=held), refs
 
     def _within_retention(self, batch: Batch) -> list[Point]:
         """Points older than the raw points retention kept: a replay of one could not be told from a new
-        reading (its twin is deleted) and would be counted twice, so they are dead-lettered instead."""
+        reading (its twin is deleted) and would be counted twice, so they are not counted: a counted delta is
+        held (an engineer decides), anything else is dead-lettered."""
         row = self._db.execute("SELECT from_us FROM kept_from WHERE tbl = 'points'").fetchone()
         if row is None or min(p[TS] for p in batch.points) >= row[0]:
             return batch.points
@@ -176,6 +192,12 @@ class SqliteStore:
         for p in batch.points:
             if p[TS] >= cutoff:
                 keep.append(p)
+                continue
+            reason = (f"ts: {us_to_iso(p[TS])} is older than the raw points kept (from {us_to_iso(cutoff)}, "
+                      f"retention): a replay could not be told from a new reading, so it is not counted")
+            if p[DELTA] is not None and p[ENERGY] is not None:
+                factor = batch.factors.get(p[FACTOR]) if p[FACTOR] is not None else None
+                batch.held.append(sqlite_held.held_of(p, factor.energy_unit if factor else "", reason, now_us))
                 continue
             batch.dead.append(DeadLetter(now_us, _topic(batch, p), json.dumps(batch.describe(p)).encode(),
                                          f"ts: {us_to_iso(p[TS])} is older than the raw points kept (from "
@@ -219,7 +241,7 @@ class SqliteStore:
         db.executemany(_METER, [(site_of[m], m, batch.meters[m].area, batch.meters[m].carrier, n)
                                 for m, n in counts.items()])
         minute = minute_sums(batch) if new is batch.points and batch.counted is not None else minute_sums_of(new)
-        refs = {ref for _, _, ref, _, _, _ in minute} - self._known_refs
+        refs = {r[2] for r in minute} - self._known_refs
         if refs:
             db.executemany("INSERT OR IGNORE INTO factor_refs (ref, scope, factor_id, factor_version, energy_unit) "
                            "VALUES (?, ?, ?, ?, ?)", [(r, *batch.factors[r]) for r in refs if r in batch.factors])
@@ -297,18 +319,24 @@ class SqliteStore:
                 if not meters:
                     continue
                 marks = ", ".join("?" for _ in meters)
-                rows = self._query(f"SELECT meter, factor_ref, SUM(energy), SUM(co2e_kg), COUNT(*) FROM points "
+                rows = self._query(f"SELECT meter, factor_ref, SUM(energy), SUM(co2e_kg), COUNT(*), "
+                                   f"TOTAL(iif(instr(flags, 'estimated'), energy, 0)), "
+                                   f"TOTAL(iif(instr(flags, 'estimated'), co2e_kg, 0)) FROM points "
                                    f"WHERE site = ? AND meter IN ({marks}) AND ts_us >= ? AND ts_us < ? "
                                    f"AND energy IS NOT NULL GROUP BY meter, factor_ref", (site, *meters, lo, hi))
             else:
-                rows = self._query(f"SELECT meter, factor_ref, SUM(energy), SUM(co2e_kg), SUM(points) FROM {table} "
+                rows = self._query(f"SELECT meter, factor_ref, SUM(energy), SUM(co2e_kg), SUM(points), "
+                                   f"SUM(est_energy), SUM(est_co2e_kg) FROM {table} "
                                    f"WHERE site = ? AND bucket_us >= ? AND bucket_us < ? GROUP BY meter, factor_ref",
                                    (site, lo, hi))
-            for meter, ref, energy, co2e, n in rows:
-                t = acc.setdefault(meter, {"energy": 0.0, "co2e": 0.0, "points": 0, "refs": set()})
+            for meter, ref, energy, co2e, n, est_energy, est_co2e in rows:
+                t = acc.setdefault(meter, {"energy": 0.0, "co2e": 0.0, "points": 0, "refs": set(), "est": 0.0,
+                                           "est_co2e": 0.0})
                 t["energy"] += energy or 0.0
                 t["co2e"] += co2e or 0.0
                 t["points"] += n
+                t["est"] += est_energy or 0.0
+                t["est_co2e"] += est_co2e or 0.0
                 t["refs"].add(ref or 0)
         if not acc:
             return []
@@ -323,8 +351,51 @@ class SqliteStore:
                                   scope=",".join(sorted({u[0] for u in used})), energy=t["energy"],
                                   energy_unit=used[0][3] if used else "", co2e_kg=t["co2e"], points=t["points"],
                                   factor_ids=tuple(sorted({u[1] for u in used})),
-                                  factor_versions=tuple(sorted({u[2] for u in used}))))
+                                  factor_versions=tuple(sorted({u[2] for u in used})),
+                                  estimated_energy=t["est"], estimated_co2e_kg=t["est_co2e"]))
         return out
+
+    # ---- held energy (HeldReader) -------------------------------------------------------------------------
+
+    def held(self, site: str, status: HeldStatus | None = None, meter: str | None = None,
+             limit: int = 1000) -> list[HeldRecord]:
+        """Held records of a site, newest first (by the sample's time)."""
+        sql, params = sqlite_held.held_query(status, meter)
+        return [sqlite_held.record(r) for r in self._query(sql, (site, *params, limit))]
+
+    def held_totals(self, site: str, start: datetime | None = None, end: datetime | None = None) -> list[HeldTotal]:
+        """Open held energy per meter (records with start <= ts < end when given)."""
+        sql, params = sqlite_held.totals_query(start, end)
+        return sqlite_held.totals(self._query(sql, (site, *params)), site)
+
+    def decide_held(self, site: str, held_id: int, status: HeldStatus, actor: str, note: str | None = None,
+                    counted_ts: datetime | None = None, co2e_kg: float | None = None,
+                    factor_id: str | None = None, factor_version: str | None = None) -> HeldRecord:
+        """Release (a counted point flag "released" at `counted_ts` or the record's time, entering the rollups)
+        or reject an open held record, in one transaction. Raises HeldError (nothing changed) or StoreError."""
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                point, factors = sqlite_held.decide(db, site, held_id, status, actor, note, counted_ts, co2e_kg,
+                                                    factor_id, factor_version, int(time.time() * 1_000_000))
+                if point is not None:
+                    area, carrier = db.execute("SELECT area, carrier FROM held WHERE id = ?", (held_id,)).fetchone()
+                    batch = Batch(points=[point], meters={point[METER]: MeterInfo(site, area, carrier)},
+                                  factors=factors)
+                    db.execute(INSERT_POINT, (site, *point))
+                    self._known_refs -= set(factors)  # make sure its factor row is there
+                    self._derived([point], batch, {point[METER]: site})
+                decided = sqlite_held.get(db, site, held_id)
+                db.execute("COMMIT")
+            except Exception as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                if isinstance(exc, HeldError):
+                    raise
+                raise self._error(exc) from exc
+            return decided
 
     def point_count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM points")[0][0])

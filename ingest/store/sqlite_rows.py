@@ -67,7 +67,9 @@ def execute_rows(db: sqlite3.Connection, head: str, rows: Sequence[Sequence[Any]
     return changes
 
 
-RollupRow = tuple[str, int, int, float, float, int]  # meter, bucket_us, factor_ref, energy, co2e_kg, points
+# meter, bucket_us, factor_ref, energy, co2e_kg, points, estimated energy, estimated co2e_kg
+RollupRow = tuple[str, int, int, float, float, int, float, float]
+ESTIMATED = "estimated"
 
 
 def minute_sums(batch: Batch) -> list[RollupRow]:
@@ -84,11 +86,16 @@ def minute_sums(batch: Batch) -> list[RollupRow]:
     energy = np.bincount(inverse, weights=c.energy)
     co2e = np.bincount(inverse, weights=c.co2e_kg)
     n = np.bincount(inverse)
+    if c.estimated is not None and c.estimated.any():
+        est_energy = np.bincount(inverse, weights=np.where(c.estimated, c.energy, 0.0)).tolist()
+        est_co2e = np.bincount(inverse, weights=np.where(c.estimated, c.co2e_kg, 0.0)).tolist()
+    else:
+        est_energy = est_co2e = [0.0] * len(uniq)
     pair, bucket = np.divmod(uniq, 1 << 32)
     m_i, r_i = np.divmod(pair, len(refs))
     buckets = ((bucket + minute.min()) * MINUTE_US).tolist()
     return list(zip(meters[m_i].tolist(), buckets, refs[r_i].tolist(), energy.tolist(), co2e.tolist(),
-                    n.tolist(), strict=True))
+                    n.tolist(), est_energy, est_co2e, strict=True))
 
 
 def minute_sums_of(points: Sequence[Point]) -> list[RollupRow]:
@@ -97,22 +104,27 @@ def minute_sums_of(points: Sequence[Point]) -> list[RollupRow]:
     for p in points:
         if p[ENERGY] is None:
             continue
-        a = acc.setdefault((p[METER], p[TS] - p[TS] % MINUTE_US, p[FACTOR] or 0), [0.0, 0.0, 0])
+        a = acc.setdefault((p[METER], p[TS] - p[TS] % MINUTE_US, p[FACTOR] or 0), [0.0, 0.0, 0, 0.0, 0.0])
         a[0] += p[ENERGY]
         a[1] += p[CO2E] or 0.0
         a[2] += 1
-    return [(m, b, r, e, c, int(n)) for (m, b, r), (e, c, n) in acc.items()]
+        if ESTIMATED in p[FLAGS].split(","):
+            a[3] += p[ENERGY]
+            a[4] += p[CO2E] or 0.0
+    return [(m, b, r, e, c, int(n), ee, ec) for (m, b, r), (e, c, n, ee, ec) in acc.items()]
 
 
 def coarser(minute: Sequence[RollupRow], step_us: int) -> list[RollupRow]:
     """Minute sums added up into buckets of `step_us` (quarter hours, hours)."""
     acc: dict[tuple[str, int, int], list[float]] = {}
-    for meter, bucket, ref, energy, co2e, n in minute:
-        a = acc.setdefault((meter, bucket - bucket % step_us, ref), [0.0, 0.0, 0])
+    for meter, bucket, ref, energy, co2e, n, est_energy, est_co2e in minute:
+        a = acc.setdefault((meter, bucket - bucket % step_us, ref), [0.0, 0.0, 0, 0.0, 0.0])
         a[0] += energy
         a[1] += co2e
         a[2] += n
-    return [(m, b, r, e, c, int(n)) for (m, b, r), (e, c, n) in acc.items()]
+        a[3] += est_energy
+        a[4] += est_co2e
+    return [(m, b, r, e, c, int(n), ee, ec) for (m, b, r), (e, c, n, ee, ec) in acc.items()]
 
 
 # A message's samples share most columns (meter, quantity, unit, interval, quality, flags, factor,

@@ -1,5 +1,6 @@
-"""The SQLite store's tables (schema version 1: every key starts with the site), the one-time migration of
-older files, and the plan that splits a period into raw, minute, quarter-hour and hour slices.
+"""The SQLite store's tables (schema version 2: every key starts with the site; held energy; estimated sums in
+the rollups), the one-time migration of older files, and the plan that splits a period into raw, minute,
+quarter-hour and hour slices.
 
 `points_full` is a view with every point's site, area, carrier, scope, factor id and version joined
 back, for people and tools (Grafana's SQLite data source) that want one flat table.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1  # PRAGMA user_version; 0 is the layout before sites were in the keys
+SCHEMA_VERSION = 2  # PRAGMA user_version; 0: before sites were in the keys; 1: before held and estimated energy
 MINUTE_US = 60_000_000
 QUARTER_US = 900_000_000
 HOUR_US = 3_600_000_000
@@ -17,8 +18,10 @@ HOUR_US = 3_600_000_000
 _ROLLUP = """CREATE TABLE IF NOT EXISTS {name} (
     site TEXT NOT NULL, meter TEXT NOT NULL, bucket_us INTEGER NOT NULL, factor_ref INTEGER NOT NULL,
     energy REAL NOT NULL, co2e_kg REAL NOT NULL, points INTEGER NOT NULL,
+    est_energy REAL NOT NULL DEFAULT 0, est_co2e_kg REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (site, bucket_us, meter, factor_ref)
 ) WITHOUT ROWID"""
+ESTIMATED_COLUMNS = ("est_energy", "est_co2e_kg")  # of energy and co2e_kg, the part flagged "estimated"
 ROLLUPS = ("rollup_minute", "rollup_quarter", "rollup_hour")
 
 TABLES = (
@@ -49,6 +52,18 @@ TABLES = (
 )""",
     "CREATE INDEX IF NOT EXISTS deadletter_site ON deadletter (site, id)",
     "CREATE INDEX IF NOT EXISTS deadletter_received ON deadletter (received_us)",
+    # held energy: measured, not counted until released (then a point flag "released" at counted_us); never
+    # deleted by retention. One record per point key, so a replay is a duplicate.
+    """CREATE TABLE IF NOT EXISTS held (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL, meter TEXT NOT NULL, ts_us INTEGER NOT NULL,
+    quantity TEXT NOT NULL, area TEXT NOT NULL, carrier TEXT NOT NULL, value REAL NOT NULL, unit TEXT NOT NULL,
+    delta REAL NOT NULL, interval_s REAL, energy REAL NOT NULL, energy_unit TEXT NOT NULL, co2e_kg REAL,
+    factor_ref INTEGER, quality TEXT NOT NULL, flags TEXT NOT NULL, reason TEXT NOT NULL, seq INTEGER NOT NULL,
+    agent TEXT, received_us INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'open', decided_us INTEGER,
+    decided_by TEXT, note TEXT, counted_us INTEGER,
+    UNIQUE (site, meter, ts_us, quantity)
+)""",
+    "CREATE INDEX IF NOT EXISTS held_status ON held (site, status, meter)",
     # what retention deleted: rows of `tbl` older than from_us are gone (readers and late writes go by it)
     "CREATE TABLE IF NOT EXISTS kept_from (tbl TEXT PRIMARY KEY, from_us INTEGER NOT NULL)",
     """CREATE VIEW IF NOT EXISTS points_full AS
@@ -92,6 +107,16 @@ _FROM_V0 = (
 )
 
 
+def _to_v2(db: sqlite3.Connection) -> None:
+    """Version 1 to 2: the held table (created with TABLES) and estimated sums in every rollup (0 so far: no
+    point was estimated before)."""
+    for table in ROLLUPS:
+        have = {str(r[1]) for r in db.execute(f"PRAGMA table_info({table})")}
+        for column in ESTIMATED_COLUMNS:
+            if column not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} REAL NOT NULL DEFAULT 0")
+
+
 class SchemaError(RuntimeError):
     """A file this code cannot use (written by a newer version)."""
 
@@ -110,7 +135,12 @@ def prepare(db: sqlite3.Connection) -> int:
             raise SchemaError(f"schema version {version} is newer than this carbonwatch knows ({SCHEMA_VERSION})")
         if version < SCHEMA_VERSION:
             old = db.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'points'").fetchone()
-            for statement in _FROM_V0 if old else TABLES:
+            if old is not None and version == 0:
+                for statement in _FROM_V0:
+                    db.execute(statement)
+            if old is not None:
+                _to_v2(db)
+            for statement in TABLES:  # new tables and indexes (all IF NOT EXISTS)
                 db.execute(statement)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("COMMIT")

@@ -76,11 +76,16 @@ def test_one_message_with_nan_future_and_before_start_keeps_the_good_samples() -
     out = conv().convert(TOPIC, payload, NOW_US)
     assert sorted(p[1] for p in out.points) == [ts_to_us(T0), ts_to_us(T0 + timedelta(minutes=2))]
     by_index = {d.index: d.reason for d in out.dead}
-    assert set(by_index) == {1, 2, 3}
+    assert set(by_index) == {1}
     assert "samples.1.value" in by_index[1] and "finite" in by_index[1]
-    assert "in the future" in by_index[2]
-    assert "before the plant's start" in by_index[3]
     assert all(d.meter == "press-1" and d.seq == 7 for d in out.dead)
+    # counted deltas whose time cannot be placed are held, never dropped
+    held = {h.ts_us: h for h in out.held}
+    assert set(held) == {ts_to_us(T0 + timedelta(days=2)), ts_to_us(T0 - timedelta(days=365))}
+    assert "samples.2: ts:" in held[ts_to_us(T0 + timedelta(days=2))].reason
+    assert "in the future" in held[ts_to_us(T0 + timedelta(days=2))].reason
+    assert "before the plant's start" in held[ts_to_us(T0 - timedelta(days=365))].reason
+    assert all(h.energy == 1.0 and h.seq == 7 and h.meter == "press-1" for h in out.held)
 
 
 @pytest.mark.parametrize(("topic", "payload", "expected"), [
@@ -111,7 +116,6 @@ def test_bad_messages_are_dead_lettered_whole_with_a_reason(topic: str, payload:
     (counter_sample(T0, -3.0, 1.0), "negative energy"),
     ({**counter_sample(T0, 1.0, 1.0), "unit": "kW"}, "cannot be converted to 'kWh'"),
     ({**counter_sample(T0, 1.0, 1.0), "unit": "]"}, "cannot be converted to 'kWh'"),  # pint: TokenError
-    (counter_sample(T0, 20.0, 1.0, interval_s=60.0), "quarantined"),  # 20 kWh a minute = 1200 kW > 500 kW
     ({**counter_sample(T0, 1.0, 1.0), "ts": "2026-03-01T08:00:00+08:00"}, "UTC"),
     ({**counter_sample(T0, 1.0, 1.0), "extra": 1}, "extra"),
 ])
@@ -121,6 +125,17 @@ def test_bad_samples_are_dead_lettered_one_by_one(sample: dict[str, object], exp
     assert len(out.points) == 1
     (dead,) = out.dead
     assert dead.index == 0 and expected.lower() in dead.reason.lower(), dead.reason
+
+
+def test_a_delta_above_max_power_is_held_with_its_co2e_not_dead_lettered() -> None:
+    good = counter_sample(T0 + timedelta(minutes=5), 1.0, 5.0)
+    out = conv().convert(TOPIC, message("press-1", 1, [counter_sample(T0, 20.0, 1.0, interval_s=60.0), good]),
+                         NOW_US)  # 20 kWh a minute = 1200 kW > 500 kW
+    assert len(out.points) == 1 and out.dead == []
+    (held,) = out.held
+    assert "samples.0: delta: quarantined" in held.reason and "1200.0 kW" in held.reason
+    assert (held.delta, held.energy, held.energy_unit, held.ts_us) == (20.0, 20.0, "kWh", ts_to_us(T0))
+    assert held.co2e_kg is not None and held.co2e_kg > 0 and held.factor_ref is not None
 
 
 def test_reset_flag_allows_a_negative_delta_and_export_is_stored_but_not_counted() -> None:

@@ -78,17 +78,21 @@ def test_bounds_inside_deleted_detail_are_floored_so_adjacent_periods_still_add_
     assert left["m1"][0] + right["m1"][0] == whole[0] == 120
 
 
-def test_a_late_reading_older_than_the_raw_points_kept_is_dead_lettered_not_counted(aged: SqliteStore) -> None:
+def test_a_late_reading_older_than_the_raw_points_kept_is_held_not_counted(aged: SqliteStore) -> None:
     aged.apply_retention(NOW)
     day61 = T0 + timedelta(days=61)
     # one message: a reading at T0+10d (its twin, if any, is deleted) and one at T0+61d, on the vectorized path
     batch = counter_batch("m1", T0 + timedelta(days=10), 2, 51 * 86400, kwh=3.0, seq=9)
     result = aged.write(batch)
-    assert (result.stored, result.dead_lettered) == (1, 1)
+    assert (result.stored, result.held, result.dead_lettered) == (1, 1, 0)
     assert result.new_keys is None and len(batch.points) == 1 and batch.counted is None
-    assert "older than the raw points kept" in aged.dead_letters(SITE)[0].reason
+    (held,) = aged.held(SITE)
+    assert "older than the raw points kept" in held.reason and held.energy == 3.0 and held.ts == T0 + timedelta(
+        days=10)
     assert totals(aged, day61, day61 + timedelta(hours=1))["m1"][:2] == (1, 3.0)
     assert totals(aged, T0 + timedelta(days=10), T0 + timedelta(days=11)) == {}
+    again = aged.write(counter_batch("m1", T0 + timedelta(days=10), 2, 51 * 86400, kwh=3.0, seq=9))
+    assert (again.stored, again.held, again.duplicates) == (0, 0, 2)  # a replay: a duplicate, held once
 
 
 def test_retention_that_deleted_nothing_records_nothing_so_a_backfill_is_stored(tmp_path: Path) -> None:
