@@ -4,8 +4,8 @@ counted + held energy equals what the meter produced (the simulator's ground tru
 The edge runs under libfaketime (simulators/README.md, "The edge agent's clock"): its wall clock starts LEAD_S
 before a local midnight of the site (Asia/Shanghai) in the past, so that an outage can span that midnight (scenario
 8) and the clock can be stepped a day either way (15, 16). Resets and replacements are done with the plant paused
-after the edge has read the paused counter, so the one interval the rule may lose at them is empty and the check
-stays exact.
+after the edge has read the paused counter (then resumed: the edge confirms them once the new counter moves), so
+the one interval the rule may lose at them is empty and the check stays exact.
 """
 
 from __future__ import annotations
@@ -228,8 +228,9 @@ def test_counter_reset(lab: Lab) -> None:
         flagged_after = system.now()
         for meter in meters:
             fault(system, meter, "counter_reset")
-        wait_flag(rig, meters, "reset", after=flagged_after)
+        # the edge confirms a reset only when the counter moves on from zero (standing still confirms nothing)
         system.resume()
+        wait_flag(rig, meters, "reset", after=flagged_after)
         rig.tap.wait_for("readings after the reset", 100)
         rig.check(S11)
 
@@ -258,8 +259,8 @@ def test_meter_replaced(lab: Lab) -> None:
         flagged_after = system.now()
         fault(system, "press-4", "replacement", counter_start=PRESS4_START // 3)
         fault(system, "boiler-gas-1", "replacement", counter_start=BOILER1_START // 5)
+        system.resume()  # as in 11: confirmed once the new counter moves
         wait_flag(rig, meters, "replacement", after=flagged_after)
-        system.resume()
         rig.tap.wait_for("readings from the new meters", 100)
         rig.check(S13)
 
