@@ -43,8 +43,6 @@ class Counts(Protocol):
 
     def last_seen(self) -> dict[str, datetime | None]: ...
 
-    def last_quality(self) -> dict[str, str | None]: ...
-
 
 class SiteSystem:
     """The processes of one site; `store` is its [store] table (shared by ingest and the API)."""
@@ -197,14 +195,6 @@ class SiteSystem:
         finally:
             reader.close()
 
-    def last_quality(self) -> dict[str, str | None]:
-        """Each meter's latest stored sample's quality (from the store)."""
-        reader = open_reader({**self.data, "store": self.api_store}, self.workdir)
-        try:
-            return {s.meter: s.last_quality for s in reader.meter_summaries(self.site)}
-        finally:
-            reader.close()
-
     def last_seen(self) -> dict[str, datetime | None]:
         assert self.api is not None
         body = self.api.get("/v1/meters").raise_for_status().json()
@@ -229,9 +219,6 @@ class StoreCounts:
 
     def last_seen(self) -> dict[str, datetime | None]:
         return {s.meter: s.last_ts for s in self.reader.meter_summaries(self.site)}
-
-    def last_quality(self) -> dict[str, str | None]:
-        return {s.meter: s.last_quality for s in self.reader.meter_summaries(self.site)}
 
     def close(self) -> None:
         self.reader.close()
@@ -281,10 +268,22 @@ class Window:
     def baseline(self) -> None:
         """With the plant paused since it started: every meter's first good reading (its baseline) stored. (An OPC
         UA meter reads bad until the edge's subscription has its first values: that is no baseline.)"""
-        wait_until(f"{self.system.site}: a reading of every meter stored", lambda: all(
-            self.counts.last_seen().get(mid) for mid in self.system.expect.maps), 120, 0.5)
+        meters = tuple(self.system.expect.maps)
+        tap = Tap(self.system.mqtt_url, f"carbonwatch/v1/{self.system.site}/+/+/reading")
+        try:
+            tap.watch(*meters)
+
+            def good(meter: str) -> datetime | None:
+                return max((s["ts"] for s in tap.samples(meter) if s.get("quality") == "good"), default=None)
+
+            wait_until(f"{self.system.site}: a good reading of every meter sent", lambda: all(
+                good(mid) for mid in meters), 120, 0.5)
+            sent = {mid: good(mid) for mid in meters}
+        finally:
+            tap.close()
         wait_until(f"{self.system.site}: a good reading of every meter stored", lambda: all(
-            self.counts.last_quality().get(mid) == "good" for mid in self.system.expect.maps), 120, 0.5)
+            (ts := self.counts.last_seen().get(mid)) is not None and (at := sent[mid]) is not None and ts >= at
+            for mid in meters), 120, 0.5)
         self.before = self.system.truth()
         assert self.before["paused"], "the plant must be paused while the baseline is taken"
 
