@@ -46,6 +46,10 @@ CLOCK_SETTLE_S = 45.0   # [edge] clock_settle_s: scenario 15 steps back within i
 ZONE = ZoneInfo("Asia/Shanghai")
 PRESS4_START = 10**12   # Wh: an old meter, so a replacement's new counter is far below it (implausible since zero)
 BOILER1_START = 10**9   # litres (1,000,000 m3)
+# pulses below the 32-bit wrap: canteen-gas (~80 pulses/s at 600x) wraps by itself some 25 s after the plant first
+# resumes. The simulator's `rollover` fault moves the register to the top in one step, which is a jump the edge
+# rightly holds, not a rollover: the wrap must come as a real counter's does.
+CANTEEN_TO_WRAP = 2000
 
 
 def _midnight_before(now: datetime) -> datetime:
@@ -64,6 +68,8 @@ def meter_site(where: Path, broker: PersistentMosquitto, cleanups: list[Callable
             meter["sim"]["counter_start"] = PRESS4_START
         if meter["id"] == "boiler-gas-1":
             meter["sim"]["counter_start"] = BOILER1_START
+        if meter["id"] == "canteen-gas":
+            meter["sim"]["counter_start"] = 2**32 - CANTEEN_TO_WRAP
     now = datetime.now(UTC)
     midnight = _midnight_before(now + timedelta(seconds=LEAD_S))
     offset_s = (midnight - timedelta(seconds=LEAD_S) - now).total_seconds()  # always in the past: ingest places it
@@ -153,7 +159,7 @@ def test_offline_across_local_midnight(lab: Lab) -> None:
         system = rig.system
         midnight: datetime = system.attached["midnight"]
         meter = "weld-1"
-        rig.tap.watch(meter)
+        rig.tap.watch(meter, "canteen-gas")  # canteen-gas wraps meanwhile (scenario 12)
         left = (midnight - system.now()).total_seconds()
         assert left > 10, f"the system took too long to start: the edge's midnight came {-left:.0f} s ago " \
                           f"(LEAD_S = {LEAD_S} s)"
@@ -236,11 +242,12 @@ def test_counter_reset(lab: Lab) -> None:
 
 
 def test_rollover(lab: Lab) -> None:
+    """The 32-bit pulse counter of canteen-gas wraps by itself soon after the plant first runs: in scenario 8's
+    window when that ran on the same system (its check covered it), else in this one."""
     meter = "canteen-gas"
     with lab.scenario(S12) as rig:
         rig.tap.watch(meter)
         rig.window.count_held()
-        fault(rig.system, meter, "rollover", counts_before_wrap=5)
         wait_flag(rig, (meter,), "rollover")
         rig.tap.wait_for("readings after the wrap", 50)
         rig.check(S12)
