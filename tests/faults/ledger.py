@@ -62,7 +62,6 @@ class MeterCheck:
     expected_co2e_kg: float
     counted_co2e_kg: float
     held: float = 0.0  # open held energy that came in the window (in `unit`), not counted
-    may_lose: float = 0.0  # at a reset or replacement the rule may lose one interval: at most this (in `unit`)
 
     def _off(self, a: float, b: float) -> bool:
         return abs(a - b) > REL_TOL * max(abs(a), abs(b), 1e-300)
@@ -72,16 +71,9 @@ class MeterCheck:
         return self.counted + self.held
 
     @property
-    def within(self) -> float:
-        """What the check compares with the truth: counted + held, plus what the rule may lose here."""
-        return min(self.expected, self.accounted + self.may_lose) if self.accounted <= self.expected \
-            else self.accounted
-
-    @property
     def exact(self) -> bool:
-        co2e_expected = self.expected_co2e_kg * (self.counted / (self.expected - self.held)) if self.may_lose \
-            and self.expected - self.held else self.expected_co2e_kg  # the CO2e of what was counted
-        return not (self._off(self.within, self.expected) or self._off(self.counted_co2e_kg, co2e_expected))
+        return not (self._off(self.accounted, self.expected)
+                    or self._off(self.counted_co2e_kg, self.expected_co2e_kg))
 
     @property
     def lost(self) -> float:
@@ -102,7 +94,6 @@ class MeterCheck:
     def line(self) -> str:
         state = "exact" if self.exact else ("LOST" if self.lost else "DOUBLE")
         held = f" + held {self.held:.10g}" if self.held else ""
-        held += f" (may lose {self.may_lose:.6g}: one interval)" if self.may_lose else ""
         return (f"{self.meter:14} {self.carrier:12} expected {self.expected:.10g} {self.unit}, counted "
                 f"{self.counted:.10g}{held} ({self.accounted - self.expected:+.6g}); CO2e expected "
                 f"{self.expected_co2e_kg:.10g} kg, counted {self.counted_co2e_kg:.10g} kg: {state}")
@@ -128,8 +119,7 @@ class Expectation:
 
     def check(self, before: Mapping[str, Any], after: Mapping[str, Any],
               counted: Mapping[str, tuple[float, str, float]], start: datetime, end: datetime,
-              held: Mapping[str, tuple[float, str]] | None = None,
-              may_lose: Mapping[str, tuple[float, str]] | None = None) -> list[MeterCheck]:
+              held: Mapping[str, tuple[float, str]] | None = None) -> list[MeterCheck]:
         """Per meter: truth between two /truth bodies against counted (energy, its unit, kg CO2e) per meter, plus
         the energy held meanwhile (energy, its unit) when given."""
         c0, c1 = counters(before, self.maps), counters(after, self.maps)
@@ -144,9 +134,7 @@ class Expectation:
             energy, energy_unit, co2e = counted.get(mid, (0.0, unit, 0.0))
             held_energy, held_unit = (held or {}).get(mid, (0.0, unit))
             held_here = held_energy * conversion_factor(held_unit, unit)
-            lose_energy, lose_unit = (may_lose or {}).get(mid, (0.0, unit))
-            lose = lose_energy * conversion_factor(lose_unit, unit)
             out.append(MeterCheck(mid, self.plant.meter(mid).carrier.value, unit, expected,
                                   energy * conversion_factor(energy_unit, unit), (expected - held_here) * per_unit,
-                                  co2e, held_here, lose))
+                                  co2e, held_here))
         return out

@@ -235,7 +235,6 @@ class Window:
         self.marks: list[datetime] = []
         self.horizon = timedelta(hours=1)  # how far past now the window reaches (samples stamped ahead)
         self.held_before: dict[str, tuple[float, str]] | None = None  # when counted + held is checked
-        self.may_lose: dict[str, tuple[float, str]] = {}  # one interval a reset or replacement may lose, per meter
 
     def count_held(self) -> None:
         """From now on the check is counted + held = truth (the held energy that came in each window)."""
@@ -298,8 +297,7 @@ class Window:
 
         def compare() -> list[MeterCheck]:
             counted = self.counted(end)
-            return self.system.expect.check(self.before, after, counted, self.start, end, self.held_since(),
-                                            self.may_lose)
+            return self.system.expect.check(self.before, after, counted, self.start, end, self.held_since())
 
         checks = compare()
         deadline = time.monotonic() + SETTLE_S
@@ -316,7 +314,7 @@ class Window:
                            lambda: all((ts := self.counts.last_seen().get(mid)) is not None and ts > caught_up
                                        for mid in self.system.expect.maps), 120, 0.5)
             checks = compare()  # and nothing came on top of it meanwhile
-        self.start, self.before, self.marks, self.may_lose = self.system.now(), after, [], {}
+        self.start, self.before, self.marks = self.system.now(), after, []
         if self.held_before is not None:
             self.held_before = self.system.held()
         return checks
