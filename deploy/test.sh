@@ -1,6 +1,6 @@
 #!/bin/sh
-# Install what the tests need (Python deps into .venv; Mosquitto, InfluxDB, mbpoll, socat, gcc, Node.js, Chromium and
-# docker-compose from Debian when absent; node-opcua from npm), start Mosquitto and InfluxDB on loopback ports
+# Install what the tests need (Python deps into .venv; Mosquitto, InfluxDB, mbpoll, socat, gcc, libfaketime, Node.js,
+# Chromium and docker-compose from Debian when absent; node-opcua from npm), start Mosquitto and InfluxDB on loopback ports
 # of their own, run ruff, mypy and pytest, and stop the services whatever the outcome. Extra arguments go to pytest.
 set -eu
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ command -v influxd >/dev/null 2>&1 || need="$need influxdb"
 command -v mbpoll >/dev/null 2>&1 || need="$need mbpoll"
 command -v socat >/dev/null 2>&1 || need="$need socat"
 command -v gcc >/dev/null 2>&1 || need="$need gcc libc6-dev"
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || need="$need libfaketime"  # the edge's clock steps
 command -v node >/dev/null 2>&1 || need="$need nodejs npm"
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
 [ -d /usr/share/fonts/truetype/dejavu ] || need="$need fonts-dejavu-core"

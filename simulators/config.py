@@ -151,12 +151,20 @@ class SimulatorSection(_Section):
     step_s: int = Field(default=1, ge=1, le=3600, description="simulated seconds per integration step")
     truth_interval_s: int = Field(default=900, ge=1, description="length of the ground-truth intervals")
     truth_file: Path | None = Field(default=None, description="append each closed truth interval here (JSON lines)")
+    edge_clock_file: Path | None = Field(
+        default=None, description="libfaketime timestamp file of the edge agent's wall clock (simulators/README.md): "
+        "the simulator writes the offset there at start and on POST /edge_clock")
+    edge_clock_offset_s: float = Field(default=0.0, allow_inf_nan=False, ge=-10 * 365 * 86400, le=10 * 365 * 86400,
+                                       description="the edge's wall clock at start: seconds ahead (+) or behind (-) "
+                                       "real time; needs edge_clock_file")
 
     @model_validator(mode="after")
     def _loopback_url(self) -> SimulatorSection:
         parts = urlsplit(self.control_url)
         if parts.scheme != "http" or not parts.hostname or parts.port is None:
             raise ValueError(f"control_url must look like http://HOST:PORT, got {self.control_url!r}")
+        if self.edge_clock_offset_s and self.edge_clock_file is None:
+            raise ValueError("edge_clock_offset_s needs edge_clock_file (where the edge's libfaketime reads it)")
         return self
 
 

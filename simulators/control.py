@@ -1,7 +1,8 @@
 """The simulator's HTTP control and ground-truth interface (FastAPI on the loopback control_url).
 
 GET /healthz, GET /truth, GET /truth/intervals, POST /pause, POST /resume,
-GET /faults, POST /faults {"meter": ID, "fault": KIND, ...params}, DELETE /faults?meter=ID[&fault=KIND].
+GET /faults, POST /faults {"meter": ID, "fault": KIND, ...params}, DELETE /faults?meter=ID[&fault=KIND],
+GET /edge_clock, POST /edge_clock {"seconds": OFFSET}, DELETE /edge_clock (back to real time).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Query
-from pydantic import ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from simulators.faults import FaultKind, FaultSpec
 
 if TYPE_CHECKING:
+    from simulators.edgeclock import EdgeClock
     from simulators.plant import SimulatedPlant
 
 
@@ -28,6 +30,15 @@ class FaultRequest(FaultSpec):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     meter: str
+
+
+class EdgeClockRequest(BaseModel):
+    """POST /edge_clock body: the edge's wall clock, in seconds ahead (+) or behind (-) real time (not a step
+    added to the current offset)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seconds: float = Field(allow_inf_nan=False, ge=-10 * 365 * 86400, le=10 * 365 * 86400)
 
 
 def build_app(plant: SimulatedPlant) -> FastAPI:
@@ -80,6 +91,28 @@ def build_app(plant: SimulatedPlant) -> FastAPI:
         meter_or_404(meter)
         plant.clear_fault(meter, fault)
         return {"meter": meter, "faults": plant.meters[meter].faults.as_list()}
+
+    def edge_clock_or_409() -> EdgeClock:
+        if plant.edge_clock is None:
+            raise HTTPException(409, "no [simulator] edge_clock_file in the plant file: the edge's clock is not "
+                                     "simulated")
+        return plant.edge_clock
+
+    @app.get("/edge_clock")
+    async def edge_clock() -> dict[str, object]:
+        return edge_clock_or_409().as_dict()
+
+    @app.post("/edge_clock")
+    async def set_edge_clock(body: EdgeClockRequest) -> dict[str, object]:
+        clock = edge_clock_or_409()
+        await asyncio.to_thread(clock.set, body.seconds)
+        return clock.as_dict()
+
+    @app.delete("/edge_clock")
+    async def reset_edge_clock() -> dict[str, object]:
+        clock = edge_clock_or_409()
+        await asyncio.to_thread(clock.set, 0.0)
+        return clock.as_dict()
 
     return app
 

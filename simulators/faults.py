@@ -1,7 +1,8 @@
 """Faults a simulated meter can show, as a real device shows them; set from the plant file or at run time.
 
-Lasting faults stay until cleared (DELETE /faults); one-shot faults (counter_reset, rollover) act once
-on the meter's counter register and are not kept.
+Lasting faults stay until cleared (DELETE /faults); one-shot faults (counter_reset, rollover, replacement)
+act once on the meter's counter register and are not kept; read-limited faults (transient_zero, garbage_high)
+stay for `reads` reads of the counter register and then clear themselves.
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ class FaultKind(StrEnum):
     GARBAGE = "garbage"            # registers hold random words
     BAD_STATUS = "bad_status"      # OPC UA: the meter's values carry status `status`
     CLOCK_JUMP = "clock_jump"      # OPC UA: source timestamps jump by `seconds`
+    TRANSIENT_ZERO = "transient_zero"  # the counter register reads 0 for `reads` reads, then the true counter again
+    GARBAGE_HIGH = "garbage_high"  # the counter register reads `counts` above the truth for `reads` reads
+    REPLACEMENT = "replacement"    # one-shot: a new meter: the register continues from `counter_start`
 
 
-ONE_SHOT = frozenset({FaultKind.COUNTER_RESET, FaultKind.ROLLOVER})
+ONE_SHOT = frozenset({FaultKind.COUNTER_RESET, FaultKind.ROLLOVER, FaultKind.REPLACEMENT})
+READ_LIMITED = frozenset({FaultKind.TRANSIENT_ZERO, FaultKind.GARBAGE_HIGH})  # clear themselves after `reads`
 MODBUS_ONLY = frozenset({FaultKind.SLOW, FaultKind.TIMEOUT, FaultKind.EXCEPTION, FaultKind.NAN, FaultKind.GARBAGE})
 OPCUA_ONLY = frozenset({FaultKind.BAD_STATUS, FaultKind.CLOCK_JUMP})
 
@@ -44,6 +49,13 @@ class FaultSpec(BaseModel):
     counts_before_wrap: int = Field(default=100, ge=1, description="rollover: counts below the register maximum")
     status: str = Field(default="BadSensorFailure", description="bad_status: an OPC UA StatusCodes name")
     seconds: float = Field(default=3600.0, allow_inf_nan=False, description="clock_jump: offset of source times")
+    reads: int = Field(default=1, ge=1, le=1_000_000,
+                       description="transient_zero, garbage_high: reads of the counter register the fault lasts")
+    counts: int | None = Field(default=None, ge=1, le=2**62,
+                               description="garbage_high: counts above the true counter (default 2**40, or 3/8 of "
+                                           "the range of a register that wraps)")
+    counter_start: int | None = Field(default=None, ge=0, le=2**62,
+                                      description="replacement: the new meter's register, in counts (required)")
 
     @model_validator(mode="after")
     def _params(self) -> FaultSpec:
@@ -55,6 +67,8 @@ class FaultSpec(BaseModel):
             value = getattr(StatusCodes, self.status, None)
             if not isinstance(value, int) or not self.status.startswith(("Bad", "Uncertain")):
                 raise ValueError(f"status {self.status!r} is not an OPC UA Bad*/Uncertain* StatusCodes name")
+        if self.fault is FaultKind.REPLACEMENT and self.counter_start is None:
+            raise ValueError("replacement needs counter_start: the new meter's register, in counts")
         return self
 
 

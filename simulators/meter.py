@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from simulators.config import SimMeter
-from simulators.faults import ONE_SHOT, ActiveFaults, FaultKind, FaultSpec
+from simulators.faults import ONE_SHOT, READ_LIMITED, ActiveFaults, FaultKind, FaultSpec
 from simulators.profiles import Profile
 
 MILLI_COUNT_SECONDS_PER_COUNT_HOUR = 3_600_000  # 1 count/h for 1 s = 1/3600 count; ×1000 for milli-counts
+GARBAGE_HIGH_COUNTS = 2**40  # garbage_high's default step above the truth (a high word full of garbage)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class MeterSim:
         self._rate_step = 0            # the step whose rate _rate_mch holds (the step in progress)
         self._rate_mch = self._quantise(profile.rate(start, 0))
         self._stuck: tuple[int, float] | None = None
+        self._reads_left: dict[FaultKind, int] = {}  # read-limited faults: counter reads still to glitch
         self.truth_interval_s = truth_interval_s
         self._interval_index = self._interval_of(0)
         self._interval_produced0 = 0
@@ -141,11 +143,46 @@ class MeterSim:
             return self._stuck
         return self.register_counts, self.rate
 
-    # --- faults ------------------------------------------------------------------------------------
+    def glitch_high_counts(self, spec: FaultSpec) -> int:
+        """garbage_high's step above the truth: `counts`, else 2**40 (3/8 of the range of a register that wraps)."""
+        if spec.counts is not None:
+            return spec.counts
+        width = self.model.width_bits
+        return GARBAGE_HIGH_COUNTS if width is None else min(GARBAGE_HIGH_COUNTS, 3 << (width - 3))
+
+    def read_counter(self) -> tuple[int, float]:
+        """(counter counts, rate) as one read of the counter register shows them: `shown()`, unless a
+        read-limited fault is on (transient_zero wins over garbage_high); the read is counted against it."""
+        counts, rate = self.shown()
+        kind = next((k for k in (FaultKind.TRANSIENT_ZERO, FaultKind.GARBAGE_HIGH) if k in self.faults), None)
+        if kind is None:
+            return counts, rate
+        spec = self.faults.get(kind)
+        assert spec is not None
+        if kind is FaultKind.TRANSIENT_ZERO:
+            counts = 0
+        else:
+            counts += self.glitch_high_counts(spec)
+            if self.model.width_bits is not None:
+                counts %= 1 << self.model.width_bits
+        left = self._reads_left.get(kind, spec.reads) - 1
+        if left <= 0:
+            self.faults.clear(kind)
+            self._reads_left.pop(kind, None)
+        else:
+            self._reads_left[kind] = left
+        return counts, rate
+
+    # --- faults ------------------------------------------------------------------------------------------
     def apply_fault(self, spec: FaultSpec) -> None:
         if spec.fault in ONE_SHOT:
             if spec.fault is FaultKind.COUNTER_RESET:
                 self._register_base = -self.produced
+            elif spec.fault is FaultKind.REPLACEMENT:
+                assert spec.counter_start is not None  # FaultSpec checks it
+                self._register_base = spec.counter_start - self.produced
+                if self._stuck is not None:  # the new meter shows its own counter, frozen like the rest
+                    self._stuck = (self.register_counts, self._stuck[1])
             else:
                 width = self.model.width_bits
                 if width is None:
@@ -154,10 +191,13 @@ class MeterSim:
             return
         if spec.fault is FaultKind.STUCK and self._stuck is None:
             self._stuck = (self.register_counts, self.rate)
+        if spec.fault in READ_LIMITED:
+            self._reads_left[spec.fault] = spec.reads
         self.faults.set(spec)
 
     def clear_fault(self, kind: FaultKind | None = None) -> None:
         self.faults.clear(kind)
+        self._reads_left = {k: n for k, n in self._reads_left.items() if k in self.faults}
         if FaultKind.STUCK not in self.faults:
             self._stuck = None
 

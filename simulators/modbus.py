@@ -2,7 +2,8 @@
 
 Values are rendered from the live meter state on every request (pymodbus 3.16 SimDevice action), so a
 client sees them move. Faults act here as a device would show them: exception responses, silence,
-late answers, frozen, NaN or random registers.
+late answers, frozen, NaN or random registers; a request that covers the counter register counts as one
+read for the read-limited faults (transient_zero, garbage_high).
 """
 
 from __future__ import annotations
@@ -76,7 +77,11 @@ class ModbusGateway:
         if function_code != mmap.function_code:
             return ExcCodes.ILLEGAL_ADDRESS if function_code in (3, 4) else ExcCodes.ILLEGAL_FUNCTION
         meter.advance(self._elapsed_s())
-        counts, rate = meter.shown()
+        counter = mmap.point(mmap.counter_point)
+        if address < counter.address + counter.count and counter.address < address + count:
+            counts, rate = meter.read_counter()  # a read of the counter register: read-limited faults act on it
+        else:
+            counts, rate = meter.shown()
         words = render(DeviceValues(counter=counts, rate=rate, step=meter.steps, seed=self._seed, key=meter.id,
                                     nan=FaultKind.NAN in faults))
         if FaultKind.GARBAGE in faults:

@@ -6,7 +6,9 @@ Address space (namespace URI `urn:carbonwatch:simulators`, index looked up by UR
   Objects/Meters/<meter id>/{Flow, Totaliser, Pressure, Temperature}   NodeId ns=<idx>;s=<meter id>.<Name>
 Each variable is a Double with an EngineeringUnits property (browse name in namespace 0, EUInformation
 with UN/CEFACT codes) and carries the meter's status code; values and SourceTimestamps follow the
-simulated clock and are published every PUBLISH_S real seconds, so subscriptions see them change.
+simulated clock and are published every PUBLISH_S real seconds, so subscriptions see them change. For the
+read-limited faults (transient_zero, garbage_high) one publish cycle is one read: a client sees the glitch if
+it samples within it (a subscription with a publishing interval longer than PUBLISH_S may not).
 Security: None and Basic256Sha256 (Sign, SignAndEncrypt) with a self-signed certificate made at start.
 """
 
@@ -150,8 +152,9 @@ class OpcUaGatewayServer:
                 nodes[name] = var.nodeid
             self._nodes[meter.id] = nodes
 
-    def values_of(self, meter: MeterSim) -> dict[str, float]:
-        counts, rate = meter.shown()
+    def values_of(self, meter: MeterSim, consume: bool = False) -> dict[str, float]:
+        """The variables' values; `consume`: this is a publish cycle, which read-limited faults count as a read."""
+        counts, rate = meter.read_counter() if consume else meter.shown()
         spec = meter.meter.sim
         n = meter.steps
         return {
@@ -178,7 +181,7 @@ class OpcUaGatewayServer:
                 status = getattr(ua.StatusCodes, bad.status)
             jump = faults.get(FaultKind.CLOCK_JUMP)
             source_time = now + timedelta(seconds=jump.seconds) if jump else now
-            for name, value in self.values_of(meter).items():
+            for name, value in self.values_of(meter, consume=True).items():
                 dv = ua.DataValue(Value=ua.Variant(value, ua.VariantType.Double), StatusCode=ua.StatusCode(status),
                                   SourceTimestamp=source_time)
                 await server.write_attribute_value(self._nodes[meter.id][name], dv)

@@ -1,7 +1,7 @@
 """The simulated plant: every meter of a plant file, its Modbus/OPC UA servers and the control interface.
 
 `async with SimulatedPlant(config) as plant:` starts it in-process (tests, `carbonwatch simulate`);
-`plant.truth()`, `pause()`, `resume()`, `set_fault()`, `clear_fault()` are what the HTTP routes call.
+`plant.truth()`, `pause()`, `resume()`, `set_fault()`, `clear_fault()`, `edge_clock` are what the HTTP routes call.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from simulators.clock import SimClock
 from simulators.config import MODBUS_MAPS, OPCUA_MAPS, SimConfig, SimMeter, load_config
 from simulators.control import ControlServer, build_app
+from simulators.edgeclock import EdgeClock
 from simulators.faults import MODBUS_ONLY, OPCUA_ONLY, FaultKind, FaultSpec
 from simulators.maps import MODBUS_MAPS as MAP_TABLE
 from simulators.meter import CounterModel, MeterSim
@@ -74,6 +75,8 @@ class SimulatedPlant:
         self._ticker: asyncio.Task[None] | None = None
         self._truth_file: Path | None = sim.truth_file
         self.gateways: dict[str, Server] = {}
+        # the edge agent's wall clock (libfaketime timestamp file), when the plant file names one
+        self.edge_clock = EdgeClock(sim.edge_clock_file, sim.edge_clock_offset_s) if sim.edge_clock_file else None
 
     @classmethod
     def from_file(cls, path: Path | str, **kwargs: Any) -> SimulatedPlant:

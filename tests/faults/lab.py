@@ -23,9 +23,9 @@ class Rig:
     tap: Tap
     extras: list[Callable[[], None]] = field(default_factory=list)  # more things to stop
 
-    def check(self, label: str) -> None:
+    def check(self, label: str, confirm: Callable[[], None] | None = None) -> None:
         """The quiescent-point check; its outcome goes to the summary table either way."""
-        checks = self.window.settle(label)
+        checks = self.window.settle(label, confirm)
         report.record(label, checks)
         assert_exact(label, checks)
 

@@ -1,9 +1,11 @@
 """What each meter really advanced (the simulator's ground truth, as its register shows it) against what the store
 counted, per meter, in the meter's unit and in kg CO2e; the expected CO2e comes from calc's own recipes.
 
-A meter's truth in its unit is the change of the register the edge reads: Schneider PM5000 INT64 Wh, Eastron
-SDM630 float32 kWh (so the float32 rounding of the register is part of the truth, as on the real meter), ADAM
-pulses x pulse weight, the OPC UA totalisers (m3, kg). The comparison is exact to 1e-9 relative.
+A meter's truth in its unit is what it produced, in the unit of the register the edge reads: Schneider PM5000 INT64
+Wh, ADAM pulses x pulse weight, the OPC UA totalisers (m3, kg), so a reset, rollover or replacement of the register
+changes nothing; Eastron SDM630: the change of its float32 kWh register (its rounding is part of the truth, as on
+the real meter). Where a scenario holds energy for an engineer, counted + held must equal the truth and the CO2e
+counted must be that of the counted energy. The comparison is exact to 1e-9 relative.
 """
 
 from __future__ import annotations
@@ -28,15 +30,18 @@ COUNTER = {"schneider_pm5000": "active_energy_import", "eastron_sdm630": "active
 
 
 def register_advance(map_name: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[float, str]:
-    """How far the register a meter shows moved between two /truth counters, in the register's unit."""
-    c0, c1 = int(before["counts"]), int(after["counts"])
+    """How far a meter really advanced between two /truth counters, in its register's unit: what it produced
+    (so a reset, rollover or replacement of the register in between changes nothing), except on the SDM630."""
     if map_name == "eastron_sdm630":  # float32 kWh on the wire: the register shows float32(Wh / 1000)
+        c0, c1 = int(before["counts"]), int(after["counts"])
         assert after["unit"] == "kWh", after
+        assert c1 - c0 == after["produced_counts"] - before["produced_counts"], "an SDM630 register jumped: the " \
+            "float32 truth cannot follow a reset or replacement on this map"
         return float(np.float32(c1 / 1000.0)) - float(np.float32(c0 / 1000.0)), "kWh"
     if map_name == "adam6051_counter":  # pulses x the pulse weight
         scale = after["scale"]
-        return (c1 - c0) * float(scale["value"]), str(scale["unit"])
-    return after["value"] - before["value"], str(after["unit"])
+        return (after["produced_counts"] - before["produced_counts"]) * float(scale["value"]), str(scale["unit"])
+    return after["produced"] - before["produced"], str(after["unit"])
 
 
 def counters(truth: Mapping[str, Any], maps: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -56,21 +61,27 @@ class MeterCheck:
     counted: float
     expected_co2e_kg: float
     counted_co2e_kg: float
+    held: float = 0.0  # open held energy that came in the window (in `unit`), not counted
 
     def _off(self, a: float, b: float) -> bool:
         return abs(a - b) > REL_TOL * max(abs(a), abs(b), 1e-300)
 
     @property
+    def accounted(self) -> float:
+        return self.counted + self.held
+
+    @property
     def exact(self) -> bool:
-        return not (self._off(self.counted, self.expected) or self._off(self.counted_co2e_kg, self.expected_co2e_kg))
+        return not (self._off(self.accounted, self.expected)
+                    or self._off(self.counted_co2e_kg, self.expected_co2e_kg))
 
     @property
     def lost(self) -> float:
-        return self.expected - self.counted if self.counted < self.expected and not self.exact else 0.0
+        return self.expected - self.accounted if self.accounted < self.expected and not self.exact else 0.0
 
     @property
     def double(self) -> float:
-        return self.counted - self.expected if self.counted > self.expected and not self.exact else 0.0
+        return self.accounted - self.expected if self.accounted > self.expected and not self.exact else 0.0
 
     @property
     def lost_co2e_kg(self) -> float:
@@ -82,8 +93,9 @@ class MeterCheck:
 
     def line(self) -> str:
         state = "exact" if self.exact else ("LOST" if self.lost else "DOUBLE")
+        held = f" + held {self.held:.10g}" if self.held else ""
         return (f"{self.meter:14} {self.carrier:12} expected {self.expected:.10g} {self.unit}, counted "
-                f"{self.counted:.10g} ({self.counted - self.expected:+.6g}); CO2e expected "
+                f"{self.counted:.10g}{held} ({self.accounted - self.expected:+.6g}); CO2e expected "
                 f"{self.expected_co2e_kg:.10g} kg, counted {self.counted_co2e_kg:.10g} kg: {state}")
 
 
@@ -106,8 +118,10 @@ class Expectation:
         return rec.co2e_per_unit, unit
 
     def check(self, before: Mapping[str, Any], after: Mapping[str, Any],
-              counted: Mapping[str, tuple[float, str, float]], start: datetime, end: datetime) -> list[MeterCheck]:
-        """Per meter: truth between two /truth bodies against counted (energy, its unit, kg CO2e) per meter."""
+              counted: Mapping[str, tuple[float, str, float]], start: datetime, end: datetime,
+              held: Mapping[str, tuple[float, str]] | None = None) -> list[MeterCheck]:
+        """Per meter: truth between two /truth bodies against counted (energy, its unit, kg CO2e) per meter, plus
+        the energy held meanwhile (energy, its unit) when given."""
         c0, c1 = counters(before, self.maps), counters(after, self.maps)
         out = []
         for mid, map_name in self.maps.items():
@@ -118,6 +132,9 @@ class Expectation:
             expected = advance * conversion_factor(register_unit, unit)
             assert expected > 0, f"{mid} did not advance in the window: the check would prove nothing"
             energy, energy_unit, co2e = counted.get(mid, (0.0, unit, 0.0))
+            held_energy, held_unit = (held or {}).get(mid, (0.0, unit))
+            held_here = held_energy * conversion_factor(held_unit, unit)
             out.append(MeterCheck(mid, self.plant.meter(mid).carrier.value, unit, expected,
-                                  energy * conversion_factor(energy_unit, unit), expected * per_unit, co2e))
+                                  energy * conversion_factor(energy_unit, unit), (expected - held_here) * per_unit,
+                                  co2e, held_here))
         return out

@@ -44,6 +44,7 @@ class Child:
         self.proc: subprocess.Popen[bytes] | None = None
         self.stopped = False  # SIGSTOPped
         self.starts = 0
+        self.ended_pids: list[int] = []  # of runs that have ended (what they leave behind is cleaned by pid)
 
     @classmethod
     def carbonwatch(cls, name: str, args: list[str], workdir: Path, **kwargs: object) -> Child:
@@ -88,13 +89,17 @@ class Child:
         if proc.poll() is None:
             proc.kill()
         proc.wait(30)
+        self.ended_pids.append(proc.pid)
         self.stopped = False
 
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGTERM (after SIGCONT when stopped), SIGKILL after `timeout_s`."""
         self.resume()
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
+            return
+        self.ended_pids.append(proc.pid)
+        if proc.poll() is not None:
             return
         proc.send_signal(signal.SIGTERM)
         try:

@@ -1,8 +1,9 @@
 """The table the fault suite prints at the end of the run: per scenario, the energy lost and double counted.
 
 Per meter, lost = truth - counted when positive, double = counted - truth when positive (beyond 1e-9
-relative), summed per scenario per carrier in the carrier's unit (electricity kWh, natural gas m3 as metered,
-steam t) and, across carriers, in kg CO2e.
+relative; counted includes energy held for an engineer where a scenario checks counted + held), summed per
+scenario per carrier in the carrier's unit (electricity kWh, natural gas m3 as metered, steam t) and, across
+carriers, in kg CO2e.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ class Row:
         bad = [c for c in self.checks if not c.exact]
         if bad:
             return f"{len(bad)} of {len(self.checks)} meters off"
-        return f"exact ({len(self.checks)} meters)" + ("; failed: " + self.error if self.error else "")
+        held = [c for c in self.checks if c.held]
+        holding = f"; {len(held)} holding energy (counted + held = truth)" if held else ""
+        return f"exact ({len(self.checks)} meters{holding})" + ("; failed: " + self.error if self.error else "")
 
     def sums(self) -> list[float]:
         out = []
@@ -53,10 +56,16 @@ def record(scenario: str, checks: list[MeterCheck] | None = None, error: str | N
     return row
 
 
+def _number(row: Row) -> tuple[int, str]:
+    """Labels start with the scenario's number: 2 before 10."""
+    head = row.scenario.split(" ", 1)[0]
+    return (int(head), row.scenario) if head.isdigit() else (1 << 30, row.scenario)
+
+
 def render(rows: list[Row]) -> str:
     heads = ["scenario"] + [f"{kind} {unit}" for _, unit in CARRIERS for kind in ("lost", "double")] + \
         ["lost kgCO2e", "double kgCO2e", "verdict"]
-    ordered = sorted(rows, key=lambda r: r.scenario)  # labels start with the scenario's number
+    ordered = sorted(rows, key=_number)
     body = [[r.scenario, *(f"{v:.6g}" if r.checks else "-" for v in r.sums()), r.verdict] for r in ordered]
     widths = [max(len(str(x)) for x in col) for col in zip(heads, *body, strict=True)]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip()

@@ -51,7 +51,8 @@ class SiteSystem:
                  workers: tuple[str, ...] = ("ingest",), share_group: str | None = None,
                  api_store: Mapping[str, Any] | None = None,
                  worker_stores: Mapping[str, Mapping[str, Any]] | None = None, with_api: bool = True,
-                 edge_extra: Mapping[str, Any] | None = None) -> None:
+                 edge_extra: Mapping[str, Any] | None = None, ingest_extra: Mapping[str, Any] | None = None
+                 ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.site = site
@@ -62,6 +63,9 @@ class SiteSystem:
         self.worker_stores = {name: dict(table) for name, table in (worker_stores or {}).items()}
         self.share_group = share_group
         self.edge_settings = {**self.data["edge"], **(edge_extra or {})}
+        self.ingest_extra = dict(ingest_extra or {})
+        self.envs: dict[str, dict[str, str]] = {}  # a child's environment at every start (e.g. the edge's libfaketime)
+        self.clock_offset_s = 0.0  # the edge's wall clock against real time, where a scenario sets it
         self.api_port = free_port()
         self.children: dict[str, Child] = {}
         self.attached: dict[str, Any] = {}  # what a scenario needs besides the processes (influxd, a proxy)
@@ -98,7 +102,7 @@ class SiteSystem:
             data["store"] = dict(self.worker_stores.get(name, self.store))
             data["ingest"] = {"client_id": f"{self.site}-{name}-{uuid.uuid4().hex[:8]}",
                               "buffer_path": str(self.workdir / f"{name}-buffer.sqlite"),
-                              "metrics_path": str(self.metrics_path(name))}
+                              "metrics_path": str(self.metrics_path(name)), **self.ingest_extra}
             if self.share_group:
                 data["ingest"]["share_group"] = self.share_group
         if name == "api":
@@ -128,7 +132,7 @@ class SiteSystem:
     # --- processes ---------------------------------------------------------------------------------------------
     def start(self, name: str, env: Mapping[str, str] | None = None) -> None:
         child = self.children[name]
-        child.env = dict(env or {})
+        child.env = dict(env if env is not None else self.envs.get(name, {}))
         if name in self.workers:
             # a restarted worker reads the same plant file: same client id, so it resumes its persistent session
             self.metrics_path(name).unlink(missing_ok=True)
@@ -155,6 +159,10 @@ class SiteSystem:
         return "\n".join(f"--- {self.site}/{name} log (tail) ---\n{child.log()}"
                          for name, child in self.children.items())
 
+    def now(self) -> datetime:
+        """The edge's time (its samples' time): real time, or real time + the offset its wall clock started with."""
+        return datetime.now(UTC) + timedelta(seconds=self.clock_offset_s)
+
     # --- the simulated plant ---------------------------------------------------------------------------------------
     def truth(self) -> dict[str, Any]:
         body: dict[str, Any] = self.control.get("/truth").raise_for_status().json()
@@ -178,6 +186,14 @@ class SiteSystem:
             assert unit == m["energy_unit"], m
             out[m["meter"]] = (energy + m["energy"], unit, co2e + m["co2e_kg"])
         return out
+
+    def held(self) -> dict[str, tuple[float, str]]:
+        """Open held energy per meter (energy, its unit), from the store (ingest.store's HeldReader)."""
+        reader = open_reader({**self.data, "store": self.api_store}, self.workdir)
+        try:
+            return {t.meter: (t.energy, t.energy_unit) for t in reader.held_totals(self.site)}  # type: ignore[attr-defined]
+        finally:
+            reader.close()
 
     def last_seen(self) -> dict[str, datetime | None]:
         assert self.api is not None
@@ -214,14 +230,30 @@ class Window:
     def __init__(self, system: SiteSystem, counts: Counts | None = None) -> None:
         self.system = system
         self.counts: Counts = counts or system
-        self.start = datetime.now(UTC) - timedelta(minutes=1)
+        self.start = system.now() - timedelta(minutes=1)
         self.before: dict[str, Any] = {}
         self.marks: list[datetime] = []
+        self.horizon = timedelta(hours=1)  # how far past now the window reaches (samples stamped ahead)
+        self.held_before: dict[str, tuple[float, str]] | None = None  # when counted + held is checked
+
+    def count_held(self) -> None:
+        """From now on the check is counted + held = truth (the held energy that came in each window)."""
+        self.held_before = self.system.held()
+
+    def held_since(self) -> dict[str, tuple[float, str]] | None:
+        if self.held_before is None:
+            return None
+        out = {}
+        for meter, (energy, unit) in self.system.held().items():
+            e0, u0 = self.held_before.get(meter, (0.0, unit))
+            assert u0 == unit, (meter, u0, unit)
+            out[meter] = (energy - e0, unit)
+        return out
 
     def mark(self) -> None:
         """Split the window here (call while energy flows): the check then adds up the sub-windows, so the
         store's totals are also taken from raw points cut mid-minute, not only from its minute rollups."""
-        self.marks.append(datetime.now(UTC))
+        self.marks.append(self.system.now())
 
     def counted(self, end: datetime) -> dict[str, tuple[float, str, float]]:
         total: dict[str, tuple[float, str, float]] = {}
@@ -234,21 +266,38 @@ class Window:
         return total
 
     def baseline(self) -> None:
-        """With the plant paused since it started: every meter's first reading (its baseline) stored."""
-        wait_until(f"{self.system.site}: a reading of every meter stored", lambda: all(
-            self.counts.last_seen().get(mid) for mid in self.system.expect.maps), 120, 0.5)
+        """With the plant paused since it started: every meter's first good reading (its baseline) stored. (An OPC
+        UA meter reads bad until the edge's subscription has its first values: that is no baseline.)"""
+        meters = tuple(self.system.expect.maps)
+        tap = Tap(self.system.mqtt_url, f"carbonwatch/v1/{self.system.site}/+/+/reading")
+        try:
+            tap.watch(*meters)
+
+            def good(meter: str) -> datetime | None:
+                return max((s["ts"] for s in tap.samples(meter) if s.get("quality") == "good"), default=None)
+
+            wait_until(f"{self.system.site}: a good reading of every meter sent", lambda: all(
+                good(mid) for mid in meters), 120, 0.5)
+            sent = {mid: good(mid) for mid in meters}
+        finally:
+            tap.close()
+        wait_until(f"{self.system.site}: a good reading of every meter stored", lambda: all(
+            (ts := self.counts.last_seen().get(mid)) is not None and (at := sent[mid]) is not None and ts >= at
+            for mid in meters), 120, 0.5)
         self.before = self.system.truth()
         assert self.before["paused"], "the plant must be paused while the baseline is taken"
 
-    def settle(self, what: str) -> list[MeterCheck]:
-        """Pause, then wait until every meter's counted energy since the window's start equals the truth (failing
-        at once on a double count, which cannot go away), and until a reading taken after that is stored."""
+    def settle(self, what: str, confirm: Callable[[], None] | None = None) -> list[MeterCheck]:
+        """Pause, then wait until every meter's counted (+ held) energy since the window's start equals the truth
+        (failing at once on a double count, which cannot go away), and until a reading taken after that is stored
+        (or `confirm` has waited for whatever proves that nothing more is on its way)."""
         self.system.pause()
         after = self.system.truth()
-        end = datetime.now(UTC) + timedelta(hours=1)
+        end = self.system.now() + self.horizon
 
         def compare() -> list[MeterCheck]:
-            return self.system.expect.check(self.before, after, self.counted(end), self.start, end)
+            counted = self.counted(end)
+            return self.system.expect.check(self.before, after, counted, self.start, end, self.held_since())
 
         checks = compare()
         deadline = time.monotonic() + SETTLE_S
@@ -257,12 +306,17 @@ class Window:
             time.sleep(0.5)
             checks = compare()
         if all(c.exact for c in checks):
-            caught_up = datetime.now(UTC)
-            wait_until(f"{self.system.site}: a reading of every meter stored after the balance matched", lambda: all(
-                (ts := self.counts.last_seen().get(mid)) is not None and ts > caught_up
-                for mid in self.system.expect.maps), 120, 0.5)
+            caught_up = self.system.now()
+            if confirm is not None:
+                confirm()
+            else:
+                wait_until(f"{self.system.site}: a reading of every meter stored after the balance matched",
+                           lambda: all((ts := self.counts.last_seen().get(mid)) is not None and ts > caught_up
+                                       for mid in self.system.expect.maps), 120, 0.5)
             checks = compare()  # and nothing came on top of it meanwhile
-        self.start, self.before, self.marks = datetime.now(UTC), after, []
+        self.start, self.before, self.marks = self.system.now(), after, []
+        if self.held_before is not None:
+            self.held_before = self.system.held()
         return checks
 
 
@@ -278,6 +332,7 @@ class Tap:
         host, port = url.removeprefix("mqtt://").rsplit(":", 1)
         self.count = 0
         self.last: dict[str, bytes] = {}  # topic -> latest payload
+        self.watched: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}  # meter -> (ts, quantity) -> sample
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"fault-tap-{uuid.uuid4().hex[:8]}")
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=0)
         self.client.on_message = self._on_message
@@ -285,8 +340,27 @@ class Tap:
         self.client.connect_async(host, int(port))
         self.client.loop_start()
 
+    def watch(self, *meters: str) -> None:
+        """Keep every counter sample of these meters from now on (resends counted once)."""
+        for meter in meters:
+            self.watched.setdefault(meter, {})
+
+    def samples(self, meter: str) -> list[dict[str, Any]]:
+        """The watched meter's counter samples seen so far, in time order (`ts` parsed)."""
+        return sorted(list(self.watched[meter].values()), key=lambda s: s["ts"])
+
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.last[msg.topic] = bytes(msg.payload)
+        meter = msg.topic.split("/")[-2]
+        if meter in self.watched:
+            try:
+                body = json.loads(msg.payload)
+            except ValueError:
+                body = {}
+            for sample in body.get("samples", ()) if isinstance(body, dict) else ():
+                if isinstance(sample, dict) and "delta" in sample and "ts" in sample:
+                    sample["ts"] = datetime.fromisoformat(str(sample["ts"]).replace("Z", "+00:00"))
+                    self.watched[meter][(sample["ts"].isoformat(), str(sample.get("quantity")))] = sample
         self.count += 1
 
     def wait_for(self, what: str, more: int, timeout_s: float = 120.0) -> None:
