@@ -31,6 +31,7 @@ from calc.schema import Flag, Quality
 
 LEARNED_FACTOR = 20.0  # a learned limit: this many times the highest rate seen over normal intervals
 LEARN_AFTER = 5        # normal intervals with the counter moving before the learned limit applies
+CATCH_UP_FACTOR = 2.0  # a stuck counter's move above this x its rate over the interval is a catch-up
 
 Raw = int | float
 
@@ -182,7 +183,8 @@ class CounterTracker:
         interval_s = ts - last_ts
         if counts == 0:
             return self._still(state, raw, ts, interval_s, rate_per_s)
-        if state.stuck:  # catching up: the energy accrued since the counter last moved, spread over that span
+        if state.stuck and self._catching_up(counts, state, interval_s, rate_per_s):
+            # catching up: the energy accrued since the counter last moved, spread over that span
             span_s = ts - moved_ts
             return (CounterState(raw, ts, ts, peak_rate=state.peak_rate, learned=state.learned),
                     [self._counted(raw, ts, counts, span_s, Kind.STUCK, (Flag.STUCK,), Quality.UNCERTAIN,
@@ -192,6 +194,20 @@ class CounterTracker:
         peak, learned = (rate, state.learned + 1) if rate > state.peak_rate else (state.peak_rate, state.learned + 1)
         return CounterState(raw, ts, ts, peak_rate=peak, learned=learned), [self._counted(raw, ts, counts, interval_s,
                                                                                           Kind.NORMAL)]
+
+    def _catching_up(self, counts: Raw, state: CounterState, interval_s: float, rate_per_s: float | None) -> bool:
+        """Whether a stuck counter's move carries what accrued while it stood still (spread over that span), or
+        only this interval's energy (it stood still with a stale rate, e.g. the load stopped and the gauge did
+        not say so): more than CATCH_UP_FACTOR x what the rate gives for this interval, or, without a rate,
+        more than is plausible in this interval alone."""
+        last, last_ts = state.last_raw, state.last_ts
+        assert last is not None and last_ts is not None
+        rate = rate_per_s
+        if (rate is None or rate <= 0) and state.moved_ts is not None and last_ts > state.moved_ts:
+            rate = state.still_expected / (last_ts - state.moved_ts)  # what the rate said while it stood still
+        if rate is not None and rate > 0:
+            return counts * self.policy.scale > CATCH_UP_FACTOR * rate * interval_s
+        return self._forward(last, last + counts, state, interval_s) is None
 
     def _still(self, state: CounterState, raw: Raw, ts: float, interval_s: float, rate_per_s: float | None
                ) -> tuple[CounterState, list[Emission]]:

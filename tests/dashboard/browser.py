@@ -146,13 +146,19 @@ class Browser:
         raise BrowserError(f"timed out after {timeout_s} s waiting for {what} (last: {last!r}; page errors: "
                            f"{self.errors[-5:]})")
 
-    def click(self, selector: str) -> None:
-        """A real mouse click in the middle of the element (scrolled into view first)."""
-        box = self.eval(f"""(() => {{ const e = document.querySelector({json.dumps(selector)});
-            if (!e) return null; e.scrollIntoView({{block: "center"}}); const r = e.getBoundingClientRect();
-            return [r.left + r.width / 2, r.top + r.height / 2, r.width * r.height]; }})()""")
-        if not box or box[2] == 0:
-            raise BrowserError(f"nothing visible to click at {selector!r}")
+    def click(self, selector: str, timeout_s: float = 15.0) -> None:
+        """A real mouse click in the middle of the element (scrolled into view first), once it is there and
+        visible (a page may still be drawing it: waits up to `timeout_s`)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            box = self.eval(f"""(() => {{ const e = document.querySelector({json.dumps(selector)});
+                if (!e) return null; e.scrollIntoView({{block: "center"}}); const r = e.getBoundingClientRect();
+                return [r.left + r.width / 2, r.top + r.height / 2, r.width * r.height]; }})()""")
+            if box and box[2] > 0:
+                break
+            if time.monotonic() > deadline:
+                raise BrowserError(f"nothing visible to click at {selector!r} after {timeout_s} s")
+            time.sleep(0.05)
         for kind in ("mousePressed", "mouseReleased"):
             self.page("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
 

@@ -195,6 +195,17 @@ def test_stuck_counter_with_power_is_flagged_and_its_catch_up_spread_over_the_st
     assert feed.poll(11_600)["active_energy_import"].flags == ()
 
 
+def test_a_stuck_counter_that_moves_one_intervals_worth_is_not_a_catch_up() -> None:
+    """Still while a stale gauge said 100 kW (the load stopped, e.g. a paused line), then it moves by what 100 kW
+    gives in one 10 s interval: that energy belongs to this interval, not spread over the still span."""
+    feed = Feed(MeterTracker("m", stuck_after=3, max_power_kw=500.0))
+    feed.poll(10_000)
+    flags = [feed.poll(10_000, power_kw=100.0)["active_energy_import"].flags for _ in range(4)]
+    assert Flag.STUCK in flags[-1]
+    moving = feed.poll(10_278, power_kw=100.0)["active_energy_import"]  # 100 kW x 10 s = 278 Wh
+    assert (moving.delta, moving.interval_s, Flag.STUCK in moving.flags) == (278, 10.0, False)
+
+
 def test_still_counter_without_power_is_not_stuck() -> None:
     feed = Feed(MeterTracker("m", stuck_after=2))
     feed.poll(10_000, power_kw=0.0)
