@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import signal
 import socket
@@ -29,8 +30,35 @@ def find_binary(name: str) -> str | None:
     return shutil.which(name, path=SEARCH_PATH)
 
 
+_GIVEN: set[int] = set()  # ports this process handed out already (a child may not have bound its port yet)
+
+
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands to outgoing connections (Linux: ip_local_port_range; else IANA's)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
+    """A port free to listen on now, for a child to bind later: drawn at random below the kernel's ephemeral range
+    (a port the kernel picked for `bind(0)` can be taken meanwhile by any outgoing connection on the machine) and
+    never the same twice in this process."""
+    top = _ephemeral_low() - 1
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randint(min(20000, top - 1000), top)
+        if port in _GIVEN:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
+    with socket.socket() as sock:  # a machine whose low ports are all taken: the kernel's pick then
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 

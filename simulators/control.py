@@ -65,8 +65,10 @@ def build_app(plant: SimulatedPlant) -> FastAPI:
                 "intervals": plant.intervals(meter, limit)}
 
     @app.post("/pause")
-    async def pause() -> dict[str, Any]:
-        return plant.pause()
+    async def pause(idle: bool = False) -> dict[str, Any]:
+        """Stop simulated time; `?idle=true` also reads the rate gauges as zero (a stopped line, not a frozen
+        one: a gauge still showing load while its counter stands still is what a stuck counter looks like)."""
+        return plant.pause(idle=idle)
 
     @app.post("/resume")
     async def resume() -> dict[str, Any]:

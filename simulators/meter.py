@@ -67,6 +67,7 @@ class MeterSim:
         self._rate_step = 0            # the step whose rate _rate_mch holds (the step in progress)
         self._rate_mch = self._quantise(profile.rate(start, 0))
         self._stuck: tuple[int, float] | None = None
+        self.halted = False            # the plant is paused idle: nothing flows, so the rate gauge reads zero
         self._reads_left: dict[FaultKind, int] = {}  # read-limited faults: counter reads still to glitch
         self.truth_interval_s = truth_interval_s
         self._interval_index = self._interval_of(0)
@@ -138,10 +139,12 @@ class MeterSim:
         return value
 
     def shown(self) -> tuple[int, float]:
-        """(counter counts, rate) the device shows now: frozen while the stuck fault is on."""
+        """(counter counts, rate) the device shows now: frozen while the stuck fault is on; a rate of zero while
+        the plant is paused (a stopped line draws nothing: a gauge still showing its load would say the counter
+        is stuck)."""
         if self._stuck is not None:
             return self._stuck
-        return self.register_counts, self.rate
+        return self.register_counts, 0.0 if self.halted else self.rate
 
     def glitch_high_counts(self, spec: FaultSpec) -> int:
         """garbage_high's step above the truth: `counts`, else 2**40 (3/8 of the range of a register that wraps)."""

@@ -157,13 +157,19 @@ class SimulatedPlant:
                 "elapsed_s": self.clock.elapsed_s(),
                 "meters": {mid: m.truth() for mid, m in self.meters.items()}}
 
-    def pause(self) -> dict[str, Any]:
+    def pause(self, idle: bool = False) -> dict[str, Any]:
+        """Stop simulated time (the registers stand still, the gauges show what they showed); `idle`: the line
+        stops too, so the rate gauges read zero until `resume()`."""
         self.clock.pause()
+        for meter in self.meters.values():
+            meter.halted = idle
         return self.truth()
 
     def resume(self) -> dict[str, Any]:
         truth = self.truth()  # the state the plant resumes from: produced from here on is new energy
         self.clock.resume()
+        for meter in self.meters.values():
+            meter.halted = False
         return truth
 
     def intervals(self, meter_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:

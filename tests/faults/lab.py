@@ -66,6 +66,7 @@ class Lab:
         try:
             system = self.factory(where, broker, cleanups)
             system.start_all()
+            system.pause()  # started paused; now idle too (gauges at zero)
             window = Window(system)
             window.baseline()
             tap = Tap(broker.url, f"carbonwatch/v1/{system.site}/+/+/reading")

@@ -109,6 +109,30 @@ async def test_pause_freezes_and_truth_difference_is_the_counter_advance() -> No
             client.close()
 
 
+async def test_an_idle_pause_reads_zero_power_and_a_plain_pause_keeps_the_gauge() -> None:
+    """`POST /pause?idle=true` stops the line (the gauge reads 0, the counter stands still); a plain pause freezes
+    the gauge at its load; the resume brings the load back."""
+    config = plant_config([pm5000_meter("m1", 1, base_kw=10.0, peak_kw=20.0)], acceleration=60.0)
+    async with SimulatedPlant(config, paused=True) as plant, \
+            httpx.AsyncClient(base_url=plant.control_url, timeout=5) as http:
+        client = AsyncModbusTcpClient("127.0.0.1", port=gateway_port(plant), timeout=3)
+        await client.connect()
+        try:
+            counter, loaded_kw = await read_pm5000(client, 1)
+            assert loaded_kw > 1.0  # frozen, still showing its load
+            idle = (await http.post("/pause", params={"idle": "true"})).raise_for_status().json()
+            assert idle["meters"]["m1"]["power"]["value"] == 0.0
+            assert await read_pm5000(client, 1) == (counter, 0.0)
+            (await http.post("/resume")).raise_for_status()
+            assert (await read_pm5000(client, 1))[1] > 1.0
+            plain = (await http.post("/pause")).raise_for_status().json()
+            assert plain["meters"]["m1"]["power"]["value"] > 1.0
+            assert (await read_pm5000(client, 1))[1] == pytest.approx(plain["meters"]["m1"]["power"]["value"],
+                                                                      rel=1e-6)
+        finally:
+            client.close()
+
+
 async def test_unknown_unit_and_wrong_function_are_refused_like_a_gateway() -> None:
     config = plant_config([pm5000_meter("m1", 1)])
     async with SimulatedPlant(config) as plant:
