@@ -89,6 +89,7 @@ class Lab:
         try:
             if self.rig is None:
                 self.rig = self._build()
+            self.rig.window.ready()
             self.rig.system.resume()
             yield self.rig
         except BaseException as exc:

@@ -257,6 +257,14 @@ class Window:
         store's totals are also taken from raw points cut mid-minute, not only from its minute rollups."""
         self.marks.append(self.system.now())
 
+    def ready(self) -> None:
+        """Before the plant resumes: wait until every meter has a reading stored that is stamped after the window's
+        start. The edge stamps a poll when it starts it; one answered late (a loaded machine) reads what the plant
+        made after a resume that came in between, stamped before the start, i.e. in the window already checked."""
+        wait_until(f"{self.system.site}: a reading of every meter stamped after the window's start", lambda: all(
+            (ts := self.counts.last_seen().get(mid)) is not None and ts > self.start
+            for mid in self.system.expect.maps), 120, 0.2)
+
     def counted(self, end: datetime) -> dict[str, tuple[float, str, float]]:
         total: dict[str, tuple[float, str, float]] = {}
         bounds = [self.start, *self.marks, end]
