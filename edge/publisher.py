@@ -27,7 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import MqttSettings
-from edge.drivers.modbus.driver import backoff_delay
+from link.backoff import backoff_delay
 
 log = logging.getLogger(__name__)
 
