@@ -1,22 +1,21 @@
 """The API's MQTT client (paho-mqtt 2.x, MQTT 3.1.1 so the embedded amqtt broker works too): it subscribes to
 the reading topics and ingest's co2e topics for live evaluation and publishes alert notifications; it
-reconnects by itself.
+reconnects by itself. URL, login and TLS: link.mqtt (one rule for every part).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from api.settings import MqttSection
 from calc.topics import READING_FILTER
+from link.mqtt import connect_args, make_client
 
 Handler = Callable[[str, bytes, float], None]  # topic, payload, received (epoch s)
 
@@ -32,16 +31,7 @@ class MqttLink:
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self.last_error: str | None = None
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311,
-                                  clean_session=clean_session)
-        if settings.login is not None:
-            self.client.username_pw_set(*settings.login)
-        if settings.tls:
-            self.client.tls_set(ca_certs=settings.ca_file, certfile=settings.cert_file, keyfile=settings.key_file,
-                                cert_reqs=ssl.CERT_REQUIRED)
-            self.client.tls_insecure_set(settings.tls_insecure)
-        self.client.reconnect_delay_set(1, 10)
-        self.client.max_queued_messages_set(0)
+        self.client = make_client(settings, client_id, persistent=not clean_session)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
@@ -50,7 +40,7 @@ class MqttLink:
 
     def start(self) -> None:
         """Connect in the background: a broker that is not there yet is retried, never fatal."""
-        self.client.connect_async(self.settings.host, self.settings.port, keepalive=30)
+        self.client.connect_async(**connect_args(self.settings, keepalive_s=30))
         self.client.loop_start()
 
     def stop(self) -> None:

@@ -73,7 +73,11 @@ def tables() -> list[Table]:
         Table("[mqtt] as the edge reads it", EdgeMqtt, "edge",
               "One [mqtt] serves every part: each reads its keys and ignores the others' (`reconnect_max_s` and "
               "`client_id` are the edge's), and every part refuses a key none of them reads. A password in the URL "
-              "is percent-encoded (`%40` for `@`, `%20` for a space)."),
+              "is percent-encoded (`%40` for `@`, `%20` for a space). TLS, the same rule for every part "
+              "(link/mqtt.py): on when the URL is `mqtts://` or a `ca_file` or `cert_file` is set; the broker's "
+              "certificate is always "
+              "checked (against `ca_file`, else the system's CAs), `tls_insecure` skips only the host-name check; "
+              "the port comes from the URL (default 8883 for mqtts://, 1883 for mqtt://)."),
         Table("[mqtt] as ingest reads it", IngestMqtt, "ingest"),
         Table("[mqtt] as the API reads it", ApiMqtt, "api"),
         Table("[edge]", EdgeSettings, "edge"),

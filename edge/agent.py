@@ -20,12 +20,12 @@ from edge.batching import Batcher
 from edge.clock import AnchoredClock
 from edge.config import EdgeConfig, MeterDevice, OpcUaGateway
 from edge.drivers import Driver, make_driver
-from edge.logs import Throttled
 from edge.outbox import Outbox
 from edge.publisher import Publisher
 from edge.readings import MeterState, MeterTracker, Poll
 from edge.scheduler import Clock, MeterPoller, SystemClock
 from edge.spool import Outgoing, Spool, SpoolRow
+from link.logs import Throttled
 
 log = logging.getLogger(__name__)
 ACK_FLUSH_S = 0.5  # an idle writer still deletes acknowledged messages this often

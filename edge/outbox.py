@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from calc.acks import AckError, decode_acks
-from edge.logs import Throttled
 from edge.publisher import Publisher
 from edge.spool import Confirmed, Spool, SpoolRow
+from link.logs import Throttled
 
 log = logging.getLogger(__name__)
 

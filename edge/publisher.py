@@ -1,5 +1,5 @@
-"""MQTT side of the agent (paho-mqtt 2.x): MQTT 5 first with a fallback to 3.1.1, QoS 1, TLS and credentials,
-retained birth and last-will status per agent, and the subscription to ingest's acknowledgements.
+"""MQTT side of the agent (paho-mqtt 2.x, client from link.mqtt): MQTT 5 first with a fallback to 3.1.1, QoS 1,
+TLS and credentials, retained birth and last-will status per agent, and the subscription to ingest's acknowledgements.
 
 paho runs on the agent's asyncio loop, not on a thread of its own (the aiomqtt way): its socket is watched
 with add_reader/add_writer and a supervisor task does keep-alive and reconnects with capped, jittered
@@ -23,16 +23,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import MqttSettings
-from edge.drivers.modbus.driver import backoff_delay
+from link.backoff import backoff_delay
+from link.mqtt import V5, ProtocolChoice, Version, make_client
 
 log = logging.getLogger(__name__)
 
-UNSUPPORTED_PROTOCOL = (132, 1)  # MQTT 5 reason code, MQTT 3.1.1 CONNACK return code
-HANDSHAKE_TIMEOUT_S = 3.0  # a socket that gets no CONNACK to MQTT 5 in this time: try 3.1.1
 MISC_INTERVAL_S = 0.5  # keep-alive bookkeeping and reconnect checks
 
 
@@ -59,7 +58,7 @@ class Publisher:
         self._on_connection = on_connection
         self.window = window
         self._rng = rng or random.Random()
-        self.protocol = mqtt.MQTTv311 if settings.protocol == "3.1.1" else mqtt.MQTTv5
+        self.choice = ProtocolChoice(settings.protocol)
         self.generation = 0
         self.connected = False
         self.last_error: str | None = None
@@ -71,33 +70,24 @@ class Publisher:
         self._waiting: dict[int, asyncio.Future[None]] = {}  # mid -> acknowledged
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
-        self._handshake_failures = 0  # connections closed before any CONNACK, while speaking MQTT 5
         self.status_extra: Callable[[], dict[str, Any]] = dict
 
     @property
+    def protocol(self) -> Version:
+        return self.choice.protocol
+
+    @property
     def protocol_name(self) -> str:
-        return "5" if self.protocol == mqtt.MQTTv5 else "3.1.1"
+        return self.choice.name
 
     # -- the client and its socket on our loop ------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
-        s = self.settings
-        tls = s.tls
-        client_id = s.client_id or f"carbonwatch-edge-{self.site}-{self.agent}"
-        if self.protocol == mqtt.MQTTv5:
-            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        else:
-            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311,
-                                 clean_session=True)
-        if s.login is not None:
-            client.username_pw_set(*s.login)
-        if tls or s.cert_file is not None:
-            client.tls_set(ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.key_file, cert_reqs=ssl.CERT_REQUIRED)
-            if s.tls_insecure:  # the broker's certificate is still checked against the CA, not its host name
-                client.tls_insecure_set(True)
+        client_id = self.settings.client_id or f"carbonwatch-edge-{self.site}-{self.agent}"
+        # no paho reconnects: the supervisor below reconnects on this loop; status messages come on top of the window
+        client = make_client(self.settings, client_id, self.protocol, max_inflight=self.window + 8,
+                             reconnect_delay_s=None)
         client.will_set(self.status_topic, status_payload("offline", self.site, self.agent, reason="lost"),
                         qos=1, retain=True)
-        client.max_inflight_messages_set(self.window + 8)  # status messages come on top of the window
-        client.max_queued_messages_set(0)
         gen = self.generation
         client.on_connect = lambda c, u, f, rc, p: self._call(self._connected, gen, rc)
         client.on_disconnect = lambda c, u, f, rc, p: self._call(self._disconnected, gen, rc)
@@ -198,11 +188,11 @@ class Publisher:
                 client.loop_misc()
                 if self.connected:
                     failures, handshake_since = 0, None
-                elif self.protocol == mqtt.MQTTv5:
+                elif self.protocol == V5:
                     # Some 3.1.1-only brokers (amqtt) neither answer nor close on an MQTT 5 CONNECT.
                     handshake_since = handshake_since or loop.time()
-                    if loop.time() - handshake_since >= HANDSHAKE_TIMEOUT_S:
-                        log.info("no CONNACK to MQTT 5 within %.0f s", HANDSHAKE_TIMEOUT_S)
+                    if self.choice.waited_for_connack(loop.time() - handshake_since):
+                        log.info("no CONNACK to MQTT 5 within %.0f s", loop.time() - handshake_since)
                         handshake_since = None
                         await self._fall_back()
                         continue
@@ -228,13 +218,13 @@ class Publisher:
             return
         if rc.is_failure:
             self.last_error = f"broker refused: {rc}"
-            if rc.value in UNSUPPORTED_PROTOCOL and self.protocol == mqtt.MQTTv5:
+            if self.choice.refused(rc):
                 asyncio.get_running_loop().create_task(self._fall_back(), name="mqtt-fallback-3.1.1")
             else:
                 log.warning("MQTT connection refused: %s", rc)
             return
         self.connected = True
-        self._handshake_failures = 0
+        self.choice.connected()
         self.last_error = None
         log.info("connected to %s (MQTT %s)", self.settings.effective_url, self.protocol_name)
         if self.ack_topic is not None and self._client is not None:
@@ -250,16 +240,14 @@ class Publisher:
         if was:
             log.warning("disconnected from broker: %s", rc)
             self._on_connection(False)
-        elif self.protocol == mqtt.MQTTv5 and not self._closing:
+        elif not self._closing and self.choice.closed_before_connack():
             # Some 3.1.1-only brokers cannot parse an MQTT 5 CONNECT and just close the socket.
-            self._handshake_failures += 1
-            if self._handshake_failures >= 2:
-                asyncio.get_running_loop().create_task(self._fall_back(), name="mqtt-fallback-3.1.1")
+            asyncio.get_running_loop().create_task(self._fall_back(), name="mqtt-fallback-3.1.1")
 
     async def _fall_back(self) -> None:
         """The broker speaks only MQTT 3.1.1: replace the client (its unacknowledged messages go with it).
         Only with `protocol = "auto"`; with "5" the agent keeps asking for MQTT 5 and says why it gets nowhere."""
-        if self.protocol != mqtt.MQTTv5:
+        if self.protocol != V5:
             return
         if self.settings.protocol == "5":
             self.last_error = f"{self.settings.effective_url} did not take MQTT 5 (protocol = \"5\", no fallback)"
@@ -269,7 +257,7 @@ class Publisher:
             return
         old, self._client = self._client, None
         self.generation += 1
-        self.protocol = mqtt.MQTTv311
+        self.choice.fall_back()
         if old is not None:
             self._close_client(old)
         log.info("broker did not take MQTT 5; using MQTT 3.1.1")

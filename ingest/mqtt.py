@@ -1,30 +1,26 @@
-"""The MQTT side of ingest: a paho-mqtt 2.x client with a persistent session, QoS 1 and manual acks.
+"""The MQTT side of ingest: a paho-mqtt 2.x client (link.mqtt) with a persistent session, QoS 1 and manual acks.
 
 MQTT 5 (session expiry) or 3.1.1 (clean_session false); "auto" tries 5 and falls back to 3.1.1 when
-the broker refuses the protocol (the embedded amqtt broker does). Received messages go to a bounded
-queue; when it is full the network thread waits, so the broker holds the rest (back-pressure).
+the broker refuses the protocol (the embedded amqtt broker does). paho runs its own network thread here.
+Received messages go to a bounded queue; when it is full the network thread waits, so the broker holds
+the rest (back-pressure).
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import ssl
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from ingest.config import MqttSettings
+from link.mqtt import ProtocolChoice, Version, connect_args, is_unsupported_protocol, make_client
 
 log = logging.getLogger(__name__)
-
-V5_PROBE_S = 2.0  # with protocol "auto": how long to wait for an MQTT 5 CONNACK before trying 3.1.1
 
 
 class MqttError(RuntimeError):
@@ -58,25 +54,18 @@ class Subscriber:
         self.refusal: str | None = None  # why the broker refused us (login, authorisation), kept over later noise
         self._refused_protocol = False
         self.generation = 0
-        self.protocol = mqtt.MQTTv5 if settings.protocol in ("auto", "5") else mqtt.MQTTv311
+        self.choice = ProtocolChoice(settings.protocol)
         self.client = self._make_client()
 
     # ---- set-up ---------------------------------------------------------------------------------------
 
+    @property
+    def protocol(self) -> Version:
+        return self.choice.protocol
+
     def _make_client(self) -> mqtt.Client:
-        v5 = self.protocol == mqtt.MQTTv5
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=self.protocol,
-                             clean_session=None if v5 else False, manual_ack=True)
-        s = self.settings
-        if s.login is not None:
-            client.username_pw_set(*s.login)
-        if s.tls:
-            client.tls_set(ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.key_file,
-                           cert_reqs=ssl.CERT_REQUIRED)
-            client.tls_insecure_set(s.tls_insecure)
-        client.reconnect_delay_set(1, 5)
-        client.max_inflight_messages_set(1000)
-        client.max_queued_messages_set(0)
+        client = make_client(self.settings, self.client_id, self.protocol, persistent=True, manual_ack=True,
+                             max_inflight=1000, reconnect_delay_s=(1, 5))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -84,13 +73,7 @@ class Subscriber:
         return client
 
     def _connect_args(self) -> dict[str, Any]:
-        args: dict[str, Any] = {"host": self.settings.host, "port": self.settings.port,
-                                "keepalive": self.settings.keepalive_s}
-        if self.protocol == mqtt.MQTTv5:
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = self.session_expiry_s
-            args.update(clean_start=False, properties=props)
-        return args
+        return connect_args(self.settings, self.settings.keepalive_s, self.protocol, self.session_expiry_s)
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Connect (retrying until `timeout_s`), subscribe, and run the network loop in a thread."""
@@ -105,16 +88,16 @@ class Subscriber:
                     raise MqttError(self.last_error) from exc
                 time.sleep(0.2)
         self.client.loop_start()
-        v5_deadline = time.monotonic() + V5_PROBE_S
+        v5_since = time.monotonic()
         while not self.subscribed.wait(0.05):
             # amqtt answers an MQTT 5 CONNECT with "unsupported protocol", or not at all: fall back to 3.1.1
-            no_v5 = self._refused_protocol or (self.generation == 0 and time.monotonic() > v5_deadline)
-            if no_v5 and self.settings.protocol == "auto" and self.protocol == mqtt.MQTTv5:
+            no_v5 = self._refused_protocol or (self.generation == 0 and
+                                               self.choice.waited_for_connack(time.monotonic() - v5_since))
+            if no_v5 and self.choice.fall_back():
                 self.client.loop_stop()
                 sock = self.client.socket()
                 if sock is not None:
                     sock.close()
-                self.protocol = mqtt.MQTTv311
                 self._refused_protocol = False
                 self.client = self._make_client()
                 self.client.connect(**self._connect_args())
@@ -136,7 +119,7 @@ class Subscriber:
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             self.last_error = f"broker {self.settings.effective_url} refused the connection: {reason}"
-            if "protocol" in str(reason).lower():
+            if is_unsupported_protocol(reason):
                 self._refused_protocol = True
             else:
                 self.refusal = self.last_error

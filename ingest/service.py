@@ -27,12 +27,12 @@ from ingest.buffer import BufferError, DiskBuffer
 from ingest.co2e import co2e_messages
 from ingest.config import IngestConfig
 from ingest.convert import Converter
-from ingest.logs import Throttled
 from ingest.metrics import IngestMetrics, install
 from ingest.mqtt import Received, Subscriber
 from ingest.points import TS, Batch, Converted, DeadLetter
 from ingest.store import open_store
 from ingest.store.base import StoreDataError, StoreError, WriteResult
+from link.logs import Throttled
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class IngestWorker:
         self._metrics_written = 0.0
         self._retention_at = 0.0
         self._retention_delay = 60.0
-        self._warn = Throttled(log)
+        self._warn = Throttled(log, interval_s=10.0)
 
     def run(self, stop: threading.Event, ready: threading.Event | None = None) -> None:
         """Receive and store until `stop` is set; then finish the batch in hand and disconnect.

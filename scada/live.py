@@ -1,13 +1,12 @@
 """The live feed: subscribes (paho-mqtt 2.x, MQTT 3.1.1) to ingest's derived CO2e stream and to the API's alert
 events of the site; keeps each meter's latest stored point time, and signals that the figures must be recomputed
-(the CO2e rate itself comes from the store, calc.rate, as the API's does).
+(the CO2e rate itself comes from the store, calc.rate, as the API's does). Client: link.mqtt.
 A message that does not parse is counted and named in `last_error`; it never stops the feed.
 """
 
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,10 +14,10 @@ from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from calc import topics
+from link.mqtt import connect_args, make_client
 from scada.config import MqttSettings
 from scada.figures import MeterLive
 
@@ -80,9 +79,7 @@ class LiveFeed:
         self.subscribed = threading.Event()
         self.last_error: str | None = None
         self.filters = [f"{topics.ROOT}/{site}/+/+/co2e", f"{topics.ROOT}/{site}/alerts/+"]
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311,
-                                  clean_session=True)
-        configure_client(self.client, mqtt_settings)
+        self.client = make_client(mqtt_settings, client_id)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
@@ -90,7 +87,7 @@ class LiveFeed:
 
     def start(self) -> None:
         """Connect in the background: a broker that is not there yet is retried, never fatal."""
-        self.client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s)
+        self.client.connect_async(**connect_args(self.settings, self.settings.keepalive_s))
         self.client.loop_start()
 
     def stop(self) -> None:
@@ -156,14 +153,3 @@ class LiveFeed:
         self.on_change()
         return True
 
-
-def configure_client(client: mqtt.Client, settings: MqttSettings) -> None:
-    """Login, TLS and reconnect behaviour shared by the feed and the Sparkplug edge node."""
-    if settings.login is not None:
-        client.username_pw_set(*settings.login)
-    if settings.tls:
-        client.tls_set(ca_certs=settings.ca_file, certfile=settings.cert_file, keyfile=settings.key_file,
-                       cert_reqs=ssl.CERT_REQUIRED)
-        client.tls_insecure_set(settings.tls_insecure)
-    client.reconnect_delay_set(1, 10)
-    client.max_queued_messages_set(0)

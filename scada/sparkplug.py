@@ -1,6 +1,7 @@
 """Sparkplug B edge node (paho-mqtt 2.x, MQTT 3.1.1): NDEATH registered as the will with the session's bdSeq,
 NBIRTH then one DBIRTH per area on every connect and on a Rebirth command, NDATA/DDATA with only what changed,
 seq 0..255 shared by every message of the node, an explicit NDEATH on a clean stop. bdSeq survives restarts.
+Client (URL, login, TLS): link.mqtt.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from google.protobuf.message import DecodeError
-from paho.mqtt.enums import CallbackAPIVersion
 
+from link.mqtt import connect_args, make_client
 from scada import spb_payloads as spb
 from scada.config import MqttSettings, SparkplugSettings
 from scada.figures import Kind, Snapshot, changed
-from scada.live import configure_client
 
 log = logging.getLogger("carbonwatch.scada.sparkplug")
 
@@ -58,9 +58,7 @@ class SparkplugSink:
         self.snapshot: Snapshot | None = None
         self.births = 0
         self.connected = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id or f"carbonwatch-spb-"
-                                  f"{self.group}-{self.node}", protocol=mqtt.MQTTv311, clean_session=True)
-        configure_client(self.client, mqtt_settings)
+        self.client = make_client(mqtt_settings, settings.client_id or f"carbonwatch-spb-{self.group}-{self.node}")
         self.mqtt_settings = mqtt_settings
         self._set_will()
         self.client.on_connect = self._on_connect
@@ -128,7 +126,7 @@ class SparkplugSink:
         with self.lock:
             self.snapshot = snapshot
         s = self.mqtt_settings
-        self.client.connect_async(s.host, s.port, keepalive=s.keepalive_s)
+        self.client.connect_async(**connect_args(s, s.keepalive_s))
         self.client.loop_start()
 
     async def update(self, snapshot: Snapshot) -> None:

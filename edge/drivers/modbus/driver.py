@@ -25,6 +25,7 @@ from edge.drivers import PointValue, bad_values
 from edge.drivers.modbus.plan import ReadBlock, plan_reads
 from edge.errors import DeviceError, TransportError
 from edge.points import raw_values
+from link.backoff import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,6 @@ EXCEPTION_NAMES = {
     5: "acknowledge", 6: "device busy", 10: "gateway path unavailable", 11: "gateway target failed to respond",
 }
 ILLEGAL_ADDRESS = 2
-
-
-def backoff_delay(attempt: int, base_s: float, cap_s: float, rng: random.Random) -> float:
-    """Capped exponential backoff with full jitter in [half, whole] of the step."""
-    step = min(cap_s, base_s * (2 ** attempt))
-    return float(step * rng.uniform(0.5, 1.0))
 
 
 class ModbusDriver:

@@ -28,7 +28,7 @@ from calc.schema import Quality
 from calc.units import UnitError, conversion_factor
 from edge.config import MeterDevice, OpcUaGateway
 from edge.drivers import PointValue, bad_values
-from edge.drivers.modbus.driver import backoff_delay
+from link.backoff import backoff_delay
 
 log = logging.getLogger(__name__)
 
