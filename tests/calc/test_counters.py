@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calc.counters import LEARN_AFTER, CounterPolicy, CounterState, CounterTracker, Emission, Kind, Raw
+from calc.counters import LEARN_AFTER, LEARNED_FACTOR, CounterPolicy, CounterState, CounterTracker, Emission, Kind, Raw
 from calc.schema import Flag, Quality
 
 POLICY = CounterPolicy(width_bits=16, max_rate_per_s=10.0, tolerance=1.0, expected_interval_s=1.0, unit="kWh")
@@ -188,6 +188,16 @@ def _far(meter: Meter) -> float:
     return 25 * meter.rate * (meter.t + 10) + 1
 
 
+def _implausible_since_zero(meter: Meter) -> int:
+    """The lowest count a replacement may start at and still be implausible as energy since a reset (ints): the
+    learned limit is LEARNED_FACTOR x the highest rate the tracker saw, and a glitch a little low (still forward)
+    makes the next interval look up to twice as fast: 2 x LEARNED_FACTOR (and a margin) x the meter's rate over the
+    span since it last moved."""
+    moved_t = next((t1 for (v0, _, _), (v1, t1, _) in zip(reversed(meter.readings[:-1]), reversed(meter.readings))
+                    if v1 != v0), 0.0)
+    return int((2 * LEARNED_FACTOR + 5) * meter.rate * (meter.t + 1 - moved_t)) + 1
+
+
 @st.composite
 def histories(draw: st.DrawFn, configured: bool) -> tuple[CounterPolicy, Meter]:
     data = draw(st.data())
@@ -244,10 +254,10 @@ def histories(draw: st.DrawFn, configured: bool) -> tuple[CounterPolicy, Meter]:
             meter.may_lose += before
             meter.value = 0 if m is not None else 0.0
             meter.tick(data, 1.0)
-        elif kind == "replace_down" and (far := _far(meter)) and (
-                (m is not None and 30 * meter.rate < v <= m >> 1) or (m is None and v > 3 * far)):
+        elif kind == "replace_down" and (far := _far(meter)) and (near := _implausible_since_zero(meter)) and (
+                (m is not None and near + 3 * meter.rate < v <= m >> 1) or (m is None and v > 3 * far)):
             lost = meter.used(data, 0.5)
-            new: Raw = (draw(st.integers(int(25 * meter.rate) + 1, int(v - 3 * meter.rate))) if m is not None
+            new: Raw = (draw(st.integers(near, int(v - 3 * meter.rate))) if m is not None
                         else draw(st.floats(far, v - far)))
             meter.truth += lost
             meter.value = new
