@@ -19,10 +19,10 @@ from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from calc.devices import device_map
 from simulators.config import ModbusRtuGateway, ModbusTcpGateway
 from simulators.faults import FaultKind
-from simulators.maps import MODBUS_MAPS
-from simulators.maps.base import DeviceValues
+from simulators.maps import DeviceValues, render
 from simulators.meter import MeterSim
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class ModbusGateway:
     def _devices(self) -> list[SimDevice]:
         devices = []
         for unit_id, meter in self.meters.items():
-            mmap, _ = MODBUS_MAPS[meter.meter.map]
+            mmap = device_map(meter.meter.map)
             blocks = [SimData(address=a, count=n, datatype=DataType.REGISTERS) for a, n in mmap.ranges()]
             devices.append(SimDevice(id=unit_id, simdata=blocks, action=partial(self._action, meter)))
         # an unknown unit id: a TCP gateway answers 0x0B (target device failed to respond), a serial line is silent
@@ -71,18 +71,19 @@ class ModbusGateway:
             await asyncio.sleep(slow.delay_ms / 1000.0)
         if (exc := faults.get(FaultKind.EXCEPTION)) is not None:
             return ExcCodes(exc.code)
-        mmap, render = MODBUS_MAPS[meter.meter.map]
+        mmap = device_map(meter.meter.map)
         if set_values is not None:
             return ExcCodes.ILLEGAL_FUNCTION  # a meter's measurements are read-only
         if function_code != mmap.function_code:
             return ExcCodes.ILLEGAL_ADDRESS if function_code in (3, 4) else ExcCodes.ILLEGAL_FUNCTION
         meter.advance(self._elapsed_s())
-        counter = mmap.point(mmap.counter_point)
-        if address < counter.address + counter.count and counter.address < address + count:
+        counter = mmap.counter_point
+        assert counter.address is not None
+        if address < counter.address + counter.registers and counter.address < address + count:
             counts, rate = meter.read_counter()  # a read of the counter register: read-limited faults act on it
         else:
             counts, rate = meter.shown()
-        words = render(DeviceValues(counter=counts, rate=rate, step=meter.steps, seed=self._seed, key=meter.id,
+        words = render(mmap, DeviceValues(counter=counts, rate=rate, step=meter.steps, seed=self._seed, key=meter.id,
                                     nan=FaultKind.NAN in faults))
         if FaultKind.GARBAGE in faults:
             words = {a: self._random.getrandbits(16) for a in words}
