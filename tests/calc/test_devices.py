@@ -14,10 +14,10 @@ QUANTITY = r"^[a-z0-9_]+$"
 
 
 def test_the_registry_finds_every_module() -> None:
-    assert set(MAPS) == {"schneider_pm5000", "eastron_sdm630", "adam6051_counter", "opcua_gas", "opcua_steam"}
+    assert {"schneider_pm5000", "eastron_sdm630", "adam6051_counter", "opcua_gas", "opcua_steam"} <= set(MAPS)
     assert DEVICE_MAPS["sdm630"] is MAPS["eastron_sdm630"]
     assert set(MODBUS_MAPS) | set(OPCUA_MAPS) == set(MAPS)
-    with pytest.raises(KeyError, match="unknown register map 'pm9999'; known: adam6051_counter"):
+    with pytest.raises(KeyError, match=r"unknown register map .pm9999.; known: .*adam6051_counter, "):
         device_map("pm9999")
 
 
