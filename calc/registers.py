@@ -67,6 +67,7 @@ def is_integer(data_type: DataType) -> bool:
 #: data type -> (big-endian struct of the value, registers); register count -> struct of that many words
 _CODECS = {t: (struct.Struct(">" + code), count) for t, (code, count, _) in TYPE_TABLE.items()}
 _WORDS = {count: struct.Struct(f">{count}H") for _, count, _ in TYPE_TABLE.values()}
+_FLOATS = frozenset(t for t, (_, _, integer) in TYPE_TABLE.items() if not integer)
 _UNSIGNED_MASK = {t: (1 << (16 * count)) - 1 for t, (code, count, _) in TYPE_TABLE.items() if code.isupper()}
 
 
@@ -93,16 +94,16 @@ def decode_block(layouts: Sequence[tuple[Layout, int]], registers: Sequence[int]
 
 def encode(layout: Layout, raw: int | float) -> list[int]:
     """Inverse of decode: the words of a raw number (an unsigned integer is taken modulo its width)."""
-    codec, _ = _CODECS[layout.type]
-    if is_integer(layout.type):
-        number = int(raw)
-        mask = _UNSIGNED_MASK.get(layout.type)
-        data = codec.pack(number & mask if mask is not None else number)
-    else:
+    data_type = layout.type
+    codec, count = _CODECS[data_type]
+    if data_type in _FLOATS:
         data = codec.pack(float(raw))
+    else:
+        mask = _UNSIGNED_MASK.get(data_type)
+        data = codec.pack(int(raw) & mask if mask is not None else int(raw))
     if layout.byte_order == "little":
         data = bytes(data[i ^ 1] for i in range(len(data)))
-    words = [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
+    words = list(_WORDS[count].unpack(data))
     if layout.word_order == "little":
         words.reverse()
     return words

@@ -102,13 +102,13 @@ def _not_a_number(point: DevicePoint) -> float | int:
 
 def render(device: DeviceMap, values: DeviceValues) -> dict[int, int]:
     """Address -> word for every register of a Modbus map, from the live values."""
-    vals = {} if values.nan else values_of(device, values)
+    frame = _Frame(device, values)
     out: dict[int, int] = {}
     for p in device.points:
         assert p.address is not None
-        value = _not_a_number(p) if values.nan else vals[p.label]
-        for i, word in enumerate(encode(p, value)):
-            out[p.address + i] = word
+        value = _not_a_number(p) if values.nan else frame.value(p)
+        for i, word in enumerate(encode(p, value), start=p.address):
+            out[i] = word
     return out
 
 
