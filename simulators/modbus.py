@@ -19,6 +19,7 @@ from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from calc.devicemap import DeviceMap
 from calc.devices import device_map
 from simulators.config import ModbusRtuGateway, ModbusTcpGateway
 from simulators.faults import FaultKind
@@ -37,6 +38,13 @@ class ModbusGateway:
                  elapsed_s: Callable[[], float], seed: int) -> None:
         self.gateway = gateway
         self.meters = {m.meter.unit_id: m for m in meters if m.meter.unit_id is not None}
+        # per meter: its device map and the registers [lo, hi) of its counter
+        self._maps: dict[str, tuple[DeviceMap, int, int]] = {}
+        for m in meters:
+            device = device_map(m.meter.map)
+            lo = device.counter_point.address
+            assert lo is not None
+            self._maps[m.id] = (device, lo, lo + device.counter_point.registers)
         self._elapsed_s = elapsed_s
         self._seed = seed
         self._random = random.Random(f"{seed}|garbage|{gateway.id}")
@@ -71,15 +79,13 @@ class ModbusGateway:
             await asyncio.sleep(slow.delay_ms / 1000.0)
         if (exc := faults.get(FaultKind.EXCEPTION)) is not None:
             return ExcCodes(exc.code)
-        mmap = device_map(meter.meter.map)
+        mmap, counter_lo, counter_hi = self._maps[meter.id]
         if set_values is not None:
             return ExcCodes.ILLEGAL_FUNCTION  # a meter's measurements are read-only
         if function_code != mmap.function_code:
             return ExcCodes.ILLEGAL_ADDRESS if function_code in (3, 4) else ExcCodes.ILLEGAL_FUNCTION
         meter.advance(self._elapsed_s())
-        counter = mmap.counter_point
-        assert counter.address is not None
-        if address < counter.address + counter.registers and counter.address < address + count:
+        if address < counter_hi and counter_lo < address + count:
             counts, rate = meter.read_counter()  # a read of the counter register: read-limited faults act on it
         else:
             counts, rate = meter.shown()
