@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from calc.carriers import Carrier
 from calc.units import UnitError, conversion_factor
 
 
@@ -31,8 +32,7 @@ KINDS = frozenset({
 })
 SCOPES = frozenset({"scope1_stationary", "scope2_location", "scope2_market", "scope2_heat", "scope3",
                     "product_footprint", "gwp", "instrument", "reference"})
-CARRIERS = frozenset({"electricity", "natural_gas", "raw_coal", "diesel", "gasoline", "lpg", "fuel_oil", "heat",
-                      "steam", "hot_water"})
+CARRIERS = frozenset(c.value for c in Carrier)
 GASES = frozenset({"CO2", "CO2e", "CH4", "CH4_fossil", "CH4_non_fossil", "N2O", "C", ""})
 
 

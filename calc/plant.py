@@ -8,29 +8,14 @@ validates its own section, and this model reads only the hierarchy.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from calc.carriers import Carrier as Carrier  # the table of carriers; imported from here too
 from calc.schema import MeterId
 
 Name = str
-
-
-class Carrier(StrEnum):
-    """Energy carriers; these names are used everywhere (config, CLI, API, stored points)."""
-
-    ELECTRICITY = "electricity"
-    NATURAL_GAS = "natural_gas"
-    RAW_COAL = "raw_coal"
-    DIESEL = "diesel"
-    GASOLINE = "gasoline"
-    LPG = "lpg"
-    FUEL_OIL = "fuel_oil"
-    HEAT = "heat"
-    STEAM = "steam"
-    HOT_WATER = "hot_water"
 
 
 class PlantError(ValueError):

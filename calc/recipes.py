@@ -4,10 +4,11 @@ kg of each gas (and kg CO2e) per unit of metered quantity. Scalar and vectorized
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from calc.carriers import BY_NAME, Carrier, Family, of_family
 from calc.conditions import (
     ConditionError,
     Measure,
@@ -22,13 +23,10 @@ from calc.conditions import (
 from calc.factors import ELECTRICITY_KINDS, GLOBAL, FactorChoice, FactorError, FactorSet
 from calc.units import UnitError, conversion_factor
 
-FUELS = ("natural_gas", "raw_coal", "diesel", "gasoline", "lpg", "fuel_oil")
-HEATS = ("heat", "steam", "hot_water")
-CARRIER_METHODS: dict[str, tuple[str, ...]] = {
-    "electricity": ("location", "market", "ets"),
-    **{fuel: ("gbt32150", "ipcc") for fuel in FUELS},
-    **{heat: ("default",) for heat in HEATS},
-}
+# views of the carrier table (calc.carriers)
+FUELS = of_family("fuel")
+HEATS = of_family("heat")
+CARRIER_METHODS: dict[str, tuple[str, ...]] = {c.value: c.methods for c in Carrier}
 SCOPE1, SCOPE2_LOCATION, SCOPE2_MARKET = "scope1", "scope2_location", "scope2_market"
 
 
@@ -150,7 +148,7 @@ def fuel_activity_gj(b: _Builder, carrier: str, unit: str, cond: Conditions, ipc
     raise FactorError(f"{carrier}: cannot use unit {unit!r}; give energy, mass or volume")
 
 
-def _electricity(b: _Builder, unit: str, method: str) -> Recipe:
+def _electricity(b: _Builder, carrier: str, unit: str, method: str, cond: Conditions, sector: str) -> Recipe:
     kwh = _per(unit, "kWh", "electricity quantity unit")
     primary = b.pinned(ELECTRICITY_KINDS[method][0], None, "kg / kWh")
     if primary is None:
@@ -165,7 +163,7 @@ def _electricity(b: _Builder, unit: str, method: str) -> Recipe:
         gas[comp.gas] = gas.get(comp.gas, 0.0) + kwh * value.value
         co2e += kwh * value.value * gwp.value
     scope = SCOPE2_MARKET if method == "market" else SCOPE2_LOCATION
-    return Recipe("electricity", method, scope, unit, "kWh", kwh, gas, co2e, primary, tuple(b.choices))
+    return Recipe(carrier, method, scope, unit, "kWh", kwh, gas, co2e, primary, tuple(b.choices))
 
 
 def _fuel(b: _Builder, carrier: str, unit: str, method: str, cond: Conditions, sector: str) -> Recipe:
@@ -188,7 +186,7 @@ def _fuel(b: _Builder, carrier: str, unit: str, method: str, cond: Conditions, s
     return Recipe(carrier, method, SCOPE1, unit, "GJ", gj, gas, co2e, co2, tuple(b.choices))
 
 
-def _heat(b: _Builder, carrier: str, unit: str, cond: Conditions) -> Recipe:
+def _heat(b: _Builder, carrier: str, unit: str, method: str, cond: Conditions, sector: str) -> Recipe:
     if _dimension_ok(unit, "GJ"):
         gj = conversion_factor(unit, "GJ")
     elif carrier == "steam":
@@ -218,7 +216,7 @@ def _heat(b: _Builder, carrier: str, unit: str, cond: Conditions) -> Recipe:
         raise FactorError(f"heat: cannot use unit {unit!r}; give an energy (GJ, MWh)")
     factor = b.pick("heat_emission_factor", "kg / GJ")
     gas = {factor.factor.gas or "CO2": gj * factor.value}
-    return Recipe(carrier, "default", SCOPE2_LOCATION, unit, "GJ", gj, gas, gj * factor.value, factor,
+    return Recipe(carrier, method, SCOPE2_LOCATION, unit, "GJ", gj, gas, gj * factor.value, factor,
                   tuple(b.choices))
 
 
@@ -227,6 +225,11 @@ def _constant(b: _Builder, factor_id: str, unit: str) -> FactorChoice:
     choice = b.factors.choose(b.factors.get(factor_id), unit)
     b.choices.append(choice)
     return choice
+
+
+#: a family's recipe: (builder, carrier, unit, method, conditions, sector) -> Recipe
+RecipeBuilder = Callable[[_Builder, str, str, str, Conditions, str], Recipe]
+RECIPES: dict[Family, RecipeBuilder] = {"electricity": _electricity, "fuel": _fuel, "heat": _heat}
 
 
 def default_method(carrier: str) -> str:
@@ -243,12 +246,8 @@ def recipe(factors: FactorSet, carrier: str, unit: str, *, region: str, at: date
     method = method or default_method(carrier)
     if method not in CARRIER_METHODS[carrier]:
         raise FactorError(f"carrier {carrier!r} has no method {method!r}; use one of {CARRIER_METHODS[carrier]}")
-    if carrier == "electricity" and method not in ELECTRICITY_KINDS:
+    family = BY_NAME[carrier].family
+    if family == "electricity" and method not in ELECTRICITY_KINDS:
         raise FactorError(f"unknown electricity method {method!r}")
-    b = _Builder(factors, region, at, pins or {})
-    cond = conditions or Conditions()
-    if carrier == "electricity":
-        return _electricity(b, unit, method)
-    if carrier in FUELS:
-        return _fuel(b, carrier, unit, method, cond, sector)
-    return _heat(b, carrier, unit, cond)
+    build = RECIPES[family]
+    return build(_Builder(factors, region, at, pins or {}), carrier, unit, method, conditions or Conditions(), sector)

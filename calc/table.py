@@ -19,6 +19,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
+from calc.carriers import Carrier
 from calc.conditions import ConditionError
 from calc.emissions import result_version
 from calc.factors import FactorError
@@ -27,9 +28,7 @@ from calc.plant_factors import PlantFactors
 from calc.recipes import Recipe, recipe
 from calc.units import conversion_factor
 
-DEFAULT_UNITS: dict[str, str] = {"electricity": "kWh", "natural_gas": "m^3", "raw_coal": "t", "diesel": "t",
-                                 "gasoline": "t", "lpg": "t", "fuel_oil": "t", "heat": "GJ", "steam": "t",
-                                 "hot_water": "t"}
+DEFAULT_UNITS: dict[str, str] = {c.value: c.default_unit for c in Carrier}  # a meter's unit when none is given
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PER_DAY = {"D": 1, "h": 24, "m": 1440, "s": 86_400, "ms": 86_400_000, "us": 86_400_000_000,
             "ns": 86_400_000_000_000}

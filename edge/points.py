@@ -1,4 +1,4 @@
-"""Declarative point definitions (what a register or node means) and the one pure function that decodes them.
+"""Declarative point definitions (what a register or node means); calc.registers decodes their registers.
 
 A point is a frozen model: where the value lives (Modbus address and function, or OPC UA node), its data
 type, word and byte order, scale, unit and quantity, and whether it is a cumulative counter (with its width).
@@ -7,43 +7,16 @@ type, word and byte order, scale, unit and quantity, and whether it is a cumulat
 from __future__ import annotations
 
 import math
-import struct
-from collections.abc import Sequence
-from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from calc.registers import DataType, Order, is_integer, register_count
 from calc.units import UnitError, check_dimension
 
-
-class DataType(StrEnum):
-    """Register data types; each maps to a struct code and a register count (Home Assistant style table)."""
-
-    U16 = "u16"
-    I16 = "i16"
-    U32 = "u32"
-    I32 = "i32"
-    U64 = "u64"
-    I64 = "i64"
-    F32 = "f32"
-    F64 = "f64"
-
-
-#: data type -> (struct code, registers, is integer)
-TYPE_TABLE: dict[DataType, tuple[str, int, bool]] = {
-    DataType.U16: ("H", 1, True),
-    DataType.I16: ("h", 1, True),
-    DataType.U32: ("I", 2, True),
-    DataType.I32: ("i", 2, True),
-    DataType.U64: ("Q", 4, True),
-    DataType.I64: ("q", 4, True),
-    DataType.F32: ("f", 2, False),
-    DataType.F64: ("d", 4, False),
-}
+__all__ = ["DataType", "Function", "Kind", "Order", "Point", "scaled"]
 
 Function = Literal["holding", "input"]
-Order = Literal["big", "little"]
 Kind = Literal["counter", "gauge"]
 
 
@@ -98,11 +71,11 @@ class Point(BaseModel):
 
     @property
     def registers(self) -> int:
-        return TYPE_TABLE[self.type][1]
+        return register_count(self.type)
 
     @property
     def is_integer(self) -> bool:
-        return TYPE_TABLE[self.type][2]
+        return is_integer(self.type)
 
     @property
     def width_bits(self) -> int | None:
@@ -130,44 +103,6 @@ class Point(BaseModel):
         if self.max is not None and value > self.max:
             return f"{self.quantity}: {value} {self.unit} above max {self.max}"
         return None
-
-
-def raw_value(point: Point, registers: Sequence[int]) -> int | float:
-    """Decode a point's registers to its raw (unscaled) number: an int for integer types, else a float."""
-    decoder, count = _DECODERS[point.type]
-    if len(registers) != count:
-        raise ValueError(f"{point.quantity}: {point.type} needs {count} registers, got {len(registers)}")
-    words = registers[::-1] if point.word_order == "little" else registers
-    try:
-        data = _WORDS[count].pack(*words)
-    except struct.error:  # not 16-bit words: their low 16 bits count
-        data = _WORDS[count].pack(*(w & 0xFFFF for w in words))
-    if point.byte_order == "little":
-        data = bytes(data[i ^ 1] for i in range(len(data)))  # swap the two bytes of each word
-    value: int | float = decoder.unpack(data)[0]
-    return value
-
-
-#: data type -> (big-endian struct of the value, registers); register count -> struct of that many words
-_DECODERS = {t: (struct.Struct(">" + code), count) for t, (code, count, _) in TYPE_TABLE.items()}
-_WORDS = {count: struct.Struct(f">{count}H") for _, count, _ in TYPE_TABLE.values()}
-
-
-def raw_values(points: Sequence[tuple[Point, int]], registers: Sequence[int]) -> list[int | float]:
-    """`raw_value` of each (point, offset of its first register) in one block of registers."""
-    return [raw_value(point, registers[offset:offset + _DECODERS[point.type][1]]) for point, offset in points]
-
-
-def encode_value(point: Point, raw: int | float) -> list[int]:
-    """Inverse of raw_value (used by tests and test servers to lay out registers)."""
-    code, _, is_int = TYPE_TABLE[point.type]
-    data = struct.pack(">" + code, int(raw) if is_int else float(raw))
-    if point.byte_order == "little":
-        data = b"".join(data[i + 1:i + 2] + data[i:i + 1] for i in range(0, len(data), 2))
-    words = [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
-    if point.word_order == "little":
-        words.reverse()
-    return words
 
 
 def scaled(point: Point, raw: int | float) -> float:

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from calc.devices import MAPS
 from calc.plant import Carrier, describe_errors
 from calc.schema import MeterId
 from simulators.faults import FaultSpec
@@ -72,11 +73,8 @@ class OpcUaGateway(_Section):
 
 Gateway = Annotated[ModbusTcpGateway | ModbusRtuGateway | OpcUaGateway, Field(discriminator="kind")]
 
-MODBUS_MAPS = ("schneider_pm5000", "eastron_sdm630", "adam6051_counter")
-OPCUA_MAPS = ("opcua_gas", "opcua_steam")
-# the rate unit each map's profile is written in: the `sim` table names base/peak with this suffix
-RATE_KEYS = {"schneider_pm5000": "kw", "eastron_sdm630": "kw", "adam6051_counter": "m3_h",
-             "opcua_gas": "m3_h", "opcua_steam": "kg_h"}
+# the device maps (calc/devices) and the suffix of each one's rate keys in the `sim` table (base_kw, peak_m3_h)
+RATE_KEYS = {name: device.rate_key for name, device in MAPS.items()}
 
 
 class SimSpec(_Section):
@@ -113,11 +111,19 @@ class SimMeter(_Section):
     area: str
     carrier: Carrier
     gateway: Name
-    map: Literal["schneider_pm5000", "eastron_sdm630", "adam6051_counter", "opcua_gas", "opcua_steam"]
+    map: str = Field(description="a device map of calc/devices (its name, not an alias)")
     unit_id: int | None = Field(default=None, ge=1, le=247)
     pulse_m3: float | None = Field(default=None, gt=0, allow_inf_nan=False,
-                                   description="adam6051_counter: m3 of gas per counted pulse (the scale factor)")
+                                   description="pulse-counter maps (adam6051_counter): m3 of gas per counted pulse "
+                                   "(the scale factor)")
     sim: SimSpec = SimSpec()
+
+    @field_validator("map")
+    @classmethod
+    def _known_map(cls, name: str) -> str:
+        if name not in MAPS:
+            raise ValueError(f"unknown register map {name!r}; known: {', '.join(sorted(MAPS))}")
+        return name
 
     @model_validator(mode="after")
     def _rates_match_map(self) -> SimMeter:
@@ -127,10 +133,10 @@ class SimMeter(_Section):
             raise ValueError(f"map {self.map!r} needs sim.base_{key} and sim.peak_{key}")
         if bounds[1] < bounds[0]:
             raise ValueError(f"sim.peak_{key} ({bounds[1]}) is below sim.base_{key} ({bounds[0]})")
-        if self.map in MODBUS_MAPS and self.unit_id is None:
+        if MAPS[self.map].protocol == "modbus" and self.unit_id is None:
             raise ValueError(f"map {self.map!r} is a Modbus device and needs unit_id")
-        if self.map == "adam6051_counter" and self.pulse_m3 is None:
-            raise ValueError("map 'adam6051_counter' needs pulse_m3 (m3 per pulse, the counter's scale factor)")
+        if MAPS[self.map].pulse_scaled and self.pulse_m3 is None:
+            raise ValueError(f"map {self.map!r} needs pulse_m3 (m3 per pulse, the counter's scale factor)")
         return self
 
     @property
@@ -194,7 +200,7 @@ class SimConfig(_Section):
             gw = gateways.get(meter.gateway)
             if gw is None:
                 raise ValueError(f"{where}: gateway {meter.gateway!r} is not in [[gateways]]")
-            if (gw.kind == "opcua") != (meter.map in OPCUA_MAPS):
+            if (gw.kind == "opcua") != (MAPS[meter.map].protocol == "opcua"):
                 raise ValueError(f"{where}: map {meter.map!r} cannot be served by a {gw.kind} gateway")
             if meter.unit_id is not None and gw.kind != "opcua":
                 key = (gw.id, meter.unit_id)

@@ -19,10 +19,11 @@ from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from calc.devicemap import DeviceMap
+from calc.devices import device_map
 from simulators.config import ModbusRtuGateway, ModbusTcpGateway
 from simulators.faults import FaultKind
-from simulators.maps import MODBUS_MAPS
-from simulators.maps.base import DeviceValues
+from simulators.maps import DeviceValues, render
 from simulators.meter import MeterSim
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,13 @@ class ModbusGateway:
                  elapsed_s: Callable[[], float], seed: int) -> None:
         self.gateway = gateway
         self.meters = {m.meter.unit_id: m for m in meters if m.meter.unit_id is not None}
+        # per meter: its device map and the registers [lo, hi) of its counter
+        self._maps: dict[str, tuple[DeviceMap, int, int]] = {}
+        for m in meters:
+            device = device_map(m.meter.map)
+            lo = device.counter_point.address
+            assert lo is not None
+            self._maps[m.id] = (device, lo, lo + device.counter_point.registers)
         self._elapsed_s = elapsed_s
         self._seed = seed
         self._random = random.Random(f"{seed}|garbage|{gateway.id}")
@@ -50,7 +58,7 @@ class ModbusGateway:
     def _devices(self) -> list[SimDevice]:
         devices = []
         for unit_id, meter in self.meters.items():
-            mmap, _ = MODBUS_MAPS[meter.meter.map]
+            mmap = device_map(meter.meter.map)
             blocks = [SimData(address=a, count=n, datatype=DataType.REGISTERS) for a, n in mmap.ranges()]
             devices.append(SimDevice(id=unit_id, simdata=blocks, action=partial(self._action, meter)))
         # an unknown unit id: a TCP gateway answers 0x0B (target device failed to respond), a serial line is silent
@@ -71,18 +79,17 @@ class ModbusGateway:
             await asyncio.sleep(slow.delay_ms / 1000.0)
         if (exc := faults.get(FaultKind.EXCEPTION)) is not None:
             return ExcCodes(exc.code)
-        mmap, render = MODBUS_MAPS[meter.meter.map]
+        mmap, counter_lo, counter_hi = self._maps[meter.id]
         if set_values is not None:
             return ExcCodes.ILLEGAL_FUNCTION  # a meter's measurements are read-only
         if function_code != mmap.function_code:
             return ExcCodes.ILLEGAL_ADDRESS if function_code in (3, 4) else ExcCodes.ILLEGAL_FUNCTION
         meter.advance(self._elapsed_s())
-        counter = mmap.point(mmap.counter_point)
-        if address < counter.address + counter.count and counter.address < address + count:
+        if address < counter_hi and counter_lo < address + count:
             counts, rate = meter.read_counter()  # a read of the counter register: read-limited faults act on it
         else:
             counts, rate = meter.shown()
-        words = render(DeviceValues(counter=counts, rate=rate, step=meter.steps, seed=self._seed, key=meter.id,
+        words = render(mmap, DeviceValues(counter=counts, rate=rate, step=meter.steps, seed=self._seed, key=meter.id,
                                     nan=FaultKind.NAN in faults))
         if FaultKind.GARBAGE in faults:
             words = {a: self._random.getrandbits(16) for a in words}

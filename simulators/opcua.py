@@ -30,11 +30,13 @@ from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.ua.uaerrors import UaError
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from calc.devicemap import DeviceMap, DevicePoint
+from calc.devices import device_map
 from simulators.clock import SimClock
 from simulators.config import OpcUaGateway
 from simulators.faults import FaultKind
+from simulators.maps import DeviceValues, values_of
 from simulators.meter import MeterSim
-from simulators.profiles import unit_normal
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +59,13 @@ class Unit:
         return value
 
 
-M3_PER_H = Unit("MQH", "m³/h", "m**3/h")
-M3 = Unit("MTQ", "m³", "m**3")
-KG_PER_H = Unit("E93", "kg/h", "kg/h")
-KG = Unit("KGM", "kg", "kg")
-BAR = Unit("BAR", "bar", "bar")
-CELSIUS = Unit("CEL", "°C", "degC")
-
-# map -> variable name -> unit
-VARIABLES: dict[str, dict[str, Unit]] = {
-    "opcua_gas": {"Flow": M3_PER_H, "Totaliser": M3, "Pressure": BAR, "Temperature": CELSIUS},
-    "opcua_steam": {"Flow": KG_PER_H, "Totaliser": KG, "Pressure": BAR, "Temperature": CELSIUS},
-}
+def variables(device: DeviceMap) -> dict[str, tuple[DevicePoint, Unit]]:
+    """Variable name -> (declared point, its EngineeringUnits) of an OPC UA map."""
+    out: dict[str, tuple[DevicePoint, Unit]] = {}
+    for p in device.points:
+        assert p.node is not None and p.ua_unit is not None, f"{device.name}.{p.quantity}: node and ua_unit"
+        out[p.node] = (p, Unit(p.ua_unit[0], p.ua_unit[1], p.unit))
+    return out
 
 
 def eu_information(unit: Unit) -> ua.EUInformation:
@@ -140,13 +137,15 @@ class OpcUaGatewayServer:
         self.namespace_index = idx
         folder = await server.nodes.objects.add_folder(ua.NodeId("Meters", idx), ua.QualifiedName("Meters", idx))
         for meter in self.meters:
-            obj = await folder.add_object(ua.NodeId(meter.id, idx), ua.QualifiedName(meter.id, idx))
+            device = device_map(meter.meter.map)
+            ns = await server.register_namespace(device.namespace)  # NAMESPACE's index when the map's is that
+            obj = await folder.add_object(ua.NodeId(meter.id, ns), ua.QualifiedName(meter.id, ns))
             nodes: dict[str, ua.NodeId] = {}
-            for name, unit in VARIABLES[meter.meter.map].items():
-                var = await obj.add_variable(ua.NodeId(f"{meter.id}.{name}", idx), ua.QualifiedName(name, idx),
+            for name, (_, unit) in variables(device).items():
+                var = await obj.add_variable(ua.NodeId(f"{meter.id}.{name}", ns), ua.QualifiedName(name, ns),
                                              0.0, varianttype=ua.VariantType.Double)
                 # EngineeringUnits must be a namespace-0 browse name, or standard clients do not find it
-                await var.add_property(ua.NodeId(f"{meter.id}.{name}.EngineeringUnits", idx),
+                await var.add_property(ua.NodeId(f"{meter.id}.{name}.EngineeringUnits", ns),
                                        ua.QualifiedName("EngineeringUnits", 0), eu_information(unit),
                                        datatype=ua.NodeId(ua.ObjectIds.EUInformation))
                 nodes[name] = var.nodeid
@@ -156,13 +155,11 @@ class OpcUaGatewayServer:
         """The variables' values; `consume`: this is a publish cycle, which read-limited faults count as a read."""
         counts, rate = meter.read_counter() if consume else meter.shown()
         spec = meter.meter.sim
-        n = meter.steps
-        return {
-            "Flow": rate,
-            "Totaliser": counts * meter.model.count_size,
-            "Pressure": spec.pressure_bar * (1.0 + 0.005 * unit_normal(self.seed, meter.id + "/p", n)),
-            "Temperature": spec.temperature_c + 0.2 * unit_normal(self.seed, meter.id + "/t", n),
-        }
+        device = device_map(meter.meter.map)
+        shown = values_of(device, DeviceValues(counter=counts, rate=rate, step=meter.steps, seed=self.seed,
+                                               key=meter.id, pressure_bar=spec.pressure_bar,
+                                               temperature_c=spec.temperature_c))
+        return {name: float(shown[p.label]) for name, (p, _) in variables(device).items()}
 
     async def publish(self) -> None:
         """Write every meter's current values, status and source time into the address space."""

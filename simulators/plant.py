@@ -18,12 +18,12 @@ from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from calc.devices import device_map
 from simulators.clock import SimClock
-from simulators.config import MODBUS_MAPS, OPCUA_MAPS, SimConfig, SimMeter, load_config
+from simulators.config import SimConfig, SimMeter, load_config
 from simulators.control import ControlServer, build_app
 from simulators.edgeclock import EdgeClock
 from simulators.faults import MODBUS_ONLY, OPCUA_ONLY, FaultKind, FaultSpec
-from simulators.maps import MODBUS_MAPS as MAP_TABLE
 from simulators.meter import CounterModel, MeterSim
 from simulators.modbus import ModbusGateway
 from simulators.profiles import make_profile
@@ -39,18 +39,15 @@ class Server(Protocol):
 
 
 def counter_model(meter: SimMeter) -> CounterModel:
-    """What one count of a meter's counter is and how fast its rate makes counts."""
-    if meter.map in MODBUS_MAPS:
-        mmap, _ = MAP_TABLE[meter.map]
-        if meter.map == "adam6051_counter":
-            assert meter.pulse_m3 is not None
-            return CounterModel("pulse_count", 1.0 / meter.pulse_m3, 1, "count", mmap.width_bits, "m**3/h",
-                                scale=(meter.pulse_m3, "m**3"))
-        size, unit = (1, "Wh") if mmap.point(mmap.counter_point).unit == "Wh" else (0.001, "kWh")
-        return CounterModel("active_energy_import", 1000.0, size, unit, mmap.width_bits, "kW")
-    if meter.map == "opcua_gas":
-        return CounterModel("volume", 1000.0, 0.001, "m**3", None, "m**3/h")  # counts litres
-    return CounterModel("mass", 10.0, 0.1, "kg", None, "kg/h")  # opcua_steam: counts 0.1 kg
+    """What one count of a meter's counter is and how fast its rate makes counts (from its map's declaration)."""
+    device = device_map(meter.map)
+    counter = device.counter_point
+    if device.pulse_scaled:  # one count is a pulse; the meter's pulse weight makes it a volume
+        assert meter.pulse_m3 is not None
+        return CounterModel(counter.label, 1.0 / meter.pulse_m3, 1, "count", device.width_bits, device.rate_unit,
+                            scale=(meter.pulse_m3, counter.unit))
+    return CounterModel(counter.label, device.counts_per_rate_hour, device.count_size, counter.unit,
+                        device.width_bits, device.rate_unit)
 
 
 class SimulatedPlant:
@@ -181,7 +178,7 @@ class SimulatedPlant:
     # --- faults -----------------------------------------------------------------------------------------
     def set_fault(self, meter_id: str, spec: FaultSpec) -> None:
         meter = self.meters[meter_id]
-        opcua = meter.meter.map in OPCUA_MAPS
+        opcua = device_map(meter.meter.map).protocol == "opcua"
         if opcua and spec.fault in MODBUS_ONLY:
             raise ValueError(f"meter {meter_id} is an OPC UA meter; fault {spec.fault} is a Modbus fault")
         if not opcua and spec.fault in OPCUA_ONLY:

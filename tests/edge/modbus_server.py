@@ -14,8 +14,9 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from calc.registers import encode as encode_value
 from edge.maps import template
-from edge.points import Point, encode_value
+from edge.points import Point
 
 
 class Registers:

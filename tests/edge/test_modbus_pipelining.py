@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from calc.registers import encode as encode_value
 from edge.config import MeterDevice, ModbusTcpGateway
 from edge.drivers.modbus.driver import ModbusDriver
 from edge.maps import SCHNEIDER_PM5000
-from edge.points import encode_value
 
 
 class Registers:

@@ -8,9 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from calc.registers import decode as raw_value
+from calc.registers import decode_block as raw_values
+from calc.registers import encode as encode_value
 from edge.drivers.modbus.plan import plan_reads
 from edge.maps import ADAM6051_COUNTER, SCHNEIDER_PM5000, SDM630
-from edge.points import DataType, Point, encode_value, raw_value, raw_values
+from edge.points import DataType, Point
 
 
 def pt(type_: DataType, **kw: object) -> Point:

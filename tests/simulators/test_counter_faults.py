@@ -12,11 +12,11 @@ import pytest
 from asyncua import Client
 from pymodbus.client import AsyncModbusTcpClient
 
+from calc.devices.adam6051_counter import MAP as ADAM
+from calc.devices.eastron_sdm630 import MAP as SDM630
+from calc.devices.schneider_pm5000 import MAP as PM5000
+from calc.registers import decode
 from deploy.services import free_port
-from simulators.maps.adam6051_counter import MAP as ADAM
-from simulators.maps.base import decode
-from simulators.maps.eastron_sdm630 import MAP as SDM630
-from simulators.maps.schneider_pm5000 import MAP as PM5000
 from simulators.opcua import NAMESPACE
 from simulators.plant import SimulatedPlant
 from tests.simulators.conftest import eventually, meter, opcua_gateway, opcua_meter, plant_config
@@ -40,7 +40,7 @@ class Rig:
 
     async def counter(self, unit: int, point: Any = ENERGY, fc: int = 3) -> float | int:
         call = self.client.read_holding_registers if fc == 3 else self.client.read_input_registers
-        r = await call(point.address, count=point.count, device_id=unit)
+        r = await call(point.address, count=point.registers, device_id=unit)
         assert not r.isError(), r
         return decode(point, list(r.registers))
 

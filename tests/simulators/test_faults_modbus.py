@@ -11,11 +11,11 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
+from calc.devices.adam6051_counter import MAP as ADAM
+from calc.devices.eastron_sdm630 import MAP as SDM630
+from calc.devices.schneider_pm5000 import MAP as PM5000
+from calc.registers import decode
 from deploy.services import free_port
-from simulators.maps.adam6051_counter import MAP as ADAM
-from simulators.maps.base import decode
-from simulators.maps.eastron_sdm630 import MAP as SDM630
-from simulators.maps.schneider_pm5000 import MAP as PM5000
 from simulators.plant import SimulatedPlant
 from tests.simulators.conftest import eventually, meter, plant_config
 
@@ -61,7 +61,7 @@ async def rig() -> AsyncIterator[Rig]:
 
 async def read(client: AsyncModbusTcpClient, unit: int, point: Any, fc: int = 3) -> Any:
     call = client.read_holding_registers if fc == 3 else client.read_input_registers
-    return await call(point.address, count=point.count, device_id=unit)
+    return await call(point.address, count=point.registers, device_id=unit)
 
 
 async def test_offline_behind_a_tcp_gateway_is_exception_0b(rig: Rig) -> None:

@@ -10,12 +10,12 @@ from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
+from calc.devices.adam6051_counter import MAP as ADAM
+from calc.devices.eastron_sdm630 import MAP as SDM630
+from calc.devices.schneider_pm5000 import MAP as PM5000
+from calc.registers import decode
 from deploy.services import free_port
 from simulators.faults import FaultSpec
-from simulators.maps.adam6051_counter import MAP as ADAM
-from simulators.maps.base import decode
-from simulators.maps.eastron_sdm630 import MAP as SDM630
-from simulators.maps.schneider_pm5000 import MAP as PM5000
 from simulators.plant import SimulatedPlant
 from tests.simulators.conftest import meter, plant_config, run_tool
 from tests.socat import Socat
@@ -78,20 +78,20 @@ async def test_rtu_over_a_pty_pair_pymodbus_and_mbpoll(pty_pair: Socat) -> None:
         try:
             truth = plant.pause()
             energy = PM5000.point("active_energy_import")
-            r = await client.read_holding_registers(energy.address, count=energy.count, device_id=1)
+            r = await client.read_holding_registers(energy.address, count=energy.registers, device_id=1)
             assert not r.isError()
             assert decode(energy, r.registers) == truth["meters"]["pm"]["counters"]["active_energy_import"]["value"]
             power = SDM630.point("active_power")
-            r = await client.read_input_registers(power.address, count=power.count, device_id=2)
+            r = await client.read_input_registers(power.address, count=power.registers, device_id=2)
             assert decode(power, r.registers) == pytest.approx(truth["meters"]["sdm"]["power"]["value"] * 1000,
                                                                rel=1e-5)
             pulses = ADAM.point("pulse_count")
-            r = await client.read_holding_registers(pulses.address, count=pulses.count, device_id=3)
+            r = await client.read_holding_registers(pulses.address, count=pulses.registers, device_id=3)
             assert decode(pulses, r.registers) == truth["meters"]["gas"]["counters"]["pulse_count"]["value"]
             # an offline meter on a serial line does not answer at all
             plant.set_fault("sdm", FaultSpec(fault="offline"))
             with pytest.raises(ModbusException):
-                await client.read_input_registers(power.address, count=power.count, device_id=2)
+                await client.read_input_registers(power.address, count=power.registers, device_id=2)
             plant.clear_fault("sdm")
         finally:
             client.close()

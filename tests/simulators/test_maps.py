@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from simulators.maps import MODBUS_MAPS, layout_table
-from simulators.maps.base import Point, decode, encode
+from calc.devicemap import DevicePoint
+from calc.devices import MODBUS_MAPS, device_map
+from calc.registers import DataType, decode, encode
+from simulators.maps import layout_table
 
 README = Path(__file__).resolve().parents[2] / "simulators" / "maps" / "README.md"
 
@@ -30,29 +32,29 @@ def test_readme_table_is_the_code(name: str) -> None:
     ("adam6051_counter", "pulse_count", 0, 3),               # 40001
 ])
 def test_published_addresses(name: str, point: str, address: int, fc: int) -> None:
-    mmap, _ = MODBUS_MAPS[name]
+    mmap = device_map(name)
     assert mmap.point(point).address == address
     assert mmap.function_code == fc
 
 
 def test_word_orders_by_hand() -> None:
-    int64 = Point("e", 0, "int64", "Wh", "e", "1")
+    int64 = DevicePoint("e", "Wh", "counter", address=0, type=DataType.I64)
     assert encode(int64, 0x0001_0002_0003_0004) == [1, 2, 3, 4]
-    f32 = Point("p", 0, "float32", "kW", "p", "1")
+    f32 = DevicePoint("p", "kW", "rate", address=0, type=DataType.F32)
     assert encode(f32, 1.0) == [0x3F80, 0x0000]
-    u32_low_first = Point("c", 0, "uint32", "", "c", "1", word_order="little")
+    u32_low_first = DevicePoint("c", "count", "counter", address=0, type=DataType.U32, word_order="little")
     assert encode(u32_low_first, 0x0001_0002) == [0x0002, 0x0001]
     assert decode(u32_low_first, [0xFFFF, 0x0000]) == 65535
 
 
 @pytest.mark.parametrize("value", [0, 1, 123_456_789_012, 2**63 - 1, -(2**63)])
 def test_int64_round_trip(value: int) -> None:
-    p = Point("e", 0, "int64", "Wh", "e", "1")
+    p = DevicePoint("e", "Wh", "counter", address=0, type=DataType.I64)
     assert decode(p, encode(p, value)) == value
 
 
 def test_float32_nan_pattern() -> None:
-    p = Point("p", 0, "float32", "kW", "p", "1")
+    p = DevicePoint("p", "kW", "rate", address=0, type=DataType.F32)
     words = encode(p, math.nan)
     assert math.isnan(decode(p, words))
     assert struct.unpack(">f", struct.pack(">HH", *words))[0] != 0

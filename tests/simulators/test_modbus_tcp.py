@@ -8,9 +8,9 @@ import httpx
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
+from calc.devices.schneider_pm5000 import MAP as PM5000
+from calc.registers import decode
 from simulators.config import ModbusTcpGateway
-from simulators.maps.base import decode
-from simulators.maps.schneider_pm5000 import MAP as PM5000
 from simulators.plant import SimulatedPlant
 from tests.simulators.conftest import eventually, plant_config, pm5000_meter
 
@@ -21,8 +21,8 @@ POWER = PM5000.point("active_power")
 
 
 async def read_pm5000(client: AsyncModbusTcpClient, unit_id: int) -> tuple[int, float]:
-    energy = await client.read_holding_registers(ENERGY.address, count=ENERGY.count, device_id=unit_id)
-    power = await client.read_holding_registers(POWER.address, count=POWER.count, device_id=unit_id)
+    energy = await client.read_holding_registers(ENERGY.address, count=ENERGY.registers, device_id=unit_id)
+    power = await client.read_holding_registers(POWER.address, count=POWER.registers, device_id=unit_id)
     assert not energy.isError() and not power.isError(), (energy, power)
     return int(decode(ENERGY, energy.registers)), float(decode(POWER, power.registers))
 

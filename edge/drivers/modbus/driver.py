@@ -19,12 +19,12 @@ from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
+from calc.registers import decode_block
 from calc.schema import Quality
 from edge.config import MeterDevice, ModbusRtuGateway, ModbusRtuTcpGateway, ModbusTcpGateway
 from edge.drivers import PointValue, bad_values
 from edge.drivers.modbus.plan import ReadBlock, plan_reads
 from edge.errors import DeviceError, TransportError
-from edge.points import raw_values
 from link.backoff import backoff_delay
 
 log = logging.getLogger(__name__)
@@ -197,5 +197,5 @@ class ModbusDriver:
 
     @staticmethod
     def _decode(block: ReadBlock, registers: Sequence[int]) -> list[PointValue]:
-        raws = raw_values(block.points, registers)
+        raws = decode_block(block.points, registers)
         return [PointValue(point, raw) for (point, _), raw in zip(block.points, raws, strict=True)]
