@@ -38,6 +38,7 @@ def tables() -> list[Table]:
     from api.settings import ApiSection, Webhook
     from api.settings import MqttSection as ApiMqtt
     from calc.plant import Meter, Site
+    from calc.plant_factors import FactorOverride, FactorsSection
     from edge.config import EdgeSettings, MeterDevice, ModbusRtuGateway, ModbusRtuTcpGateway, ModbusTcpGateway
     from edge.config import MqttSettings as EdgeMqtt
     from edge.config import OpcUaGateway as EdgeOpcUa
@@ -91,6 +92,9 @@ def tables() -> list[Table]:
         Table("[scada.opcua] users = [ {...} ]", OpcUaUser, "scada"),
         Table("[scada.sparkplug]", SparkplugSettings, "scada"),
         Table("[scada.modbus]", ScadaModbus, "scada"),
+        Table("[factors]", FactorsSection, "ingest and the API (calc.plant_factors)",
+              "How the factors are used: [calculations.md](calculations.md)."),
+        Table("[[factor_overrides]]", FactorOverride, "ingest and the API (calc.plant_factors)"),
     ]
 
 
@@ -196,10 +200,8 @@ def render() -> str:
         "",
     ]
     body = [render_table(t) for t in tables()]
-    factors = ["### [factors] and [[factor_overrides]]", "",
-               "Read by: ingest and the API (`calc.plant_factors`). Not a pydantic model; its documentation:", "",
-               "```", (inspect.getdoc(plant_factors) or "").strip(), "```", "",
-               "How the factors are used: [calculations.md](calculations.md)."]
+    factors = ["### [factors] and [[factor_overrides]] by example", "", "```",
+               (inspect.getdoc(plant_factors) or "").strip(), "```"]
     return "\n".join(head) + "\n" + "\n\n".join([*body, "\n".join(factors)]) + "\n"
 
 
