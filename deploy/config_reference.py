@@ -186,6 +186,7 @@ def render_table(table: Table) -> str:
 
 def render() -> str:
     from calc import plant_factors
+    from plantfile import secrets
 
     head = [
         "# Plant file reference",
@@ -202,7 +203,16 @@ def render() -> str:
     body = [render_table(t) for t in tables()]
     factors = ["### [factors] and [[factor_overrides]] by example", "", "```",
                (inspect.getdoc(plant_factors) or "").strip(), "```"]
-    return "\n".join(head) + "\n" + "\n\n".join([*body, "\n".join(factors)]) + "\n"
+    # a plain block, not toml: the docs' toml examples are checked as written, and these name variables and files
+    hidden = ["### Secrets: from the environment or a file", "", _cell(inspect.getdoc(secrets) or ""), "",
+              "```", "[mqtt]", 'username = "ingest"', 'password_env = "CARBONWATCH_MQTT_PASSWORD"', "",
+              "[store]", 'kind = "influxdb"', 'url = "http://influxdb:8086"', 'username = "carbonwatch"',
+              'password_file = "/run/secrets/influxdb_password"', "```", "",
+              f"Secret keys: {', '.join(f'`{k}`' for k in secrets.SECRET_KEYS)}, in any table. A relative "
+              "`_file` path is taken against the plant file's folder. A variable that is not set or a file that "
+              "cannot be read stops the service at start-up (and fails `carbonwatch check-config`), naming the "
+              "file, the key path and the variable or path."]
+    return "\n".join(head) + "\n" + "\n\n".join([*body, "\n".join(factors), "\n".join(hidden)]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
