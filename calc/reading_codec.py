@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from math import isfinite
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
 from pydantic import ValidationError
@@ -108,6 +108,14 @@ def decode_edge(payload: bytes) -> EdgeMessage:
 # ---- reading (ingest's hot path) ------------------------------------------------------------------------------
 
 UtcTs = Annotated[str, msgspec.Meta(min_length=20, max_length=32)]  # read by utc_us, else by calc.schema
+# Quality and flags are read as plain text (the stores bind a str faster than a StrEnum member), the allowed
+# values taken from calc.schema's enums, so they are listed once.
+if TYPE_CHECKING:
+    QualityName = str
+    FlagName = str
+else:
+    QualityName = Literal[tuple(q.value for q in Quality)]
+    FlagName = Literal[tuple(f.value for f in Flag)]
 
 
 class FastSample(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
@@ -119,9 +127,9 @@ class FastSample(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=Fal
     unit: Annotated[str, msgspec.Meta(min_length=1, max_length=UNIT_MAX)]
     delta: float | None = None
     interval_s: Annotated[float, msgspec.Meta(ge=0)] | None = None
-    quality: Quality = Quality.GOOD
+    quality: QualityName = Quality.GOOD.value
     reason: Annotated[str, msgspec.Meta(max_length=REASON_MAX)] | None = None
-    flags: tuple[Flag, ...] = ()
+    flags: tuple[FlagName, ...] = ()
 
     def dump(self) -> bytes:
         return _encoder.encode(self)
@@ -166,4 +174,4 @@ def from_sample(s: Sample) -> FastSample:
     """The same sample in the fast form (for samples the pydantic path validated)."""
     ts = s.ts.astimezone(UTC).isoformat()
     return FastSample(ts=ts, quantity=s.quantity, value=s.value, unit=s.unit, delta=s.delta, interval_s=s.interval_s,
-                      quality=s.quality, reason=s.reason, flags=s.flags)
+                      quality=s.quality.value, reason=s.reason, flags=tuple(f.value for f in s.flags))
