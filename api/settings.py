@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from calc.broker import BrokerSettings
-from calc.plant import Plant, describe_errors, parse_plant
+from calc.plant import Plant, parse_plant
+from plantfile import read_plant_file, validate_section
 
 
 class SettingsError(ValueError):
@@ -93,16 +93,11 @@ class Settings(BaseModel):
 
 
 def _section(model: type[BaseModel], data: dict[str, Any], key: str, source: str) -> Any:
-    raw = data.get(key, {})
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        raise SettingsError(describe_errors(f"{source}: {key}", exc).replace(f"{source}: {key}: ",
-                                                                             f"{source}: {key}.")) from exc
+    return validate_section(data, key, model, source, SettingsError)
 
 
 def load_settings(plant_file: Path, base_dir: Path | None = None, mqtt_url: str | None = None) -> Settings:
-    data = tomllib.loads(plant_file.read_text(encoding="utf-8"))
+    data = read_plant_file(plant_file, SettingsError).data  # secrets as plantfile reads them
     plant = parse_plant(data, str(plant_file))
     api = _section(ApiSection, data, "api", str(plant_file))
     mqtt = _section(MqttSection, data, "mqtt", str(plant_file))

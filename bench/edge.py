@@ -49,12 +49,12 @@ from pymodbus.client import AsyncModbusTcpClient
 
 from calc import topics
 from calc.acks import encode_acks
+from calc.reading_codec import EdgeSample, encode_reading
 from deploy.services import Mosquitto, free_port, wait_for_port
 from edge.drivers.modbus.plan import plan_reads
 from edge.maps import SCHNEIDER_PM5000
 from edge.readings import CounterState
 from edge.spool import Confirmed, Outgoing, Spool
-from edge.wire import EdgeSample, encode_reading
 
 REPO = Path(__file__).resolve().parents[1]
 TICK_S = os.sysconf("SC_CLK_TCK")

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
 from calc.conditions import ConditionError, Measure, parse_measure
 from calc.factors import ELECTRICITY_KINDS, Factor, FactorError, FactorSet, check_factor_document
 from calc.plant import Meter, Plant
@@ -32,6 +34,7 @@ _SCOPE_OF_KIND = {"grid_average": "scope2_location", "grid_residual_like": "scop
                   "net_calorific_value": "scope1_stationary", "carbon_content_per_heat": "scope1_stationary",
                   "carbon_oxidation_rate": "scope1_stationary", "fuel_emission_factor": "scope1_stationary"}
 _SELECTORS = ("meter", "area", "site")
+_FUEL_METHODS = ("gbt32150", "ipcc")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,77 +107,159 @@ def _conditions(raw: Any, path: str, problems: list[str]) -> Conditions | None:
     return Conditions(**values)
 
 
+class FactorsSection(BaseModel):
+    """[factors]: the plant's GWP set, its methods, and factors of its own (checked as a factor file's)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    gwp: str | None = Field(default=None, description="GWP100 set, e.g. \"AR6\" (default: the factor set's, AR5 "
+                            "for the shipped one)")
+    electricity_method: str = Field(default="location", description="\"location\", \"market\" or \"ets\"")
+    fuel_method: str = Field(default="gbt32150", description="\"gbt32150\" or \"ipcc\"")
+    custom: dict[str, Any] | None = Field(
+        default=None, description="[factors.custom.<id>] tables, with the fields of a factor file's [factors.<id>]; "
+        "they compete in selection unless `only_when_pinned = true`")
+
+    @field_validator("electricity_method")
+    @classmethod
+    def _electricity(cls, method: str) -> str:
+        if method not in ELECTRICITY_KINDS:
+            raise ValueError(f"{method!r} is not one of {sorted(ELECTRICITY_KINDS)}")
+        return method
+
+    @field_validator("fuel_method")
+    @classmethod
+    def _fuel(cls, method: str) -> str:
+        if method not in _FUEL_METHODS:
+            raise ValueError(f"{method!r} is not one of {sorted(_FUEL_METHODS)}")
+        return method
+
+
+class FactorOverride(BaseModel):
+    """One [[factor_overrides]] entry: where it applies, what it pins, and a pinned factor id or an inline factor.
+
+    Keys beyond these (value, unit, source, ...) are the inline factor's, checked as a factor file's entry.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    meter: str | None = Field(default=None, description="applies to this meter (at most one of meter, area, "
+                              "site; none: the whole plant); more specific wins")
+    area: str | None = Field(default=None, description="applies to the meters of this area")
+    site: str | None = Field(default=None, description="applies to the plant's site (must be its id)")
+    carrier: str = Field(description="the carrier whose factor is pinned, e.g. \"natural_gas\"")
+    method: str | None = Field(default=None, description="electricity: \"location\" | \"market\" | \"ets\" "
+                               "gives the kind")
+    kind: str = Field(default="", validate_default=True, description="factor kind pinned, e.g. "
+                      "net_calorific_value (required unless `method` gives it)")
+    gas: str = Field(default="", description="the gas of a per-gas (IPCC) factor")
+    factor: str | None = Field(default=None, description="a factor id of the set or [factors.custom]; without "
+                               "it, value, unit, source (and a factor file's other keys) give the factor inline")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_selector(cls, raw: Any) -> Any:
+        chosen = [k for k in _SELECTORS if isinstance(raw, Mapping) and k in raw]
+        if len(chosen) > 1:
+            raise ValueError(f"give at most one of meter, area, site (got {chosen})")
+        return raw
+
+    @field_validator("carrier")
+    @classmethod
+    def _carrier(cls, carrier: str) -> str:
+        if carrier not in CARRIER_METHODS:
+            raise ValueError(f"{carrier!r} is not one of {sorted(CARRIER_METHODS)}")
+        return carrier
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, kind: str, info: ValidationInfo) -> str:
+        if not kind and info.data.get("carrier") == "electricity":
+            kind = ELECTRICITY_KINDS.get(str(info.data.get("method")), ("",))[0]
+        if not kind:
+            raise ValueError("missing (e.g. net_calorific_value, heat_emission_factor; "
+                             "or method = \"location\" | \"market\" for electricity)")
+        return kind
+
+    @property
+    def rank_name(self) -> str:
+        return self.meter or self.area or self.site or "plant"
+
+
+def _problems(exc: ValidationError, path: str) -> list[str]:
+    """`path.key: why` per error, in the words the hand-written checks used (unknown key, no `Value error, `)."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join([path, *(str(p) for p in err["loc"])])
+        why = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}: {why}")
+    return lines
+
+
+def _overrides(raw_rules: Any, plant: Plant, known: Mapping[str, Any], base: FactorSet,
+               problems: list[str]) -> tuple[list[Override], dict[str, Factor]]:
+    """The valid [[factor_overrides]] resolved to factor ids, and the inline factors they add."""
+    extra: dict[str, Factor] = {}
+    overrides: list[Override] = []
+    meters, areas = plant.meters_by_id, {m.area for m in plant.meters}
+    for i, raw in enumerate(raw_rules if isinstance(raw_rules, list) else []):
+        path = f"factor_overrides[{i}]"
+        if not isinstance(raw, Mapping):
+            problems.append(f"{path}: must be a table")
+            continue
+        try:
+            rule = FactorOverride.model_validate(raw)
+        except ValidationError as exc:
+            problems += _problems(exc, path)
+            continue
+        if rule.meter is not None and rule.meter not in meters:
+            problems.append(f"{path}.meter: no meter {rule.meter!r} in the plant")
+        if rule.area is not None and rule.area not in areas:
+            problems.append(f"{path}.area: no area {rule.area!r} in the plant")
+        if rule.site is not None and rule.site != plant.site.id:
+            problems.append(f"{path}.site: the plant's site is {plant.site.id!r}, not {rule.site!r}")
+        if rule.factor is not None:
+            factor_id = rule.factor
+            if factor_id not in known and factor_id not in extra and factor_id not in base.factors:
+                problems.append(f"{path}.factor: no factor {factor_id!r} in the set or [factors.custom]")
+                continue
+        else:
+            factor_id = f"override.{rule.rank_name}.{rule.carrier}.{rule.kind}" + (f".{rule.gas}" if rule.gas else "")
+            body = {k: v for k, v in raw.items() if k not in (*_SELECTORS, "carrier", "method")}
+            body.setdefault("scope", _SCOPE_OF_KIND.get(rule.kind, "reference"))
+            body.setdefault("region", plant.site.region)
+            body.update(kind=rule.kind, only_when_pinned=True,
+                        carrier=None if rule.carrier == "electricity" or rule.kind.startswith("heat") else rule.carrier)
+            found, rule_problems = check_factor_document({"factors": {factor_id: body}})
+            problems += [p.replace(f"factors.{factor_id}", path, 1) for p in rule_problems]
+            extra.update(found)
+        pin_gas = rule.gas if rule.kind == "fuel_emission_factor" else ""  # only IPCC rows come one per gas
+        overrides.append(Override(i, rule.carrier, rule.kind, pin_gas, factor_id, rule.meter, rule.area, rule.site))
+    return overrides, extra
+
+
 def plant_factors(base: FactorSet, plant: Plant, data: Mapping[str, Any], source: str = "<plant>") -> PlantFactors:
     """Merge a plant file's [factors], [[factor_overrides]] and meter conditions with `base` (pure).
 
     Raises FactorError listing every problem as `FILE: key.path: why`.
     """
     problems: list[str] = []
-    section = data.get("factors", {})
-    if not isinstance(section, Mapping):
+    raw = data.get("factors", {})
+    if not isinstance(raw, Mapping):
         raise FactorError(f"{source}: factors: must be a table")
-    unknown = set(section) - {"gwp", "electricity_method", "fuel_method", "custom"}
-    problems += [f"factors.{key}: unknown key" for key in sorted(unknown)]
-    custom, custom_problems = ({}, []) if "custom" not in section else \
-        check_factor_document({"factors": section["custom"]})
-    problems += [p.replace("factors.", "factors.custom.", 1) for p in custom_problems]
-    elec = str(section.get("electricity_method", "location"))
-    if elec not in ELECTRICITY_KINDS:
-        problems.append(f"factors.electricity_method: {elec!r} is not one of {sorted(ELECTRICITY_KINDS)}")
-    fuel = str(section.get("fuel_method", "gbt32150"))
-    if fuel not in ("gbt32150", "ipcc"):
-        problems.append(f"factors.fuel_method: {fuel!r} is not one of ['gbt32150', 'ipcc']")
-    gwp = str(section.get("gwp", base.gwp_set)).upper()
-    extra: dict[str, Factor] = dict(custom)
-    overrides: list[Override] = []
-    meters = {m.id: m for m in plant.meters}
-    areas = {m.area for m in plant.meters}
-    raw_rules = data.get("factor_overrides", [])
-    for i, rule in enumerate(raw_rules if isinstance(raw_rules, list) else []):
-        path = f"factor_overrides[{i}]"
-        if not isinstance(rule, Mapping):
-            problems.append(f"{path}: must be a table")
-            continue
-        chosen = [k for k in _SELECTORS if k in rule]
-        if len(chosen) > 1:
-            problems.append(f"{path}: give at most one of meter, area, site (got {chosen})")
-            continue
-        carrier = str(rule.get("carrier", ""))
-        if carrier not in CARRIER_METHODS:
-            problems.append(f"{path}.carrier: {carrier!r} is not one of {sorted(CARRIER_METHODS)}")
-            continue
-        if "meter" in rule and rule["meter"] not in meters:
-            problems.append(f"{path}.meter: no meter {rule['meter']!r} in the plant")
-        if "area" in rule and rule["area"] not in areas:
-            problems.append(f"{path}.area: no area {rule['area']!r} in the plant")
-        if "site" in rule and rule["site"] != plant.site.id:
-            problems.append(f"{path}.site: the plant's site is {plant.site.id!r}, not {rule['site']!r}")
-        kind = rule.get("kind") or (ELECTRICITY_KINDS.get(str(rule.get("method")), ("",))[0]
-                                    if carrier == "electricity" else "")
-        if not kind:
-            problems.append(f"{path}.kind: missing (e.g. net_calorific_value, heat_emission_factor; "
-                            "or method = \"location\" | \"market\" for electricity)")
-            continue
-        gas = str(rule.get("gas", ""))
-        if "factor" in rule:
-            factor_id = str(rule["factor"])
-            if factor_id not in extra and factor_id not in base.factors:
-                problems.append(f"{path}.factor: no factor {factor_id!r} in the set or [factors.custom]")
-                continue
-        else:
-            scope_name = rule.get("meter") or rule.get("area") or rule.get("site") or "plant"
-            factor_id = f"override.{scope_name}.{carrier}.{kind}" + (f".{gas}" if gas else "")
-            body = {k: v for k, v in rule.items() if k not in (*_SELECTORS, "carrier", "method")}
-            body.setdefault("scope", _SCOPE_OF_KIND.get(kind, "reference"))
-            body.setdefault("region", plant.site.region)
-            body.update(kind=kind, carrier=None if carrier == "electricity" or kind.startswith("heat") else carrier,
-                        only_when_pinned=True)
-            found, rule_problems = check_factor_document({"factors": {factor_id: body}})
-            problems += [p.replace(f"factors.{factor_id}", path, 1) for p in rule_problems]
-            extra.update(found)
-        pin_gas = gas if kind == "fuel_emission_factor" else ""  # only IPCC rows come one per gas
-        overrides.append(Override(i, carrier, str(kind), pin_gas, factor_id, rule.get("meter"), rule.get("area"),
-                                  rule.get("site")))
+    try:
+        section = FactorsSection.model_validate(raw)
+    except ValidationError as exc:
+        problems += _problems(exc, "factors")
+        gwp, custom = raw.get("gwp"), raw.get("custom")  # the rest is still checked with what did validate
+        section = FactorsSection.model_construct(gwp=gwp if isinstance(gwp, str) else None,
+                                                 custom=custom if isinstance(custom, dict) else None)
+    custom, custom_problems = ({}, []) if section.custom is None else \
+        check_factor_document({"factors": section.custom})
+    problems += [p.replace("factors", "factors.custom", 1) for p in custom_problems]
+    gwp = (base.gwp_set if section.gwp is None else section.gwp).upper()
+    overrides, inline = _overrides(data.get("factor_overrides", []), plant, custom, base, problems)
+    extra: dict[str, Factor] = {**custom, **inline}
     conditions: dict[str, Conditions] = {}
     for j, raw_meter in enumerate(data.get("meters", []) or []):
         if isinstance(raw_meter, Mapping) and "conditions" in raw_meter:
@@ -188,4 +273,4 @@ def plant_factors(base: FactorSet, plant: Plant, data: Mapping[str, Any], source
         raise FactorError("\n".join(f"{source}: {p}" for p in problems))
     merged = base.with_factors(extra, name=f"{base.name}+{plant.site.id}", gwp_set=gwp) if extra or \
         gwp != base.gwp_set else base
-    return PlantFactors(merged, tuple(overrides), elec, fuel, conditions)
+    return PlantFactors(merged, tuple(overrides), section.electricity_method, section.fuel_method, conditions)

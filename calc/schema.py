@@ -1,7 +1,8 @@
 """The versioned reading message that edge agents publish and ingest consumes (MQTT payload, JSON).
 
 Version 1. A message carries one meter's samples; batching several samples per message is how
-throughput is won. Every number carries its unit.
+throughput is won. Every number carries its unit. These pydantic models are the documented schema;
+the edge writes and ingest's hot path reads the same document with calc.reading_codec (msgspec).
 """
 
 from __future__ import annotations
@@ -15,8 +16,15 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 SCHEMA_VERSION: Literal[1] = 1
 MAX_SEQ = 2**63 - 1  # sequence numbers are signed 64-bit integers in every store
 MAX_SAMPLES = 10_000  # samples in one message
+# Field limits, shared with the msgspec codec (calc.reading_codec) so both read the message the same way.
+METER_PATTERN = r"^[A-Za-z0-9_.\-]+$"
+METER_MAX = 128
+AGENT_MAX = 128
+QUANTITY_MAX = 64
+UNIT_MAX = 32
+REASON_MAX = 200
 
-MeterId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
+MeterId = Annotated[str, Field(min_length=1, max_length=METER_MAX, pattern=METER_PATTERN)]
 
 
 class Quality(StrEnum):
@@ -55,13 +63,13 @@ class Sample(BaseModel):
     model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")
 
     ts: AwareDatetime
-    quantity: str = Field(min_length=1, max_length=64, examples=["active_energy_import"])
+    quantity: str = Field(min_length=1, max_length=QUANTITY_MAX, examples=["active_energy_import"])
     value: float
-    unit: str = Field(min_length=1, max_length=32, examples=["kWh"])
+    unit: str = Field(min_length=1, max_length=UNIT_MAX, examples=["kWh"])
     delta: float | None = None
     interval_s: float | None = Field(default=None, ge=0)
     quality: Quality = Quality.GOOD
-    reason: str | None = Field(default=None, max_length=200)
+    reason: str | None = Field(default=None, max_length=REASON_MAX)
     flags: tuple[Flag, ...] = ()
 
     @field_validator("ts")
@@ -81,7 +89,7 @@ class ReadingMessage(BaseModel):
     v: Literal[1] = SCHEMA_VERSION
     meter: MeterId
     seq: int = Field(ge=0, le=MAX_SEQ, description="per-meter sequence number that survives agent restarts")
-    agent: str | None = Field(default=None, max_length=128)
+    agent: str | None = Field(default=None, max_length=AGENT_MAX)
     samples: tuple[Sample, ...] = Field(min_length=1, max_length=MAX_SAMPLES)
 
 

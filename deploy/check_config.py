@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 # Top-level keys some part reads; anything else is reported (a typo would otherwise be ignored silently).
 KNOWN_SECTIONS = {
@@ -41,13 +40,12 @@ class Result:
 
 
 def _pydantic(model: type[BaseModel], data: dict[str, Any], key: str, source: str) -> list[str]:
-    from calc.plant import describe_errors
+    from plantfile import PlantFileError, validate_section
 
-    raw = data.get(key, {})
     try:
-        model.model_validate(raw)
-    except ValidationError as exc:
-        return describe_errors(f"{source}: {key}", exc).replace(f"{source}: {key}: ", f"{source}: {key}.").split("\n")
+        validate_section(data, key, model, source)
+    except PlantFileError as exc:
+        return _lines(exc)
     return []
 
 
@@ -160,14 +158,13 @@ CHECKS: tuple[tuple[str, str, Checker, Callable[[dict[str, Any]], str | None]], 
 
 def check_file(path: Path, base_dir: Path | None = None) -> list[Result]:
     """Every part's verdict on one plant file (a file that is not TOML gives one failed result)."""
-    source = str(path)
+    from plantfile import PlantFileError, read_plant_file
+
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        return [Result("file", "", (f"{source}: cannot read: {exc.strerror or exc}",))]
-    except tomllib.TOMLDecodeError as exc:
-        return [Result("file", "", (f"{source}: not valid TOML: {exc}",))]
-    return check_data(data, source, base_dir or path.parent)
+        plant_file = read_plant_file(path)
+    except PlantFileError as exc:  # unreadable, not TOML, or a secret it names that is not there
+        return [Result("file", "", tuple(_lines(exc)))]
+    return check_data(plant_file.data, plant_file.source, base_dir or path.parent)
 
 
 def check_data(data: dict[str, Any], source: str, base_dir: Path) -> list[Result]:

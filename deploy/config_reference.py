@@ -38,6 +38,7 @@ def tables() -> list[Table]:
     from api.settings import ApiSection, Webhook
     from api.settings import MqttSection as ApiMqtt
     from calc.plant import Meter, Site
+    from calc.plant_factors import FactorOverride, FactorsSection
     from edge.config import EdgeSettings, MeterDevice, ModbusRtuGateway, ModbusRtuTcpGateway, ModbusTcpGateway
     from edge.config import MqttSettings as EdgeMqtt
     from edge.config import OpcUaGateway as EdgeOpcUa
@@ -95,6 +96,9 @@ def tables() -> list[Table]:
         Table("[scada.opcua] users = [ {...} ]", OpcUaUser, "scada"),
         Table("[scada.sparkplug]", SparkplugSettings, "scada"),
         Table("[scada.modbus]", ScadaModbus, "scada"),
+        Table("[factors]", FactorsSection, "ingest and the API (calc.plant_factors)",
+              "How the factors are used: [calculations.md](calculations.md)."),
+        Table("[[factor_overrides]]", FactorOverride, "ingest and the API (calc.plant_factors)"),
     ]
 
 
@@ -186,6 +190,7 @@ def render_table(table: Table) -> str:
 
 def render() -> str:
     from calc import plant_factors
+    from plantfile import secrets
 
     head = [
         "# Plant file reference",
@@ -200,11 +205,18 @@ def render() -> str:
         "",
     ]
     body = [render_table(t) for t in tables()]
-    factors = ["### [factors] and [[factor_overrides]]", "",
-               "Read by: ingest and the API (`calc.plant_factors`). Not a pydantic model; its documentation:", "",
-               "```", (inspect.getdoc(plant_factors) or "").strip(), "```", "",
-               "How the factors are used: [calculations.md](calculations.md)."]
-    return "\n".join(head) + "\n" + "\n\n".join([*body, "\n".join(factors)]) + "\n"
+    factors = ["### [factors] and [[factor_overrides]] by example", "", "```",
+               (inspect.getdoc(plant_factors) or "").strip(), "```"]
+    # a plain block, not toml: the docs' toml examples are checked as written, and these name variables and files
+    hidden = ["### Secrets: from the environment or a file", "", _cell(inspect.getdoc(secrets) or ""), "",
+              "```", "[mqtt]", 'username = "ingest"', 'password_env = "CARBONWATCH_MQTT_PASSWORD"', "",
+              "[store]", 'kind = "influxdb"', 'url = "http://influxdb:8086"', 'username = "carbonwatch"',
+              'password_file = "/run/secrets/influxdb_password"', "```", "",
+              f"Secret keys: {', '.join(f'`{k}`' for k in secrets.SECRET_KEYS)}, in any table. A relative "
+              "`_file` path is taken against the plant file's folder. A variable that is not set or a file that "
+              "cannot be read stops the service at start-up (and fails `carbonwatch check-config`), naming the "
+              "file, the key path and the variable or path."]
+    return "\n".join(head) + "\n" + "\n\n".join([*body, "\n".join(factors), "\n".join(hidden)]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,6 @@ import signal
 import socket
 import sys
 import time
-import tomllib
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 from deploy.broker import mosquitto_command
 from deploy.services import ServiceError, free_port
 from deploy.supervisor import STOP_TIMEOUT_S, Child, Supervisor, wait_interruptibly
+from plantfile import read_plant_file, validate_section
 
 START_TIMEOUT_S = 60.0     # the plant must be up (broker, ingest subscribed, API listening) within this
 START_ATTEMPTS = 3         # a service that exits this often before it was ever ready is a start failure
@@ -76,14 +76,20 @@ class Runner:
 
     def __init__(self, plant_file: Path, data_dir: Path, mqtt_url: str | None, api_port: int | None,
                  broker: str = "auto") -> None:
+        from api.settings import ApiSection
+        from ingest.config import config_from_data
+
         self.plant_file = plant_file.resolve()
-        self.data: dict[str, Any] = tomllib.loads(self.plant_file.read_text(encoding="utf-8"))
+        # read and validated as the services will read it: a bad file stops here, naming file, key and why
+        self.data: dict[str, Any] = read_plant_file(self.plant_file).data
+        source = str(self.plant_file)
+        self.ingest = config_from_data(self.data, Path.cwd(), source)
+        api: ApiSection = validate_section(self.data, "api", ApiSection, source)
         self.data_dir = data_dir
         self.logs = data_dir / "logs"
-        self.mqtt_url = mqtt_url or str(self.data.get("mqtt", {}).get("url") or "")
-        api = self.data.get("api", {})
-        self.api_host = str(api.get("host", "127.0.0.1"))
-        self.api_port = api_port if api_port is not None else int(api.get("port", 8000))
+        self.mqtt_url = mqtt_url or self.ingest.mqtt.url  # empty: no broker configured, an embedded one runs
+        self.api_host = api.host
+        self.api_port = api_port if api_port is not None else api.port
         self.broker = broker
         self.sup = Supervisor(self.logs, state_file=data_dir / "run.json")
 
@@ -116,8 +122,6 @@ class Runner:
 
     def plan(self) -> dict[str, str]:
         """Declare the children (nothing starts yet); returns what to show the operator once all are up."""
-        from ingest.metrics import metrics_paths
-
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not _port_free(self.api_host, self.api_port):
             raise ServiceError(f"port {self.api_port} on {self.api_host} is taken: stop what runs there or "
@@ -131,12 +135,14 @@ class Runner:
         else:
             shown["broker"] = self.mqtt_url
         plant = str(self.plant_file)
-        sim = self.data.get("simulator")
-        if sim is not None:
+        if "simulator" in self.data:
+            from simulators.config import parse_config
+
+            sim = parse_config(self.data, plant).simulator
             self.sup.add(Child("simulate", _cli("simulate", "--plant", plant)))
-            shown["simulators"] = f"{sim.get('control_url', 'http://127.0.0.1:8021')}/truth (ground truth)"
+            shown["simulators"] = f"{sim.control_url}/truth (ground truth)"
         # the edge starts once ingest has subscribed, so that its first readings find ingest's persistent session
-        snapshot = metrics_paths(self.data, Path.cwd())[0]
+        snapshot = self.ingest.metrics_path
         self.sup.add(Child("ingest", _cli("ingest", "--config", plant, "--mqtt-url", self.mqtt_url), after=broker,
                            ready_probe=_subscribed(snapshot)))
         self.sup.add(Child("edge", _cli("edge", "--config", plant, "--mqtt-url", self.mqtt_url,
@@ -153,8 +159,8 @@ class Runner:
         shown["api"] = f"{url}  (docs {url}/docs)"
         shown["balance"] = f"curl -H 'Authorization: Bearer {key}' '{url}/v1/balance?period=today'"
         shown["api key"] = f"{key}  (admin; kept in {self.data_dir / 'demo-api-key'})"
-        store = self.data.get("store", {})
-        shown["store"] = str(store.get("path", "var/carbonwatch.sqlite"))
+        store = self.ingest.store
+        shown["store"] = store.path if store.kind == "sqlite" else f"{store.url} (InfluxDB {store.database})"
         shown["logs"] = f"{self.logs}  (pids and restarts: {self.data_dir / 'run.json'})"
         return shown
 
@@ -191,8 +197,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = Console()
-    runner = Runner(Path(args.plant) if args.plant else default_plant(), Path(args.data_dir), args.mqtt_url,
-                    args.api_port, args.broker)
+    try:
+        runner = Runner(Path(args.plant) if args.plant else default_plant(), Path(args.data_dir), args.mqtt_url,
+                        args.api_port, args.broker)
+    except ValueError as exc:  # the plant file's own errors (plantfile, ingest, API, simulators): file, key, why
+        console.print(f"[red]could not start:[/red] {escape(str(exc))}")
+        return 1
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:

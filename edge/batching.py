@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from calc.reading_codec import EdgeSample, encode_reading
 from edge.readings import MeterState, MeterTracker, Poll
 from edge.spool import Outgoing
-from edge.wire import EdgeSample, encode_reading
 
 
 @dataclass

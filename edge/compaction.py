@@ -16,34 +16,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import msgspec
-
+from calc.reading_codec import EdgeSample, decode_edge, encode_reading
 from calc.schema import Flag, Quality
-from edge.wire import EdgeSample, encode_reading
 
 GAUGE_KEEP = 4  # samples per gauge quantity in a merged message
 _WORST = {Quality.GOOD: 0, Quality.UNCERTAIN: 1, Quality.BAD: 2}
 
 
-class _Reading(msgspec.Struct, frozen=True):
-    v: int
-    meter: str
-    seq: int
-    agent: str | None
-    samples: tuple[EdgeSample, ...]
-
-
-_decoder = msgspec.json.Decoder(_Reading)
-
-
-def decode(payload: bytes) -> _Reading:
-    """A spooled payload back into samples (the agent wrote it with edge.wire)."""
-    return _decoder.decode(payload)
-
-
 def merge(payloads: Sequence[bytes]) -> bytes:
     """One message carrying the energy of these messages of one meter, given oldest first."""
-    readings = [decode(p) for p in payloads]
+    readings = [decode_edge(p) for p in payloads]
     if not readings:
         raise ValueError("nothing to merge")
     meter = readings[0].meter

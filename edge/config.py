@@ -6,7 +6,6 @@ Validated at start-up; an error names the file, the key path and why. Sections o
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,6 +16,7 @@ from calc.plant import PlantError, Site, parse_plant
 from edge.errors import ConfigError
 from edge.maps import PULSE_TEMPLATES, TEMPLATES
 from edge.points import Point
+from plantfile import read_plant_file
 
 Ident = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
 
@@ -289,18 +289,13 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> EdgeConfig:
 
 
 def load_config(path: Path | str, mqtt_url: str | None = None, state_dir: Path | str | None = None) -> EdgeConfig:
-    """Read and validate a plant TOML file; the command-line overrides win over the file."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    """Read and validate a plant TOML file (secrets as plantfile reads them); the command-line overrides win."""
+    plant_file = read_plant_file(path, ConfigError)
+    data = plant_file.data
     if mqtt_url is not None:
         data.setdefault("mqtt", {})
         data["mqtt"] = {**data["mqtt"], "url": mqtt_url}
     if state_dir is not None:
         data["edge"] = {**data.get("edge", {}), "state_dir": str(state_dir)}
-    return parse_config(data, str(path))
+    return parse_config(data, plant_file.source)
 

@@ -17,11 +17,11 @@ import msgspec
 from msgspec import structs
 
 from calc import counters
+from calc.reading_codec import EdgeSample
 from calc.schema import Flag, Quality
 from calc.units import UnitError, conversion_factor
 from edge.drivers import PointValue
 from edge.points import Point, scaled
-from edge.wire import EdgeSample
 
 SPIKE_MARGIN = 1.5  # slack on a configured limit: a delta implying more than this x max power is implausible
 _WORST = {Quality.GOOD: 0, Quality.UNCERTAIN: 1, Quality.BAD: 2}

@@ -24,9 +24,9 @@ from pathlib import Path
 import msgspec
 
 from calc import counters
+from calc.reading_codec import WireError
 from edge.compaction import merge
 from edge.readings import CounterState, MeterState
-from edge.wire import WireError
 
 log = logging.getLogger(__name__)
 

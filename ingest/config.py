@@ -6,7 +6,6 @@ A bad file fails at start-up with one line per problem: `FILE: key.path: why`.
 from __future__ import annotations
 
 import math
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from calc.broker import BrokerSettings, KeepAliveS, MqttProtocol
 from calc.plant import Plant, PlantError, describe_errors, parse_plant
+from plantfile import read_plant_file, resolve_path, validate_section
 
 DEFAULT_SQLITE_PATH = "var/carbonwatch.sqlite"
 # Above the largest reading calc.schema accepts (10,000 samples, every field at its longest: 20.4 MB, see
@@ -151,8 +151,7 @@ class IngestConfig(BaseModel):
         return self.ingest.client_id or f"carbonwatch-ingest-{self.plant.site.id}"
 
     def resolve(self, path: str) -> Path:
-        p = Path(path)
-        return p if p.is_absolute() else self.base_dir / p
+        return resolve_path(self.base_dir, path)
 
     @property
     def buffer_path(self) -> Path:
@@ -166,19 +165,7 @@ class IngestConfig(BaseModel):
 
 
 def _section(data: dict[str, Any], key: str, model: Any, source: str) -> Any:
-    raw = data.get(key, {})
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: {key}: must be a table")
-    try:
-        return model.validate_python(raw) if isinstance(model, TypeAdapter) else model.model_validate(raw)
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = [str(p) for p in err["loc"] if p not in ("sqlite", "influxdb")]
-            if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-                loc = ["kind"]
-            lines.append(f"{source}: {'.'.join([key, *loc])}: {err['msg']}")
-        raise ConfigError("\n".join(lines)) from exc
+    return validate_section(data, key, model, source, ConfigError, tags=("sqlite", "influxdb"))
 
 
 def store_settings(data: dict[str, Any], source: str = "<plant>") -> SqliteStoreSettings | InfluxStoreSettings:
@@ -210,11 +197,6 @@ def config_from_data(data: dict[str, Any], base_dir: Path, source: str = "<plant
 
 def load_config(path: Path, mqtt_url: str | None = None, base_dir: Path | None = None) -> IngestConfig:
     """Read and validate a plant file; relative paths in it are taken against `base_dir` (default: the
-    working directory, as the API does, so both find the same store)."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return config_from_data(data, base_dir or Path.cwd(), str(path), mqtt_url)
+    working directory, as the API does, so both find the same store); secrets as plantfile reads them."""
+    plant_file = read_plant_file(path, ConfigError)
+    return config_from_data(plant_file.data, base_dir or Path.cwd(), plant_file.source, mqtt_url)

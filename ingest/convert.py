@@ -3,7 +3,7 @@
 Bad input never raises out of here: a bad message or a bad sample becomes a `DeadLetter` naming
 what was wrong, and the good samples of the same message are still converted. Bounds come first: a
 message over `max_message_bytes` is refused before it is parsed, and the parsers used on untrusted text
-stop at a nesting depth (no RecursionError). The hot path decodes with msgspec (ingest.fastschema);
+stop at a nesting depth (no RecursionError). The hot path decodes with msgspec (calc.reading_codec);
 anything it refuses is decided by calc.schema (pydantic), which names the reason (ingest.salvage keeps the good
 samples of a partly bad message). Energy that cannot be counted is held, and a gap's energy spread over the gap
 (calc.apportion). CO2e comes from calc's
@@ -26,11 +26,11 @@ from calc.apportion import DEFAULT_MAX_SEGMENTS, apportion
 from calc.factors import FactorSet, default_factor_set
 from calc.plant import Carrier, Meter, Plant
 from calc.plant_factors import plant_factors
+from calc.reading_codec import FastMessage, FastSample, fast_decode, from_sample, slow_ts, utc_us, utc_us_many
 from calc.schema import Sample, decode
 from calc.table import FactorTable
 from calc.units import conversion_factor
 from ingest.config import DEFAULT_MAX_MESSAGE_BYTES
-from ingest.fastschema import FastMessage, FastSample, fast_decode, from_sample, slow_ts, utc_us, utc_us_many
 from ingest.points import (
     AGENT,
     CO2E,

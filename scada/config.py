@@ -4,14 +4,14 @@ listen (loopback by default), who may log in, and what the service reads of [mqt
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from calc.broker import BrokerSettings, KeepAliveS
-from calc.plant import Plant, PlantError, describe_errors, parse_plant
+from calc.plant import Plant, PlantError, parse_plant
+from plantfile import read_plant_file, resolve_path, validate_section
 
 LOOPBACK = "127.0.0.1"
 Policy = Literal["None", "Basic256Sha256_Sign", "Basic256Sha256_SignAndEncrypt"]
@@ -114,8 +114,7 @@ class ScadaConfig(BaseModel):
     scada: ScadaSection
 
     def resolve(self, name: str) -> Path:
-        path = Path(name)
-        return path if path.is_absolute() else self.base_dir / path
+        return resolve_path(self.base_dir, name)
 
     @property
     def api_db_path(self) -> Path:
@@ -129,10 +128,7 @@ class ScadaConfig(BaseModel):
 
 
 def _section(model: type[BaseModel], data: dict[str, Any], key: str, source: str) -> Any:
-    try:
-        return model.model_validate(data.get(key, {}))
-    except ValidationError as exc:
-        raise ConfigError(describe_errors(source, exc).replace(f"{source}: ", f"{source}: {key}.")) from exc
+    return validate_section(data, key, model, source, ConfigError)
 
 
 def config_from_data(data: dict[str, Any], base_dir: Path, source: str = "<plant>",
@@ -151,10 +147,5 @@ def config_from_data(data: dict[str, Any], base_dir: Path, source: str = "<plant
 def load_config(path: Path, mqtt_url: str | None = None, base_dir: Path | None = None) -> ScadaConfig:
     """Read and validate a plant file; relative paths are taken against `base_dir` (default: the working
     directory, as ingest and the API do, so all three find the same store and database)."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return config_from_data(data, base_dir or Path.cwd(), str(path), mqtt_url)
+    plant_file = read_plant_file(path, ConfigError)
+    return config_from_data(plant_file.data, base_dir or Path.cwd(), plant_file.source, mqtt_url)

@@ -6,7 +6,6 @@ file fails naming the file, the key path and why (calc.plant.describe_errors).
 
 from __future__ import annotations
 
-import tomllib
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,6 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from calc.devices import MAPS
 from calc.plant import Carrier, describe_errors
 from calc.schema import MeterId
+from plantfile import read_plant_file
 from simulators.faults import FaultSpec
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")]
@@ -230,12 +230,6 @@ def parse_config(data: dict[str, Any], source: str = "<plant>") -> SimConfig:
 
 
 def load_config(path: Path | str) -> SimConfig:
-    """Read and validate a plant TOML file (the simulators' sections only)."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_config(data, str(path))
+    """Read and validate a plant TOML file (the simulators' sections only; secrets as plantfile reads them)."""
+    plant_file = read_plant_file(path, ConfigError)
+    return parse_config(plant_file.data, plant_file.source)

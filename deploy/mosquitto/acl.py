@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,13 +36,14 @@ class AclError(ValueError):
 def agents_of(paths: list[Path]) -> list[Agent]:
     from edge.config import parse_config
     from edge.errors import ConfigError
+    from plantfile import read_plant_file
 
     agents: dict[str, Agent] = {}
     for path in paths:
         try:
-            config = parse_config(tomllib.loads(path.read_text(encoding="utf-8")), str(path))
-        except (OSError, tomllib.TOMLDecodeError, ConfigError) as exc:
-            raise AclError(f"{path}: {exc}") from exc
+            config = parse_config(read_plant_file(path, ConfigError).data, str(path))
+        except ConfigError as exc:
+            raise AclError(str(exc)) from exc
         name = config.edge.agent
         if name in SERVICE_USERS:
             raise AclError(f"{path}: edge.agent {name!r} is the name of a service client; choose another")

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from calc.reading_codec import EdgeSample, encode_reading
 from calc.schema import Flag, Quality, decode
 from edge.compaction import GAUGE_KEEP, merge, merge_samples
 from edge.drivers import PointValue
 from edge.maps import SCHNEIDER_PM5000
 from edge.readings import MeterState, MeterTracker, Poll
-from edge.wire import EdgeSample, encode_reading
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 POWER, IMPORT, EXPORT = SCHNEIDER_PM5000[3], SCHNEIDER_PM5000[4], SCHNEIDER_PM5000[5]

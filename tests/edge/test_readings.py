@@ -8,13 +8,13 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from calc.reading_codec import EdgeSample
 from calc.schema import Flag, Quality
 from edge.drivers import PointValue
 from edge.maps import ADAM6051_COUNTER, SCHNEIDER_PM5000, SDM630
 from edge.points import Point
 from edge.readings import CounterState, MeterState, MeterTracker, Poll
 from edge.spool import Outgoing, Spool
-from edge.wire import EdgeSample
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 POWER, ENERGY = SCHNEIDER_PM5000[3], SCHNEIDER_PM5000[4]

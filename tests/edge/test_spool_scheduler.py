@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from calc.reading_codec import EdgeSample, encode_reading
 from calc.schema import Quality, decode
 from edge.drivers import PointValue
 from edge.maps import SCHNEIDER_PM5000
 from edge.readings import CounterState, Poll
 from edge.scheduler import MeterPoller, next_tick
 from edge.spool import Confirmed, Outgoing, Spool
-from edge.wire import EdgeSample, encode_reading
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from calc.reading_codec import EdgeSample, WireError, encode_reading
 from calc.schema import Flag, Quality, ReadingMessage, Sample, decode, encode
-from edge.wire import EdgeSample, WireError, encode_reading
 
 FINITE = st.floats(allow_nan=False, allow_infinity=False)
 TIMES = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))

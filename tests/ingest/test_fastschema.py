@@ -11,9 +11,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from calc.plant import parse_plant
+from calc.reading_codec import fast_decode, utc_us, utc_us_many
 from calc.schema import decode
 from ingest.convert import Converter
-from ingest.fastschema import fast_decode, utc_us, utc_us_many
 from ingest.points import ts_to_us
 
 PLANT = parse_plant({"site": {"id": "demo", "region": "CN", "start": "2000-01-01T00:00:00Z"},
