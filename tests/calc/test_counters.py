@@ -5,6 +5,7 @@ replacement, and never more."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -193,7 +194,7 @@ def _implausible_since_zero(meter: Meter) -> int:
     learned limit is LEARNED_FACTOR x the highest rate the tracker saw, and a glitch a little low (still forward)
     makes the next interval look up to twice as fast: 2 x LEARNED_FACTOR (and a margin) x the meter's rate over the
     span since it last moved."""
-    moved_t = next((t1 for (v0, _, _), (v1, t1, _) in zip(reversed(meter.readings[:-1]), reversed(meter.readings))
+    moved_t = next((t1 for (v0, _, _), (v1, t1, _) in reversed(list(itertools.pairwise(meter.readings)))
                     if v1 != v0), 0.0)
     return int((2 * LEARNED_FACTOR + 5) * meter.rate * (meter.t + 1 - moved_t)) + 1
 
