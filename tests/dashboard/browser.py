@@ -22,6 +22,11 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0")
 
 
+# what Chromium answers when the document an evaluation ran in went away meanwhile (a reload, a navigation)
+NAVIGATING = ("Inspected target navigated or closed", "Cannot find context with specified id",
+              "Execution context was destroyed")
+
+
 class BrowserError(AssertionError):
     """The page threw, a call failed, or a condition did not hold in time."""
 
@@ -139,7 +144,14 @@ class Browser:
         deadline = time.monotonic() + timeout_s
         last: Any = None
         while time.monotonic() < deadline:
-            last = self.eval(expression)
+            try:
+                last = self.eval(expression)
+            except BrowserError as exc:
+                if not any(m in str(exc) for m in NAVIGATING):
+                    raise
+                last = f"(the page was navigating: {exc})"  # the document went away under the call: ask the next one
+                self.pump(0.1)
+                continue
             if last:
                 return last
             self.pump(0.1)
