@@ -67,6 +67,7 @@ from ingest.store.conflicts import (
     point_conflict,
     site_of_topic,
 )
+from ingest.store.sqlite_migrations import SchemaError
 from ingest.store.sqlite_retention import Pruner, Retention, kept_from
 from ingest.store.sqlite_rows import (
     INSERT_POINT,
@@ -76,7 +77,7 @@ from ingest.store.sqlite_rows import (
     minute_sums,
     minute_sums_of,
 )
-from ingest.store.sqlite_schema import HOUR_US, QUARTER_US, SchemaError, plan, prepare, resolvable
+from ingest.store.sqlite_schema import HOUR_US, QUARTER_US, plan, prepare, resolvable
 
 _ROLLUP = """INSERT INTO {table} (site, meter, bucket_us, factor_ref, energy, co2e_kg, points, est_energy,
     est_co2e_kg) VALUES"""
