@@ -23,8 +23,11 @@ def series(query: Query, site: str, start: datetime, end: datetime, step: str, t
                  f"ON m.site = r.site AND m.meter = r.meter LEFT JOIN factor_refs f ON f.ref = r.factor_ref "
                  f"WHERE r.site = ? AND r.bucket_us >= ? AND r.bucket_us < ?", (site, ts_to_us(start), ts_to_us(end)))
     acc: dict[tuple[datetime, str], list[Any]] = {}
+    starts: dict[int, datetime] = {}  # rollup bucket -> series bucket (each rollup bucket comes once per meter)
     for bucket_us, meter, area, carrier, scope, unit, energy, co2e, n, est_energy, est_co2e in rows:
-        key = (bucket_start(us_to_dt(int(bucket_us)), step_s, tz), str(meter))
+        if bucket_us not in starts:
+            starts[bucket_us] = bucket_start(us_to_dt(int(bucket_us)), step_s, tz)
+        key = (starts[bucket_us], str(meter))
         a = acc.setdefault(key, [area, carrier, scope or "", unit or "", 0.0, 0.0, 0, 0.0, 0.0])
         a[4] = float(a[4]) + float(energy or 0.0)
         a[5] = float(a[5]) + float(co2e or 0.0)
