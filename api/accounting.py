@@ -16,7 +16,6 @@ from api.db import ApiDb
 from api.instruments import Instruments
 from api.market import TotalsMemo, allocate
 from api.settings import Settings
-from api.store_ext import HistoryReader
 from calc.balance import Period as CalcPeriod
 from calc.balance import allowance_check
 from calc.factors import default_factor_set
@@ -170,14 +169,10 @@ class RateInputs:
     month: list[MeterTotal]
 
 
-def rate_inputs(store: StoreReader, site: str, tz: str, now: datetime) -> RateInputs | None:
-    """The store reads behind the live rate (the same for /v1/balance, /v1/meters, the live engine and SCADA);
-    None for a store without the LiveReader extras (no live rate)."""
-    latest = getattr(store, "latest_values", None)
-    if latest is None:
-        return None
+def rate_inputs(store: StoreReader, site: str, tz: str, now: datetime) -> RateInputs:
+    """The store reads behind the live rate (the same for /v1/balance, /v1/meters, the live engine and SCADA)."""
     today, month = resolve("today", None, None, tz, now), resolve("month", None, None, tz, now)
-    return RateInputs(latest(site), store.totals(site, today.start, today.end),
+    return RateInputs(store.latest_values(site), store.totals(site, today.start, today.end),
                       store.totals(site, month.start, month.end))
 
 
@@ -185,8 +180,6 @@ def live_rates(settings: Settings, store: StoreReader, site: str, now: datetime)
     """Each meter's live CO2e rate (calc.rate) from the store: latest flow samples, today's and this month's
     totals (the same reads SCADA makes, so both report the same rate)."""
     inputs = rate_inputs(store, site, settings.plant.site.timezone, now)
-    if inputs is None:
-        return {}
     return meter_rates(inputs.latest, inputs.today, inputs.month)
 
 
@@ -207,7 +200,7 @@ def offsets_kg(db: ApiDb, site: str, start: datetime, end: datetime) -> float:
     return float(rows[0][0] or 0.0)
 
 
-def allowance_status(db: ApiDb, store: StoreReader, history: HistoryReader, settings: Settings, site: str,
+def allowance_status(db: ApiDb, store: StoreReader, history: StoreReader, settings: Settings, site: str,
                      at: datetime, now: datetime, scope: str = "site", target: str | None = None,
                      ) -> AllowanceStatus | None:
     """The newest unvoided allowance of the boundary whose period contains `at`, against emissions up to now."""
@@ -252,7 +245,7 @@ def held_in(held: HeldReader, site: str, bounds: Period, area: str | None = None
             if (area is None or h.area == area) and (meter is None or h.meter == meter)}
 
 
-def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: HistoryReader, held: HeldReader,
+def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: StoreReader, held: HeldReader,
                   site: str, bounds: Period, now: datetime, rate_kg_per_h: float, area: str | None = None,
                   meter: str | None = None) -> BalanceOut:
     memo = TotalsMemo(store)

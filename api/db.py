@@ -2,7 +2,8 @@
 
 Rules, alerts, allowances, offsets, contractual instruments (certificates, PPAs), factor-set uploads and key
 revocations live here; every change is written in the same transaction as its audit row, so the log and the data
-cannot disagree.
+cannot disagree. The file carries its schema version (PRAGMA user_version); MIGRATIONS bring an older file to
+SCHEMA_VERSION in one transaction at open, and a file of a newer version is refused (SchemaError).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ingest.store.sqlite_migrations import Step, migrate, sql_step
+
 GENESIS = "0" * 64
 
-SCHEMA = """
+SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, site TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
     entity TEXT NOT NULL, entity_id TEXT NOT NULL, body TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL
@@ -81,6 +84,14 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 """
 
 
+# Ordered: (the version a step brings a file to, the step). A file of version v gets every step above v, in this
+# order, in one transaction (ingest.store.sqlite_migrations.migrate). Version 1 is the schema as first released
+# (files from before versioning are version 0 with these tables already there: every statement is IF NOT EXISTS,
+# so for them it only records the version). A change appends a step (ALTER TABLE ... / CREATE ...), never edits one.
+MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, sql_step(SCHEMA_V1)),)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
 def now_iso(clock: Callable[[], datetime] | None = None) -> str:
     return (clock or (lambda: datetime.now(UTC)))().astimezone(UTC).isoformat()
 
@@ -117,7 +128,11 @@ class ApiDb:
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA busy_timeout=30000")
-        self.conn.executescript(SCHEMA)
+        try:
+            migrate(self.conn, MIGRATIONS, f"API database {self.path}")
+        except BaseException:
+            self.conn.close()
+            raise
 
     def now(self) -> str:
         return now_iso(self.clock)

@@ -17,7 +17,6 @@ from api.engine import Engine
 from api.held import HeldDesk
 from api.rulebook import RuleBook
 from api.settings import Settings
-from api.store_ext import HistoryReader
 from ingest.store.base import HeldReader, StoreReader
 
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
@@ -62,11 +61,6 @@ def get_engine(request: Request) -> Engine:
 def get_now(request: Request) -> datetime:
     now: datetime = request.app.state.clock()
     return now
-
-
-def get_history(request: Request) -> HistoryReader:
-    history: HistoryReader = request.app.state.history
-    return history
 
 
 def get_keyring(request: Request) -> KeyRing:
@@ -122,7 +116,7 @@ DbDep = Annotated[ApiDb, Depends(get_db)]
 BookDep = Annotated[RuleBook, Depends(get_book)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 NowDep = Annotated[datetime, Depends(get_now)]
-HistoryDep = Annotated[HistoryReader, Depends(get_history)]
+HistoryDep = Annotated[StoreReader, Depends(get_store)]  # series and factor usage: the store's own
 StoreDep = Annotated[StoreReader, Depends(get_store)]
 HeldDep = Annotated[HeldReader, Depends(get_held)]
 HeldDeskDep = Annotated[HeldDesk, Depends(get_held_desk)]

@@ -11,7 +11,6 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import cast
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -44,10 +43,9 @@ from api.routes import (
 )
 from api.rulebook import RuleBook
 from api.settings import Settings
-from api.store_ext import history_reader
 from api.stream import Hub
 from calc.topics import READING_FILTER
-from ingest.store.base import HeldReader, StoreError, StoreReader
+from ingest.store.base import HeldReader, Store, StoreError, StoreReader
 
 log = logging.getLogger("carbonwatch.api")
 Clock = Callable[[], datetime]
@@ -83,10 +81,10 @@ async def _rate_refresher(engine: Engine, store: StoreReader, every_s: float, so
         await asyncio.sleep(soonest_s)
 
 
-def create_app(settings: Settings, store: StoreReader, keyring: KeyRing | None = None,
+def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
                clock: Clock | None = None, db: ApiDb | None = None, held_reader: HeldReader | None = None) -> FastAPI:
-    """The app over `store`; held energy is read and decided through `held_reader`, by default the store itself
-    (the SQLite and InfluxDB stores implement ingest.store.base.HeldReader)."""
+    """The app over `store` (the whole ingest.store.base.Store contract: totals, series, latest values, held
+    energy...); held energy is read and decided through `held_reader`, by default the store itself."""
     clock = clock or _utcnow
     db = db or ApiDb(settings.db_path, clock)
     book = RuleBook(db)
@@ -142,8 +140,7 @@ def create_app(settings: Settings, store: StoreReader, keyring: KeyRing | None =
                               "(`Authorization: Bearer KEY` or `X-API-Key`) except /healthz.")
     app.state.settings = settings
     app.state.store = store
-    app.state.history = history_reader(store)
-    app.state.held = held_reader if held_reader is not None else cast(HeldReader, store)
+    app.state.held = held_reader if held_reader is not None else store
     app.state.held_desk = HeldDesk(settings, app.state.held, db)
     app.state.keyring = ring
     app.state.db = db

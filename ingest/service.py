@@ -18,7 +18,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from calc import topics
 from calc.factors import FactorSet
@@ -31,7 +30,7 @@ from ingest.metrics import IngestMetrics, install
 from ingest.mqtt import Received, Subscriber
 from ingest.points import TS, Batch, Converted, DeadLetter
 from ingest.store import open_store
-from ingest.store.base import StoreDataError, StoreError, WriteResult
+from ingest.store.base import Store, StoreDataError, StoreError, WriteResult
 from link.logs import Throttled
 
 log = logging.getLogger(__name__)
@@ -64,10 +63,10 @@ def topic_filter(config: IngestConfig) -> str:
 class IngestWorker:
     """One ingest process: subscriber, converter, store, metrics."""
 
-    def __init__(self, config: IngestConfig, store: Any | None = None, factors: FactorSet | None = None) -> None:
+    def __init__(self, config: IngestConfig, store: Store | None = None, factors: FactorSet | None = None) -> None:
         self.config = config
         self.site = config.plant.site.id
-        self.store = store if store is not None else open_store(config.store, config.base_dir)
+        self.store: Store = store if store is not None else open_store(config.store, config.base_dir)
         self.converter = Converter(config.plant, config.data, factors, config.ingest.max_future_s,
                                    source=config.source, max_message_bytes=config.ingest.max_message_bytes,
                                    gap_after_s=config.ingest.gap_after_s,
@@ -344,7 +343,7 @@ class IngestWorker:
         self._write_metrics()
         if self.buffer.count and self._store_up():
             self._drain(1)
-        if now >= self._retention_at and hasattr(self.store, "apply_retention"):
+        if now >= self._retention_at:
             self._retention()
 
     def _retention(self) -> None:

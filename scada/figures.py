@@ -191,9 +191,7 @@ def collect(plant: Plant, store: StoreReader, ledger: Ledger, now: datetime, liv
                 if upto > held.start else 0.0)
         allowances[b.key] = (held, used)
     summaries = {s.meter: s.last_ts for s in store.meter_summaries(site)}
-    latest = getattr(store, "latest_values", None)   # the LiveReader extras (SQLite and InfluxDB stores)
-    rates = ({m: r.rate_kg_per_h for m, r in meter_rates(latest(site), today, month).items()}
-             if latest is not None else {})
+    rates = {m: r.rate_kg_per_h for m, r in meter_rates(store.latest_values(site), today, month).items()}
     return Inputs(now=now, today=today, month=month, offsets_today_kg=ledger.offsets_kg(site, t0, t1),
                   offsets_month_kg=ledger.offsets_kg(site, m0, m1), allowances=allowances,
                   alerts=ledger.open_alerts(site), live=dict(live), stored_last_ts=summaries,

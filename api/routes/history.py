@@ -16,7 +16,8 @@ from pydantic import BaseModel, Field
 from api.deps import HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, Viewer, invalid, site_of
 from api.held import open_held_by_bucket
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, check_boundary, period_of
-from api.store_ext import STEPS_S, HistoryError, bucket_start
+from ingest.store.base import SeriesError
+from ingest.store.buckets import STEPS_S, bucket_start
 
 router = APIRouter(prefix="/v1", tags=["history"])
 
@@ -80,7 +81,7 @@ def history(settings: SettingsDep, reader: HistoryDep, held: HeldDep, now: NowDe
                       f"more than {MAX_BUCKETS} buckets of {step}: use a coarser step or a shorter range")
     try:
         points = reader.series(site, bounds.start, bounds.end, step, settings.plant.site.timezone)
-    except HistoryError as exc:
+    except SeriesError as exc:
         raise invalid(("query", "step"), str(exc)) from exc
     # (bucket, boundary, unit) -> energy, co2e, points, estimated energy, estimated co2e, held energy, held co2e,
     # held records

@@ -1,11 +1,20 @@
-"""The store interface: what ingest writes and what the API reads (the one part of ingest others import)."""
+"""The store contract: what ingest writes and what the API and SCADA read (the one part of ingest others import).
+
+`Store` is the whole of it (`StoreReader`, `HeldReader`, `StoreWriter`); every backend (SQLite, InfluxDB)
+implements all of it, so callers never probe for a method.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ingest.points import Batch
+
+CHUNK_ROWS = 5000  # rows a retention transaction deletes: each holds the write lock for milliseconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,18 +48,6 @@ class MeterTotal:
     # of `energy` and `co2e_kg`, what is estimated (a gap's energy spread over the gap, flag "estimated")
     estimated_energy: float = 0.0
     estimated_co2e_kg: float = 0.0
-
-
-class StoreReader(Protocol):
-    """Read side of a store, as the API uses it."""
-
-    def meter_summaries(self, site: str) -> list[MeterSummary]: ...
-
-    def totals(self, site: str, start: datetime, end: datetime) -> list[MeterTotal]:
-        """Per-meter sums of points with start <= ts < end (UTC)."""
-        ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +104,77 @@ class StoreDataError(ValueError):
     a store that can tell the bad points apart itself (per chunk) dead-letters them in `write` instead."""
 
 
-class LiveReader(StoreReader, Protocol):
-    """Optional extras a store may offer the API beyond `StoreReader` (the SQLite and InfluxDB stores do)."""
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    """Sums of one meter's points in one bucket of a series."""
 
-    def latest_values(self, site: str) -> list[LatestValue]: ...
+    start: datetime           # bucket start, UTC (1d buckets start at the site's local midnight)
+    meter: str
+    area: str
+    carrier: str
+    scope: str
+    energy: float             # in energy_unit
+    energy_unit: str
+    co2e_kg: float
+    points: int
+    estimated_energy: float = 0.0     # of `energy` and `co2e_kg`, what is estimated (flag "estimated")
+    estimated_co2e_kg: float = 0.0
 
-    def dead_letters(self, site: str, limit: int = 100) -> list[DeadLetterRecord]: ...
+
+@dataclass(frozen=True, slots=True)
+class FactorUse:
+    """One emission factor (id and version) and when it made the CO2e of stored points."""
+
+    factor_id: str
+    factor_version: str
+    first: datetime
+    last: datetime            # start of the last hour bucket that used it
+    points: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What one retention pass deleted."""
+
+    points: int = 0
+    minute_rollups: int = 0
+    dead_letters: int = 0
+    done: bool = True  # False: the time budget ran out first; call again (soon) to go on
+
+
+class SeriesError(ValueError):
+    """A series request the store will not answer as asked (too many buckets for it): ask for a coarser step or a
+    shorter range."""
+
+
+class StoreReader(Protocol):
+    """Read side of a store, as the API and SCADA use it."""
+
+    def meter_summaries(self, site: str) -> list[MeterSummary]: ...
+
+    def totals(self, site: str, start: datetime, end: datetime) -> list[MeterTotal]:
+        """Per-meter sums of points with start <= ts < end (UTC)."""
+        ...
+
+    def latest_values(self, site: str) -> list[LatestValue]:
+        """The latest stored sample of each meter's quantities (live power, latest counter)."""
+        ...
+
+    def dead_letters(self, site: str, limit: int = 100) -> list[DeadLetterRecord]:
+        """Newest first."""
+        ...
+
+    def series(self, site: str, start: datetime, end: datetime, step: str, tz: str) -> list[SeriesPoint]:
+        """Per meter and bucket of `step` (a key of `buckets.STEPS_S`: 1m, 15m, 1h, 1d) sums over [start, end);
+        buckets without points left out; 1d buckets cut at local midnight in `tz`, shorter ones on UTC
+        multiples of the step. Sorted by (start, meter). May raise SeriesError."""
+        ...
+
+    def factor_usage(self, site: str, start: datetime, end: datetime) -> list[FactorUse]:
+        """Each factor (id, version) used by points in [start, end), with the first and last hour it was used."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class HeldStatus(StrEnum):
@@ -204,3 +266,21 @@ class HeldReader(Protocol):
         `co2e_kg` and the factor are given) or reject an open record, in one transaction; raises HeldNotFoundError,
         HeldDecidedError, or HeldError when the release cannot be placed."""
         ...
+
+
+class StoreWriter(Protocol):
+    """Write side of a store, as ingest uses it."""
+
+    def write(self, batch: Batch) -> WriteResult:
+        """Store a batch (points, held records, dead letters); duplicates skipped, conflicts dead-lettered. Raises
+        only StoreError (retry the batch later) or StoreDataError (the batch's content)."""
+        ...
+
+    def apply_retention(self, now: datetime, chunk_rows: int = CHUNK_ROWS, budget_s: float | None = None) -> Pruned:
+        """Delete what the store's retention settings say is old (a store whose database does that itself, as
+        InfluxDB's retention policies do, deletes nothing here). Raises only StoreError."""
+        ...
+
+
+class Store(StoreReader, HeldReader, StoreWriter, Protocol):
+    """The whole contract: what `ingest.store.open_store` and `open_reader` return."""

@@ -19,7 +19,6 @@ remembered, so the retry reports it as stored, not as duplicates). Logins go in 
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -30,11 +29,9 @@ import httpx
 
 from ingest.config import InfluxStoreSettings
 from ingest.points import (
-    CONTENT_IDX,
     CONTENT_NAMES,
     METER,
     QUANTITY,
-    SEQ,
     TS,
     Batch,
     DeadLetter,
@@ -46,9 +43,11 @@ from ingest.points import (
     us_to_dt,
     us_to_iso,
 )
-from ingest.store import influx_held
+from ingest.store import influx_held, influx_series
 from ingest.store.base import (
+    CHUNK_ROWS,
     DeadLetterRecord,
+    FactorUse,
     HeldDecidedError,
     HeldError,
     HeldNotFoundError,
@@ -58,10 +57,13 @@ from ingest.store.base import (
     LatestValue,
     MeterSummary,
     MeterTotal,
+    Pruned,
+    SeriesPoint,
     StoreDataError,
     StoreError,
     WriteResult,
 )
+from ingest.store.conflicts import Seen, classify, content_of, dead_point, held_conflict, point_conflict
 from ingest.store.influx_http import CHUNK_BYTES, CHUNK_LINES, InfluxApi
 from ingest.store.influx_lines import LineMaker, dead_line, dead_payload, ident, ql
 
@@ -137,22 +139,18 @@ class InfluxStore:
         now_us = int(time.time() * 1_000_000)
         for key, p in unique.items():
             there = existing.get(key)
-            content = tuple(p[i] for i in CONTENT_IDX)
-            if there is None:
+            seen = classify(there, content_of(p))
+            if seen is Seen.NEW:
                 new.append(p)
-            elif _same(there, content):
+            elif seen is Seen.DUPLICATE:
                 full = (site_of[key[0]], *key)
                 if full in self._unreported:
                     earlier_keys.append(full)
                     earlier.append(p)
                 else:
                     duplicates += 1
-            else:
-                diff = ", ".join(f"{n}: stored {a!r}, got {b!r}" for n, a, b in
-                                 zip(CONTENT_NAMES, there, content, strict=True) if not _same((a,), (b,)))
-                reason = (f"conflict: meter {p[METER]!r} {p[QUANTITY]} at {us_to_iso(p[TS])} is already stored "
-                          f"with other content; kept the stored point; differs in {diff}")
-                conflicts.append(_dead_point(now_us, p, batch, reason))
+            elif there is not None:
+                conflicts.append(dead_point(now_us, p, batch, point_conflict(p, there)))
         held, held_dups, held_conflicts = self._held_plan(batch, site_of, now_us) if batch.held else ([], 0, [])
         duplicates += held_dups
         conflicts += held_conflicts
@@ -188,16 +186,13 @@ class InfluxStore:
         conflicts: list[DeadLetter] = []
         for key, h in unique.items():
             found, what = (there[key], "held record") if key in there else (points.get(key), "point")
-            if found is None:
+            seen = classify(found, h.content())
+            if seen is Seen.NEW:
                 new.append(h)
-            elif _same(found, h.content()):
+            elif seen is Seen.DUPLICATE:
                 duplicates += 1
-            else:
-                p = h.as_point()
-                conflicts.append(_dead_point(now_us, p, batch, (
-                    f"conflict: meter {h.meter!r} {h.quantity} at {us_to_iso(h.ts_us)} is already stored as a {what} "
-                    f"with other content ({found!r}); kept the stored one; this one would have been held: "
-                    f"{h.reason}")[:1000]))
+            elif found is not None:
+                conflicts.append(dead_point(now_us, h.as_point(), batch, held_conflict(h, what, found)))
         return new, duplicates, conflicts
 
     def _write_held(self, lines: list[str]) -> None:
@@ -224,7 +219,7 @@ class InfluxStore:
                 missing = []
                 for k, p in enumerate(part):
                     there = kept.get((p[METER], p[TS], p[QUANTITY]))
-                    if there is not None and _same(there, tuple(p[i] for i in CONTENT_IDX)):
+                    if classify(there, content_of(p)) is Seen.DUPLICATE:
                         stored.append(p)
                     else:
                         missing.append(k)
@@ -232,7 +227,7 @@ class InfluxStore:
                     if why is None:
                         stored.append(part[k])
                     else:
-                        refused.append(_dead_point(now_us, part[k], batch, f"influxdb refused the write: {why[:500]}"))
+                        refused.append(dead_point(now_us, part[k], batch, f"influxdb refused the write: {why[:500]}"))
         except StoreError:
             self._remember(stored, site_of)
             raise
@@ -357,6 +352,18 @@ class InfluxStore:
                 estimated_co2e_kg=(est_co2e or 0.0) + (prev.estimated_co2e_kg if prev else 0.0))
         return [acc[m] for m in sorted(acc)]
 
+    def series(self, site: str, start: datetime, end: datetime, step: str, tz: str) -> list[SeriesPoint]:
+        """Per meter and bucket sums, cut by InfluxDB (influx_series: GROUP BY time() tz())."""
+        return influx_series.series(self._series, self._from_points, site, start, end, step, tz)
+
+    def factor_usage(self, site: str, start: datetime, end: datetime) -> list[FactorUse]:
+        return influx_series.factor_usage(self._series, self._from_points, site, start, end)
+
+    def apply_retention(self, now: datetime, chunk_rows: int = CHUNK_ROWS, budget_s: float | None = None) -> Pruned:
+        """Nothing to do here: InfluxDB deletes old points itself, by the database's retention policy
+        ([store] retention_policy)."""
+        return Pruned()
+
     # ---- held energy (HeldReader) -------------------------------------------------------------------------
 
     def _held_rows(self, where: str, limit: int | None = None) -> list[dict[str, Any]]:
@@ -435,7 +442,7 @@ class InfluxStore:
                       factors={factor.ref: factor})
         there = self._existing({row["meter"]: row["site"]}, [point]).get((row["meter"], counted_us, row["quantity"]))
         if there is not None:
-            if _same(there, tuple(point[i] for i in CONTENT_IDX)):
+            if classify(there, content_of(point)) is Seen.DUPLICATE:
                 return  # an earlier release stored it and stopped before the status
             raise HeldError(f"a point of meter {row['meter']!r} {row['quantity']} at {us_to_iso(counted_us)} is "
                             f"stored already: release it at another counted_ts")
@@ -451,25 +458,8 @@ class InfluxStore:
         self.api.close()
 
 
-def _dead_point(now_us: int, p: Point, batch: Batch, reason: str) -> DeadLetter:
-    info = batch.meters.get(p[METER])
-    topic = f"carbonwatch/v1/{info.site}/{info.area}/{p[METER]}/reading" if info else ""
-    return DeadLetter(now_us, topic, json.dumps(batch.describe(p)).encode(), reason, p[METER], p[SEQ])
-
-
 def _int(text: Any) -> int | None:
     try:
         return int(text) if text is not None else None
     except ValueError:
         return None
-
-
-def _same(a: Sequence[Any], b: Sequence[Any]) -> bool:
-    """Field-by-field equality where InfluxDB's missing field (None) equals an empty string."""
-    for x, y in zip(a, b, strict=True):
-        if isinstance(x, float) or isinstance(y, float):
-            if x is None or y is None or float(x) != float(y):
-                return False
-        elif (x or "") != (y or ""):
-            return False
-    return True

@@ -15,7 +15,6 @@ value it cannot represent); in both cases the transaction is rolled back, nothin
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import threading
 import time
@@ -27,14 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from ingest.points import (
-    CONTENT_IDX,
     CONTENT_NAMES,
     DELTA,
     ENERGY,
     FACTOR,
     METER,
     QUANTITY,
-    SEQ,
     TS,
     Batch,
     DeadLetter,
@@ -42,11 +39,12 @@ from ingest.points import (
     Point,
     ts_to_us,
     us_to_dt,
-    us_to_iso,
 )
-from ingest.store import sqlite_held
+from ingest.store import sqlite_held, sqlite_series
 from ingest.store.base import (
+    CHUNK_ROWS,
     DeadLetterRecord,
+    FactorUse,
     HeldError,
     HeldRecord,
     HeldStatus,
@@ -54,11 +52,23 @@ from ingest.store.base import (
     LatestValue,
     MeterSummary,
     MeterTotal,
+    Pruned,
+    SeriesPoint,
     StoreDataError,
     StoreError,
     WriteResult,
 )
-from ingest.store.sqlite_retention import CHUNK_ROWS, Pruned, Pruner, Retention, kept_from
+from ingest.store.conflicts import (
+    Seen,
+    classify,
+    content_of,
+    dead_point,
+    older_than_kept,
+    point_conflict,
+    site_of_topic,
+)
+from ingest.store.sqlite_migrations import SchemaError
+from ingest.store.sqlite_retention import Pruner, Retention, kept_from
 from ingest.store.sqlite_rows import (
     INSERT_POINT,
     coarser,
@@ -67,7 +77,7 @@ from ingest.store.sqlite_rows import (
     minute_sums,
     minute_sums_of,
 )
-from ingest.store.sqlite_schema import HOUR_US, QUARTER_US, SchemaError, plan, prepare, resolvable
+from ingest.store.sqlite_schema import HOUR_US, QUARTER_US, plan, prepare, resolvable
 
 _ROLLUP = """INSERT INTO {table} (site, meter, bucket_us, factor_ref, energy, co2e_kg, points, est_energy,
     est_co2e_kg) VALUES"""
@@ -88,16 +98,6 @@ _DEAD = ("INSERT INTO deadletter (received_us, site, topic, meter, seq, idx, rea
          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 # sqlite3 errors about the values of a batch (the same batch fails again); every other one is the store's
 _DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, sqlite3.ProgrammingError)
-
-
-def _site_of(topic: str) -> str:
-    parts = topic.split("/")
-    return parts[2] if len(parts) > 2 and "/".join(parts[:2]) == "carbonwatch/v1" else ""
-
-
-def _topic(batch: Batch, p: Point) -> str:
-    info = batch.meters.get(p[METER])
-    return f"carbonwatch/v1/{info.site}/{info.area}/{p[METER]}/reading" if info else ""
 
 
 class SqliteStore:
@@ -172,7 +172,7 @@ class SqliteStore:
             conflicts += held_conflicts
         dead = [*batch.dead, *conflicts]
         if dead:
-            db.executemany(_DEAD, [(d.received_us, _site_of(d.topic), d.topic, d.meter, d.seq, d.index, d.reason,
+            db.executemany(_DEAD, [(d.received_us, site_of_topic(d.topic), d.topic, d.meter, d.seq, d.index, d.reason,
                                     d.payload) for d in dead])
         db.execute("COMMIT")
         new_keys = None if new is points else frozenset((p[METER], p[TS], p[QUANTITY]) for p in new)
@@ -193,16 +193,12 @@ class SqliteStore:
             if p[TS] >= cutoff:
                 keep.append(p)
                 continue
-            reason = (f"ts: {us_to_iso(p[TS])} is older than the raw points kept (from {us_to_iso(cutoff)}, "
-                      f"retention): a replay could not be told from a new reading, so it is not counted")
+            reason = older_than_kept(p[TS], cutoff)
             if p[DELTA] is not None and p[ENERGY] is not None:
                 factor = batch.factors.get(p[FACTOR]) if p[FACTOR] is not None else None
                 batch.held.append(sqlite_held.held_of(p, factor.energy_unit if factor else "", reason, now_us))
                 continue
-            batch.dead.append(DeadLetter(now_us, _topic(batch, p), json.dumps(batch.describe(p)).encode(),
-                                         f"ts: {us_to_iso(p[TS])} is older than the raw points kept (from "
-                                         f"{us_to_iso(cutoff)}, retention): a replay could not be told from a "
-                                         f"new reading, so it is not counted", p[METER], p[SEQ]))
+            batch.dead.append(dead_point(now_us, p, batch, reason))
         batch.points = keep
         batch.counted = None  # the columns described the points before; the slow sums go by the rows
         return keep
@@ -221,16 +217,10 @@ class SqliteStore:
                 self._db.execute(INSERT_POINT, (site, *p))
                 new.append(p)
                 continue
-            content = tuple(p[i] for i in CONTENT_IDX)
-            if tuple(row) == content:
+            if classify(row, content_of(p)) is Seen.DUPLICATE:
                 duplicates += 1
-                continue
-            diff = ", ".join(f"{n}: stored {a!r}, got {b!r}" for n, a, b in zip(CONTENT_NAMES, row, content,
-                                                                                  strict=True) if a != b)
-            reason = (f"conflict: meter {p[METER]!r} {p[QUANTITY]} at {us_to_iso(p[TS])} is already stored with "
-                      f"other content; kept the stored point; differs in {diff}")
-            conflicts.append(DeadLetter(now_us, _topic(batch, p), json.dumps(batch.describe(p)).encode(), reason,
-                                        p[METER], p[SEQ]))
+            else:
+                conflicts.append(dead_point(now_us, p, batch, point_conflict(p, row)))
         return new, duplicates, conflicts
 
     def _derived(self, new: Sequence[Point], batch: Batch, site_of: dict[str, str]) -> set[int]:
@@ -354,6 +344,13 @@ class SqliteStore:
                                   factor_versions=tuple(sorted({u[2] for u in used})),
                                   estimated_energy=t["est"], estimated_co2e_kg=t["est_co2e"]))
         return out
+
+    def series(self, site: str, start: datetime, end: datetime, step: str, tz: str) -> list[SeriesPoint]:
+        """Per meter and bucket sums, from the rollups (sqlite_series)."""
+        return sqlite_series.series(self._query, site, start, end, step, tz)
+
+    def factor_usage(self, site: str, start: datetime, end: datetime) -> list[FactorUse]:
+        return sqlite_series.factor_usage(self._query, site, start, end)
 
     # ---- held energy (HeldReader) -------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from ingest.points import (
     us_to_iso,
 )
 from ingest.store.base import HeldDecidedError, HeldError, HeldNotFoundError, HeldRecord, HeldStatus, HeldTotal
+from ingest.store.conflicts import Seen, classify, held_conflict, reading_topic
 
 _COLUMNS = ("site", "meter", "ts_us", "quantity", "area", "carrier", "value", "unit", "delta", "interval_s",
             "energy", "energy_unit", "co2e_kg", "factor_ref", "quality", "flags", "reason", "seq", "agent",
@@ -62,11 +63,6 @@ def held_of(p: Point, energy_unit: str, reason: str, received_us: int) -> HeldRo
                    agent=p[AGENT], received_us=received_us)
 
 
-def _topic(batch: Batch, h: HeldRow) -> str:
-    info = batch.meters.get(h.meter)
-    return f"carbonwatch/v1/{info.site}/{info.area}/{h.meter}/reading" if info else ""
-
-
 def write_held(db: sqlite3.Connection, batch: Batch, now_us: int) -> tuple[int, int, list[DeadLetter]]:
     """Store the batch's held rows (inside the caller's transaction): (new, duplicates, conflicts)."""
     new = duplicates = 0
@@ -79,27 +75,26 @@ def write_held(db: sqlite3.Connection, batch: Batch, now_us: int) -> tuple[int, 
         info = batch.meters[h.meter]
         key = (info.site, h.meter, h.ts_us, h.quantity)
         content = h.content()
-        found = "held"
+        found = "held record"
         row = db.execute(f"SELECT {_CONTENT} FROM held WHERE {_KEY}", key).fetchone()
         if row is None:
             found = "point"
             row = db.execute(f"SELECT {_CONTENT} FROM points WHERE {_KEY}", key).fetchone()
-        if row is None:
+        seen = classify(row, content)
+        if seen is Seen.NEW:
             db.execute(_INSERT, (info.site, h.meter, h.ts_us, h.quantity, info.area, info.carrier, h.value, h.unit,
                                  h.delta, h.interval_s, h.energy, h.energy_unit, h.co2e_kg, h.factor_ref, h.quality,
                                  h.flags, h.reason, h.seq, h.agent, h.received_us))
             new += 1
-        elif tuple(row) == content:
+        elif seen is Seen.DUPLICATE:
             duplicates += 1
         else:
-            reason = (f"conflict: meter {h.meter!r} {h.quantity} at {us_to_iso(h.ts_us)} is already stored as a "
-                      f"{found} with other content ({tuple(row)!r}); kept the stored one; this one would have been "
-                      f"held: {h.reason}")
+            reason = held_conflict(h, found, row)
             doc = dict(zip(_COLUMNS[1:], (h.meter, h.ts_us, h.quantity, info.area, info.carrier, h.value, h.unit,
                                           h.delta, h.interval_s, h.energy, h.energy_unit, h.co2e_kg, h.factor_ref,
                                           h.quality, h.flags, h.reason, h.seq, h.agent, h.received_us), strict=True))
-            conflicts.append(DeadLetter(now_us, _topic(batch, h), json.dumps(doc).encode(), reason[:1000], h.meter,
-                                        h.seq))
+            conflicts.append(DeadLetter(now_us, reading_topic(batch, h.meter), json.dumps(doc).encode(), reason,
+                                        h.meter, h.seq))
     return new, duplicates, conflicts
 
 

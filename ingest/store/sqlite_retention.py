@@ -17,12 +17,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ingest.store.base import CHUNK_ROWS, Pruned
 from ingest.store.sqlite_schema import HOUR_US
 
 DAY_US = 86_400_000_000
 _RECORD = ("INSERT INTO kept_from (tbl, from_us) VALUES (?, ?) "
            "ON CONFLICT (tbl) DO UPDATE SET from_us = MAX(from_us, excluded.from_us)")
-CHUNK_ROWS = 5000  # rows a transaction: each holds the write lock for milliseconds, so writers interleave
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,16 +32,6 @@ class Retention:
     raw_days: float | None = None
     minute_days: float | None = None
     deadletter_days: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Pruned:
-    """What one retention pass deleted."""
-
-    points: int = 0
-    minute_rollups: int = 0
-    dead_letters: int = 0
-    done: bool = True  # False: the time budget ran out first; call again (soon) to go on
 
 
 def kept_from(db: sqlite3.Connection) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """The SQLite store's tables (schema version 2: every key starts with the site; held energy; estimated sums in
-the rollups), the one-time migration of older files, and the plan that splits a period into raw, minute,
-quarter-hour and hour slices.
+the rollups), the ordered migrations that bring older files there (MIGRATIONS, in one transaction at open), and
+the plan that splits a period into raw, minute, quarter-hour and hour slices.
 
 `points_full` is a view with every point's site, area, carrier, scope, factor id and version joined
 back, for people and tools (Grafana's SQLite data source) that want one flat table.
@@ -9,6 +9,8 @@ back, for people and tools (Grafana's SQLite data source) that want one flat tab
 from __future__ import annotations
 
 import sqlite3
+
+from ingest.store.sqlite_migrations import Step, migrate
 
 SCHEMA_VERSION = 2  # PRAGMA user_version; 0: before sites were in the keys; 1: before held and estimated energy
 MINUTE_US = 60_000_000
@@ -107,6 +109,22 @@ _FROM_V0 = (
 )
 
 
+def _old(step: Step) -> Step:
+    """A step run on files from before it, never on a new file (which gets TABLES as they are now)."""
+
+    def run(db: sqlite3.Connection) -> None:
+        if db.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'points'").fetchone():
+            step(db)
+
+    return run
+
+
+def _to_v1(db: sqlite3.Connection) -> None:
+    """Version 0 to 1: the site in every key (the tables are created as they are now; later steps find them so)."""
+    for statement in _FROM_V0:
+        db.execute(statement)
+
+
 def _to_v2(db: sqlite3.Connection) -> None:
     """Version 1 to 2: the held table (created with TABLES) and estimated sums in every rollup (0 so far: no
     point was estimated before)."""
@@ -117,38 +135,21 @@ def _to_v2(db: sqlite3.Connection) -> None:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {column} REAL NOT NULL DEFAULT 0")
 
 
-class SchemaError(RuntimeError):
-    """A file this code cannot use (written by a newer version)."""
+def _tables(db: sqlite3.Connection) -> None:
+    for statement in TABLES:  # new tables and indexes (all IF NOT EXISTS)
+        db.execute(statement)
+
+
+# Ordered: (the version a step brings a file to, the step). A file of version v gets every step above v, in this
+# order, then TABLES, in one transaction (sqlite_migrations.migrate). A new file gets TABLES alone. A schema change
+# appends a step and raises SCHEMA_VERSION to its version.
+MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _old(_to_v1)), (2, _old(_to_v2)))
 
 
 def prepare(db: sqlite3.Connection) -> int:
-    """Create the tables in a new file, or bring an older file to SCHEMA_VERSION, in one transaction (so a
-    failure leaves the file as it was). Returns the version the file had. Two processes opening an old file
-    at once: the second waits for the first's write lock, then finds the file current."""
-    version = int(db.execute("PRAGMA user_version").fetchone()[0])
-    if version == SCHEMA_VERSION:
-        return version
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        version = int(db.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise SchemaError(f"schema version {version} is newer than this carbonwatch knows ({SCHEMA_VERSION})")
-        if version < SCHEMA_VERSION:
-            old = db.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'points'").fetchone()
-            if old is not None and version == 0:
-                for statement in _FROM_V0:
-                    db.execute(statement)
-            if old is not None:
-                _to_v2(db)
-            for statement in TABLES:  # new tables and indexes (all IF NOT EXISTS)
-                db.execute(statement)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    return version
+    """Create the tables in a new file, or bring an older file to SCHEMA_VERSION through MIGRATIONS, in one
+    transaction; a file of a newer version is refused (SchemaError), untouched. Returns the version it had."""
+    return migrate(db, MIGRATIONS, "sqlite store", _tables)
 
 
 def _ceil(us: int, step: int) -> int:

@@ -12,7 +12,18 @@ from api.auth import KeyRing, write_key
 from api.main import create_app
 from api.settings import ApiSection, Settings
 from calc.plant import parse_plant
-from ingest.store.base import HeldError, HeldRecord, HeldStatus, HeldTotal, MeterSummary, MeterTotal
+from ingest.store.base import (
+    DeadLetterRecord,
+    FactorUse,
+    HeldError,
+    HeldRecord,
+    HeldStatus,
+    HeldTotal,
+    LatestValue,
+    MeterSummary,
+    MeterTotal,
+    SeriesPoint,
+)
 
 PLANT = {
     "site": {"id": "s1", "region": "CN", "start": datetime(2026, 1, 1, tzinfo=UTC)},
@@ -40,6 +51,19 @@ class FakeStore:
         return [MeterTotal("m1", site, "a", "electricity", "scope2_location", 10.0, "kWh", 5.0, 3, ("f1",), ("v1",)),
                 MeterTotal("m2", site, "a", "electricity", "scope2_location", 4.0, "kWh", 2.5, 2, ("f1",), ("v1",)),
                 MeterTotal("m3", site, "b", "electricity", "scope2_location", 1.0, "kWh", 0.25, 1, ("f2",), ("v2",))]
+
+    # the rest of the store contract (ingest.store.base.Store): no live samples, series or dead letters
+    def latest_values(self, site: str) -> list[LatestValue]:
+        return []
+
+    def dead_letters(self, site: str, limit: int = 100) -> list[DeadLetterRecord]:
+        return []
+
+    def series(self, site: str, start: datetime, end: datetime, step: str, tz: str) -> list[SeriesPoint]:
+        return []
+
+    def factor_usage(self, site: str, start: datetime, end: datetime) -> list[FactorUse]:
+        return []
 
     # the held-energy side (ingest.store.base.HeldReader): nothing held
     def held(self, site: str, status: HeldStatus | None = None, meter: str | None = None,

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from api.store_ext import SqliteHistory, history_reader
 from calc import topics
 from ingest.config import InfluxStoreSettings
 from ingest.points import Batch, DeadLetter
@@ -85,8 +84,7 @@ def test_sqlite_flat_view_and_api_series_keep_the_sites_apart(tmp_path: Path) ->
     store.write(counter_batch("m1", T0, 120, 60, kwh=2.0, site=OTHER_SITE))
     rows = store._query("SELECT site, meter, area, COUNT(*), SUM(energy) FROM points_full GROUP BY site, meter")
     assert rows == [(SITE, "m1", "a1", 120, 120.0), (OTHER_SITE, "m1", "n1", 120, 240.0)]
-    history = history_reader(store)
-    assert isinstance(history, SqliteHistory)
+    history = store  # series and factor usage are the store's own (ingest.store.base.StoreReader)
     for step in ("1m", "15m", "1h", "1d"):
         for site, area, kwh in ((SITE, "a1", 120.0), (OTHER_SITE, "n1", 240.0)):
             series = history.series(site, T0 - timedelta(days=1), DAY, step, "UTC")
@@ -101,7 +99,7 @@ def test_api_day_series_of_a_half_hour_time_zone_are_cut_at_local_midnight(tmp_p
     """Asia/Kolkata is +05:30: its days start at 18:30 UTC, inside an hour bucket; quarter hours cut them."""
     store = SqliteStore(tmp_path / "s.sqlite")
     store.write(counter_batch("m1", T0 + timedelta(hours=17), 180, 60, kwh=1.0, site=OTHER_SITE))  # 17:00-20:00
-    history = history_reader(store)
+    history = store
     days = history.series(OTHER_SITE, T0, DAY, "1d", "Asia/Kolkata")
     assert [(p.start.isoformat(), p.points) for p in days] == [("2026-02-28T18:30:00+00:00", 90),
                                                                ("2026-03-01T18:30:00+00:00", 90)]
