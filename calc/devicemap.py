@@ -21,6 +21,19 @@ Shows = Literal["counter", "rate", "phase_rate", "voltage", "current", "frequenc
                 "zero"]
 
 
+def counter_width_bits(kind: str, counter_width: int | None, node: str | None, type_: DataType) -> int | None:
+    """A counter point's modulus in bits: explicit (`counter_width`), else a Modbus integer type's width, else
+    none (a float register, an OPC UA variable, or not a counter). One rule for the declarations and the edge's
+    inline points."""
+    if kind != "counter":
+        return None
+    if counter_width is not None:
+        return counter_width
+    if node is None and is_integer(type_):
+        return 16 * register_count(type_)
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class DevicePoint:
     """One value of a device: where it lives (Modbus address or OPC UA variable), its encoding and its meaning.
@@ -65,14 +78,8 @@ class DevicePoint:
 
     @property
     def width_bits(self) -> int | None:
-        """The counter's modulus in bits: explicit, else a Modbus integer type's width, else none."""
-        if self.kind != "counter":
-            return None
-        if self.counter_width is not None:
-            return self.counter_width
-        if self.node is None and self.is_integer:
-            return 16 * self.registers
-        return None
+        """The counter's modulus in bits (see `counter_width_bits`)."""
+        return counter_width_bits(self.kind, self.counter_width, self.node, self.type)
 
 
 @dataclass(frozen=True, slots=True)

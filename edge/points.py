@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from calc.devicemap import counter_width_bits
 from calc.registers import DataType, Order, is_integer, register_count
 from calc.units import UnitError, check_dimension
 
@@ -79,14 +80,8 @@ class Point(BaseModel):
 
     @property
     def width_bits(self) -> int | None:
-        """Register width for counter arithmetic: explicit, else the integer type's width, else none."""
-        if self.kind != "counter":
-            return None
-        if self.counter_width is not None:
-            return self.counter_width
-        if self.node is None and self.is_integer:
-            return 16 * self.registers
-        return None
+        """Register width for counter arithmetic (calc.devicemap.counter_width_bits)."""
+        return counter_width_bits(self.kind, self.counter_width, self.node, self.type)
 
     def unavailable(self, raw: int | float) -> str | None:
         """A reason when the raw value is the device's "not available" pattern, else None."""
