@@ -14,8 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.db import ApiDb
+from api.errors import Conflict, NotFound
 from api.ledger import row_doc
-from api.rulebook import Conflict, NotFound
 from calc.market import Instrument
 from calc.units import UnitError, convert
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from api.db import ApiDb
-from api.rulebook import Conflict, NotFound
+from api.errors import Conflict, NotFound
 from calc.units import UnitError, convert
 
 MASS_EXAMPLES = ["t", "kg", "kt"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query
+from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, Field
 
 from api.deps import BookDep, EngineDep, Engineer, SettingsDep, SiteQuery, Viewer, site_of
-from api.rulebook import Conflict, NotFound, alert_doc
+from api.rulebook import alert_doc
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
 
@@ -67,10 +67,7 @@ def list_alerts(settings: SettingsDep, book: BookDep, key: Viewer, site: SiteQue
 
 
 def _detail(book: BookDep, site: str, alert_id: int) -> AlertDetail:
-    try:
-        row = book.alert(site, alert_id)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
+    row = book.alert(site, alert_id)
     events = [AlertEvent(ts=e["ts"], transition=e["transition"], actor=e["actor"], comment=e["comment"],
                          value=e["value"]) for e in book.events(alert_id)]
     return AlertDetail(**alert_doc(row), events=events)
@@ -90,12 +87,7 @@ def acknowledge(alert_id: AlertId, body: Annotated[Comment, Body()], settings: S
                 engine: EngineDep, key: Engineer, site: SiteQuery = None) -> AlertDetail:
     """Firing → acknowledged, with who and why; it resolves when the rule clears."""
     site = site_of(key, settings, site)
-    try:
-        row = book.acknowledge(site, alert_id, key.name, body.comment)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from exc
+    row = book.acknowledge(site, alert_id, key.name, body.comment)
     engine.acknowledged(alert_doc(row))
     return _detail(book, site, alert_id)
 
@@ -106,11 +98,6 @@ def resolve_alert(alert_id: AlertId, body: Annotated[Comment, Body()], settings:
                   engine: EngineDep, key: Engineer, site: SiteQuery = None) -> AlertDetail:
     """Close an alert by hand (e.g. its rule was deleted); the rule starts again from ok."""
     site = site_of(key, settings, site)
-    try:
-        row = book.resolve(site, alert_id, None, book.db.now(), key.name, body.comment)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from exc
+    row = book.resolve(site, alert_id, None, book.db.now(), key.name, body.comment)
     engine.resolved_by_hand(row["rule_id"], alert_doc(row))
     return _detail(book, site, alert_id)

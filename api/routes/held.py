@@ -8,11 +8,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query
+from fastapi import APIRouter, Body, Path, Query
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
 from api.deps import EngineDep, Engineer, HeldDep, HeldDeskDep, NowDep, SettingsDep, SiteQuery, Viewer, invalid, site_of
-from api.held import HeldDecided, HeldNotFound, HeldUnplaceable, find_held
+from api.errors import NotFound
+from api.held import HeldUnplaceable, find_held
 from ingest.store.base import HeldRecord, HeldStatus
 
 router = APIRouter(prefix="/v1", tags=["held"])
@@ -102,7 +103,7 @@ def list_held(settings: SettingsDep, reader: HeldDep, key: Viewer, site: SiteQue
     """Held records, newest first."""
     site = site_of(key, settings, site)
     if meter is not None and meter not in settings.plant.meters_by_id:
-        raise HTTPException(404, f"no meter {meter!r}")
+        raise NotFound(f"no meter {meter!r}")
     return HeldPage(site=site, records=[held_out(r) for r in reader.held(site, status, meter, limit)])
 
 
@@ -121,20 +122,13 @@ def held_totals(settings: SettingsDep, reader: HeldDep, key: Viewer, site: SiteQ
 def show_held(held_id: HeldId, settings: SettingsDep, reader: HeldDep, key: Viewer,
               site: SiteQuery = None) -> HeldOut:
     site = site_of(key, settings, site)
-    try:
-        return held_out(find_held(reader, site, held_id))
-    except HeldNotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
+    return held_out(find_held(reader, site, held_id))
 
 
 def _decide(desk: HeldDeskDep, engine: EngineDep, site: str, held_id: int, status: HeldStatus, actor: str,
             note: str, now: datetime, counted_ts: datetime | None) -> HeldOut:
     try:
         done = desk.decide(site, held_id, status, actor, note, now, counted_ts)
-    except HeldNotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except HeldDecided as exc:
-        raise HTTPException(409, str(exc)) from exc
     except HeldUnplaceable as exc:
         raise invalid(("body", "counted_ts"), str(exc)) from exc
     if done.status is HeldStatus.RELEASED and done.co2e_kg is not None:
