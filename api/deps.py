@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Query, Request, Security, status
+from fastapi import Depends, HTTPException, Path, Query, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import ApiKey, KeyRing, Role
@@ -111,6 +111,7 @@ def site_of(key: ApiKey, settings: Settings, site: str | None) -> str:
 
 
 SiteQuery = Annotated[str | None, Query(description="site id (default: this server's site)", max_length=128)]
+EntryId = Annotated[int, Path(ge=1, le=2**62)]   # a stored row in a path: ledger entry, alert, held record
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DbDep = Annotated[ApiDb, Depends(get_db)]
 BookDep = Annotated[RuleBook, Depends(get_book)]

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
 
-from api.deps import BookDep, EngineDep, Engineer, SettingsDep, SiteQuery, Viewer, site_of
+from api.deps import BookDep, EngineDep, Engineer, EntryId, SettingsDep, SiteQuery, Viewer, site_of
 from api.rulebook import alert_doc
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
-
-AlertId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 class AlertOut(BaseModel):
@@ -74,7 +72,7 @@ def _detail(book: BookDep, site: str, alert_id: int) -> AlertDetail:
 
 
 @router.get("/alerts/{alert_id}", responses={404: {"description": "no such alert on this site"}})
-def show_alert(alert_id: AlertId, settings: SettingsDep, book: BookDep, key: Viewer,
+def show_alert(alert_id: EntryId, settings: SettingsDep, book: BookDep, key: Viewer,
                site: SiteQuery = None) -> AlertDetail:
     return _detail(book, site_of(key, settings, site), alert_id)
 
@@ -83,7 +81,7 @@ def show_alert(alert_id: AlertId, settings: SettingsDep, book: BookDep, key: Vie
 
 @router.post("/alerts/{alert_id}/acknowledge", responses={404: {"description": "no such alert"},
                                                          409: {"description": "not firing"}})
-def acknowledge(alert_id: AlertId, body: Annotated[Comment, Body()], settings: SettingsDep, book: BookDep,
+def acknowledge(alert_id: EntryId, body: Annotated[Comment, Body()], settings: SettingsDep, book: BookDep,
                 engine: EngineDep, key: Engineer, site: SiteQuery = None) -> AlertDetail:
     """Firing → acknowledged, with who and why; it resolves when the rule clears."""
     site = site_of(key, settings, site)
@@ -94,7 +92,7 @@ def acknowledge(alert_id: AlertId, body: Annotated[Comment, Body()], settings: S
 
 @router.post("/alerts/{alert_id}/resolve", responses={404: {"description": "no such alert"},
                                                      409: {"description": "already resolved"}})
-def resolve_alert(alert_id: AlertId, body: Annotated[Comment, Body()], settings: SettingsDep, book: BookDep,
+def resolve_alert(alert_id: EntryId, body: Annotated[Comment, Body()], settings: SettingsDep, book: BookDep,
                   engine: EngineDep, key: Engineer, site: SiteQuery = None) -> AlertDetail:
     """Close an alert by hand (e.g. its rule was deleted); the rule starts again from ok."""
     site = site_of(key, settings, site)

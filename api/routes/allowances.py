@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel
 
 from api.accounting import AllowanceStatus, allowance_status
@@ -13,6 +13,7 @@ from api.deps import (
     Admin,
     DbDep,
     EngineDep,
+    EntryId,
     HistoryDep,
     NowDep,
     SettingsDep,
@@ -25,8 +26,6 @@ from api.deps import (
 from api.ledger import AllowanceIn, Ledger, Void
 
 router = APIRouter(prefix="/v1", tags=["allowances"])
-
-EntryId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 class AllowanceOut(BaseModel):

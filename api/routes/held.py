@@ -8,17 +8,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Query
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
-from api.deps import EngineDep, Engineer, HeldDep, HeldDeskDep, NowDep, SettingsDep, SiteQuery, Viewer, invalid, site_of
+from api.deps import (
+    EngineDep,
+    Engineer,
+    EntryId,
+    HeldDep,
+    HeldDeskDep,
+    NowDep,
+    SettingsDep,
+    SiteQuery,
+    Viewer,
+    invalid,
+    site_of,
+)
 from api.errors import NotFound
 from api.held import HeldUnplaceable, find_held
 from ingest.store.base import HeldRecord, HeldStatus
 
 router = APIRouter(prefix="/v1", tags=["held"])
 
-HeldId = Annotated[int, Path(ge=1, le=2**62)]
+
 Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 
@@ -119,7 +131,7 @@ def held_totals(settings: SettingsDep, reader: HeldDep, key: Viewer, site: SiteQ
 
 
 @router.get("/held/{held_id}", responses={404: {"description": "no such record on this site"}})
-def show_held(held_id: HeldId, settings: SettingsDep, reader: HeldDep, key: Viewer,
+def show_held(held_id: EntryId, settings: SettingsDep, reader: HeldDep, key: Viewer,
               site: SiteQuery = None) -> HeldOut:
     site = site_of(key, settings, site)
     return held_out(find_held(reader, site, held_id))
@@ -143,7 +155,7 @@ DECIDE_RESPONSES: dict[int | str, dict[str, str]] = {
 
 @router.post("/held/{held_id}/release",
              responses={**DECIDE_RESPONSES, 422: {"description": "no note, or a time where it cannot count"}})
-def release(held_id: HeldId, body: Annotated[ReleaseIn, Body()], settings: SettingsDep, desk: HeldDeskDep,
+def release(held_id: EntryId, body: Annotated[ReleaseIn, Body()], settings: SettingsDep, desk: HeldDeskDep,
             engine: EngineDep, now: NowDep, key: Engineer, site: SiteQuery = None) -> HeldOut:
     """Count held energy: at its own time, or at `counted_ts` when its own cannot be placed. Audited; final."""
     site = site_of(key, settings, site)
@@ -151,7 +163,7 @@ def release(held_id: HeldId, body: Annotated[ReleaseIn, Body()], settings: Setti
 
 
 @router.post("/held/{held_id}/reject", responses={**DECIDE_RESPONSES, 422: {"description": "no note"}})
-def reject(held_id: HeldId, body: Annotated[RejectIn, Body()], settings: SettingsDep, desk: HeldDeskDep,
+def reject(held_id: EntryId, body: Annotated[RejectIn, Body()], settings: SettingsDep, desk: HeldDeskDep,
            engine: EngineDep, now: NowDep, key: Engineer, site: SiteQuery = None) -> HeldOut:
     """Never count held energy (it stays stored, rejected, with the note). Audited; final."""
     site = site_of(key, settings, site)

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Query
 
-from api.deps import Admin, DbDep, SettingsDep, SiteQuery, Viewer, invalid, site_of
+from api.deps import Admin, DbDep, EntryId, SettingsDep, SiteQuery, Viewer, invalid, site_of
 from api.instruments import InstrumentIn, InstrumentOut, Instruments
 from api.ledger import Void
 
 router = APIRouter(prefix="/v1", tags=["instruments"])
-
-EntryId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 @router.get("/instruments")

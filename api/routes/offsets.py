@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel
 
-from api.deps import Admin, DbDep, SettingsDep, SiteQuery, Viewer, site_of
+from api.deps import Admin, DbDep, EntryId, SettingsDep, SiteQuery, Viewer, site_of
 from api.ledger import Ledger, OffsetIn, Void
 
 router = APIRouter(prefix="/v1", tags=["offsets"])
-
-EntryId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 class OffsetOut(BaseModel):
