@@ -16,6 +16,7 @@ from api.db import ApiDb
 from api.instruments import Instruments
 from api.market import TotalsMemo, allocate
 from api.settings import Settings
+from calc import ledger_sql
 from calc.balance import Period as CalcPeriod
 from calc.balance import allowance_check
 from calc.factors import default_factor_set
@@ -127,10 +128,7 @@ def ccer_cap_fraction() -> float:
 
 def ccer_kg(db: ApiDb, site: str, start: datetime, end: datetime) -> float:
     """Unvoided CCER credits of the site that apply in [start, end), kg CO2e."""
-    rows = db.query("SELECT SUM(quantity_kg) FROM offsets WHERE site = ? AND kind = 'credit' AND "
-                    "UPPER(standard) = 'CCER' AND applies_on >= ? AND applies_on < ? "
-                    "AND id NOT IN (SELECT entity_id FROM voids WHERE entity = 'offset')",
-                    (site, start.isoformat(), end.isoformat()))
+    rows = db.query(ledger_sql.CCER_KG, (site, start.isoformat(), end.isoformat()))
     return float(rows[0][0] or 0.0)
 
 
@@ -194,9 +192,7 @@ def expected_points(settings: Settings, meter: str, start: datetime, end: dateti
 
 
 def offsets_kg(db: ApiDb, site: str, start: datetime, end: datetime) -> float:
-    rows = db.query("SELECT SUM(quantity_kg) FROM offsets WHERE site = ? AND applies_on >= ? AND applies_on < ? "
-                    "AND id NOT IN (SELECT entity_id FROM voids WHERE entity = 'offset')",
-                    (site, start.isoformat(), end.isoformat()))
+    rows = db.query(ledger_sql.OFFSETS_KG, (site, start.isoformat(), end.isoformat()))
     return float(rows[0][0] or 0.0)
 
 
@@ -204,9 +200,7 @@ def allowance_status(db: ApiDb, store: StoreReader, history: StoreReader, settin
                      at: datetime, now: datetime, scope: str = "site", target: str | None = None,
                      ) -> AllowanceStatus | None:
     """The newest unvoided allowance of the boundary whose period contains `at`, against emissions up to now."""
-    rows = db.query("SELECT * FROM allowances WHERE site = ? AND scope = ? AND target IS ? AND period_start <= ? "
-                    "AND period_end > ? AND id NOT IN (SELECT entity_id FROM voids WHERE entity = 'allowance') "
-                    "ORDER BY id DESC LIMIT 1", (site, scope, target, at.isoformat(), at.isoformat()))
+    rows = db.query(ledger_sql.ALLOWANCE_AT, (site, scope, target, at.isoformat(), at.isoformat()))
     if not rows:
         return None
     row = rows[0]

@@ -7,13 +7,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Query, Request, Security, status
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, HTTPException, Path, Query, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import ApiKey, KeyRing, Role
 from api.db import ApiDb
 from api.engine import Engine
+from api.errors import Forbidden, Invalid, NotFound
 from api.held import HeldDesk
 from api.rulebook import RuleBook
 from api.settings import Settings
@@ -86,7 +86,7 @@ def caller(
 def require(role: Role) -> Callable[[ApiKey], ApiKey]:
     def check(key: Annotated[ApiKey, Depends(caller)]) -> ApiKey:
         if key.level < role:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"needs role {role.name.lower()} (key has {key.role})")
+            raise Forbidden(f"needs role {role.name.lower()} (key has {key.role})")
         return key
 
     return check
@@ -95,12 +95,12 @@ def require(role: Role) -> Callable[[ApiKey], ApiKey]:
 def check_site(key: ApiKey, settings: Settings, site: str) -> None:
     """Refuse a site the key may not see, and a site this server does not serve (same answer: not found)."""
     if site != settings.plant.site.id or not key.may_see(site):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no site {site!r}")
+        raise NotFound(f"no site {site!r}")
 
 
-def invalid(where: tuple[str, ...], message: str) -> RequestValidationError:
+def invalid(where: tuple[str, ...], message: str) -> Invalid:
     """A 422 in FastAPI's own validation format (documented in the OpenAPI), naming where and why."""
-    return RequestValidationError([{"loc": list(where), "msg": message, "type": "value_error"}])
+    return Invalid(where, message)
 
 
 def site_of(key: ApiKey, settings: Settings, site: str | None) -> str:
@@ -111,6 +111,7 @@ def site_of(key: ApiKey, settings: Settings, site: str | None) -> str:
 
 
 SiteQuery = Annotated[str | None, Query(description="site id (default: this server's site)", max_length=128)]
+EntryId = Annotated[int, Path(ge=1, le=2**62)]   # a stored row in a path: ledger entry, alert, held record
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DbDep = Annotated[ApiDb, Depends(get_db)]
 BookDep = Annotated[RuleBook, Depends(get_book)]

@@ -21,7 +21,7 @@ from api.live_state import PERIODS, LiveState
 from api.notify import Notifier
 from api.rulebook import RuleBook, StoredRule, alert_doc
 from api.stream import Hub
-from calc import topics
+from calc import ledger_sql, topics
 from calc.periods import resolve
 from calc.rules import Metric, Phase, RuleState, ScopeKind, Transition, evaluate
 from calc.schema import ReadingMessage, decode
@@ -110,9 +110,7 @@ class Engine:
                 del self.states[rule_id]
 
     def reload_allowances(self) -> None:
-        rows = self.book.db.query(
-            "SELECT a.* FROM allowances a WHERE a.site = ? AND a.id NOT IN "
-            "(SELECT entity_id FROM voids WHERE entity = 'allowance') ORDER BY a.id", (self.site,))
+        rows = self.book.db.query(ledger_sql.ALLOWANCES, (self.site,))
         self.live.allowances = {(r["scope"], r["target"]): (datetime.fromisoformat(r["period_start"]),
                                                             datetime.fromisoformat(r["period_end"]), r["amount_kg"])
                                 for r in rows}

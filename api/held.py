@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from api.db import ApiDb
+from api.errors import Conflict, NotFound
 from api.settings import Settings
 from calc.factors import FactorError, default_factor_set
 from calc.plant_factors import plant_factors
@@ -23,11 +24,11 @@ from ingest.store.base import HeldDecidedError, HeldError, HeldNotFoundError, He
 OPEN_SCAN = 10_000  # open held records read at most for a balance (each is an anomaly waiting for an engineer)
 
 
-class HeldNotFound(LookupError):
+class HeldNotFound(NotFound):
     """No held record with this id on this site."""
 
 
-class HeldDecided(RuntimeError):
+class HeldDecided(Conflict):
     """The record was already released or rejected (a decision is final)."""
 
 

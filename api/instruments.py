@@ -14,8 +14,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.db import ApiDb
-from api.ledger import row_doc
-from api.rulebook import Conflict, NotFound
+from api.errors import Conflict, NotFound
+from api.ledger import row_doc, void_entry
+from calc import ledger_sql
 from calc.market import Instrument
 from calc.units import UnitError, convert
 
@@ -162,15 +163,12 @@ class Instruments:
         self.db = db
 
     def add(self, site: str, body: InstrumentIn, actor: str) -> int:
-        live = "id NOT IN (SELECT entity_id FROM voids WHERE entity = 'instrument')"
         prefix: str | None = None
         first = last = digits = None
         with self.db.tx() as conn:
             if body.kind == "gec":
                 prefix, first, last, digits = body.serial_range()
-                clash = conn.execute(
-                    f"SELECT * FROM instruments WHERE kind = 'gec' AND serial_prefix = ? AND serial_first <= ? "
-                    f"AND serial_last >= ? AND {live} ORDER BY id LIMIT 1", (prefix, last, first)).fetchone()
+                clash = conn.execute(ledger_sql.GEC_OVERLAP, (prefix, last, first)).fetchone()
                 if clash is not None:
                     theirs = (f"{render_serial(prefix, clash['serial_first'], clash['serial_digits'])}.."
                               f"{render_serial(prefix, clash['serial_last'], clash['serial_digits'])}")
@@ -178,8 +176,7 @@ class Instruments:
                                    f"{render_serial(prefix, last, digits)} overlap {theirs} already counted "
                                    f"({_where(clash, site)}); void that entry first if it was wrong")
             else:
-                clash = conn.execute(f"SELECT * FROM instruments WHERE kind = 'ppa' AND contract_id = ? AND {live} "
-                                     "ORDER BY id LIMIT 1", (body.contract_id,)).fetchone()
+                clash = conn.execute(ledger_sql.PPA_WITH_CONTRACT, (body.contract_id,)).fetchone()
                 if clash is not None:
                     raise Conflict(f"PPA contract {body.contract_id!r} is already counted ({_where(clash, site)}); "
                                    "void that entry first if it was wrong")
@@ -195,15 +192,7 @@ class Instruments:
         return new_id
 
     def void(self, site: str, entry_id: int, reason: str, actor: str) -> None:
-        with self.db.tx() as conn:
-            if conn.execute("SELECT 1 FROM instruments WHERE id = ? AND site = ?", (entry_id, site)).fetchone() is None:
-                raise NotFound(f"no instrument {entry_id}")
-            if conn.execute("SELECT 1 FROM voids WHERE entity = 'instrument' AND entity_id = ?",
-                            (entry_id,)).fetchone():
-                raise Conflict(f"instrument {entry_id} is already void")
-            conn.execute("INSERT INTO voids (entity, entity_id, at, by, reason) VALUES ('instrument', ?, ?, ?, ?)",
-                         (entry_id, self.db.now(), actor, reason))
-            self.db.audit(conn, site, actor, "void", "instrument", str(entry_id), {"reason": reason})
+        void_entry(self.db, "instrument", site, entry_id, reason, actor)
 
     def entries(self, site: str, limit: int, offset: int) -> list[InstrumentOut]:
         rows = self.db.query("SELECT * FROM instruments WHERE site = ? ORDER BY id LIMIT ? OFFSET ?",
@@ -219,9 +208,7 @@ class Instruments:
 
     def active(self, site: str) -> list[Scoped]:
         """The site's unvoided instruments, soonest-expiring first (so nothing lapses while a later one is used)."""
-        rows = self.db.query("SELECT * FROM instruments WHERE site = ? AND id NOT IN "
-                             "(SELECT entity_id FROM voids WHERE entity = 'instrument') ORDER BY valid_to, id",
-                             (site,))
+        rows = self.db.query(ledger_sql.INSTRUMENTS, (site,))
         out = []
         for r in rows:
             gec = r["kind"] == "gec"

@@ -11,7 +11,9 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from api.db import ApiDb
-from api.rulebook import Conflict, NotFound
+from api.errors import Conflict, NotFound
+from calc import ledger_sql
+from calc.ledger_sql import TABLES, Voidable
 from calc.units import UnitError, convert
 
 MASS_EXAMPLES = ["t", "kg", "kt"]
@@ -107,8 +109,7 @@ class Ledger:
     def add_offset(self, site: str, body: OffsetIn, actor: str) -> int:
         with self.db.tx() as conn:
             if body.serial is not None:
-                dup = conn.execute("SELECT id, site FROM offsets WHERE serial = ? AND id NOT IN "
-                                   "(SELECT entity_id FROM voids WHERE entity = 'offset')", (body.serial,)).fetchone()
+                dup = conn.execute(ledger_sql.OFFSET_WITH_SERIAL, (body.serial,)).fetchone()
                 if dup is not None:
                     where = f"entry {dup['id']}" if dup["site"] == site else "another site's entry"
                     raise Conflict(f"serial {body.serial!r} is already counted ({where}); void that entry first "
@@ -126,16 +127,7 @@ class Ledger:
         return new_id
 
     def void(self, entity: Literal["allowance", "offset"], site: str, entry_id: int, reason: str, actor: str) -> None:
-        table = {"allowance": "allowances", "offset": "offsets"}[entity]
-        with self.db.tx() as conn:
-            if conn.execute(f"SELECT 1 FROM {table} WHERE id = ? AND site = ?", (entry_id, site)).fetchone() is None:
-                raise NotFound(f"no {entity} {entry_id}")
-            if conn.execute("SELECT 1 FROM voids WHERE entity = ? AND entity_id = ?",
-                            (entity, entry_id)).fetchone():
-                raise Conflict(f"{entity} {entry_id} is already void")
-            conn.execute("INSERT INTO voids (entity, entity_id, at, by, reason) VALUES (?, ?, ?, ?, ?)",
-                         (entity, entry_id, self.db.now(), actor, reason))
-            self.db.audit(conn, site, actor, "void", entity, str(entry_id), {"reason": reason})
+        void_entry(self.db, entity, site, entry_id, reason, actor)
 
     def list(self, entity: Literal["allowance", "offset"], site: str, limit: int, offset: int) -> list[dict[str, Any]]:
         table = {"allowance": "allowances", "offset": "offsets"}[entity]
@@ -150,6 +142,20 @@ class Ledger:
         if not rows:
             raise NotFound(f"no {entity} {entry_id}")
         return row_doc(rows[0], self.db.voided(entity))
+
+
+def void_entry(db: ApiDb, entity: Voidable, site: str, entry_id: int, reason: str, actor: str) -> None:
+    """Void one entry of the site's ledger (allowance, offset or instrument) with its audit row; raises NotFound
+    or Conflict (already void). The entry stays readable, marked."""
+    with db.tx() as conn:
+        if conn.execute(f"SELECT 1 FROM {TABLES[entity]} WHERE id = ? AND site = ?",
+                        (entry_id, site)).fetchone() is None:
+            raise NotFound(f"no {entity} {entry_id}")
+        if conn.execute(ledger_sql.IS_VOIDED, (entity, entry_id)).fetchone():
+            raise Conflict(f"{entity} {entry_id} is already void")
+        conn.execute("INSERT INTO voids (entity, entity_id, at, by, reason) VALUES (?, ?, ?, ?, ?)",
+                     (entity, entry_id, db.now(), actor, reason))
+        db.audit(conn, site, actor, "void", entity, str(entry_id), {"reason": reason})
 
 
 def _utc(ts: datetime) -> str:

@@ -12,13 +12,17 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
 
 from api import dashboard
 from api.auth import KeyRing
 from api.db import ApiDb
 from api.engine import CO2E_FILTER, Engine
+from api.errors import ApiError, Invalid
 from api.held import HeldDesk
 from api.limits import BodyLimit
 from api.live_state import LiveState
@@ -79,6 +83,20 @@ async def _rate_refresher(engine: Engine, store: StoreReader, every_s: float, so
         except (StoreError, OSError, sqlite3.Error) as exc:   # the store is away: keep the last ratios, retry
             log.warning("live rate basis not refreshed from the store: %s", exc)
         await asyncio.sleep(soonest_s)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    """An ApiError as its status and `{"detail": message}` (an Invalid in FastAPI's validation format)."""
+    if isinstance(exc, Invalid):
+        return await request_validation_exception_handler(request, RequestValidationError(
+            [{"loc": list(exc.where), "msg": str(exc), "type": "value_error"}]))
+    status = exc.status_code if isinstance(exc, ApiError) else 500
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """The one place where the API's domain errors (api.errors) become HTTP responses."""
+    app.add_exception_handler(ApiError, _api_error)
 
 
 def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
@@ -154,6 +172,7 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    add_error_handlers(app)
     for module in (health, meters, balance, history, held, factors, rules, alerts, allowances, offsets, instruments,
                    reports, audit, keys, stream):
         app.include_router(module.router)

@@ -11,15 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.db import ApiDb
+from api.errors import Conflict, NotFound
 from calc.rules import RuleSpec
-
-
-class Conflict(ValueError):
-    """A change that contradicts the stored state (e.g. acknowledging a resolved alert)."""
-
-
-class NotFound(LookupError):
-    """No such id for this site."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
-"""Read-only access to the API database: offsets, allowances and open alerts, selected by the same SQL as the API's
-balance (api/accounting.py) and rule book (api/rulebook.py), so SCADA and the API count the same entries.
+"""Read-only access to the API database: offsets, allowances and open alerts. Offsets and allowances are selected by
+the one ledger SQL the API's balance uses too (calc/ledger_sql.py), so SCADA and the API count the same entries.
 
 The API owns the file and writes it; this module never writes. A database that does not exist yet (the API has
 not started) reads as empty: no offsets, no allowance, no alerts, exactly what the API would report then.
@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from calc import ledger_sql
 
 
 class LedgerError(RuntimeError):
@@ -77,18 +79,13 @@ class Ledger:
                 raise LedgerError(f"{self.path}: {exc}") from exc
 
     def offsets_kg(self, site: str, start: datetime, end: datetime) -> float:
-        """Unvoided offsets of the site that apply in [start, end), kg CO2e (as api.accounting.offsets_kg)."""
-        rows = self._query("SELECT SUM(quantity_kg) FROM offsets WHERE site = ? AND applies_on >= ? AND "
-                           "applies_on < ? AND id NOT IN (SELECT entity_id FROM voids WHERE entity = 'offset')",
-                           (site, start.isoformat(), end.isoformat()))
+        """Unvoided offsets of the site that apply in [start, end), kg CO2e (calc.ledger_sql.OFFSETS_KG)."""
+        rows = self._query(ledger_sql.OFFSETS_KG, (site, start.isoformat(), end.isoformat()))
         return float(rows[0][0] or 0.0) if rows else 0.0
 
     def allowance(self, site: str, scope: str, target: str | None, at: datetime) -> Allowance | None:
-        """The newest unvoided allowance of the boundary whose period contains `at` (as api.accounting)."""
-        rows = self._query("SELECT * FROM allowances WHERE site = ? AND scope = ? AND target IS ? AND "
-                           "period_start <= ? AND period_end > ? AND id NOT IN "
-                           "(SELECT entity_id FROM voids WHERE entity = 'allowance') ORDER BY id DESC LIMIT 1",
-                           (site, scope, target, at.isoformat(), at.isoformat()))
+        """The newest unvoided allowance of the boundary whose period contains `at` (calc.ledger_sql.ALLOWANCE_AT)."""
+        rows = self._query(ledger_sql.ALLOWANCE_AT, (site, scope, target, at.isoformat(), at.isoformat()))
         if not rows:
             return None
         r = rows[0]

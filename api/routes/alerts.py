@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query
+from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
 
-from api.deps import BookDep, EngineDep, Engineer, SettingsDep, SiteQuery, Viewer, site_of
-from api.rulebook import Conflict, NotFound, alert_doc
+from api.deps import BookDep, EngineDep, Engineer, EntryId, SettingsDep, SiteQuery, Viewer, site_of
+from api.rulebook import alert_doc
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
-
-AlertId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 class AlertOut(BaseModel):
@@ -67,17 +65,14 @@ def list_alerts(settings: SettingsDep, book: BookDep, key: Viewer, site: SiteQue
 
 
 def _detail(book: BookDep, site: str, alert_id: int) -> AlertDetail:
-    try:
-        row = book.alert(site, alert_id)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
+    row = book.alert(site, alert_id)
     events = [AlertEvent(ts=e["ts"], transition=e["transition"], actor=e["actor"], comment=e["comment"],
                          value=e["value"]) for e in book.events(alert_id)]
     return AlertDetail(**alert_doc(row), events=events)
 
 
 @router.get("/alerts/{alert_id}", responses={404: {"description": "no such alert on this site"}})
-def show_alert(alert_id: AlertId, settings: SettingsDep, book: BookDep, key: Viewer,
+def show_alert(alert_id: EntryId, settings: SettingsDep, book: BookDep, key: Viewer,
                site: SiteQuery = None) -> AlertDetail:
     return _detail(book, site_of(key, settings, site), alert_id)
 
@@ -86,31 +81,21 @@ def show_alert(alert_id: AlertId, settings: SettingsDep, book: BookDep, key: Vie
 
 @router.post("/alerts/{alert_id}/acknowledge", responses={404: {"description": "no such alert"},
                                                          409: {"description": "not firing"}})
-def acknowledge(alert_id: AlertId, body: Annotated[Comment, Body()], settings: SettingsDep, book: BookDep,
+def acknowledge(alert_id: EntryId, body: Annotated[Comment, Body()], settings: SettingsDep, book: BookDep,
                 engine: EngineDep, key: Engineer, site: SiteQuery = None) -> AlertDetail:
     """Firing → acknowledged, with who and why; it resolves when the rule clears."""
     site = site_of(key, settings, site)
-    try:
-        row = book.acknowledge(site, alert_id, key.name, body.comment)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from exc
+    row = book.acknowledge(site, alert_id, key.name, body.comment)
     engine.acknowledged(alert_doc(row))
     return _detail(book, site, alert_id)
 
 
 @router.post("/alerts/{alert_id}/resolve", responses={404: {"description": "no such alert"},
                                                      409: {"description": "already resolved"}})
-def resolve_alert(alert_id: AlertId, body: Annotated[Comment, Body()], settings: SettingsDep, book: BookDep,
+def resolve_alert(alert_id: EntryId, body: Annotated[Comment, Body()], settings: SettingsDep, book: BookDep,
                   engine: EngineDep, key: Engineer, site: SiteQuery = None) -> AlertDetail:
     """Close an alert by hand (e.g. its rule was deleted); the rule starts again from ok."""
     site = site_of(key, settings, site)
-    try:
-        row = book.resolve(site, alert_id, None, book.db.now(), key.name, body.comment)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from exc
+    row = book.resolve(site, alert_id, None, book.db.now(), key.name, body.comment)
     engine.resolved_by_hand(row["rule_id"], alert_doc(row))
     return _detail(book, site, alert_id)

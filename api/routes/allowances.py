@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query
+from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel
 
 from api.accounting import AllowanceStatus, allowance_status
@@ -13,6 +13,7 @@ from api.deps import (
     Admin,
     DbDep,
     EngineDep,
+    EntryId,
     HistoryDep,
     NowDep,
     SettingsDep,
@@ -23,11 +24,8 @@ from api.deps import (
     site_of,
 )
 from api.ledger import AllowanceIn, Ledger, Void
-from api.rulebook import Conflict, NotFound
 
 router = APIRouter(prefix="/v1", tags=["allowances"])
-
-EntryId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 class AllowanceOut(BaseModel):
@@ -72,10 +70,7 @@ def show_allowance(entry_id: EntryId, settings: SettingsDep, db: DbDep, store: S
                    now: NowDep, key: Viewer, site: SiteQuery = None) -> AllowanceDetail:
     """The allowance and, unless voided, where emissions stand against it now."""
     site = site_of(key, settings, site)
-    try:
-        doc: dict[str, Any] = Ledger(db).get("allowance", site, entry_id)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
+    doc: dict[str, Any] = Ledger(db).get("allowance", site, entry_id)
     from datetime import datetime, timedelta
 
     start, end = datetime.fromisoformat(doc["period_start"]), datetime.fromisoformat(doc["period_end"])
@@ -107,11 +102,6 @@ def void_allowance(entry_id: EntryId, body: Annotated[Void, Body()], settings: S
                    engine: EngineDep, key: Admin, site: SiteQuery = None) -> AllowanceOut:
     site = site_of(key, settings, site)
     ledger = Ledger(db)
-    try:
-        ledger.void("allowance", site, entry_id, body.reason, key.name)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from exc
+    ledger.void("allowance", site, entry_id, body.reason, key.name)
     engine.reload_allowances()
     return AllowanceOut(**ledger.get("allowance", site, entry_id))

@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 
 from api.accounting import BalanceOut, build_balance, live_rates
 from api.deps import DbDep, HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, invalid, site_of
+from api.errors import NotFound
 from calc.periods import Period, PeriodError, resolve
 from calc.rate import total_rate
 
@@ -33,9 +34,9 @@ def period_of(settings: SettingsDep, now: datetime, period: str | None, start: d
 
 def check_boundary(settings: SettingsDep, area: str | None, meter: str | None) -> None:
     if area is not None and area not in {m.area for m in settings.plant.meters}:
-        raise HTTPException(404, f"no area {area!r}")
+        raise NotFound(f"no area {area!r}")
     if meter is not None and meter not in settings.plant.meters_by_id:
-        raise HTTPException(404, f"no meter {meter!r}")
+        raise NotFound(f"no meter {meter!r}")
 
 
 @router.get("/balance", responses={404: {"description": "unknown site, area or meter"},

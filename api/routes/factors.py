@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query
+from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
 
 from api.deps import Admin, DbDep, HistoryDep, NowDep, SettingsDep, SiteQuery, Viewer, invalid, site_of
+from api.errors import Conflict, NotFound
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
 from calc.factors import FactorError, FactorSet, default_factor_set, parse_factor_toml
 
@@ -78,7 +79,7 @@ def show_set(name: str, db: DbDep, key: Viewer,
     """One factor set version with its factors (paged), each with value, unit, validity and source."""
     found = [s for s in _sets(db) if s[0].name == name and (version is None or s[0].version == version)]
     if not found:
-        raise HTTPException(404, f"no factor set {name!r}" + (f" version {version!r}" if version else ""))
+        raise NotFound(f"no factor set {name!r}" + (f" version {version!r}" if version else ""))
     fs, at, by = found[-1]
     items = [f.model_dump(mode="json") for f in sorted(fs.factors.values(), key=lambda f: f.id)]
     return FactorSetOut(**_summary(fs, at, by).model_dump(), items=items[offset:offset + limit], total=len(items),
@@ -99,7 +100,7 @@ def upload_set(body: Annotated[FactorUpload, Body()], db: DbDep, settings: Setti
     with db.tx() as conn:
         if conn.execute("SELECT 1 FROM factor_sets WHERE name = ? AND version = ?",
                         (fs.name, fs.version)).fetchone():
-            raise HTTPException(409, f"factor set {fs.name!r} version {fs.version!r} exists")
+            raise Conflict(f"factor set {fs.name!r} version {fs.version!r} exists")
         at = db.now()
         conn.execute("INSERT INTO factor_sets (name, version, document, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
                      (fs.name, fs.version, body.toml, at, key.name))

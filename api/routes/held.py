@@ -8,16 +8,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query
+from fastapi import APIRouter, Body, Query
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
-from api.deps import EngineDep, Engineer, HeldDep, HeldDeskDep, NowDep, SettingsDep, SiteQuery, Viewer, invalid, site_of
-from api.held import HeldDecided, HeldNotFound, HeldUnplaceable, find_held
+from api.deps import (
+    EngineDep,
+    Engineer,
+    EntryId,
+    HeldDep,
+    HeldDeskDep,
+    NowDep,
+    SettingsDep,
+    SiteQuery,
+    Viewer,
+    invalid,
+    site_of,
+)
+from api.errors import NotFound
+from api.held import HeldUnplaceable, find_held
 from ingest.store.base import HeldRecord, HeldStatus
 
 router = APIRouter(prefix="/v1", tags=["held"])
 
-HeldId = Annotated[int, Path(ge=1, le=2**62)]
+
 Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 
@@ -102,7 +115,7 @@ def list_held(settings: SettingsDep, reader: HeldDep, key: Viewer, site: SiteQue
     """Held records, newest first."""
     site = site_of(key, settings, site)
     if meter is not None and meter not in settings.plant.meters_by_id:
-        raise HTTPException(404, f"no meter {meter!r}")
+        raise NotFound(f"no meter {meter!r}")
     return HeldPage(site=site, records=[held_out(r) for r in reader.held(site, status, meter, limit)])
 
 
@@ -118,23 +131,16 @@ def held_totals(settings: SettingsDep, reader: HeldDep, key: Viewer, site: SiteQ
 
 
 @router.get("/held/{held_id}", responses={404: {"description": "no such record on this site"}})
-def show_held(held_id: HeldId, settings: SettingsDep, reader: HeldDep, key: Viewer,
+def show_held(held_id: EntryId, settings: SettingsDep, reader: HeldDep, key: Viewer,
               site: SiteQuery = None) -> HeldOut:
     site = site_of(key, settings, site)
-    try:
-        return held_out(find_held(reader, site, held_id))
-    except HeldNotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
+    return held_out(find_held(reader, site, held_id))
 
 
 def _decide(desk: HeldDeskDep, engine: EngineDep, site: str, held_id: int, status: HeldStatus, actor: str,
             note: str, now: datetime, counted_ts: datetime | None) -> HeldOut:
     try:
         done = desk.decide(site, held_id, status, actor, note, now, counted_ts)
-    except HeldNotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except HeldDecided as exc:
-        raise HTTPException(409, str(exc)) from exc
     except HeldUnplaceable as exc:
         raise invalid(("body", "counted_ts"), str(exc)) from exc
     if done.status is HeldStatus.RELEASED and done.co2e_kg is not None:
@@ -149,7 +155,7 @@ DECIDE_RESPONSES: dict[int | str, dict[str, str]] = {
 
 @router.post("/held/{held_id}/release",
              responses={**DECIDE_RESPONSES, 422: {"description": "no note, or a time where it cannot count"}})
-def release(held_id: HeldId, body: Annotated[ReleaseIn, Body()], settings: SettingsDep, desk: HeldDeskDep,
+def release(held_id: EntryId, body: Annotated[ReleaseIn, Body()], settings: SettingsDep, desk: HeldDeskDep,
             engine: EngineDep, now: NowDep, key: Engineer, site: SiteQuery = None) -> HeldOut:
     """Count held energy: at its own time, or at `counted_ts` when its own cannot be placed. Audited; final."""
     site = site_of(key, settings, site)
@@ -157,7 +163,7 @@ def release(held_id: HeldId, body: Annotated[ReleaseIn, Body()], settings: Setti
 
 
 @router.post("/held/{held_id}/reject", responses={**DECIDE_RESPONSES, 422: {"description": "no note"}})
-def reject(held_id: HeldId, body: Annotated[RejectIn, Body()], settings: SettingsDep, desk: HeldDeskDep,
+def reject(held_id: EntryId, body: Annotated[RejectIn, Body()], settings: SettingsDep, desk: HeldDeskDep,
            engine: EngineDep, now: NowDep, key: Engineer, site: SiteQuery = None) -> HeldOut:
     """Never count held energy (it stays stored, rejected, with the note). Audited; final."""
     site = site_of(key, settings, site)

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query
+from fastapi import APIRouter, Body, Query
 
-from api.deps import Admin, DbDep, SettingsDep, SiteQuery, Viewer, invalid, site_of
+from api.deps import Admin, DbDep, EntryId, SettingsDep, SiteQuery, Viewer, invalid, site_of
 from api.instruments import InstrumentIn, InstrumentOut, Instruments
 from api.ledger import Void
-from api.rulebook import Conflict, NotFound
 
 router = APIRouter(prefix="/v1", tags=["instruments"])
-
-EntryId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 @router.get("/instruments")
@@ -28,10 +25,7 @@ def list_instruments(settings: SettingsDep, db: DbDep, key: Viewer, site: SiteQu
 @router.get("/instruments/{entry_id}", responses={404: {"description": "no such instrument on this site"}})
 def show_instrument(entry_id: EntryId, settings: SettingsDep, db: DbDep, key: Viewer, site: SiteQuery = None,
                     ) -> InstrumentOut:
-    try:
-        return Instruments(db).get(site_of(key, settings, site), entry_id)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
+    return Instruments(db).get(site_of(key, settings, site), entry_id)
 
 
 @router.post("/instruments", status_code=201,
@@ -46,10 +40,7 @@ def add_instrument(body: Annotated[InstrumentIn, Body()], settings: SettingsDep,
     if body.scope == "meter" and body.target not in settings.plant.meters_by_id:
         raise invalid(("body", "target"), f"no meter {body.target!r} in this plant")
     ledger = Instruments(db)
-    try:
-        new_id = ledger.add(site, body, key.name)
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from exc
+    new_id = ledger.add(site, body, key.name)
     return ledger.get(site, new_id)
 
 
@@ -60,10 +51,5 @@ def void_instrument(entry_id: EntryId, body: Annotated[Void, Body()], settings: 
     """Void an instrument (with the reason): it stops counting, and its serials or contract may be entered again."""
     site = site_of(key, settings, site)
     ledger = Instruments(db)
-    try:
-        ledger.void(site, entry_id, body.reason, key.name)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from exc
+    ledger.void(site, entry_id, body.reason, key.name)
     return ledger.get(site, entry_id)

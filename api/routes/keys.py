@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Path
+from fastapi import APIRouter, Body, Depends, Path
 from pydantic import BaseModel, Field
 
 from api.auth import ApiKey, KeyRing, hash_key, write_key
 from api.deps import Admin, DbDep, SettingsDep, get_keyring
+from api.errors import Conflict, Forbidden, NotFound
 
 router = APIRouter(prefix="/v1", tags=["keys"])
 
@@ -54,7 +55,7 @@ def list_keys(ring: KeyringDep, key: Admin) -> list[KeyOut]:
 def create_key(body: Annotated[KeyIn, Body()], settings: SettingsDep, db: DbDep, ring: KeyringDep, key: Admin,
                ) -> NewKey:
     if not _manages(key, body.sites):
-        raise HTTPException(403, "a key may only be given sites that the calling admin key has")
+        raise Forbidden("a key may only be given sites that the calling admin key has")
     with db.tx() as conn:
         secret = write_key(settings.keys_path, body.name, body.role, tuple(body.sites))
         digest = hash_key(secret)
@@ -72,10 +73,10 @@ def revoke_key(fingerprint: Annotated[str, Path(pattern="^[0-9a-f]{12}$")], sett
     ring.refresh()
     found = [k for k in ring.keys if k.sha256.startswith(fingerprint) and _manages(key, k.sites)]
     if len(found) != 1:
-        raise HTTPException(404, f"no key {fingerprint}")
+        raise NotFound(f"no key {fingerprint}")
     target = found[0]
     if target.sha256 in ring.revoked:
-        raise HTTPException(409, f"key {fingerprint} is already revoked")
+        raise Conflict(f"key {fingerprint} is already revoked")
     with db.tx() as conn:
         conn.execute("INSERT INTO key_revocations (sha256, name, at, by) VALUES (?, ?, ?, ?)",
                      (target.sha256, target.name, db.now(), key.name))

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.accounting import expected_points, live_rates
 from api.deps import EngineDep, HeldDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
+from api.errors import NotFound
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
 
 router = APIRouter(prefix="/v1", tags=["meters"])
@@ -99,7 +100,7 @@ def one_meter(meter: str, settings: SettingsDep, store: StoreDep, held: HeldDep,
               end: ToQuery = None) -> MeterOut:
     site = site_of(key, settings, site)
     if meter not in settings.plant.meters_by_id:
-        raise HTTPException(404, f"no meter {meter!r}")
+        raise NotFound(f"no meter {meter!r}")
     bounds = period_of(settings, now, period, start, end)
     return next(m for m in _meters(settings, store, held, engine, now, site, bounds.start, bounds.end)
                 if m.meter == meter)

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query
+from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel
 
-from api.deps import Admin, DbDep, SettingsDep, SiteQuery, Viewer, site_of
+from api.deps import Admin, DbDep, EntryId, SettingsDep, SiteQuery, Viewer, site_of
 from api.ledger import Ledger, OffsetIn, Void
-from api.rulebook import Conflict, NotFound
 
 router = APIRouter(prefix="/v1", tags=["offsets"])
-
-EntryId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 class OffsetOut(BaseModel):
@@ -49,10 +46,7 @@ def list_offsets(settings: SettingsDep, db: DbDep, key: Viewer, site: SiteQuery 
 @router.get("/offsets/{entry_id}", responses={404: {"description": "no such entry on this site"}})
 def show_offset(entry_id: EntryId, settings: SettingsDep, db: DbDep, key: Viewer, site: SiteQuery = None,
                 ) -> OffsetOut:
-    try:
-        return OffsetOut(**Ledger(db).get("offset", site_of(key, settings, site), entry_id))
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
+    return OffsetOut(**Ledger(db).get("offset", site_of(key, settings, site), entry_id))
 
 
 @router.post("/offsets", status_code=201, responses={409: {"description": "this serial is already counted"},
@@ -61,10 +55,7 @@ def add_offset(body: Annotated[OffsetIn, Body()], settings: SettingsDep, db: DbD
                site: SiteQuery = None) -> OffsetOut:
     site = site_of(key, settings, site)
     ledger = Ledger(db)
-    try:
-        new_id = ledger.add_offset(site, body, key.name)
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from exc
+    new_id = ledger.add_offset(site, body, key.name)
     return OffsetOut(**ledger.get("offset", site, new_id))
 
 
@@ -75,10 +66,5 @@ def void_offset(entry_id: EntryId, body: Annotated[Void, Body()], settings: Sett
     """Void an entry (with the reason); it stops counting, and its serial may be entered again."""
     site = site_of(key, settings, site)
     ledger = Ledger(db)
-    try:
-        ledger.void("offset", site, entry_id, body.reason, key.name)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from exc
+    ledger.void("offset", site, entry_id, body.reason, key.name)
     return OffsetOut(**ledger.get("offset", site, entry_id))

@@ -6,11 +6,12 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Path
+from fastapi import APIRouter, Body, Path
 from pydantic import BaseModel, Field
 
 from api.deps import BookDep, EngineDep, Engineer, NowDep, SettingsDep, SiteQuery, Viewer, invalid, site_of
-from api.rulebook import Conflict, NotFound, StoredRule
+from api.errors import NotFound
+from api.rulebook import StoredRule
 from calc.rules import RuleSpec, RuleState, ScopeKind
 
 router = APIRouter(prefix="/v1", tags=["rules"])
@@ -65,10 +66,7 @@ def list_rules(settings: SettingsDep, book: BookDep, key: Viewer, site: SiteQuer
 def show_rule(rule_id: RuleId, settings: SettingsDep, book: BookDep, engine: EngineDep, now: NowDep, key: Viewer,
               site: SiteQuery = None) -> RuleDetail:
     site = site_of(key, settings, site)
-    try:
-        versions = book.versions(site, rule_id)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
+    versions = book.versions(site, rule_id)
     last = versions[-1]
     state = engine.states.get(rule_id, RuleState())
     value = engine.live.value(last.spec, now)
@@ -85,10 +83,7 @@ def create_rule(body: Annotated[RuleIn, Body(openapi_examples={"peak": {"value":
     site = site_of(key, settings, site)
     spec = RuleSpec.model_validate(body.model_dump(exclude={"id"}))
     _check_target(settings, spec)
-    try:
-        rule = book.save(site, body.id, spec, key.name, create=True)
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from exc
+    rule = book.save(site, body.id, spec, key.name, create=True)
     engine.reload_rules()
     return _out(rule)
 
@@ -99,13 +94,8 @@ def change_rule(rule_id: RuleId, body: Annotated[RuleSpec, Body()], settings: Se
     """A new version of the rule; the earlier versions stay readable (alerts name the version that fired)."""
     site = site_of(key, settings, site)
     _check_target(settings, body)
-    try:
-        book.get(site, rule_id)
-        rule = book.save(site, rule_id, body, key.name)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from exc
+    book.get(site, rule_id)
+    rule = book.save(site, rule_id, body, key.name)
     engine.reload_rules()
     return _out(rule)
 
@@ -115,12 +105,9 @@ def delete_rule(rule_id: RuleId, settings: SettingsDep, book: BookDep, engine: E
                 site: SiteQuery = None) -> RuleOut:
     """Disable the rule (a new, disabled version; nothing is erased)."""
     site = site_of(key, settings, site)
-    try:
-        last = book.get(site, rule_id)
-        if not last.enabled:
-            raise HTTPException(404, f"rule {rule_id!r} is deleted")
-        rule = book.save(site, rule_id, last.spec, key.name, enabled=False)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
+    last = book.get(site, rule_id)
+    if not last.enabled:
+        raise NotFound(f"rule {rule_id!r} is deleted")
+    rule = book.save(site, rule_id, last.spec, key.name, enabled=False)
     engine.reload_rules()
     return _out(rule)
