@@ -237,7 +237,9 @@ class Engine:
         """The event loop that owns the stream and the webhook tasks (routes run in worker threads)."""
         self.loop = loop
 
-    def _announce(self, transition: str, alert: dict[str, Any]) -> None:
+    def _on_loop(self, call: Callable[..., None], *args: Any) -> None:
+        """Run `call(*args)` in the loop that owns the live state and the stream: now when already there (or
+        none is bound), else handed over to it (a closed loop takes nothing)."""
         loop = self.loop
         try:
             running = asyncio.get_running_loop()
@@ -245,9 +247,12 @@ class Engine:
             running = None
         if loop is not None and running is not loop:
             if not loop.is_closed():
-                loop.call_soon_threadsafe(self._announce_now, transition, alert)
+                loop.call_soon_threadsafe(call, *args)
             return
-        self._announce_now(transition, alert)
+        call(*args)
+
+    def _announce(self, transition: str, alert: dict[str, Any]) -> None:
+        self._on_loop(self._announce_now, transition, alert)
 
     def _announce_now(self, transition: str, alert: dict[str, Any]) -> None:
         self.notifier.send(transition, alert)
@@ -256,16 +261,7 @@ class Engine:
     def released(self, meter: str, ts: datetime, co2e_kg: float) -> None:
         """Held energy released through the API now counts at `ts`: the live period sums take it (in the loop
         that owns the live state; routes run in worker threads)."""
-        loop = self.loop
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if loop is not None and running is not loop:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(self._released_now, meter, ts, co2e_kg)
-            return
-        self._released_now(meter, ts, co2e_kg)
+        self._on_loop(self._released_now, meter, ts, co2e_kg)
 
     def _released_now(self, meter: str, ts: datetime, co2e_kg: float) -> None:
         if self.live.apply_released(meter, ts, co2e_kg):
