@@ -18,7 +18,7 @@ Meters may carry `conditions = { pressure = "0.8 MPa", temperature = "200 degC" 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,13 @@ _SCOPE_OF_KIND = {"grid_average": "scope2_location", "grid_residual_like": "scop
                   "carbon_oxidation_rate": "scope1_stationary", "fuel_emission_factor": "scope1_stationary"}
 _SELECTORS = ("meter", "area", "site")
 _FUEL_METHODS = ("gbt32150", "ipcc")
+
+
+def _one_of(value: str, allowed: Collection[str]) -> str:
+    """`value` if it is among `allowed`, else the error every [factors] choice gives."""
+    if value not in allowed:
+        raise ValueError(f"{value!r} is not one of {sorted(allowed)}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,16 +130,12 @@ class FactorsSection(BaseModel):
     @field_validator("electricity_method")
     @classmethod
     def _electricity(cls, method: str) -> str:
-        if method not in ELECTRICITY_KINDS:
-            raise ValueError(f"{method!r} is not one of {sorted(ELECTRICITY_KINDS)}")
-        return method
+        return _one_of(method, ELECTRICITY_KINDS)
 
     @field_validator("fuel_method")
     @classmethod
     def _fuel(cls, method: str) -> str:
-        if method not in _FUEL_METHODS:
-            raise ValueError(f"{method!r} is not one of {sorted(_FUEL_METHODS)}")
-        return method
+        return _one_of(method, _FUEL_METHODS)
 
 
 class FactorOverride(BaseModel):
@@ -167,9 +170,7 @@ class FactorOverride(BaseModel):
     @field_validator("carrier")
     @classmethod
     def _carrier(cls, carrier: str) -> str:
-        if carrier not in CARRIER_METHODS:
-            raise ValueError(f"{carrier!r} is not one of {sorted(CARRIER_METHODS)}")
-        return carrier
+        return _one_of(carrier, CARRIER_METHODS)
 
     @field_validator("kind")
     @classmethod
