@@ -256,9 +256,10 @@ def histories(draw: st.DrawFn, configured: bool) -> tuple[CounterPolicy, Meter]:
             meter.value = 0 if m is not None else 0.0
             meter.tick(data, 1.0)
         elif kind == "replace_down" and (far := _far(meter)) and (near := _implausible_since_zero(meter)) and (
-                (m is not None and near + 3 * meter.rate < v <= m >> 1) or (m is None and v > 3 * far)):
+                (m is not None and near + 3 * int(meter.rate) < v <= m >> 1) or (m is None and v > 3 * far)):
             lost = meter.used(data, 0.5)
-            new: Raw = (draw(st.integers(near, int(v - 3 * meter.rate))) if m is not None
+            # integer arithmetic for int registers: a float of a 64-bit count is off by up to 1024 counts
+            new: Raw = (draw(st.integers(near, int(v) - 3 * int(meter.rate))) if m is not None
                         else draw(st.floats(far, v - far)))
             meter.truth += lost
             meter.value = new
