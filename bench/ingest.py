@@ -1,10 +1,13 @@
-"""Benchmark: readings per second that ingest stores (SQLite, InfluxDB) next to a bare paho subscriber.
+"""Benchmark: readings per second that ingest stores (SQLite, InfluxDB) next to bare storing consumers.
 
-One fixed set of batched reading messages is queued once in a real Mosquitto for three persistent
-sessions; then each consumer drains its own session in a process of its own, measured the same way
-(connect to last reading received or stored): a bare paho subscriber that only receives, ingest into
-SQLite, ingest into InfluxDB. The last line printed is one JSON object: `ratio` = SQLite ingest rate /
-bare subscriber rate, `*_per_s` rates, CPU seconds and peak memory of each consumer process.
+One fixed set of batched reading messages is queued once in a real Mosquitto for five persistent sessions;
+then each consumer drains its own session in a process of its own, measured the same way (connect to last
+reading received or stored): a bare paho subscriber that only receives; a bare storing consumer that decodes
+the same JSON and writes the same rows, nothing else (SQLite `executemany`, and InfluxDB line protocol), one
+transaction or request per 500 messages; ingest into SQLite; ingest into InfluxDB. The last line printed is one
+JSON object: `ratio` = SQLite ingest rate / bare SQLite storing rate, `influx_ratio` = InfluxDB ingest rate /
+bare line-protocol writer rate, `receive_ratio` = SQLite ingest rate / bare subscriber rate, `*_per_s` rates,
+CPU seconds and peak memory of each consumer process.
 
     .venv/bin/python bench/ingest.py [--messages 4000] [--samples 50] [--meters 20]
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -28,6 +32,7 @@ from typing import Any
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
+import httpx  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
@@ -107,6 +112,88 @@ def role_bare(url: str, client_id: str, expect: int, prep: bool) -> dict[str, An
             "peak_mb": after["peak_mb"]}
 
 
+def role_bare_store(url: str, client_id: str, expect: int, prep: bool, target: str, synchronous: str,
+                    ) -> dict[str, Any]:
+    """The bare *storing* consumer: decode the same JSON and write the same rows, nothing else (no validation, no
+    conversion, no idempotency). `target` is an SQLite path (executemany, one transaction per 500 messages as
+    ingest's batch) or an InfluxDB write URL (line protocol, one request per 500 messages)."""
+    host, port = url.removeprefix("mqtt://").split(":")
+    done = threading.Event()
+    subscribed = threading.Event()
+    lock = threading.Lock()
+    pending: list[bytes] = []
+    count = [0]
+    stored = [0]
+    errors: list[str] = []
+    influx = target.startswith("http")
+    http = httpx.Client(timeout=60) if influx else None
+    db = None if influx else sqlite3.connect(target, check_same_thread=False)
+    if db is not None:
+        db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE IF NOT EXISTS points (meter TEXT, ts TEXT, quantity TEXT, value REAL, unit TEXT, "
+                   "delta REAL, interval_s REAL, quality TEXT)")
+
+    def flush() -> None:
+        with lock:
+            payloads = pending[:]
+            pending.clear()
+        if not payloads:
+            return
+        docs = [json.loads(p) for p in payloads]
+        if db is not None:
+            rows: list[Any] = [(d["meter"], s["ts"], s["quantity"], s["value"], s["unit"], s.get("delta"),
+                                s.get("interval_s"), s.get("quality", "good")) for d in docs for s in d["samples"]]
+            with db:
+                db.executemany("INSERT INTO points VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        else:
+            assert http is not None
+            lines = [f"points,meter={d['meter']},quantity={s['quantity']} value={s['value']},"
+                     f"delta={s.get('delta') or 0.0} {int(datetime.fromisoformat(s['ts']).timestamp() * 1e6)}"
+                     for d in docs for s in d["samples"]]
+            http.post(target, content="\n".join(lines).encode()).raise_for_status()
+            rows = lines
+        stored[0] += len(rows)
+
+    def on_message(client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with lock:
+            pending.append(bytes(msg.payload))
+            count[0] += 1
+            full = len(pending) >= 500 or count[0] >= expect
+        try:
+            if full:
+                flush()
+        except Exception as exc:  # a bench that fails says why instead of waiting out its deadline
+            errors.append(repr(exc))
+            done.set()
+        if count[0] >= expect:
+            done.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                         protocol=mqtt.MQTTv311)
+    client.on_message = on_message
+    client.on_subscribe = lambda *a: subscribed.set()
+    before = usage()
+    t0 = time.perf_counter()
+    client.connect(host, int(port))
+    client.subscribe(f"{topics.ROOT}/{SITE}/+/+/reading", qos=1)
+    client.loop_start()
+    subscribed.wait(30)
+    if not prep:
+        done.wait(600)
+        flush()
+    elapsed = time.perf_counter() - t0
+    client.disconnect()
+    client.loop_stop()
+    after = usage()
+    if db is not None:
+        db.close()
+    if errors:
+        raise SystemExit(f"bare storing consumer failed: {errors[0]}")
+    return {"messages": count[0], "stored": stored[0], "elapsed_s": elapsed, "cpu_s": after["cpu_s"] - before["cpu_s"],
+            "peak_mb": after["peak_mb"]}
+
+
 def role_ingest(config: Path, expect: int, prep: bool) -> dict[str, Any]:
     from ingest.config import load_config
     from ingest.service import IngestWorker
@@ -163,7 +250,8 @@ def main() -> int:
     parser.add_argument("--meters", type=int, default=20)
     parser.add_argument("--synchronous", choices=["full", "normal"], default="full",
                         help="SQLite [store] synchronous: full (fsync before ack, the default) or normal")
-    parser.add_argument("--role", choices=["bare", "ingest"], help=argparse.SUPPRESS)
+    parser.add_argument("--role", choices=["bare", "bare-store", "ingest"], help=argparse.SUPPRESS)
+    parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--expect", type=int, default=0, help=argparse.SUPPRESS)
@@ -171,6 +259,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.role == "bare":
         print(json.dumps(role_bare(args.url, "bench-bare", args.expect, args.prep)))
+        return 0
+    if args.role == "bare-store":
+        name = "bench-bare-influx" if args.target.startswith("http") else "bench-bare-sqlite"
+        print(json.dumps(role_bare_store(args.url, name, args.expect, args.prep, args.target, args.synchronous)))
         return 0
     if args.role == "ingest":
         print(json.dumps(role_ingest(args.config, args.expect, args.prep)))
@@ -195,6 +287,12 @@ def main() -> int:
             paths[name].write_text(text)
         # one persistent session per consumer, then the messages are queued once for all of them
         run_role(["--role", "bare", "--url", broker.url, "--prep"])
+        influx_write = f"{influx.url}/write?db=barebench&precision=u"
+        httpx.post(f"{influx.url}/query", params={"q": "CREATE DATABASE barebench"}).raise_for_status()
+        bare_targets = {"sqlite": str(work / "bare.sqlite"), "influx": influx_write}
+        for target in bare_targets.values():
+            run_role(["--role", "bare-store", "--url", broker.url, "--target", target, "--prep",
+                      "--synchronous", args.synchronous])
         for name in configs:
             run_role(["--role", "ingest", "--config", str(paths[name]), "--prep"])
         publish_s = publish(broker.url, items)
@@ -202,6 +300,10 @@ def main() -> int:
               f"in {publish_s:.2f} s", file=sys.stderr)
         bare = run_role(["--role", "bare", "--url", broker.url, "--expect", str(n)])
         print(f"bare subscriber: {bare}", file=sys.stderr)
+        bare_store = {name: run_role(["--role", "bare-store", "--url", broker.url, "--target", target,
+                                      "--expect", str(n), "--synchronous", args.synchronous])
+                      for name, target in bare_targets.items()}
+        print(f"bare storing:    {bare_store}", file=sys.stderr)
         sqlite = run_role(["--role", "ingest", "--config", str(paths["sqlite"]), "--expect", str(readings)])
         print(f"ingest sqlite:   {sqlite}", file=sys.stderr)
         influx_r = run_role(["--role", "ingest", "--config", str(paths["influx"]), "--expect", str(readings)])
@@ -209,9 +311,13 @@ def main() -> int:
     bare_rate = bare["messages"] * s / bare["elapsed_s"]
     sqlite_rate = sqlite["stored"] / sqlite["elapsed_s"]
     influx_rate = influx_r["stored"] / influx_r["elapsed_s"]
+    store_rate = {name: r["stored"] / r["elapsed_s"] for name, r in bare_store.items()}
     result = {
-        "ratio": round(sqlite_rate / bare_rate, 3),
-        "influx_ratio": round(influx_rate / bare_rate, 3),
+        "ratio": round(sqlite_rate / store_rate["sqlite"], 3),
+        "influx_ratio": round(influx_rate / store_rate["influx"], 3),
+        "receive_ratio": round(sqlite_rate / bare_rate, 3),
+        "bare_store_sqlite_readings_per_s": round(store_rate["sqlite"]),
+        "bare_store_influx_readings_per_s": round(store_rate["influx"]),
         "bare_readings_per_s": round(bare_rate),
         "sqlite_readings_per_s": round(sqlite_rate),
         "influx_readings_per_s": round(influx_rate),
