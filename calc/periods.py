@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from calc.errors import CalcError
+
 NAMED = ("today", "month", "year")
 
 
-class PeriodError(ValueError):
+class PeriodError(CalcError):
     """A period that cannot be understood; `where` names the query parameter."""
 
     def __init__(self, message: str, where: str = "period") -> None:

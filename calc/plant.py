@@ -13,12 +13,13 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from calc.carriers import Carrier as Carrier  # the table of carriers; imported from here too
+from calc.errors import CalcError
 from calc.schema import MeterId
 
 Name = str
 
 
-class PlantError(ValueError):
+class PlantError(CalcError):
     """A plant file that does not validate; the message names the file, the key path and why."""
 
 

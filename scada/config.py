@@ -11,15 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from calc.broker import BrokerSettings, KeepAliveS
 from calc.plant import Plant, PlantError, parse_plant
-from plantfile import read_plant_file, resolve_path, validate_section
+from plantfile import read_plant_file, resolve_path, validate_section, with_mqtt_url
+from scada.errors import ConfigError as ConfigError  # raised by load_config; imported from here too
 
 LOOPBACK = "127.0.0.1"
 Policy = Literal["None", "Basic256Sha256_Sign", "Basic256Sha256_SignAndEncrypt"]
 _ID = r"^[A-Za-z0-9_.\-]+$"
-
-
-class ConfigError(ValueError):
-    """A plant file whose [scada] section (or what it reads of [mqtt]) does not validate: file, key path, why."""
 
 
 class MqttSettings(BrokerSettings):
@@ -137,9 +134,7 @@ def config_from_data(data: dict[str, Any], base_dir: Path, source: str = "<plant
         plant = parse_plant(data, source)
     except PlantError as exc:
         raise ConfigError(str(exc)) from exc
-    mqtt: MqttSettings = _section(MqttSettings, data, "mqtt", source)
-    if mqtt_url:
-        mqtt = _section(MqttSettings, {"mqtt": {**mqtt.model_dump(), "url": mqtt_url}}, "mqtt", "--mqtt-url")
+    mqtt = with_mqtt_url(_section(MqttSettings, data, "mqtt", source), mqtt_url, ConfigError)
     scada: ScadaSection = _section(ScadaSection, data, "scada", source)
     return ScadaConfig(source=source, base_dir=base_dir, data=data, plant=plant, mqtt=mqtt, scada=scada)
 

@@ -22,6 +22,7 @@ from asyncua.crypto.permission_rules import User, UserRole
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from scada.config import OpcUaSettings
+from scada.errors import ServeError
 from scada.figures import FIGURES, UNITS, Boundary, Figure, Kind, Quality, Snapshot, changed
 
 log = logging.getLogger("carbonwatch.scada.opcua")
@@ -154,7 +155,7 @@ class OpcUaSink:
             try:
                 probe.bind((s.host, self.port))
             except OSError as exc:
-                raise RuntimeError(f"OPC UA server cannot listen on {s.host}:{self.port}: {exc.strerror}") from exc
+                raise ServeError(f"OPC UA server cannot listen on {s.host}:{self.port}: {exc.strerror}") from exc
         server = await self._make_server()
         await self._build(server, snapshot)
         await server.start()
