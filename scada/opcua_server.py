@@ -21,9 +21,10 @@ from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from asyncua.crypto.permission_rules import User, UserRole
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from calc.schema import Quality
 from scada.config import OpcUaSettings
 from scada.errors import ServeError
-from scada.figures import FIGURES, UNITS, Boundary, Figure, Kind, Quality, Snapshot, changed
+from scada.figures import FIGURES, UNITS, Boundary, BoundaryKind, Figure, Snapshot, changed
 
 log = logging.getLogger("carbonwatch.scada.opcua")
 
@@ -55,9 +56,9 @@ def eu_information(unit: str) -> ua.EUInformation:
 
 def node_path(site: str, b: Boundary) -> str:
     """String NodeId of a boundary's object: site, site/area, site/area/meter."""
-    if b.kind is Kind.SITE:
+    if b.kind is BoundaryKind.SITE:
         return site
-    if b.kind is Kind.AREA:
+    if b.kind is BoundaryKind.AREA:
         return f"{site}/{b.id}"
     return f"{site}/{b.area}/{b.id}"
 
@@ -131,8 +132,8 @@ class OpcUaSink:
         parents: dict[str, Any] = {}
         for b in boundaries_of(snapshot):
             path = node_path(self.site, b)
-            parent = root if b.kind is Kind.SITE else parents[f"site:{self.site}" if b.kind is Kind.AREA
-                                                              else f"area:{b.area}"]
+            parent = root if b.kind is BoundaryKind.SITE else parents[
+                f"site:{self.site}" if b.kind is BoundaryKind.AREA else f"area:{b.area}"]
             obj = await parent.add_object(ua.NodeId(path, idx), ua.QualifiedName(b.id, idx))
             parents[b.key] = obj
             for name in FIGURES:
