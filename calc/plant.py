@@ -87,8 +87,9 @@ def describe_errors(source: str, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_plant(data: dict[str, Any], source: str = "<plant>") -> Plant:
+def parse_plant(data: dict[str, Any], source: str = "<plant>", error: type[Exception] = PlantError) -> Plant:
+    """The plant model of a parsed plant file; `error` (a part's own ConfigError) names `FILE: key.path: why`."""
     try:
         return Plant.model_validate(data)
     except ValidationError as exc:
-        raise PlantError(describe_errors(source, exc)) from exc
+        raise error(describe_errors(source, exc)) from exc

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from calc.broker import BrokerSettings, KeepAliveS, MqttProtocol
-from calc.plant import PlantError, Site, parse_plant
+from calc.plant import Site, parse_plant
 from edge.errors import ConfigError
 from edge.maps import PULSE_TEMPLATES, TEMPLATES
 from edge.points import Point
@@ -274,10 +274,7 @@ def describe(source: str, exc: ValidationError) -> str:
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> EdgeConfig:
     """Validate a parsed plant file; ConfigError names the file, key path and why."""
-    try:
-        plant = parse_plant(data, source)
-    except PlantError as exc:
-        raise ConfigError(str(exc)) from exc
+    plant = parse_plant(data, source, ConfigError)
     try:
         config = EdgeConfig.model_validate({**data, "source": source})
     except ValidationError as exc:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from calc.broker import BrokerSettings, KeepAliveS, MqttProtocol
-from calc.plant import Plant, PlantError, parse_plant
+from calc.plant import Plant, parse_plant
 from ingest.errors import ConfigError as ConfigError  # raised by load_config; imported from here too
 from plantfile import read_plant_file, resolve_path, validate_section, with_mqtt_url
 
@@ -177,10 +177,7 @@ def store_settings(data: dict[str, Any], source: str = "<plant>") -> SqliteStore
 
 def config_from_data(data: dict[str, Any], base_dir: Path, source: str = "<plant>",
                      mqtt_url: str | None = None) -> IngestConfig:
-    try:
-        plant = parse_plant(data, source)
-    except PlantError as exc:
-        raise ConfigError(str(exc)) from exc
+    plant = parse_plant(data, source, ConfigError)
     mqtt = with_mqtt_url(_section(data, "mqtt", MqttSettings, source), mqtt_url, ConfigError)
     return IngestConfig(source=source, base_dir=base_dir, data=data, plant=plant, mqtt=mqtt,
                         store=store_settings(data, source),
