@@ -1,8 +1,8 @@
 """The `carbonwatch` command: one subcommand per service or tool, each registered by the package that owns it.
 
 Every command runs under the one table of exit codes (`deploy/exit_codes.py`). Only the module that owns the
-requested subcommand is imported, so a service starts without loading the
-others (and a problem in one package cannot stop another's command); `--help` loads them all.
+requested subcommand is imported, so a service starts without loading the others (and a problem in one package
+cannot stop another's command); `--help` loads them all.
 """
 
 from __future__ import annotations
