@@ -17,10 +17,9 @@ from api.instruments import Instruments
 from api.market import TotalsMemo, allocate
 from api.settings import Settings
 from calc import ledger_sql
-from calc.balance import Period as CalcPeriod
-from calc.balance import allowance_check
+from calc.balance import TimeRange, allowance_check
 from calc.factors import default_factor_set
-from calc.periods import Period, resolve
+from calc.periods import AccountingPeriod, resolve
 from calc.rate import MeterRate, meter_rates
 from ingest.store.base import HeldReader, HeldTotal, LatestValue, MeterTotal, StoreReader
 
@@ -218,7 +217,7 @@ def allowance_status(db: ApiDb, store: StoreReader, history: StoreReader, settin
         series = [(min(ts, upto), kg) for ts, kg in hourly.items()]
     # CCER counts against the site's allowance only (credits are entered per site, not per area or meter)
     ccer = ccer_kg(db, site, start, end) if scope == "site" else 0.0
-    check = allowance_check(used, row["amount_kg"], series, upto, CalcPeriod(start=start, end=end),
+    check = allowance_check(used, row["amount_kg"], series, upto, TimeRange(start=start, end=end),
                             window=BURN_WINDOW, ccer_kg=ccer, ccer_cap_fraction=ccer_cap_fraction())
     p = check.projection
     return AllowanceStatus(id=row["id"], scope=scope, target=target, start=start, end=end,
@@ -232,7 +231,7 @@ def _in_boundary(t: Any, scope: str, target: str | None) -> bool:
     return scope == "site" or (scope == "area" and t.area == target) or (scope == "meter" and t.meter == target)
 
 
-def held_in(held: HeldReader, site: str, bounds: Period, area: str | None = None,
+def held_in(held: HeldReader, site: str, bounds: AccountingPeriod, area: str | None = None,
             meter: str | None = None) -> dict[str, HeldTotal]:
     """Open held energy per meter of the boundary, of records timed in the period."""
     return {h.meter: h for h in held.held_totals(site, bounds.start, bounds.end)
@@ -240,7 +239,7 @@ def held_in(held: HeldReader, site: str, bounds: Period, area: str | None = None
 
 
 def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: StoreReader, held: HeldReader,
-                  site: str, bounds: Period, now: datetime, rate_kg_per_h: float, area: str | None = None,
+                  site: str, bounds: AccountingPeriod, now: datetime, rate_kg_per_h: float, area: str | None = None,
                   meter: str | None = None) -> BalanceOut:
     memo = TotalsMemo(store)
     totals = memo.totals(site, bounds.start, bounds.end)

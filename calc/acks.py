@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from calc.errors import CalcError
 from calc.schema import MAX_SEQ, MeterId
 
 ACK_VERSION: Literal[1] = 1
@@ -24,7 +25,7 @@ Seq = Annotated[int, Field(ge=0, le=MAX_SEQ)]
 SeqRange = tuple[Seq, Seq]
 
 
-class AckError(ValueError):
+class AckError(CalcError):
     """A payload on an ack topic that is not a valid acknowledgement (names what is wrong)."""
 
 

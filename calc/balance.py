@@ -35,8 +35,8 @@ class Boundary:
                 and (self.meter is None or meter == self.meter))
 
 
-class Period(BaseModel):
-    """[start, end) in UTC."""
+class TimeRange(BaseModel):
+    """The instants [start, end) a balance or an allowance covers (aware datetimes; not a named period)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -44,7 +44,7 @@ class Period(BaseModel):
     end: AwareDatetime
 
     @model_validator(mode="after")
-    def _ordered(self) -> Period:
+    def _ordered(self) -> TimeRange:
         if self.end <= self.start:
             raise ValueError("period end must be after its start")
         return self
@@ -130,7 +130,7 @@ def intensity(co2e_kg: float, production: float, production_unit: str) -> Intens
                      production_unit=production_unit)
 
 
-def balance(rows: Iterable[EmissionRow], offsets: Iterable[OffsetEntry], boundary: Boundary, period: Period,
+def balance(rows: Iterable[EmissionRow], offsets: Iterable[OffsetEntry], boundary: Boundary, period: TimeRange,
             production: tuple[float, str] | None = None) -> Balance:
     """Emissions, offsets and net balance of a boundary over a period (rows are already summed per period)."""
     by_scope: dict[str, float] = dict.fromkeys(SCOPES, 0.0)
@@ -176,7 +176,7 @@ class AllowanceCheck(BaseModel):
 
 
 def allowance_check(used_kg: float, allowance_kg: float, series: Sequence[tuple[datetime, float]],
-                    now: datetime, period: Period, window: timedelta = timedelta(days=7),
+                    now: datetime, period: TimeRange, window: timedelta = timedelta(days=7),
                     ccer_kg: float = 0.0, ccer_cap_fraction: float = 0.05) -> AllowanceCheck:
     """Emissions so far, projection to the period's end from the recent burn rate, remaining allowance and
     run-out time (via calc.rules), and the CCER that may offset it (national ETS: at most 5 % of the

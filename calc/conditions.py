@@ -10,6 +10,7 @@ from typing import Any
 
 import pint
 
+from calc.errors import CalcError
 from calc.units import Q_, UnitError, conversion_factor
 
 ATMOSPHERE_PA = 101_325.0          # standard atmosphere, added to gauge pressures
@@ -22,7 +23,7 @@ _MEASURE = re.compile(r"^\s*(?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s
 _NORMAL_VOLUME = re.compile(r"^\s*(?:N\s*m\s*(?:\^|\*\*)?\s*3|normal\s+m\s*(?:\^|\*\*)?\s*3)\s*$")
 
 
-class ConditionError(ValueError):
+class ConditionError(CalcError):
     """A pressure, temperature or state that cannot be used (wrong unit, not steam, out of range)."""
 
 

@@ -17,10 +17,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from calc.carriers import Carrier
+from calc.errors import CalcError
 from calc.units import UnitError, conversion_factor
 
 
-class FactorError(ValueError):
+class FactorError(CalcError):
     """A factor file or a factor lookup that cannot be honoured; the message names the key path."""
 
 

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from calc.errors import CalcError
+
 NAMED = ("today", "month", "year")
 
 
-class PeriodError(ValueError):
+class PeriodError(CalcError):
     """A period that cannot be understood; `where` names the query parameter."""
 
     def __init__(self, message: str, where: str = "period") -> None:
@@ -20,13 +22,15 @@ class PeriodError(ValueError):
 
 
 @dataclass(frozen=True)
-class Period:
+class AccountingPeriod:
+    """A named accounting period (today, month, year or custom) and its UTC bounds."""
+
     name: str
     start: datetime  # UTC, inclusive
     end: datetime    # UTC, exclusive
 
 
-def resolve(name: str | None, start: datetime | None, end: datetime | None, tz: str, now: datetime) -> Period:
+def resolve(name: str | None, start: datetime | None, end: datetime | None, tz: str, now: datetime) -> AccountingPeriod:
     """Bounds of a named period containing `now`, or of an explicit [start, end)."""
     if start is not None or end is not None:
         if start is None or end is None:
@@ -35,7 +39,7 @@ def resolve(name: str | None, start: datetime | None, end: datetime | None, tz: 
             raise PeriodError("'from' and 'to' need a time zone offset, e.g. 2026-11-29T00:00:00Z", "from")
         if end <= start:
             raise PeriodError("'to' must be after 'from'", "to")
-        return Period("custom", start.astimezone(UTC), end.astimezone(UTC))
+        return AccountingPeriod("custom", start.astimezone(UTC), end.astimezone(UTC))
     name = name or "today"
     local = now.astimezone(ZoneInfo(tz))
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -49,4 +53,4 @@ def resolve(name: str | None, start: datetime | None, end: datetime | None, tz: 
         after = first.replace(year=first.year + 1)
     else:
         raise PeriodError(f"unknown period {name!r}; use one of {', '.join(NAMED)} or from/to")
-    return Period(name, first.astimezone(UTC), after.astimezone(UTC))
+    return AccountingPeriod(name, first.astimezone(UTC), after.astimezone(UTC))

@@ -13,12 +13,13 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from calc.carriers import Carrier as Carrier  # the table of carriers; imported from here too
+from calc.errors import CalcError
 from calc.schema import MeterId
 
 Name = str
 
 
-class PlantError(ValueError):
+class PlantError(CalcError):
     """A plant file that does not validate; the message names the file, the key path and why."""
 
 
@@ -86,8 +87,9 @@ def describe_errors(source: str, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_plant(data: dict[str, Any], source: str = "<plant>") -> Plant:
+def parse_plant(data: dict[str, Any], source: str = "<plant>", error: type[Exception] = PlantError) -> Plant:
+    """The plant model of a parsed plant file; `error` (a part's own ConfigError) names `FILE: key.path: why`."""
     try:
         return Plant.model_validate(data)
     except ValidationError as exc:
-        raise PlantError(describe_errors(source, exc)) from exc
+        raise error(describe_errors(source, exc)) from exc

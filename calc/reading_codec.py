@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import msgspec
 from pydantic import ValidationError
 
+from calc.errors import CalcError
 from calc.schema import (
     AGENT_MAX,
     MAX_SAMPLES,
@@ -41,7 +42,7 @@ _US = timedelta(microseconds=1)
 # ---- writing (the edge) ---------------------------------------------------------------------------------------
 
 
-class WireError(ValueError):
+class WireError(CalcError):
     """A sample or message the reading contract would refuse (a bug in the agent, never the meter's doing)."""
 
 

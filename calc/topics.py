@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from calc.errors import CalcError
+
 ROOT = "carbonwatch/v1"
 READING_FILTER = f"{ROOT}/+/+/+/reading"
 
@@ -14,7 +16,7 @@ class MeterPath(NamedTuple):
     meter: str
 
 
-class TopicError(ValueError):
+class TopicError(CalcError):
     """A topic that is not one of carbonwatch's."""
 
 

@@ -7,11 +7,13 @@ from functools import cache
 
 import pint
 
+from calc.errors import CalcError
+
 ureg: pint.UnitRegistry[float] = pint.UnitRegistry()
 Q_ = ureg.Quantity
 
 
-class UnitError(ValueError):
+class UnitError(CalcError):
     """A unit string that pint cannot parse, or that has the wrong dimension."""
 
 

@@ -1,7 +1,8 @@
 """The `carbonwatch` command: one subcommand per service or tool, each registered by the package that owns it.
 
-Only the module that owns the requested subcommand is imported, so a service starts without loading the
-others (and a problem in one package cannot stop another's command); `--help` loads them all.
+Every command runs under the one table of exit codes (`deploy/exit_codes.py`). Only the module that owns the
+requested subcommand is imported, so a service starts without loading the others (and a problem in one package
+cannot stop another's command); `--help` loads them all.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from deploy.exit_codes import run_command
 
 # subcommand -> module providing `register(subparsers)` that adds it with set_defaults(func=...)
 COMMANDS = {
@@ -39,8 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     only = argv[0] if argv and argv[0] in COMMANDS else None
     args = build_parser(only).parse_args(argv)
-    result = args.func(args)
-    return int(result or 0)
+    return run_command(args.func, args, f"carbonwatch {args.command}")
 
 
 if __name__ == "__main__":

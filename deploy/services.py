@@ -19,10 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from deploy.errors import DeployError
+
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin", "/sbin"])
 
 
-class ServiceError(RuntimeError):
+class ServiceError(DeployError, RuntimeError):
     """A service binary that is missing or a service that did not become ready."""
 
 

@@ -1,20 +1,10 @@
-"""`python -m edge --config FILE ...`: the edge agent's command without the other packages' subcommands."""
+"""`python -m edge --config FILE ...`: the same as `carbonwatch edge ...`, which imports no other package's command."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from edge.cli import register
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(["edge", *(sys.argv[1:] if argv is None else argv)])
-    return int(args.func(args))
-
+from deploy.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["edge", *sys.argv[1:]]))

@@ -6,12 +6,9 @@ import argparse
 import asyncio
 import logging
 import signal
-import sqlite3
-import sys
 from pathlib import Path
 
 from edge.config import load_config
-from edge.errors import ConfigError
 
 log = logging.getLogger("edge")
 
@@ -48,11 +45,6 @@ async def _main(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # its errors are ours to report, as reasons
-    try:
-        return asyncio.run(_main(args))
-    except ConfigError as exc:
-        print(f"carbonwatch edge: invalid config\n{exc}", file=sys.stderr)
-        return 2
-    except (OSError, sqlite3.Error) as exc:  # a state_dir that cannot be written, a missing certificate file
-        print(f"carbonwatch edge: cannot start: {exc}", file=sys.stderr)
-        return 1
+    # errors reach deploy.exit_codes: ConfigError exits 2; a state_dir that cannot be written or a missing
+    # certificate file (OSError, sqlite3.Error) exits 1
+    return asyncio.run(_main(args))

@@ -12,11 +12,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from calc.broker import BrokerSettings, KeepAliveS, MqttProtocol
-from calc.plant import PlantError, Site, parse_plant
+from calc.plant import Site, parse_plant
 from edge.errors import ConfigError
 from edge.maps import PULSE_TEMPLATES, TEMPLATES
 from edge.points import Point
-from plantfile import read_plant_file
+from plantfile import read_plant_file, with_mqtt_url
 
 Ident = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
 
@@ -274,10 +274,7 @@ def describe(source: str, exc: ValidationError) -> str:
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> EdgeConfig:
     """Validate a parsed plant file; ConfigError names the file, key path and why."""
-    try:
-        plant = parse_plant(data, source)
-    except PlantError as exc:
-        raise ConfigError(str(exc)) from exc
+    plant = parse_plant(data, source, ConfigError)
     try:
         config = EdgeConfig.model_validate({**data, "source": source})
     except ValidationError as exc:
@@ -292,10 +289,8 @@ def load_config(path: Path | str, mqtt_url: str | None = None, state_dir: Path |
     """Read and validate a plant TOML file (secrets as plantfile reads them); the command-line overrides win."""
     plant_file = read_plant_file(path, ConfigError)
     data = plant_file.data
-    if mqtt_url is not None:
-        data.setdefault("mqtt", {})
-        data["mqtt"] = {**data["mqtt"], "url": mqtt_url}
     if state_dir is not None:
         data["edge"] = {**data.get("edge", {}), "state_dir": str(state_dir)}
-    return parse_config(data, plant_file.source)
+    config = parse_config(data, plant_file.source)
+    return config.model_copy(update={"mqtt": with_mqtt_url(config.mqtt, mqtt_url, ConfigError)})
 

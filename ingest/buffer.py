@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
+from ingest.errors import IngestError
 from ingest.mqtt import Received
 
 SCHEMA = """
@@ -20,7 +21,7 @@ CREATE TABLE IF NOT EXISTS buffered (
 """
 
 
-class BufferError(RuntimeError):
+class DiskBufferError(IngestError, RuntimeError):
     """The buffer file cannot be written (disk full, permissions): treat as full."""
 
 
@@ -52,7 +53,7 @@ class DiskBuffer:
         except sqlite3.Error as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
-            raise BufferError(f"buffer {self.path}: {exc}") from exc
+            raise DiskBufferError(f"buffer {self.path}: {exc}") from exc
         self.count += len(items)
         self.bytes += sum(len(i.payload) for i in items)
 

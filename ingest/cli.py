@@ -11,10 +11,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from calc.factors import FactorError
-from ingest.config import ConfigError, load_config
-from ingest.mqtt import MqttError
-from ingest.store.base import StoreError
+from ingest.buffer import DiskBufferError
+from ingest.config import load_config
 
 log = logging.getLogger("carbonwatch.ingest")
 
@@ -22,11 +20,9 @@ log = logging.getLogger("carbonwatch.ingest")
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        config = load_config(Path(args.config), args.mqtt_url)
-    except ConfigError as exc:
-        print(f"carbonwatch ingest: {exc}", file=sys.stderr)
-        return 2
+    # errors reach deploy.exit_codes: a ConfigError exits 2; StoreError, MqttError, DiskBufferError (all IngestError)
+    # and FactorError (a CalcError) exit 1
+    config = load_config(Path(args.config), args.mqtt_url)
     from ingest.service import IngestWorker
 
     stop = threading.Event()
@@ -38,18 +34,9 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         worker = IngestWorker(config)
-    except (StoreError, FactorError) as exc:
-        print(f"carbonwatch ingest: {exc}", file=sys.stderr)
-        return 1
     except (OSError, sqlite3.Error) as exc:  # e.g. a buffer folder that cannot be written
-        print(f"carbonwatch ingest: cannot open the disk buffer {config.buffer_path}: {exc}", file=sys.stderr)
-        return 1
-    ready = threading.Event()
-    try:
-        worker.run(stop, ready)
-    except MqttError as exc:
-        print(f"carbonwatch ingest: {exc}", file=sys.stderr)
-        return 1
+        raise DiskBufferError(f"cannot open the disk buffer {config.buffer_path}: {exc}") from exc
+    worker.run(stop, threading.Event())
     m = worker.metrics
     print(f"carbonwatch ingest: stopped; received {m.received_messages} messages, stored {m.stored} points, "
           f"{m.duplicates} duplicates, {m.conflicts} conflicts, {m.dead_lettered} dead-lettered", file=sys.stderr)

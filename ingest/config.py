@@ -9,21 +9,18 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from calc.broker import BrokerSettings, KeepAliveS, MqttProtocol
-from calc.plant import Plant, PlantError, describe_errors, parse_plant
-from plantfile import read_plant_file, resolve_path, validate_section
+from calc.plant import Plant, parse_plant
+from ingest.errors import ConfigError as ConfigError  # raised by load_config; imported from here too
+from plantfile import read_plant_file, resolve_path, validate_section, with_mqtt_url
 
 DEFAULT_SQLITE_PATH = "var/carbonwatch.sqlite"
 # Above the largest reading calc.schema accepts (10,000 samples, every field at its longest: 20.4 MB, see
 # tests/deploy/test_broker_limits.py) and below the broker's packet cap (32 MiB): nothing the contract allows
 # is refused for its size. An edge agent's 10,000 samples take about 2 MB.
 DEFAULT_MAX_MESSAGE_BYTES = 24 * 1024 * 1024
-
-
-class ConfigError(ValueError):
-    """A plant file whose ingest sections do not validate; the message names the file, key path and why."""
 
 
 class MqttSettings(BrokerSettings):
@@ -180,16 +177,8 @@ def store_settings(data: dict[str, Any], source: str = "<plant>") -> SqliteStore
 
 def config_from_data(data: dict[str, Any], base_dir: Path, source: str = "<plant>",
                      mqtt_url: str | None = None) -> IngestConfig:
-    try:
-        plant = parse_plant(data, source)
-    except PlantError as exc:
-        raise ConfigError(str(exc)) from exc
-    mqtt: MqttSettings = _section(data, "mqtt", MqttSettings, source)
-    if mqtt_url:
-        try:
-            mqtt = MqttSettings.model_validate({**mqtt.model_dump(), "url": mqtt_url})
-        except ValidationError as exc:
-            raise ConfigError(describe_errors("--mqtt-url", exc)) from exc
+    plant = parse_plant(data, source, ConfigError)
+    mqtt = with_mqtt_url(_section(data, "mqtt", MqttSettings, source), mqtt_url, ConfigError)
     return IngestConfig(source=source, base_dir=base_dir, data=data, plant=plant, mqtt=mqtt,
                         store=store_settings(data, source),
                         ingest=_section(data, "ingest", IngestSettings, source))

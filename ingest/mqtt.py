@@ -18,12 +18,13 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from ingest.config import MqttSettings
+from ingest.errors import IngestError
 from link.mqtt import ProtocolChoice, Version, connect_args, is_unsupported_protocol, make_client
 
 log = logging.getLogger(__name__)
 
 
-class MqttError(RuntimeError):
+class MqttError(IngestError, RuntimeError):
     """The broker could not be reached or refused us."""
 
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from calc import topics
 from calc.factors import FactorSet
 from ingest.acks import AckBook
-from ingest.buffer import BufferError, DiskBuffer
+from ingest.buffer import DiskBuffer, DiskBufferError
 from ingest.co2e import co2e_messages
 from ingest.config import IngestConfig
 from ingest.convert import Converter
@@ -189,7 +189,7 @@ class IngestWorker:
             return False
         try:
             self.buffer.append(batch)
-        except BufferError as exc:
+        except DiskBufferError as exc:
             self._warn.warning("buffer-error", "cannot write the disk buffer: %s", exc)
             return False
         self.subscriber.ack(batch)

@@ -4,8 +4,15 @@ Each part validates its own sections with its own pydantic models; this package 
 secrets from environment variables or files (`password_env`, `password_file`, ...) and names file and key in errors.
 """
 
-from plantfile.loader import PlantFile, PlantFileError, read_plant_file, resolve_path, validate_section
+from plantfile.loader import (
+    PlantFile,
+    PlantFileError,
+    read_plant_file,
+    resolve_path,
+    validate_section,
+    with_mqtt_url,
+)
 from plantfile.secrets import SECRET_KEYS, resolve_secrets
 
 __all__ = ["SECRET_KEYS", "PlantFile", "PlantFileError", "read_plant_file", "resolve_path", "resolve_secrets",
-           "validate_section"]
+           "validate_section", "with_mqtt_url"]

@@ -7,7 +7,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -82,3 +82,18 @@ def validate_section(data: Mapping[str, Any], key: str, model: type[BaseModel] |
                 loc = ["kind"]
             lines.append(f"{source}: {'.'.join([key, *loc])}: {err['msg']}")
         raise error("\n".join(lines)) from exc
+
+
+Section = TypeVar("Section", bound=BaseModel)
+
+
+def with_mqtt_url(mqtt: Section, url: str | None, error: type[Exception] = PlantFileError) -> Section:
+    """`[mqtt]` as validated from the file, with a command line's `--mqtt-url` (when given) as its `url`.
+
+    The merged table is validated again by the same model, so a bad URL is named `--mqtt-url: mqtt.url: why`.
+    """
+    if not url:
+        return mqtt
+    merged: Section = validate_section({"mqtt": {**mqtt.model_dump(), "url": url}}, "mqtt", type(mqtt),
+                                       "--mqtt-url", error)
+    return merged

@@ -10,7 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
-from scada.config import ConfigError, load_config
+from scada.config import load_config
+from scada.errors import ConfigError
 
 log = logging.getLogger("carbonwatch.scada")
 
@@ -21,9 +22,8 @@ async def serve(config_path: Path, mqtt_url: str | None) -> int:
 
     service = ScadaService(config)
     if not service.sinks:
-        print(f"carbonwatch scada: {config_path}: nothing to serve: switch on [scada.opcua], [scada.sparkplug] "
-              f"or [scada.modbus] with enabled = true", file=sys.stderr)
-        return 2
+        raise ConfigError(f"{config_path}: nothing to serve: switch on [scada.opcua], [scada.sparkplug] "
+                          f"or [scada.modbus] with enabled = true")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -45,14 +45,8 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("asyncua").setLevel(logging.WARNING)
     logging.getLogger("pymodbus").setLevel(logging.WARNING)
-    try:
-        return asyncio.run(serve(Path(args.config), args.mqtt_url))
-    except ConfigError as exc:
-        print(f"carbonwatch scada: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:   # a port that is taken, a server that cannot start
-        print(f"carbonwatch scada: {exc}", file=sys.stderr)
-        return 1
+    # errors reach deploy.exit_codes: a ConfigError exits 2; a server that cannot start (ServeError, OSError) 1
+    return asyncio.run(serve(Path(args.config), args.mqtt_url))
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -63,12 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.set_defaults(func=run)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="carbonwatch")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["scada", *(sys.argv[1:] if argv is None else argv)])
-    return int(args.func(args))
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from deploy.cli import main
+
+    sys.exit(main(["scada", *sys.argv[1:]]))

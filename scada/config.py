@@ -10,16 +10,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from calc.broker import BrokerSettings, KeepAliveS
-from calc.plant import Plant, PlantError, parse_plant
-from plantfile import read_plant_file, resolve_path, validate_section
+from calc.plant import Plant, parse_plant
+from plantfile import read_plant_file, resolve_path, validate_section, with_mqtt_url
+from scada.errors import ConfigError as ConfigError  # raised by load_config; imported from here too
 
 LOOPBACK = "127.0.0.1"
 Policy = Literal["None", "Basic256Sha256_Sign", "Basic256Sha256_SignAndEncrypt"]
 _ID = r"^[A-Za-z0-9_.\-]+$"
-
-
-class ConfigError(ValueError):
-    """A plant file whose [scada] section (or what it reads of [mqtt]) does not validate: file, key path, why."""
 
 
 class MqttSettings(BrokerSettings):
@@ -133,13 +130,8 @@ def _section(model: type[BaseModel], data: dict[str, Any], key: str, source: str
 
 def config_from_data(data: dict[str, Any], base_dir: Path, source: str = "<plant>",
                      mqtt_url: str | None = None) -> ScadaConfig:
-    try:
-        plant = parse_plant(data, source)
-    except PlantError as exc:
-        raise ConfigError(str(exc)) from exc
-    mqtt: MqttSettings = _section(MqttSettings, data, "mqtt", source)
-    if mqtt_url:
-        mqtt = _section(MqttSettings, {"mqtt": {**mqtt.model_dump(), "url": mqtt_url}}, "mqtt", "--mqtt-url")
+    plant = parse_plant(data, source, ConfigError)
+    mqtt = with_mqtt_url(_section(MqttSettings, data, "mqtt", source), mqtt_url, ConfigError)
     scada: ScadaSection = _section(ScadaSection, data, "scada", source)
     return ScadaConfig(source=source, base_dir=base_dir, data=data, plant=plant, mqtt=mqtt, scada=scada)
 

@@ -14,6 +14,9 @@ from enum import IntEnum, StrEnum
 from calc.periods import resolve
 from calc.plant import Plant
 from calc.rate import meter_rates
+from calc.schema import Quality  # of a figure: GOOD; UNCERTAIN when stale (no new data for stale_after_s) or
+
+#                                   the last value kept after a read error; BAD when not known (no data, no allowance)
 from ingest.store.base import MeterTotal, StoreReader
 from scada.ledger import Allowance, Ledger, OpenAlert
 
@@ -22,16 +25,12 @@ UNITS = {"CO2eRate": "kg/h", "TodayCO2e": "kg", "MonthCO2e": "kg", "TodayNetBala
          "MonthNetBalance": "kg", "AllowanceRemaining": "kg"}
 
 
-class Kind(StrEnum):
+class BoundaryKind(StrEnum):
+    """What a boundary is: the site, an area or a meter."""
+
     SITE = "site"
     AREA = "area"
     METER = "meter"
-
-
-class Quality(StrEnum):
-    GOOD = "good"
-    UNCERTAIN = "uncertain"    # stale (no new data for stale_after_s) or last value kept after a read error
-    BAD = "bad"                # not known (no data yet, no allowance configured)
 
 
 class AlertState(IntEnum):
@@ -44,7 +43,7 @@ class AlertState(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Boundary:
-    kind: Kind
+    kind: BoundaryKind
     id: str
     area: str | None = None      # the area of a meter
 
@@ -56,8 +55,8 @@ class Boundary:
 def boundaries(plant: Plant) -> list[Boundary]:
     """Site first, then areas in order of first appearance, then meters in plant-file order (a stable order)."""
     areas = list(dict.fromkeys(m.area for m in plant.meters))
-    return ([Boundary(Kind.SITE, plant.site.id)] + [Boundary(Kind.AREA, a) for a in areas]
-            + [Boundary(Kind.METER, m.id, m.area) for m in plant.meters])
+    return ([Boundary(BoundaryKind.SITE, plant.site.id)] + [Boundary(BoundaryKind.AREA, a) for a in areas]
+            + [Boundary(BoundaryKind.METER, m.id, m.area) for m in plant.meters])
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +101,12 @@ def period_bounds(tz: str, now: datetime) -> tuple[datetime, datetime, datetime,
 
 
 def _in(b: Boundary, meter: str, area: str) -> bool:
-    return b.kind is Kind.SITE or (b.kind is Kind.AREA and area == b.id) or (b.kind is Kind.METER and meter == b.id)
+    return (b.kind is BoundaryKind.SITE or (b.kind is BoundaryKind.AREA and area == b.id)
+            or (b.kind is BoundaryKind.METER and meter == b.id))
 
 
 def _scope(b: Boundary) -> tuple[str, str | None]:
-    return (b.kind.value, None) if b.kind is Kind.SITE else (b.kind.value, b.id)
+    return (b.kind.value, None) if b.kind is BoundaryKind.SITE else (b.kind.value, b.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +137,7 @@ def compute(plant: Plant, inputs: Inputs, stale_after_s: float, version: int = 0
         last = max(seen) if seen else None
         today = sum(t.co2e_kg for t in inputs.today if _in(b, t.meter, t.area))
         month = sum(t.co2e_kg for t in inputs.month if _in(b, t.meter, t.area))
-        site = b.kind is Kind.SITE
+        site = b.kind is BoundaryKind.SITE
         off_today = inputs.offsets_today_kg if site else 0.0
         off_month = inputs.offsets_month_kg if site else 0.0
         totals_q = Quality.GOOD

@@ -21,8 +21,10 @@ from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from asyncua.crypto.permission_rules import User, UserRole
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from calc.schema import Quality
 from scada.config import OpcUaSettings
-from scada.figures import FIGURES, UNITS, Boundary, Figure, Kind, Quality, Snapshot, changed
+from scada.errors import ServeError
+from scada.figures import FIGURES, UNITS, Boundary, BoundaryKind, Figure, Snapshot, changed
 
 log = logging.getLogger("carbonwatch.scada.opcua")
 
@@ -54,9 +56,9 @@ def eu_information(unit: str) -> ua.EUInformation:
 
 def node_path(site: str, b: Boundary) -> str:
     """String NodeId of a boundary's object: site, site/area, site/area/meter."""
-    if b.kind is Kind.SITE:
+    if b.kind is BoundaryKind.SITE:
         return site
-    if b.kind is Kind.AREA:
+    if b.kind is BoundaryKind.AREA:
         return f"{site}/{b.id}"
     return f"{site}/{b.area}/{b.id}"
 
@@ -130,8 +132,8 @@ class OpcUaSink:
         parents: dict[str, Any] = {}
         for b in boundaries_of(snapshot):
             path = node_path(self.site, b)
-            parent = root if b.kind is Kind.SITE else parents[f"site:{self.site}" if b.kind is Kind.AREA
-                                                              else f"area:{b.area}"]
+            parent = root if b.kind is BoundaryKind.SITE else parents[
+                f"site:{self.site}" if b.kind is BoundaryKind.AREA else f"area:{b.area}"]
             obj = await parent.add_object(ua.NodeId(path, idx), ua.QualifiedName(b.id, idx))
             parents[b.key] = obj
             for name in FIGURES:
@@ -154,7 +156,7 @@ class OpcUaSink:
             try:
                 probe.bind((s.host, self.port))
             except OSError as exc:
-                raise RuntimeError(f"OPC UA server cannot listen on {s.host}:{self.port}: {exc.strerror}") from exc
+                raise ServeError(f"OPC UA server cannot listen on {s.host}:{self.port}: {exc.strerror}") from exc
         server = await self._make_server()
         await self._build(server, snapshot)
         await server.start()

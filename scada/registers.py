@@ -2,15 +2,18 @@
 one 32-register block per boundary from address 100 (site, then areas, then meters in plant-file order).
 
 32-bit values are big-endian with the high word first (ABCD; mbpoll: -B). Floats are IEEE 754 float32, unknown
-values are NaN. Counters are unsigned 32-bit in 0.1 kg CO2e that wrap modulo 2**32. `render` is pure.
+values are NaN. Counters are unsigned 32-bit in 0.1 kg CO2e that wrap modulo 2**32. `render` is pure; the words
+come from the one register codec (calc/registers.py) that the edge and the simulators use.
 """
 
 from __future__ import annotations
 
 import math
-import struct
+from typing import NamedTuple
 
-from scada.figures import FIGURES, Kind, Quality, Snapshot
+from calc.registers import DataType, Order, decode, encode
+from calc.schema import Quality
+from scada.figures import FIGURES, BoundaryKind, Snapshot
 
 MAP_VERSION = 1
 FIRST_BLOCK = 100
@@ -46,21 +49,33 @@ BLOCK = {
 }
 
 
+class WordLayout(NamedTuple):
+    """How the map's 32-bit values lie in registers, as the one register codec (calc.registers) reads it."""
+
+    type: DataType
+    word_order: Order = "big"
+    byte_order: Order = "big"
+
+
+FLOAT32 = WordLayout(DataType.F32)   # ABCD
+UINT32 = WordLayout(DataType.U32)    # ABCD
+
+
 def float_words(value: float | None) -> tuple[int, int]:
     if value is None or math.isnan(value):
         return NAN_WORDS
-    hi, lo = struct.unpack(">HH", struct.pack(">f", value))
+    hi, lo = encode(FLOAT32, value)
     return hi, lo
 
 
 def uint32_words(value: int) -> tuple[int, int]:
-    value %= 2**32
-    return value >> 16, value & 0xFFFF
+    """The words of `value` modulo 2**32."""
+    hi, lo = encode(UINT32, value)
+    return hi, lo
 
 
 def words_to_float(hi: int, lo: int) -> float:
-    value: float = struct.unpack(">f", struct.pack(">HH", hi, lo))[0]
-    return value
+    return float(decode(FLOAT32, (hi, lo)))
 
 
 def counter(kg: float | None) -> int:
@@ -85,8 +100,8 @@ def render(snapshot: Snapshot) -> list[int]:
     regs[0], regs[1], regs[2], regs[3] = MAP_VERSION, len(items), BLOCK_SIZE, FIRST_BLOCK
     regs[4], regs[5] = uint32_words(snapshot.version)
     regs[6], regs[7] = uint32_words(int(snapshot.at.timestamp()))
-    regs[8] = sum(1 for f in items if f.boundary.kind is Kind.AREA)
-    regs[9] = sum(1 for f in items if f.boundary.kind is Kind.METER)
+    regs[8] = sum(1 for f in items if f.boundary.kind is BoundaryKind.AREA)
+    regs[9] = sum(1 for f in items if f.boundary.kind is BoundaryKind.METER)
     for i, figs in enumerate(items):
         base = block_address(i)
         quality = 0

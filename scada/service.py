@@ -15,10 +15,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
+from calc.schema import Quality
 from ingest.store import open_reader
 from ingest.store.base import StoreError, StoreReader
 from scada.config import ScadaConfig
-from scada.figures import Figure, Figures, Quality, Snapshot, collect, compute
+from scada.figures import Figure, Figures, Snapshot, collect, compute
 from scada.ledger import Ledger, LedgerError
 from scada.live import LiveFeed
 

@@ -21,7 +21,7 @@ from google.protobuf.message import DecodeError
 from link.mqtt import connect_args, make_client
 from scada import spb_payloads as spb
 from scada.config import MqttSettings, SparkplugSettings
-from scada.figures import Kind, Snapshot, changed
+from scada.figures import BoundaryKind, Snapshot, changed
 
 log = logging.getLogger("carbonwatch.scada.sparkplug")
 
@@ -138,7 +138,7 @@ class SparkplugSink:
             if not diff:
                 return
             at = _now_ms()
-            site_key = next(k for k, f in snapshot.items.items() if f.boundary.kind is Kind.SITE)
+            site_key = next(k for k, f in snapshot.items.items() if f.boundary.kind is BoundaryKind.SITE)
             node_names = {n for k, n in diff if k == site_key}
             if node_names:
                 metrics = spb.node_metrics(snapshot, node_names)

@@ -12,7 +12,7 @@ from datetime import datetime
 from tahutils.tahu import sparkplug_b as tahu
 from tahutils.tahu import sparkplug_b_pb2 as pb
 
-from scada.figures import FIGURES, UNITS, Figures, Kind, Snapshot
+from scada.figures import FIGURES, UNITS, BoundaryKind, Figures, Snapshot
 
 NAMESPACE = "spBv1.0"
 REBIRTH = "Node Control/Rebirth"
@@ -54,13 +54,13 @@ def figure_metrics(figs: Figures, prefix: str, at_ms: int, names: Iterable[str] 
 
 
 def node_metrics(snapshot: Snapshot, names: Iterable[str] | None = None) -> list[MetricValue]:
-    site = next(f for f in snapshot.items.values() if f.boundary.kind is Kind.SITE)
+    site = next(f for f in snapshot.items.values() if f.boundary.kind is BoundaryKind.SITE)
     return figure_metrics(site, "", ms(snapshot.at), names)
 
 
 def devices(snapshot: Snapshot) -> list[str]:
     """Device ids: the areas, in the snapshot's (plant-file) order."""
-    return [f.boundary.id for f in snapshot.items.values() if f.boundary.kind is Kind.AREA]
+    return [f.boundary.id for f in snapshot.items.values() if f.boundary.kind is BoundaryKind.AREA]
 
 
 def device_metrics(snapshot: Snapshot, area: str, changed: set[tuple[str, str]] | None = None) -> list[MetricValue]:
@@ -69,9 +69,9 @@ def device_metrics(snapshot: Snapshot, area: str, changed: set[tuple[str, str]] 
     out: list[MetricValue] = []
     for key, figs in snapshot.items.items():
         b = figs.boundary
-        if b.kind is Kind.AREA and b.id == area:
+        if b.kind is BoundaryKind.AREA and b.id == area:
             prefix = ""
-        elif b.kind is Kind.METER and b.area == area:
+        elif b.kind is BoundaryKind.METER and b.area == area:
             prefix = f"Meters/{b.id}/"
         else:
             continue

@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from simulators.config import ConfigError, load_config
+from simulators.config import load_config
 from simulators.plant import SimulatedPlant
 
 
@@ -37,17 +37,9 @@ async def _serve(plant: SimulatedPlant) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        config = load_config(args.plant)
-        plant = SimulatedPlant(config, paused=args.paused, control_url=args.control_url)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    try:
-        asyncio.run(_serve(plant))
-    except (OSError, RuntimeError) as exc:
-        print(f"carbonwatch simulate: {exc}", file=sys.stderr)
-        return 1
+    # errors reach deploy.exit_codes: a ConfigError exits 2; a server that cannot start (StartError, OSError) 1
+    plant = SimulatedPlant(load_config(args.plant), paused=args.paused, control_url=args.control_url)
+    asyncio.run(_serve(plant))
     # Every server is closed and the truth file written. Tearing down the interpreter (asyncua's address
     # space is large) takes over a second, which a supervisor waiting on SIGTERM should not have to wait.
     logging.shutdown()

@@ -17,14 +17,11 @@ from calc.devices import MAPS
 from calc.plant import Carrier, describe_errors
 from calc.schema import MeterId
 from plantfile import read_plant_file
+from simulators.errors import ConfigError as ConfigError  # raised by load_config; imported from here too
 from simulators.faults import FaultSpec
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
-
-
-class ConfigError(ValueError):
-    """A plant file the simulators cannot run: the message names the file, the key path and why."""
 
 
 class _Section(BaseModel):

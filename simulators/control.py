@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from simulators.errors import StartError
 from simulators.faults import FaultKind, FaultSpec
 
 if TYPE_CHECKING:
@@ -144,7 +145,7 @@ class ControlServer:
             sock.bind((self.host, self.port))
         except OSError as exc:
             sock.close()
-            raise RuntimeError(f"control server cannot listen on {self.host}:{self.port}: {exc.strerror}") from exc
+            raise StartError(f"control server cannot listen on {self.host}:{self.port}: {exc.strerror}") from exc
         self.port = int(sock.getsockname()[1])
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name=f"control-http-{self.port}")
         loop = asyncio.get_running_loop()
@@ -152,9 +153,9 @@ class ControlServer:
         while not self._server.started:
             if self._task.done():
                 self._task.result()  # raises the start-up error (e.g. port in use)
-                raise RuntimeError(f"control server on {self.host}:{self.port} exited at start")
+                raise StartError(f"control server on {self.host}:{self.port} exited at start")
             if loop.time() > deadline:
-                raise RuntimeError(f"control server on {self.host}:{self.port} did not start in {timeout_s} s")
+                raise StartError(f"control server on {self.host}:{self.port} did not start in {timeout_s} s")
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:

@@ -34,6 +34,7 @@ from calc.devicemap import DeviceMap, DevicePoint
 from calc.devices import device_map
 from simulators.clock import SimClock
 from simulators.config import OpcUaGateway
+from simulators.errors import StartError
 from simulators.faults import FaultKind
 from simulators.maps import DeviceValues, values_of
 from simulators.meter import MeterSim
@@ -198,7 +199,7 @@ class OpcUaGatewayServer:
             try:
                 probe.bind((gw.host, gw.port))
             except OSError as exc:
-                raise RuntimeError(f"OPC UA gateway {gw.id} cannot listen on {gw.host}:{gw.port}: "
+                raise StartError(f"OPC UA gateway {gw.id} cannot listen on {gw.host}:{gw.port}: "
                                    f"{exc.strerror}") from exc
         server = await self._make_server()
         await self._build_address_space(server)

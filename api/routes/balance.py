@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from api.accounting import BalanceOut, build_balance, live_rates
 from api.deps import DbDep, HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, invalid, site_of
 from api.errors import NotFound
-from calc.periods import Period, PeriodError, resolve
+from calc.periods import AccountingPeriod, PeriodError, resolve
 from calc.rate import total_rate
 
 router = APIRouter(prefix="/v1", tags=["balance"])
@@ -25,7 +25,7 @@ ToQuery = Annotated[datetime | None, Query(alias="to", description="custom end (
 
 
 def period_of(settings: SettingsDep, now: datetime, period: str | None, start: datetime | None,
-              end: datetime | None) -> Period:
+              end: datetime | None) -> AccountingPeriod:
     try:
         return resolve(period, start, end, settings.plant.site.timezone, now)
     except PeriodError as exc:

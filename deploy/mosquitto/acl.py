@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from calc import topics
+from deploy.errors import DeployError
 
 SERVICE_USERS = ("ingest", "api", "scada", "scada-host")
 SPARKPLUG_GROUP = "carbonwatch"
@@ -29,7 +30,7 @@ class Agent:
     meters: list[tuple[str, str]] = field(default_factory=list)  # (area, meter)
 
 
-class AclError(ValueError):
+class AclError(DeployError, ValueError):
     """A plant file the ACL cannot be made from (names the file and why)."""
 
 

@@ -11,6 +11,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
+from ingest.errors import IngestError
+
 if TYPE_CHECKING:
     from ingest.points import Batch
 
@@ -92,12 +94,12 @@ class WriteResult:
     held: int = 0  # new held records (batch.held); one seen before is among the duplicates
 
 
-class StoreError(RuntimeError):
+class StoreError(IngestError, RuntimeError):
     """The store cannot be reached or is not working (down, disk full, I/O error, timeout): a later try of the
     same batch may succeed, so ingest buffers and retries, nothing is dropped."""
 
 
-class StoreDataError(ValueError):
+class StoreDataError(IngestError, ValueError):
     """The store refused a batch for what it holds, not because it is down (a value it cannot represent, a
     type clash): the same batch would fail again. Nothing of the batch is stored (the write is rolled back).
     Ingest then writes its messages one by one and dead-letters the ones that still fail, with this reason;
@@ -142,7 +144,7 @@ class Pruned:
     done: bool = True  # False: the time budget ran out first; call again (soon) to go on
 
 
-class SeriesError(ValueError):
+class SeriesError(IngestError, ValueError):
     """A series request the store will not answer as asked (too many buckets for it): ask for a coarser step or a
     shorter range."""
 
@@ -231,7 +233,7 @@ class HeldTotal:
     records: int
 
 
-class HeldError(ValueError):
+class HeldError(IngestError, ValueError):
     """A decision the store refuses: no such record, already decided, or a release it cannot place."""
 
 

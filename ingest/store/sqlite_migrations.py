@@ -6,10 +6,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 
+from ingest.errors import IngestError
+
 Step = Callable[[sqlite3.Connection], None]
 
 
-class SchemaError(RuntimeError):
+class SchemaError(IngestError, RuntimeError):
     """A file this code cannot use (written by a newer version)."""
 
 

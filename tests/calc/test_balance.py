@@ -8,12 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from calc.balance import Boundary, EmissionRow, OffsetEntry, OffsetKind, Period, allowance_check, balance, intensity
+from calc.balance import Boundary, EmissionRow, OffsetEntry, OffsetKind, TimeRange, allowance_check, balance, intensity
 from calc.factors import default_factor_set
 from calc.market import Instrument, electricity_dual
 
 FS = default_factor_set()
-JAN = Period(start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2026, 2, 1, tzinfo=UTC))
+JAN = TimeRange(start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2026, 2, 1, tzinfo=UTC))
 ROWS = [
     EmissionRow("s", "press", "p1", "electricity", "scope2_location", 1000.0),
     EmissionRow("s", "press", "p1", "electricity", "scope2_market", 600.0),

@@ -179,3 +179,23 @@ def test_carbonwatch_run_refuses_a_missing_secret_before_starting_anything(tmp_p
     assert out.returncode == 1, out.stdout + out.stderr
     assert f"could not start: {path}: mqtt.password_env: environment variable {ENV} is not set" in out.stdout
     assert not (tmp_path / "var").exists()  # nothing was started
+
+
+MQTT_URL_LOADERS: list[tuple[str, Callable[[Path, str], Any], type[Exception]]] = [
+    ("edge", lambda p, url: edge_config(p, mqtt_url=url).mqtt, EdgeConfigError),
+    ("ingest", lambda p, url: ingest_config(p, url).mqtt, IngestConfigError),
+    ("scada", lambda p, url: scada_config(p, url).mqtt, ScadaConfigError),
+    ("api", lambda p, url: load_settings(p, mqtt_url=url).mqtt, SettingsError),
+]
+
+
+@pytest.mark.parametrize(("part", "load", "error"), MQTT_URL_LOADERS, ids=[x[0] for x in MQTT_URL_LOADERS])
+def test_mqtt_url_overrides_the_file_in_every_part(tmp_path: Path, part: str, load: Callable[[Path, str], Any],
+                                                   error: type[Exception]) -> None:
+    path = plant(tmp_path, 'password = "file-pw"')
+    mqtt = load(path, "mqtts://broker.example:8884")
+    assert (mqtt.host, mqtt.port, mqtt.tls) == ("broker.example", 8884, True)
+    assert (mqtt.username, mqtt.password) == ("cw", "file-pw")  # the rest of [mqtt] is kept
+    with pytest.raises(error) as caught:
+        load(path, "http://broker.example")
+    assert str(caught.value).startswith("--mqtt-url: mqtt.url: "), str(caught.value)

@@ -12,9 +12,10 @@ import pytest
 from tahutils.tahu import sparkplug_b_pb2 as pb
 
 from calc.plant import parse_plant
+from calc.schema import Quality
 from ingest.store.base import MeterTotal
 from scada.config import ConfigError, config_from_data
-from scada.figures import AlertState, Inputs, MeterLive, Quality, compute, period_bounds
+from scada.figures import AlertState, Inputs, MeterLive, compute, period_bounds
 from scada.ledger import Allowance, Ledger, OpenAlert
 from scada.live import Co2eMessage, LiveTimes
 from scada.registers import BLOCK, FIRST_BLOCK, NAN_WORDS, counter, float_words, render, uint32_words, words_to_float
