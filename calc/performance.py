@@ -150,22 +150,46 @@ def intensity_series(co2e_kg: npt.ArrayLike, kgce: npt.ArrayLike, production: np
 
 
 class ExpectedProfile(Protocol):
-    """Expected kg CO2e (or energy) in [start, end); both implementations below, or a caller's own."""
+    """Expected kg CO2e (or energy) over [start, end), cut in steps: `edges_s` (n + 1 epoch seconds) and `kg`
+    (n). Both implementations below satisfy it; a caller may bring its own."""
 
-    def expected_kg(self, start: datetime, end: datetime) -> float: ...
-
-    def steps(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime, float]]: ...
+    def steps(self, start: datetime, end: datetime) -> tuple[FloatArray, FloatArray]: ...
 
 
-def _hour_steps(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """[start, end) cut at whole UTC hours."""
-    out: list[tuple[datetime, datetime]] = []
-    t = start.astimezone(UTC)
-    stop = end.astimezone(UTC)
-    while t < stop:
-        nxt = min(t.replace(minute=0, second=0, microsecond=0) + _HOUR, stop)
-        out.append((t, nxt))
-        t = nxt
+def _epoch_s(ts: datetime) -> float:
+    if ts.tzinfo is None:
+        raise PerformanceError(f"{ts.isoformat()}: a time needs its time zone")
+    return ts.timestamp()
+
+
+def _utc(epoch_s: float) -> datetime:
+    return datetime.fromtimestamp(round(epoch_s, 6), UTC)
+
+
+def expected_kg(profile: ExpectedProfile, start: datetime, end: datetime) -> float:
+    """Expected kg in [start, end) under a profile."""
+    return float(profile.steps(start, end)[1].sum()) if end > start else 0.0
+
+
+def _hour_edges(start_s: float, end_s: float) -> FloatArray:
+    """[start, end) cut at whole UTC hours, as epoch seconds."""
+    inner = np.arange(math.floor(start_s / 3600) + 1, math.ceil(end_s / 3600), dtype=np.float64) * 3600.0
+    return np.concatenate(([start_s], inner, [end_s])) if end_s > start_s else np.array([start_s])
+
+
+def _offsets_s(zone: ZoneInfo, at_s: FloatArray) -> FloatArray:
+    """UTC offset (seconds) of `zone` at each instant: one zoneinfo call per UTC day, per hour only on days whose
+    offset changes (DST), so a year costs a few hundred calls instead of 8 760."""
+    def offset(t: float) -> float:
+        delta = datetime.fromtimestamp(t, UTC).astimezone(zone).utcoffset()
+        return delta.total_seconds() if delta is not None else 0.0
+
+    days = np.floor(at_s / 86_400)
+    out = np.empty_like(at_s)
+    for day in np.unique(days):
+        here = days == day
+        first, last = offset(day * 86_400), offset(day * 86_400 + 86_399)
+        out[here] = first if first == last else [offset(t) for t in at_s[here]]
     return out
 
 
@@ -179,16 +203,14 @@ class HourOfWeekProfile(BaseModel):
     kg_per_h: tuple[float, ...] = Field(min_length=HOURS_PER_WEEK, max_length=HOURS_PER_WEEK)
     hours_seen: tuple[int, ...] = Field(min_length=HOURS_PER_WEEK, max_length=HOURS_PER_WEEK)
 
-    def slot(self, ts: datetime) -> int:
-        local = ts.astimezone(ZoneInfo(self.timezone))
-        return local.weekday() * 24 + local.hour
-
-    def steps(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime, float]]:
-        return [(a, b, self.kg_per_h[self.slot(a)] * (b - a).total_seconds() / 3600)
-                for a, b in _hour_steps(start, end)]
-
-    def expected_kg(self, start: datetime, end: datetime) -> float:
-        return sum(kg for _, _, kg in self.steps(start, end))
+    def steps(self, start: datetime, end: datetime) -> tuple[FloatArray, FloatArray]:
+        """Steps cut at whole UTC hours; each takes the rate of the local hour of the week it starts in."""
+        edges = _hour_edges(_epoch_s(start), _epoch_s(end))
+        starts = edges[:-1]
+        local_hours = np.floor((starts + _offsets_s(ZoneInfo(self.timezone), starts)) / 3600).astype(np.int64)
+        slots = (local_hours + 72) % HOURS_PER_WEEK   # 1970-01-01 00:00 was a Thursday: hour 72 of its week
+        kg: FloatArray = np.asarray(self.kg_per_h, dtype=np.float64)[slots] * np.diff(edges) / 3600
+        return edges, kg
 
 
 def hour_of_week_profile(series: Sequence[tuple[datetime, float]], timezone: str,
@@ -197,22 +219,18 @@ def hour_of_week_profile(series: Sequence[tuple[datetime, float]], timezone: str
     never seen takes the mean of the hours seen. Raises PerformanceError when the series is empty."""
     if interval != _HOUR:
         raise PerformanceError("the hour-of-week profile needs hourly sums (interval = 1 h)")
-    total = np.zeros(HOURS_PER_WEEK)
-    seen = np.zeros(HOURS_PER_WEEK, dtype=np.int64)
-    zone = ZoneInfo(timezone)
-    for end, kg in series:
-        if not math.isfinite(kg):
-            continue
-        local = (end - interval).astimezone(zone)
-        slot = local.weekday() * 24 + local.hour
-        total[slot] += kg
-        seen[slot] += 1
-    if not seen.any():
+    kept = [(end, kg) for end, kg in series if math.isfinite(kg)]
+    if not kept:
         raise PerformanceError("no history to build an hour-of-week profile from")
-    mean_seen = float(total[seen > 0].sum() / seen[seen > 0].sum())
+    starts = np.array([_epoch_s(end) - 3600 for end, _ in kept], dtype=np.float64)
+    local_hours = np.floor((starts + _offsets_s(ZoneInfo(timezone), starts)) / 3600).astype(np.int64)
+    slots = (local_hours + 72) % HOURS_PER_WEEK
+    total = np.bincount(slots, weights=np.array([kg for _, kg in kept]), minlength=HOURS_PER_WEEK)
+    seen = np.bincount(slots, minlength=HOURS_PER_WEEK)
+    mean_seen = float(total.sum() / seen.sum())
     rate = np.where(seen > 0, total / np.where(seen > 0, seen, 1), mean_seen)
     return HourOfWeekProfile(timezone=timezone, kg_per_h=tuple(float(r) for r in rate),
-                             hours_seen=tuple(int(s) for s in seen))
+                             hours_seen=tuple(int(n) for n in seen))
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,18 +242,23 @@ class ExpectedSeries:
     ends: tuple[datetime, ...]
     kg: tuple[float, ...]
 
-    def steps(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime, float]]:
-        out: list[tuple[datetime, datetime, float]] = []
-        lo = self.start
-        for hi, kg in zip(self.ends, self.kg, strict=True):
-            a, b = max(lo, start), min(hi, end)
-            if b > a and hi > lo:
-                out.append((a, b, kg * (b - a).total_seconds() / (hi - lo).total_seconds()))
-            lo = hi
-        return out
-
-    def expected_kg(self, start: datetime, end: datetime) -> float:
-        return sum(kg for _, _, kg in self.steps(start, end))
+    def steps(self, start: datetime, end: datetime) -> tuple[FloatArray, FloatArray]:
+        """The series' own intervals clipped to [start, end), each interval's kg in proportion to its overlap."""
+        if len(self.ends) != len(self.kg):
+            raise PerformanceError(f"expected series: {len(self.ends)} ends for {len(self.kg)} values")
+        bounds = np.array([_epoch_s(self.start), *(_epoch_s(t) for t in self.ends)], dtype=np.float64)
+        widths = np.diff(bounds)
+        if np.any(widths <= 0):
+            raise PerformanceError("expected series: interval ends must increase")
+        lo, hi = _epoch_s(start), _epoch_s(end)
+        a, b = np.clip(bounds[:-1], lo, hi), np.clip(bounds[1:], lo, hi)
+        keep = b > a
+        edges = np.concatenate(([lo], b[keep])) if keep.any() else np.array([lo])
+        if keep.any() and a[keep][0] > lo:           # a gap before the series: a step with nothing expected
+            edges = np.concatenate(([lo, a[keep][0]], b[keep]))
+            return edges, np.concatenate(([0.0], np.asarray(self.kg)[keep] * (b - a)[keep] / widths[keep]))
+        kg: FloatArray = np.asarray(self.kg, dtype=np.float64)[keep] * (b - a)[keep] / widths[keep]
+        return edges, kg
 
 
 def project_expected(used_kg: float, allowance_kg: float, now: datetime, period_end: datetime,
@@ -245,20 +268,23 @@ def project_expected(used_kg: float, allowance_kg: float, now: datetime, period_
     is the mean expected rate over the rest of the period. Drop-in for `project(used, allowance, rate, …)`."""
     if allowance_kg < 0:
         raise PerformanceError("allowance must not be negative")
-    steps = profile.steps(now, period_end) if period_end > now else []
-    if any(kg < 0 for _, _, kg in steps):
-        raise PerformanceError("the expected profile has negative kg")
+    edges, kg = profile.steps(now, period_end) if period_end > now else (np.array([_epoch_s(now)]), np.zeros(0))
+    if np.any(kg < 0) or not np.all(np.isfinite(kg)):
+        raise PerformanceError("the expected profile has negative or non-finite kg")
     remaining = allowance_kg - used_kg
-    runs_out: datetime | None = now if remaining <= 0 else None
-    cumulative = 0.0
-    for a, b, kg in steps:
-        if runs_out is None and kg > 0 and cumulative + kg >= remaining:
-            runs_out = a + (b - a) * ((remaining - cumulative) / kg)
-        cumulative += kg
+    cumulative = np.cumsum(kg)
+    expected = float(cumulative[-1]) if kg.size else 0.0
+    runs_out: datetime | None = None
+    if remaining <= 0:
+        runs_out = now
+    elif expected >= remaining:
+        i = int(np.searchsorted(cumulative, remaining, side="left"))
+        before = float(cumulative[i - 1]) if i > 0 else 0.0
+        runs_out = _utc(float(edges[i]) + float(edges[i + 1] - edges[i]) * (remaining - before) / float(kg[i]))
     hours_left = max(0.0, (period_end - now).total_seconds() / 3600)
     return Projection(used_kg=used_kg, allowance_kg=allowance_kg,
-                      rate_kg_per_h=cumulative / hours_left if hours_left > 0 else 0.0,
-                      projected_kg=used_kg + cumulative, remaining_kg=remaining, runs_out_at=runs_out,
+                      rate_kg_per_h=expected / hours_left if hours_left > 0 else 0.0,
+                      projected_kg=used_kg + expected, remaining_kg=remaining, runs_out_at=runs_out,
                       exceeded=remaining < 0)
 
 

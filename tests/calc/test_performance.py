@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from calc.performance import (
     PerformanceError,
     actual_vs_expected,
     allowance_check_expected,
+    expected_kg,
     hour_of_week_profile,
     implied_factor,
     intensity_series,
@@ -117,14 +119,15 @@ def test_projection_in_a_site_time_zone_and_partial_hours() -> None:
     profile = HourOfWeekProfile(timezone="Asia/Shanghai", kg_per_h=rates, hours_seen=(1,) * 168)
     # Monday 08:30 Shanghai = Monday 00:30 UTC; to 17:00 Shanghai: 8.5 h × 100
     start = datetime(2026, 3, 2, 0, 30, tzinfo=UTC)
-    assert profile.expected_kg(start, datetime(2026, 3, 2, 12, tzinfo=UTC)) == pytest.approx(850.0)
+    assert expected_kg(profile, start, datetime(2026, 3, 2, 12, tzinfo=UTC)) == pytest.approx(850.0)
 
 
 def test_projection_from_a_baseline_series_and_the_allowance_check() -> None:
     ends = tuple(MONDAY + timedelta(hours=h + 1) for h in range(4))
     series = ExpectedSeries(start=MONDAY, ends=ends, kg=(10.0, 20.0, 30.0, 40.0))
     now = MONDAY + timedelta(minutes=30)
-    assert series.expected_kg(now, ends[-1]) == pytest.approx(5 + 20 + 30 + 40)
+    assert expected_kg(series, now, ends[-1]) == pytest.approx(5 + 20 + 30 + 40)
+    assert expected_kg(series, MONDAY - timedelta(hours=1), MONDAY + timedelta(hours=1)) == pytest.approx(10.0)
     check = allowance_check_expected(0.0, 50.0, series, now, Period(start=MONDAY, end=ends[-1]), ccer_kg=10.0)
     assert check.projection.projected_kg == pytest.approx(95.0)
     # 5 + 20 = 25 by 02:00, 25 more of the 30 in the third hour: 02:50
@@ -151,3 +154,32 @@ def test_a_flat_profile_projects_like_the_flat_burn_rate(used: float, allowance:
     assert (ours.runs_out_at is None) == (flat.runs_out_at is None)
     if ours.runs_out_at is not None and flat.runs_out_at is not None:
         assert abs((ours.runs_out_at - flat.runs_out_at).total_seconds()) < 1e-3
+
+
+def per_hour_by_hand(profile: HourOfWeekProfile, start: datetime, end: datetime) -> float:
+    """The plain loop the vectorised profile must equal: each UTC hour piece at its local hour of the week."""
+    zone, total, t = ZoneInfo(profile.timezone), 0.0, start
+    while t < end:
+        nxt = min(t.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1), end)
+        local = t.astimezone(zone)
+        total += profile.kg_per_h[local.weekday() * 24 + local.hour] * (nxt - t).total_seconds() / 3600
+        t = nxt
+    return total
+
+
+@given(st.integers(0, 400 * 24 * 60), st.integers(0, 40 * 24 * 60),
+       st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Asia/Shanghai", "Asia/Kolkata"]))
+def test_vectorised_profile_equals_the_plain_loop_across_dst(start_min: int, length_min: int, tz: str) -> None:
+    profile = HourOfWeekProfile(timezone=tz, kg_per_h=tuple(float(h * 7 % 23 + 1) for h in range(168)),
+                                hours_seen=(1,) * 168)
+    start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=start_min)
+    end = start + timedelta(minutes=length_min)
+    assert expected_kg(profile, start, end) == pytest.approx(per_hour_by_hand(profile, start, end), rel=1e-9)
+
+
+def test_a_dst_day_has_23_local_hours() -> None:
+    rates = tuple(1.0 for _ in range(168))
+    profile = HourOfWeekProfile(timezone="Europe/Berlin", kg_per_h=rates, hours_seen=(1,) * 168)
+    berlin = ZoneInfo("Europe/Berlin")
+    day = datetime(2026, 3, 29, tzinfo=berlin)        # clocks go forward at 02:00
+    assert expected_kg(profile, day, day + timedelta(days=1)) == pytest.approx(23.0)
