@@ -16,8 +16,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from calc.coal import CoalError, CoalMethod, coal_recipe_for, default_coefficients, equal_value_row
 from calc.conditions import ConditionError, parse_measure
-from calc.emissions import carrier_co2e
+from calc.emissions import from_recipe
 from calc.factors import (
     FactorError,
     FactorSet,
@@ -28,13 +29,14 @@ from calc.factors import (
 )
 from calc.plant import PlantError, parse_plant
 from calc.plant_factors import plant_factors
-from calc.recipes import CARRIER_METHODS, Conditions
+from calc.recipes import CARRIER_METHODS, Conditions, recipe
 from calc.units import UnitError
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    calc = sub.add_parser("calc", help="kg CO2e of a quantity of an energy carrier, with the factor used",
-                          description="kg CO2e of QUANTITY UNIT of a carrier, with factor id, version and source.")
+    calc = sub.add_parser("calc", help="kg CO2e and kgce of a quantity of an energy carrier, with the data used",
+                          description="kg CO2e and kg of standard coal (GB/T 2589) of QUANTITY UNIT of a carrier, "
+                                      "with factor id, version and source.")
     calc.add_argument("quantity", type=float, help="amount, e.g. 1200")
     calc.add_argument("unit", help="pint unit, e.g. kWh, MWh, GJ, t, kg, m^3, Nm3, L")
     calc.add_argument("--carrier", required=True, choices=sorted(CARRIER_METHODS))
@@ -49,6 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     calc.add_argument("--density", help="liquid fuel density for volumes: 0.84kg/L")
     calc.add_argument("--plant", type=Path, help="plant TOML whose [factors] and overrides apply")
     calc.add_argument("--factors", type=Path, help="factor file to use instead of the shipped set")
+    calc.add_argument("--coal-method", choices=[m.value for m in CoalMethod], default=CoalMethod.EQUIVALENT.value,
+                      help="kgce of electricity and heat: equivalent (calorific, default) | equal (needs --kgce-equal)")
+    calc.add_argument("--kgce-equal", help="equal-value coefficient with unit and its year's source, e.g. "
+                                           "'0.2998 kg/kWh' (electricity) or '39.5 kg/GJ' (heat)")
     calc.add_argument("--json", action="store_true", help="print one JSON object")
     calc.set_defaults(func=run_calc)
 
@@ -107,13 +113,24 @@ def run_calc(args: argparse.Namespace) -> int:
             method = args.method
         measures = {key: parse_measure(getattr(args, key), f"--{key.replace('_', '-')}")
                     for key in ("pressure", "temperature", "return_temperature", "density") if getattr(args, key)}
-        result = carrier_co2e(args.quantity, args.unit, args.carrier, factors, region=region or "CN",
-                              at=_when(args), method=method, conditions=Conditions(**measures))
-    except (FactorError, ConditionError, UnitError, PlantError, OSError, ValueError) as exc:
+        conditions = Conditions(**measures)
+        rec = recipe(factors, args.carrier, args.unit, region=region or "CN", at=_when(args), method=method,
+                     conditions=conditions)
+        result = from_recipe(rec, args.quantity, factors)
+        coefficients = default_coefficients()
+        if args.kgce_equal:
+            given = parse_measure(args.kgce_equal, "--kgce-equal")
+            row = equal_value_row(args.carrier, given.value, given.unit, "given on the command line (--kgce-equal)")
+            coefficients = coefficients.with_coefficients({row.id: row})
+        coal = coal_recipe_for(rec, coefficients, method=args.coal_method, conditions=conditions)
+    except (FactorError, ConditionError, UnitError, PlantError, CoalError, OSError, ValueError) as exc:
         return _fail(str(exc))
+    energy_kgce = args.quantity * coal.kgce_per_unit
     if args.json:
-        print(json.dumps({**result.model_dump(mode="json"), "factor_set": factors.name,
-                          "region": region or "CN"}, ensure_ascii=False))
+        print(json.dumps({**result.model_dump(mode="json"), "factor_set": factors.name, "region": region or "CN",
+                          "energy_kgce": energy_kgce, "kgce_method": coal.method.value,
+                          "kgce_coefficient_id": coal.coefficient_id, "kgce_version": coal.version,
+                          "kgce_source": coal.source}, ensure_ascii=False))
         return 0
     table = Table(title=f"{args.quantity:g} {args.unit} of {args.carrier}", show_header=False)
     table.add_row("kg CO2e", f"{result.co2e_kg:,.4f}")
@@ -126,6 +143,8 @@ def run_calc(args: argparse.Namespace) -> int:
     table.add_row("factor version", result.factor_version)
     table.add_row("source", result.source)
     table.add_row("factors used", ", ".join(result.factor_ids))
+    table.add_row("kgce", f"{energy_kgce:,.4f} ({coal.method.value} value, {coal.coefficient_id})")
+    table.add_row("kgce version", coal.version)
     Console().print(table)
     return 0
 
