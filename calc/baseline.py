@@ -18,12 +18,13 @@ import numpy.typing as npt
 import pint
 from pydantic import BaseModel, ConfigDict, Field
 
+from calc.errors import CalcError
 from calc.units import Q_, UnitError, conversion_factor
 
 FloatArray = npt.NDArray[np.float64]
 
 
-class BaselineError(ValueError):
+class BaselineError(CalcError):
     """Data that cannot be fitted or predicted (lengths, missing drivers, units); the message says which."""
 
 

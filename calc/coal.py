@@ -22,11 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from calc.carriers import BY_NAME
 from calc.conditions import is_normal_volume_unit, normal_volume_ratio
+from calc.errors import CalcError
 from calc.recipes import Conditions, Recipe
 from calc.units import UnitError, conversion_factor
 
 
-class CoalError(ValueError):
+class CoalError(CalcError):
     """A coefficient file, carrier, unit or method that cannot give kgce; the message says which and why."""
 
 

@@ -16,7 +16,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from calc.balance import AllowanceCheck, Intensity, Period, intensity
+from calc.balance import AllowanceCheck, Intensity, TimeRange, intensity
+from calc.errors import CalcError
 from calc.rules import Projection
 
 FloatArray = npt.NDArray[np.float64]
@@ -24,7 +25,7 @@ HOURS_PER_WEEK = 168
 _HOUR = timedelta(hours=1)
 
 
-class PerformanceError(ValueError):
+class PerformanceError(CalcError):
     """Series that cannot be compared (lengths, NaN, negative), or a profile that cannot project."""
 
 
@@ -289,7 +290,7 @@ def project_expected(used_kg: float, allowance_kg: float, now: datetime, period_
 
 
 def allowance_check_expected(used_kg: float, allowance_kg: float, profile: ExpectedProfile, now: datetime,
-                             period: Period, ccer_kg: float = 0.0,
+                             period: TimeRange, ccer_kg: float = 0.0,
                              ccer_cap_fraction: float = 0.05) -> AllowanceCheck:
     """`calc.balance.allowance_check` with the projection along `profile` instead of the recent burn rate."""
     projection = project_expected(used_kg, allowance_kg, now, period.end, profile)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from calc.balance import Period
+from calc.balance import TimeRange
 from calc.performance import (
     ExpectedSeries,
     HourOfWeekProfile,
@@ -128,7 +128,7 @@ def test_projection_from_a_baseline_series_and_the_allowance_check() -> None:
     now = MONDAY + timedelta(minutes=30)
     assert expected_kg(series, now, ends[-1]) == pytest.approx(5 + 20 + 30 + 40)
     assert expected_kg(series, MONDAY - timedelta(hours=1), MONDAY + timedelta(hours=1)) == pytest.approx(10.0)
-    check = allowance_check_expected(0.0, 50.0, series, now, Period(start=MONDAY, end=ends[-1]), ccer_kg=10.0)
+    check = allowance_check_expected(0.0, 50.0, series, now, TimeRange(start=MONDAY, end=ends[-1]), ccer_kg=10.0)
     assert check.projection.projected_kg == pytest.approx(95.0)
     # 5 + 20 = 25 by 02:00, 25 more of the 30 in the third hour: 02:50
     assert check.projection.runs_out_at == MONDAY + timedelta(hours=2, minutes=50)
