@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from api.db import ApiDb
 from api.errors import Conflict, NotFound
 from api.settings import Settings
 from calc.factors import FactorError, default_factor_set
@@ -20,6 +19,7 @@ from calc.plant_factors import plant_factors
 from calc.table import FactorTable
 from calc.units import UnitError
 from ingest.store.base import HeldDecidedError, HeldError, HeldNotFoundError, HeldReader, HeldRecord, HeldStatus
+from records.db import ApiDb
 
 OPEN_SCAN = 10_000  # open held records read at most for a balance (each is an anomaly waiting for an engineer)
 
