@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 
 from api import dashboard
 from api.auth import KeyRing
-from api.errors import ApiError, Invalid
+from api.errors import ApiError, Invalid, error_response
 from api.held import HeldDesk
 from api.limits import BodyLimit
 from api.live.live_sums import LiveState
@@ -91,8 +91,9 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, Invalid):
         return await request_validation_exception_handler(request, RequestValidationError(
             [{"loc": list(exc.where), "msg": str(exc), "type": "value_error"}]))
-    status = exc.status_code if isinstance(exc, ApiError) else 500
-    return JSONResponse({"detail": str(exc)}, status_code=status)
+    if isinstance(exc, ApiError):
+        return error_response(exc)
+    return JSONResponse({"detail": str(exc)}, status_code=500)
 
 
 def add_error_handlers(app: FastAPI) -> None:

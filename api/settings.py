@@ -7,13 +7,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.errors import ApiError
 from calc.broker import BrokerSettings
 from calc.plant import Plant, parse_plant
 from plantfile import read_plant_file, validate_section
 
 
-class SettingsError(ValueError):
-    """A plant file whose [api] or [mqtt] section does not validate (names the file, key path and why)."""
+class SettingsError(ApiError, ValueError):
+    """A plant file whose [api] or [mqtt] section does not validate (names the file, key path and why); raised at
+    start-up, before any request (were one to meet it, the server itself is wrong: 500)."""
+
+    status_code = 500
 
 
 class Webhook(BaseModel):
