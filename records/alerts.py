@@ -9,7 +9,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any, Final
 
-from records.db import Reader, RecordsError, first, insert
+from records.base import RecordsError, Repository, first, insert
 
 # (site,): the alerts not resolved yet, with the spec of the rule version that fired each
 OPEN: Final = ("SELECT a.*, r.spec AS rule_spec FROM alerts a "
@@ -53,10 +53,7 @@ def _scope(spec: str | None) -> str:
         return "site"
 
 
-class Alerts:
-    def __init__(self, db: Reader) -> None:
-        self.db = db
-
+class Alerts(Repository):
     def open(self, site: str) -> list[OpenAlert]:
         """Alerts not resolved yet, oldest first, with the scope of the rule version that fired each."""
         return [OpenAlert(int(r["id"]), str(r["rule_id"]), _scope(r["rule_spec"]), str(r["target"]),

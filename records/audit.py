@@ -7,10 +7,9 @@ import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-if TYPE_CHECKING:
-    from records.db import Reader
+from records.base import Repository
 
 GENESIS = "0" * 64
 
@@ -55,11 +54,8 @@ class ChainReport:
     head: str
 
 
-class AuditLog:
+class AuditLog(Repository):
     """Reading the log: pages of a site's rows, and the check of the whole chain."""
-
-    def __init__(self, db: Reader) -> None:
-        self.db = db
 
     def page(self, site: str, after_seq: int, limit: int, entity: str | None = None) -> list[dict[str, Any]]:
         """The site's rows after `after_seq`, oldest first (only `entity`'s when given)."""

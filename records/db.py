@@ -16,38 +16,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ingest.store.sqlite_migrations import migrate
 from records import audit
+from records.base import Params, RecordsUnreadable
 from records.schema import MIGRATIONS
-
-Params = tuple[Any, ...]
-
-
-class RecordsError(Exception):
-    """The root of the records layer's own errors."""
-
-
-class RecordsUnreadable(RecordsError):
-    """The API database exists but cannot be read (locked for too long, corrupt, another schema)."""
-
-
-class Reader(Protocol):
-    """What every repository reads through: one query, its rows (ApiDb and ReadOnlyDb both answer it)."""
-
-    def query(self, sql: str, params: Params = ()) -> list[sqlite3.Row]: ...
-
-
-def first(conn: sqlite3.Connection, sql: str, params: Params = ()) -> sqlite3.Row | None:
-    """The first row of a query inside the caller's transaction, or None."""
-    row: sqlite3.Row | None = conn.execute(sql, params).fetchone()
-    return row
-
-
-def insert(conn: sqlite3.Connection, sql: str, params: Params) -> int:
-    """Run an INSERT inside the caller's transaction; the new row's id."""
-    return int(conn.execute(sql, params).lastrowid or 0)
 
 
 def now_iso(clock: Callable[[], datetime] | None = None) -> str:

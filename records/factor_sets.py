@@ -6,17 +6,14 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
-from records.db import Reader, first
+from records.base import Repository, first
 
 ALL: Final = "SELECT * FROM factor_sets ORDER BY created_at"
 EXISTS: Final = "SELECT 1 FROM factor_sets WHERE name = ? AND version = ?"
 INSERT: Final = "INSERT INTO factor_sets (name, version, document, created_at, created_by) VALUES (?, ?, ?, ?, ?)"
 
 
-class FactorSets:
-    def __init__(self, db: Reader) -> None:
-        self.db = db
-
+class FactorSets(Repository):
     def uploaded(self) -> list[sqlite3.Row]:
         """Every uploaded version, oldest first: name, version, document, created_at, created_by."""
         return self.db.query(ALL)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Final
 
-from records.db import Reader, insert
-from records.db import first as first_row
+from records.base import Repository, insert
+from records.base import first as first_row
 from records.ledger import not_voided
 
 # (site,): the site's instruments that count, soonest-expiring first
@@ -27,10 +27,7 @@ INSERT: Final = ("INSERT INTO instruments (site, kind, serial_prefix, serial_fir
                  "created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
-class Instruments:
-    def __init__(self, db: Reader) -> None:
-        self.db = db
-
+class Instruments(Repository):
     def active(self, site: str) -> list[sqlite3.Row]:
         """The site's unvoided instruments, soonest-expiring first (so nothing lapses while a later one is used)."""
         return self.db.query(ACTIVE, (site,))

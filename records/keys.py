@@ -6,16 +6,13 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
-from records.db import Reader
+from records.base import Repository
 
 REVOKED: Final = "SELECT sha256 FROM key_revocations"
 INSERT: Final = "INSERT INTO key_revocations (sha256, name, at, by) VALUES (?, ?, ?, ?)"
 
 
-class KeyRevocations:
-    def __init__(self, db: Reader) -> None:
-        self.db = db
-
+class KeyRevocations(Repository):
     def revoked(self) -> set[str]:
         """The SHA-256 of every revoked key."""
         return {r["sha256"] for r in self.db.query(REVOKED)}

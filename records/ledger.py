@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from records.db import Reader, first, insert
+from records.base import Repository, first, insert
 
 Voidable = Literal["allowance", "offset", "instrument"]
 
@@ -96,12 +96,9 @@ def row_doc(row: sqlite3.Row, voids: dict[int, sqlite3.Row]) -> dict[str, Any]:
     return doc
 
 
-class Ledger:
+class Ledger(Repository):
     """The ledger's reads (over the API's connection or SCADA's read-only one) and, inside the caller's
     transaction, its writes."""
-
-    def __init__(self, db: Reader) -> None:
-        self.db = db
 
     # ---- what counts ------------------------------------------------------------------------------------
 

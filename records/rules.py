@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
-from records.db import Reader, first
+from records.base import Repository, first
 
 # (site,): the newest version of each of the site's rules, by id
 CURRENT: Final = ("SELECT r.* FROM rules r JOIN (SELECT id, MAX(version) v FROM rules WHERE site = ? "
@@ -22,10 +22,7 @@ INSERT: Final = ("INSERT INTO rules (id, version, site, spec, enabled, created_a
                  "VALUES (?, ?, ?, ?, ?, ?, ?)")
 
 
-class Rules:
-    def __init__(self, db: Reader) -> None:
-        self.db = db
-
+class Rules(Repository):
     def current(self, site: str) -> list[sqlite3.Row]:
         return self.db.query(CURRENT, (site,))
 

@@ -3,7 +3,7 @@ repositories (records.ledger, records.alerts), so SCADA and the API count the sa
 
 The API owns the file and writes it; this module never writes. A database that does not exist yet (the API has
 not started) reads as empty: no offsets, no allowance, no alerts, exactly what the API would report then. A file
-that cannot be read raises records.db.RecordsUnreadable.
+that cannot be read raises records.base.RecordsUnreadable.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from ingest.store import open_reader
 from ingest.store.base import StoreError, StoreReader
-from records.db import RecordsUnreadable
+from records.base import RecordsUnreadable
 from scada.config import ScadaConfig
 from scada.figures import Figure, Figures, Quality, Snapshot, collect, compute
 from scada.ledger import ApiRecords
