@@ -12,16 +12,16 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from api.db import ApiDb
-from api.instruments import Instruments
+from api.instruments import InstrumentDesk
 from api.market import TotalsMemo, allocate
 from api.settings import Settings
-from calc import ledger_sql
 from calc.balance import TimeRange, allowance_check
 from calc.factors import default_factor_set
 from calc.periods import AccountingPeriod, resolve
 from calc.rate import MeterRate, meter_rates
 from ingest.store.base import HeldReader, HeldTotal, LatestValue, MeterTotal, StoreReader
+from records.db import ApiDb
+from records.ledger import Ledger
 
 BURN_WINDOW = timedelta(hours=24)
 
@@ -125,12 +125,6 @@ def ccer_cap_fraction() -> float:
     return default_factor_set().get(CCER_CAP_FACTOR).value
 
 
-def ccer_kg(db: ApiDb, site: str, start: datetime, end: datetime) -> float:
-    """Unvoided CCER credits of the site that apply in [start, end), kg CO2e."""
-    rows = db.query(ledger_sql.CCER_KG, (site, start.isoformat(), end.isoformat()))
-    return float(rows[0][0] or 0.0)
-
-
 class BalanceOut(BaseModel):
     site: str
     period: PeriodOut
@@ -190,20 +184,15 @@ def expected_points(settings: Settings, meter: str, start: datetime, end: dateti
     return max(0, int((hi - lo).total_seconds() // interval))
 
 
-def offsets_kg(db: ApiDb, site: str, start: datetime, end: datetime) -> float:
-    rows = db.query(ledger_sql.OFFSETS_KG, (site, start.isoformat(), end.isoformat()))
-    return float(rows[0][0] or 0.0)
-
-
 def allowance_status(db: ApiDb, store: StoreReader, history: StoreReader, settings: Settings, site: str,
                      at: datetime, now: datetime, scope: str = "site", target: str | None = None,
                      ) -> AllowanceStatus | None:
     """The newest unvoided allowance of the boundary whose period contains `at`, against emissions up to now."""
-    rows = db.query(ledger_sql.ALLOWANCE_AT, (site, scope, target, at.isoformat(), at.isoformat()))
-    if not rows:
+    ledger = Ledger(db)
+    row = ledger.allowance_at(site, scope, target, at)
+    if row is None:
         return None
-    row = rows[0]
-    start, end = datetime.fromisoformat(row["period_start"]), datetime.fromisoformat(row["period_end"])
+    start, end = row.start, row.end
     upto = min(now, end)
     totals = [t for t in store.totals(site, start, upto) if _in_boundary(t, scope, target)] if upto > start else []
     used = sum(t.co2e_kg for t in totals)
@@ -216,12 +205,12 @@ def allowance_status(db: ApiDb, store: StoreReader, history: StoreReader, settin
                 hourly[point.start + timedelta(hours=1)] += point.co2e_kg
         series = [(min(ts, upto), kg) for ts, kg in hourly.items()]
     # CCER counts against the site's allowance only (credits are entered per site, not per area or meter)
-    ccer = ccer_kg(db, site, start, end) if scope == "site" else 0.0
-    check = allowance_check(used, row["amount_kg"], series, upto, TimeRange(start=start, end=end),
+    ccer = ledger.ccer_kg(site, start, end) if scope == "site" else 0.0
+    check = allowance_check(used, row.amount_kg, series, upto, TimeRange(start=start, end=end),
                             window=BURN_WINDOW, ccer_kg=ccer, ccer_cap_fraction=ccer_cap_fraction())
     p = check.projection
-    return AllowanceStatus(id=row["id"], scope=scope, target=target, start=start, end=end,
-                           allowance_kg=row["amount_kg"], used_kg=used, rate_kg_per_h=p.rate_kg_per_h,
+    return AllowanceStatus(id=row.id, scope=scope, target=target, start=start, end=end,
+                           allowance_kg=row.amount_kg, used_kg=used, rate_kg_per_h=p.rate_kg_per_h,
                            projected_kg=p.projected_kg, remaining_kg=p.remaining_kg, runs_out_at=p.runs_out_at,
                            exceeded=p.exceeded, ccer_kg=ccer, ccer_usable_kg=check.ccer_usable_kg,
                            ccer_cap_fraction=check.ccer_cap_fraction, projected_over_kg=check.projected_over_kg)
@@ -253,7 +242,7 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: St
     # (carrier, unit) -> energy, co2e, estimated energy, estimated co2e, held energy, held co2e
     carriers: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0] * 6)
     market_total, market_ids, market_complete = 0.0, set(), True
-    active = Instruments(db).active(site)
+    active = InstrumentDesk(db).active(site)
     allocation = allocate(settings, memo, active, site, bounds.start, bounds.end, now)
     uses: dict[str, float] = defaultdict(float)
     covered = residual = 0.0
@@ -302,7 +291,7 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: St
                                    held_co2e_kg=h.co2e_kg, held_records=h.records))
     meters.sort(key=lambda m: m.meter)
     total = sum(t.co2e_kg for t in totals)
-    offsets = offsets_kg(db, site, bounds.start, bounds.end) if area is None and meter is None else 0.0
+    offsets = Ledger(db).offsets_kg(site, bounds.start, bounds.end) if area is None and meter is None else 0.0
     scope, target = ("meter", meter) if meter else (("area", area) if area else ("site", None))
     at = min(now, bounds.end - timedelta(microseconds=1))
     known = [m for m in meters if m.expected_points]

@@ -11,13 +11,13 @@ from fastapi import Depends, HTTPException, Path, Query, Request, Security, stat
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import ApiKey, KeyRing, Role
-from api.db import ApiDb
-from api.engine import Engine
 from api.errors import Forbidden, Invalid, NotFound
 from api.held import HeldDesk
+from api.live.rule_runner import Engine
 from api.rulebook import RuleBook
 from api.settings import Settings
 from ingest.store.base import HeldReader, StoreReader
+from records.db import ApiDb
 
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")

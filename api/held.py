@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from api.db import ApiDb
-from api.errors import Conflict, NotFound
+from api.errors import Conflict, Invalid, NotFound
 from api.settings import Settings
 from calc.factors import FactorError, default_factor_set
 from calc.plant_factors import plant_factors
 from calc.table import FactorTable
 from calc.units import UnitError
 from ingest.store.base import HeldDecidedError, HeldError, HeldNotFoundError, HeldReader, HeldRecord, HeldStatus
+from records.db import ApiDb
 
 OPEN_SCAN = 10_000  # open held records read at most for a balance (each is an anomaly waiting for an engineer)
 
@@ -32,8 +32,12 @@ class HeldDecided(Conflict):
     """The record was already released or rejected (a decision is final)."""
 
 
-class HeldUnplaceable(ValueError):
-    """A release that cannot be counted: its time is outside the plant's life, or no factor applies there."""
+class HeldUnplaceable(Invalid):
+    """A release that cannot be counted: its time is outside the plant's life, or no factor applies there
+    (answered as a 422 at the request's `counted_ts`)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(("body", "counted_ts"), message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,12 +13,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.db import ApiDb
 from api.errors import Conflict, NotFound
-from api.ledger import row_doc, void_entry
-from calc import ledger_sql
+from api.ledger import LedgerDesk
 from calc.market import Instrument
 from calc.units import UnitError, convert
+from records.db import ApiDb
+from records.instruments import Instruments
 
 SERIAL = re.compile(r"^(?P<prefix>\S+)-(?P<number>\d{1,12})$")
 MAX_CERTIFICATES = 10**9      # 1 000 TWh: far beyond any plant
@@ -138,8 +138,8 @@ class InstrumentOut(BaseModel):
     void_reason: str | None
 
 
-def _out(row: sqlite3.Row, voids: dict[int, sqlite3.Row]) -> InstrumentOut:
-    doc: dict[str, Any] = row_doc(row, voids)
+def _out(doc: dict[str, Any]) -> InstrumentOut:
+    """An instrument's stored row (with its void marks, records.ledger.row_doc) as the API shows it."""
     gec = doc["kind"] == "gec"
     prefix, digits = doc.pop("serial_prefix"), doc.pop("serial_digits")
     first, last = doc.pop("serial_first"), doc.pop("serial_last")
@@ -158,9 +158,12 @@ class Scoped:
     target: str | None
 
 
-class Instruments:
+class InstrumentDesk:
+    """Adds and voids the site's instruments (audited, a serial or contract counted once) and reads them."""
+
     def __init__(self, db: ApiDb) -> None:
         self.db = db
+        self.ledger = LedgerDesk(db)
 
     def add(self, site: str, body: InstrumentIn, actor: str) -> int:
         prefix: str | None = None
@@ -168,7 +171,7 @@ class Instruments:
         with self.db.tx() as conn:
             if body.kind == "gec":
                 prefix, first, last, digits = body.serial_range()
-                clash = conn.execute(ledger_sql.GEC_OVERLAP, (prefix, last, first)).fetchone()
+                clash = Instruments.gec_overlap(conn, prefix, first, last)
                 if clash is not None:
                     theirs = (f"{render_serial(prefix, clash['serial_first'], clash['serial_digits'])}.."
                               f"{render_serial(prefix, clash['serial_last'], clash['serial_digits'])}")
@@ -176,41 +179,33 @@ class Instruments:
                                    f"{render_serial(prefix, last, digits)} overlap {theirs} already counted "
                                    f"({_where(clash, site)}); void that entry first if it was wrong")
             else:
-                clash = conn.execute(ledger_sql.PPA_WITH_CONTRACT, (body.contract_id,)).fetchone()
+                clash = Instruments.ppa_with_contract(conn, body.contract_id)
                 if clash is not None:
                     raise Conflict(f"PPA contract {body.contract_id!r} is already counted ({_where(clash, site)}); "
                                    "void that entry first if it was wrong")
-            cur = conn.execute(
-                "INSERT INTO instruments (site, kind, serial_prefix, serial_first, serial_last, serial_digits, "
-                "contract_id, quantity_mwh, valid_from, valid_to, scope, target, region, evidence, note, created_at, "
-                "created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (site, body.kind, prefix, first, last, digits, body.contract_id, body.mwh(),
-                 body.valid_from.isoformat(), body.valid_to.isoformat(), body.scope, body.target, body.region,
-                 body.evidence, body.note, self.db.now(), actor))
-            new_id = int(cur.lastrowid or 0)
+            new_id = Instruments.add(conn, (site, body.kind, prefix, first, last, digits, body.contract_id,
+                                            body.mwh(), body.valid_from.isoformat(), body.valid_to.isoformat(),
+                                            body.scope, body.target, body.region, body.evidence, body.note,
+                                            self.db.now(), actor))
             self.db.audit(conn, site, actor, "create", "instrument", str(new_id), body.model_dump(mode="json"))
         return new_id
 
     def void(self, site: str, entry_id: int, reason: str, actor: str) -> None:
-        void_entry(self.db, "instrument", site, entry_id, reason, actor)
+        self.ledger.void("instrument", site, entry_id, reason, actor)
 
     def entries(self, site: str, limit: int, offset: int) -> list[InstrumentOut]:
-        rows = self.db.query("SELECT * FROM instruments WHERE site = ? ORDER BY id LIMIT ? OFFSET ?",
-                             (site, limit, offset))
-        voids = self.db.voided("instrument")
-        return [_out(r, voids) for r in rows]
+        return [_out(d) for d in self.ledger.ledger.entries("instrument", site, limit, offset)]
 
     def get(self, site: str, entry_id: int) -> InstrumentOut:
-        rows = self.db.query("SELECT * FROM instruments WHERE site = ? AND id = ?", (site, entry_id))
-        if not rows:
+        doc = self.ledger.ledger.entry("instrument", site, entry_id)
+        if doc is None:
             raise NotFound(f"no instrument {entry_id}")
-        return _out(rows[0], self.db.voided("instrument"))
+        return _out(doc)
 
     def active(self, site: str) -> list[Scoped]:
         """The site's unvoided instruments, soonest-expiring first (so nothing lapses while a later one is used)."""
-        rows = self.db.query(ledger_sql.INSTRUMENTS, (site,))
         out = []
-        for r in rows:
+        for r in Instruments(self.db).active(site):
             gec = r["kind"] == "gec"
             inst = Instrument(id=str(r["id"]), kind=r["kind"],
                               quantity=float(r["serial_last"] - r["serial_first"] + 1) if gec else r["quantity_mwh"],

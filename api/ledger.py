@@ -1,20 +1,19 @@
-"""Allowances and the offsets ledger in the API database: entries are added or voided, never edited; an offset
-serial is counted once (a second unvoided entry with the same serial is refused)."""
+"""Allowances and offsets: the request models and the desk that adds and voids entries (over records.ledger), each
+change with its audit row. Entries are never edited; an offset serial is counted once (a second unvoided entry with
+the same serial is refused)."""
 
 from __future__ import annotations
 
-import sqlite3
 import tokenize
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from api.db import ApiDb
 from api.errors import Conflict, NotFound
-from calc import ledger_sql
-from calc.ledger_sql import TABLES, Voidable
 from calc.units import UnitError, convert
+from records.db import ApiDb
+from records.ledger import Ledger, Voidable
 
 MASS_EXAMPLES = ["t", "kg", "kt"]
 
@@ -83,82 +82,56 @@ class Void(BaseModel):
     reason: str = Field(min_length=1, max_length=1000, examples=["entered twice by mistake"])
 
 
-def row_doc(row: sqlite3.Row, voids: dict[int, sqlite3.Row]) -> dict[str, Any]:
-    doc = {k: row[k] for k in row.keys()}  # noqa: SIM118
-    v = voids.get(row["id"])
-    doc.update(voided=v is not None, voided_at=v["at"] if v else None, voided_by=v["by"] if v else None,
-               void_reason=v["reason"] if v else None)
-    return doc
+class LedgerDesk:
+    """Adds and voids allowances and offsets, each change with its audit row; reads entries with their void marks."""
 
-
-class Ledger:
     def __init__(self, db: ApiDb) -> None:
         self.db = db
+        self.ledger = Ledger(db)
 
     def add_allowance(self, site: str, body: AllowanceIn, actor: str) -> int:
         with self.db.tx() as conn:
-            cur = conn.execute(
-                "INSERT INTO allowances (site, scope, target, period_start, period_end, amount_kg, amount, "
-                "amount_unit, note, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (site, body.scope, body.target, _utc(body.start), _utc(body.end),
-                 to_kg(body.amount, body.unit, "unit"), body.amount, body.unit, body.note, self.db.now(), actor))
-            new_id = int(cur.lastrowid or 0)
+            new_id = Ledger.add_allowance(conn, (site, body.scope, body.target, _utc(body.start), _utc(body.end),
+                                                 to_kg(body.amount, body.unit, "unit"), body.amount, body.unit,
+                                                 body.note, self.db.now(), actor))
             self.db.audit(conn, site, actor, "create", "allowance", str(new_id), body.model_dump(mode="json"))
         return new_id
 
     def add_offset(self, site: str, body: OffsetIn, actor: str) -> int:
         with self.db.tx() as conn:
             if body.serial is not None:
-                dup = conn.execute(ledger_sql.OFFSET_WITH_SERIAL, (body.serial,)).fetchone()
+                dup = Ledger.offset_with_serial(conn, body.serial)
                 if dup is not None:
                     where = f"entry {dup['id']}" if dup["site"] == site else "another site's entry"
                     raise Conflict(f"serial {body.serial!r} is already counted ({where}); void that entry first "
                                    f"if it was wrong")
             applies = datetime(body.applies_on.year, body.applies_on.month, body.applies_on.day).isoformat() + "+00:00"
-            cur = conn.execute(
-                "INSERT INTO offsets (site, kind, standard, project, vintage, serial, quantity_kg, quantity, "
-                "quantity_unit, applies_on, evidence, note, created_at, created_by) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (site, body.kind, body.standard, body.project, body.vintage, body.serial,
-                 to_kg(body.quantity, body.unit, "unit"), body.quantity, body.unit, applies, body.evidence,
-                 body.note, self.db.now(), actor))
-            new_id = int(cur.lastrowid or 0)
+            new_id = Ledger.add_offset(conn, (site, body.kind, body.standard, body.project, body.vintage, body.serial,
+                                              to_kg(body.quantity, body.unit, "unit"), body.quantity, body.unit,
+                                              applies, body.evidence, body.note, self.db.now(), actor))
             self.db.audit(conn, site, actor, "create", "offset", str(new_id), body.model_dump(mode="json"))
         return new_id
 
-    def void(self, entity: Literal["allowance", "offset"], site: str, entry_id: int, reason: str, actor: str) -> None:
-        void_entry(self.db, entity, site, entry_id, reason, actor)
+    def void(self, entity: Voidable, site: str, entry_id: int, reason: str, actor: str) -> None:
+        """Void one entry of the site's ledger (allowance, offset or instrument) with its audit row; raises
+        NotFound or Conflict (already void). The entry stays readable, marked."""
+        with self.db.tx() as conn:
+            if not Ledger.exists(conn, entity, site, entry_id):
+                raise NotFound(f"no {entity} {entry_id}")
+            if Ledger.is_voided(conn, entity, entry_id):
+                raise Conflict(f"{entity} {entry_id} is already void")
+            Ledger.void(conn, entity, entry_id, self.db.now(), actor, reason)
+            self.db.audit(conn, site, actor, "void", entity, str(entry_id), {"reason": reason})
 
     def list(self, entity: Literal["allowance", "offset"], site: str, limit: int, offset: int) -> list[dict[str, Any]]:
-        table = {"allowance": "allowances", "offset": "offsets"}[entity]
-        rows = self.db.query(f"SELECT * FROM {table} WHERE site = ? ORDER BY id LIMIT ? OFFSET ?",
-                             (site, limit, offset))
-        voids = self.db.voided(entity)
-        return [row_doc(r, voids) for r in rows]
+        return self.ledger.entries(entity, site, limit, offset)
 
     def get(self, entity: Literal["allowance", "offset"], site: str, entry_id: int) -> dict[str, Any]:
-        table = {"allowance": "allowances", "offset": "offsets"}[entity]
-        rows = self.db.query(f"SELECT * FROM {table} WHERE site = ? AND id = ?", (site, entry_id))
-        if not rows:
+        doc = self.ledger.entry(entity, site, entry_id)
+        if doc is None:
             raise NotFound(f"no {entity} {entry_id}")
-        return row_doc(rows[0], self.db.voided(entity))
-
-
-def void_entry(db: ApiDb, entity: Voidable, site: str, entry_id: int, reason: str, actor: str) -> None:
-    """Void one entry of the site's ledger (allowance, offset or instrument) with its audit row; raises NotFound
-    or Conflict (already void). The entry stays readable, marked."""
-    with db.tx() as conn:
-        if conn.execute(f"SELECT 1 FROM {TABLES[entity]} WHERE id = ? AND site = ?",
-                        (entry_id, site)).fetchone() is None:
-            raise NotFound(f"no {entity} {entry_id}")
-        if conn.execute(ledger_sql.IS_VOIDED, (entity, entry_id)).fetchone():
-            raise Conflict(f"{entity} {entry_id} is already void")
-        conn.execute("INSERT INTO voids (entity, entity_id, at, by, reason) VALUES (?, ?, ?, ?, ?)",
-                     (entity, entry_id, db.now(), actor, reason))
-        db.audit(conn, site, actor, "void", entity, str(entry_id), {"reason": reason})
+        return doc
 
 
 def _utc(ts: datetime) -> str:
-    from datetime import UTC
-
     return ts.astimezone(UTC).isoformat()

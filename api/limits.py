@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from api.errors import BodyTooLarge, error_response
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
-
-
-class BodyTooLarge(Exception):
-    """The body went past the limit while it was being received."""
 
 
 class BodyLimit:
@@ -18,11 +15,8 @@ class BodyLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def _refuse(self, send: Any) -> None:
-        body = json.dumps({"detail": f"request body larger than {self.max_bytes} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+    async def _refuse(self, scope: Scope, receive: Any, send: Any) -> None:
+        await error_response(BodyTooLarge(self.max_bytes))(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -35,7 +29,7 @@ class BodyLimit:
                 except ValueError:
                     too_big = True
                 if too_big:
-                    await self._refuse(send)
+                    await self._refuse(scope, receive, send)
                     return
         seen = 0
         started = False
@@ -46,7 +40,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -59,4 +53,4 @@ class BodyLimit:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(scope, receive, send)

@@ -20,13 +20,13 @@ from fastapi.responses import JSONResponse, Response
 
 from api import dashboard
 from api.auth import KeyRing
-from api.db import ApiDb
-from api.engine import CO2E_FILTER, Engine
-from api.errors import ApiError, Invalid
+from api.errors import ApiError, Invalid, error_response
 from api.held import HeldDesk
 from api.limits import BodyLimit
-from api.live_state import LiveState
-from api.mqtt_link import MqttLink, to_loop
+from api.live.live_sums import LiveState
+from api.live.mqtt_feed import MqttLink, to_loop
+from api.live.rule_runner import CO2E_FILTER, Engine
+from api.live.stream import Hub
 from api.notify import Notifier
 from api.routes import (
     alerts,
@@ -47,9 +47,10 @@ from api.routes import (
 )
 from api.rulebook import RuleBook
 from api.settings import Settings
-from api.stream import Hub
 from calc.topics import READING_FILTER
 from ingest.store.base import HeldReader, Store, StoreError, StoreReader
+from records.db import ApiDb
+from records.keys import KeyRevocations
 
 log = logging.getLogger("carbonwatch.api")
 Clock = Callable[[], datetime]
@@ -90,8 +91,9 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, Invalid):
         return await request_validation_exception_handler(request, RequestValidationError(
             [{"loc": list(exc.where), "msg": str(exc), "type": "value_error"}]))
-    status = exc.status_code if isinstance(exc, ApiError) else 500
-    return JSONResponse({"detail": str(exc)}, status_code=status)
+    if isinstance(exc, ApiError):
+        return error_response(exc)
+    return JSONResponse({"detail": str(exc)}, status_code=500)
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -108,7 +110,7 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
     book = RuleBook(db)
     hub = Hub()
     ring = keyring or KeyRing.load(settings.keys_path)
-    ring.revoked = {r["sha256"] for r in db.query("SELECT sha256 FROM key_revocations")}
+    ring.revoked = KeyRevocations(db).revoked()
     site = settings.plant.site.id
     link: MqttLink | None = None
 

@@ -18,9 +18,10 @@ from typing import Any
 
 import httpx
 
-from api.db import ApiDb
 from api.settings import Webhook
 from calc import topics
+from records.db import ApiDb
+from records.notifications import Deliveries
 
 Publish = Callable[[str, bytes], None]
 Sleep = Callable[[float], Awaitable[None]]
@@ -41,7 +42,7 @@ class Notifier:
 
     def __init__(self, db: ApiDb, site: str, webhooks: tuple[Webhook, ...], publish: Publish | None,
                  sleep: Sleep = asyncio.sleep) -> None:
-        self.db = db
+        self.deliveries = Deliveries(db)
         self.site = site
         self.webhooks = webhooks
         self.publish = publish
@@ -80,20 +81,13 @@ class Notifier:
                     error = f"HTTP {status}"
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"
-            await asyncio.to_thread(self._record, alert_id, transition, hook.url, attempt, status, error)
+            await asyncio.to_thread(self.deliveries.add, alert_id, transition, hook.url, attempt, status, error)
             if error is None:
                 return True
             if attempt < hook.max_attempts:
                 await self.sleep(delay * (0.8 + 0.4 * random.random()))
                 delay *= 2
         return False
-
-    def _record(self, alert_id: int, transition: str, url: str, attempt: int, status: int | None,
-                error: str | None) -> None:
-        with self.db.tx() as conn:
-            conn.execute("INSERT INTO webhook_deliveries (alert_id, transition, url, attempt, status, error, at) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?)", (alert_id, transition, url, attempt, status, error,
-                                                          self.db.now()))
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Wait for deliveries in flight (at shutdown), then close the HTTP client."""

@@ -7,13 +7,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.errors import ApiError
 from calc.broker import BrokerSettings
 from calc.plant import Plant, parse_plant
-from plantfile import read_plant_file, validate_section
+from plantfile import read_plant_file, validate_section, with_mqtt_url
 
 
-class SettingsError(ValueError):
-    """A plant file whose [api] or [mqtt] section does not validate (names the file, key path and why)."""
+class SettingsError(ApiError, ValueError):
+    """A plant file whose [api] or [mqtt] section does not validate (names the file, key path and why); raised at
+    start-up, before any request (were one to meet it, the server itself is wrong: 500)."""
+
+    status_code = 500
 
 
 class Webhook(BaseModel):
@@ -101,6 +105,5 @@ def load_settings(plant_file: Path, base_dir: Path | None = None, mqtt_url: str 
     plant = parse_plant(data, str(plant_file))
     api = _section(ApiSection, data, "api", str(plant_file))
     mqtt = _section(MqttSection, data, "mqtt", str(plant_file))
-    if mqtt_url:
-        mqtt = _section(MqttSection, {"mqtt": {**mqtt.model_dump(), "url": mqtt_url}}, "mqtt", "--mqtt-url")
+    mqtt = with_mqtt_url(mqtt, mqtt_url, SettingsError)
     return Settings(plant=plant, plant_data=data, base_dir=base_dir or Path.cwd(), api=api, mqtt=mqtt)

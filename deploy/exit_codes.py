@@ -36,6 +36,7 @@ EXIT_CODES: dict[str, int] = {
     "scada.errors.ScadaError": FAILURE,
     "simulators.errors.SimulatorError": FAILURE,
     "deploy.errors.DeployError": FAILURE,
+    "records.base.RecordsError": FAILURE,
     # what the system refuses: a folder that cannot be written, a port that is taken, a missing certificate
     "builtins.OSError": FAILURE,
     "sqlite3.Error": FAILURE,

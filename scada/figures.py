@@ -18,7 +18,7 @@ from calc.schema import Quality  # of a figure: GOOD; UNCERTAIN when stale (no n
 
 #                                   the last value kept after a read error; BAD when not known (no data, no allowance)
 from ingest.store.base import MeterTotal, StoreReader
-from scada.ledger import Allowance, Ledger, OpenAlert
+from scada.ledger import Allowance, ApiRecords, OpenAlert
 
 FIGURES = ("CO2eRate", "TodayCO2e", "MonthCO2e", "TodayNetBalance", "MonthNetBalance", "AllowanceRemaining")
 UNITS = {"CO2eRate": "kg/h", "TodayCO2e": "kg", "MonthCO2e": "kg", "TodayNetBalance": "kg",
@@ -173,7 +173,7 @@ def _last_ts(inputs: Inputs, meter: str) -> datetime | None:
     return max(candidates) if candidates else None
 
 
-def collect(plant: Plant, store: StoreReader, ledger: Ledger, now: datetime, live: Mapping[str, MeterLive],
+def collect(plant: Plant, store: StoreReader, ledger: ApiRecords, now: datetime, live: Mapping[str, MeterLive],
             ) -> Inputs:
     """Read the store and the API database as the API does for GET /v1/balance?period=today|month."""
     site = plant.site.id

@@ -18,9 +18,10 @@ from typing import Protocol
 from calc.schema import Quality
 from ingest.store import open_reader
 from ingest.store.base import StoreError, StoreReader
+from records.base import RecordsUnreadable
 from scada.config import ScadaConfig
 from scada.figures import Figure, Figures, Snapshot, collect, compute
-from scada.ledger import Ledger, LedgerError
+from scada.ledger import ApiRecords
 from scada.live import LiveFeed
 
 log = logging.getLogger("carbonwatch.scada")
@@ -52,7 +53,7 @@ class ScadaService:
         self.config = config
         self.clock = clock or (lambda: datetime.now(UTC))
         self.store = store
-        self.ledger = Ledger(config.api_db_path)
+        self.ledger = ApiRecords(config.api_db_path)
         self.sinks: list[Sink] = sinks if sinks is not None else default_sinks(config)
         self.snapshot: Snapshot | None = None
         self.version = 0
@@ -80,7 +81,7 @@ class ScadaService:
         try:
             snap = await asyncio.to_thread(self._read)
             self.last_error = None
-        except (StoreError, LedgerError, sqlite3.Error, OSError) as exc:
+        except (StoreError, RecordsUnreadable, sqlite3.Error, OSError) as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.error("scada: reading the figures failed, keeping the last ones: %s", self.last_error)
             if self.snapshot is None:
@@ -118,7 +119,7 @@ class ScadaService:
         while not stop.is_set():
             try:
                 return await self.refresh()
-            except (StoreError, LedgerError, sqlite3.Error, OSError):
+            except (StoreError, RecordsUnreadable, sqlite3.Error, OSError):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, 10.0)

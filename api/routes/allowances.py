@@ -23,7 +23,7 @@ from api.deps import (
     invalid,
     site_of,
 )
-from api.ledger import AllowanceIn, Ledger, Void
+from api.ledger import AllowanceIn, LedgerDesk, Void
 
 router = APIRouter(prefix="/v1", tags=["allowances"])
 
@@ -62,7 +62,7 @@ def _check_target(settings: SettingsDep, scope: str, target: str | None) -> None
 def list_allowances(settings: SettingsDep, db: DbDep, key: Viewer, site: SiteQuery = None,
                     limit: Annotated[int, Query(ge=1, le=500)] = 100,
                     offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> list[AllowanceOut]:
-    return [AllowanceOut(**d) for d in Ledger(db).list("allowance", site_of(key, settings, site), limit, offset)]
+    return [AllowanceOut(**d) for d in LedgerDesk(db).list("allowance", site_of(key, settings, site), limit, offset)]
 
 
 @router.get("/allowances/{entry_id}", responses={404: {"description": "no such allowance on this site"}})
@@ -70,7 +70,7 @@ def show_allowance(entry_id: EntryId, settings: SettingsDep, db: DbDep, store: S
                    now: NowDep, key: Viewer, site: SiteQuery = None) -> AllowanceDetail:
     """The allowance and, unless voided, where emissions stand against it now."""
     site = site_of(key, settings, site)
-    doc: dict[str, Any] = Ledger(db).get("allowance", site, entry_id)
+    doc: dict[str, Any] = LedgerDesk(db).get("allowance", site, entry_id)
     from datetime import datetime, timedelta
 
     start, end = datetime.fromisoformat(doc["period_start"]), datetime.fromisoformat(doc["period_end"])
@@ -90,7 +90,7 @@ def add_allowance(body: Annotated[AllowanceIn, Body()], settings: SettingsDep, d
     period supersedes the older."""
     site = site_of(key, settings, site)
     _check_target(settings, body.scope, body.target)
-    ledger = Ledger(db)
+    ledger = LedgerDesk(db)
     new_id = ledger.add_allowance(site, body, key.name)
     engine.reload_allowances()
     return AllowanceOut(**ledger.get("allowance", site, new_id))
@@ -101,7 +101,7 @@ def add_allowance(body: Annotated[AllowanceIn, Body()], settings: SettingsDep, d
 def void_allowance(entry_id: EntryId, body: Annotated[Void, Body()], settings: SettingsDep, db: DbDep,
                    engine: EngineDep, key: Admin, site: SiteQuery = None) -> AllowanceOut:
     site = site_of(key, settings, site)
-    ledger = Ledger(db)
+    ledger = LedgerDesk(db)
     ledger.void("allowance", site, entry_id, body.reason, key.name)
     engine.reload_allowances()
     return AllowanceOut(**ledger.get("allowance", site, entry_id))

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.deps import DbDep, SettingsDep, SiteQuery, Viewer, site_of
+from records.audit import AuditLog
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 
@@ -46,19 +47,14 @@ def audit_log(settings: SettingsDep, db: DbDep, key: Viewer, site: SiteQuery = N
               limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> AuditPage:
     """Oldest first; page with after_seq."""
     site = site_of(key, settings, site)
-    sql, params = "SELECT * FROM audit WHERE site = ? AND seq > ?", [site, after_seq]
-    if entity:
-        sql += " AND entity = ?"
-        params.append(entity)
-    rows = db.query(sql + " ORDER BY seq LIMIT ?", (*params, limit))
-    out = [AuditRow(**{k: r[k] for k in r.keys()}) for r in rows]  # noqa: SIM118
+    out = [AuditRow(**r) for r in AuditLog(db).page(site, after_seq, limit, entity)]
     return AuditPage(rows=out, next_after_seq=out[-1].seq if len(out) == limit else None)
 
 
 @router.get("/audit/verify")
 def verify(db: DbDep, key: Viewer) -> ChainOut:
     """Recompute every hash of the whole chain (all sites: the chain is one); names the first bad row."""
-    report = db.verify_chain()
+    report = AuditLog(db).verify()
     return ChainOut(ok=report.ok, rows=report.rows, first_bad_seq=report.first_bad_seq, reason=report.reason,
                     head=report.head)
 

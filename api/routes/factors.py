@@ -13,6 +13,7 @@ from api.deps import Admin, DbDep, HistoryDep, NowDep, SettingsDep, SiteQuery, V
 from api.errors import Conflict, NotFound
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
 from calc.factors import FactorError, FactorSet, default_factor_set, parse_factor_toml
+from records.factor_sets import FactorSets
 
 router = APIRouter(prefix="/v1", tags=["factors"])
 
@@ -55,7 +56,7 @@ class FactorUpload(BaseModel):
 
 def _sets(db: DbDep) -> list[tuple[FactorSet, str | None, str | None]]:
     out: list[tuple[FactorSet, str | None, str | None]] = [(default_factor_set(), None, None)]
-    for r in db.query("SELECT * FROM factor_sets ORDER BY created_at"):
+    for r in FactorSets(db).uploaded():
         out.append((parse_factor_toml(r["document"], r["name"]), r["created_at"], r["created_by"]))
     return out
 
@@ -98,12 +99,10 @@ def upload_set(body: Annotated[FactorUpload, Body()], db: DbDep, settings: Setti
     except FactorError as exc:
         raise invalid(("body", "toml"), str(exc)) from exc
     with db.tx() as conn:
-        if conn.execute("SELECT 1 FROM factor_sets WHERE name = ? AND version = ?",
-                        (fs.name, fs.version)).fetchone():
+        if FactorSets.exists(conn, fs.name, fs.version):
             raise Conflict(f"factor set {fs.name!r} version {fs.version!r} exists")
         at = db.now()
-        conn.execute("INSERT INTO factor_sets (name, version, document, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
-                     (fs.name, fs.version, body.toml, at, key.name))
+        FactorSets.add(conn, fs.name, fs.version, body.toml, at, key.name)
         db.audit(conn, site, key.name, "create", "factor_set", f"{fs.name}@{fs.version}",
                  {"factors": len(fs.factors), "gwp_set": fs.gwp_set})
     return _summary(fs, at, key.name)

@@ -12,9 +12,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from pydantic import BaseModel
 
 from api.deps import EngineDep, SettingsDep, Viewer
-from api.engine import Engine
+from api.live.rule_runner import Engine
+from api.live.stream import Hub
 from api.settings import Settings
-from api.stream import Hub
 from ingest.metrics import SnapshotCollector, read_plant_metrics
 
 router = APIRouter(tags=["health"])

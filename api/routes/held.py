@@ -21,11 +21,10 @@ from api.deps import (
     SettingsDep,
     SiteQuery,
     Viewer,
-    invalid,
     site_of,
 )
 from api.errors import NotFound
-from api.held import HeldUnplaceable, find_held
+from api.held import find_held
 from ingest.store.base import HeldRecord, HeldStatus
 
 router = APIRouter(prefix="/v1", tags=["held"])
@@ -139,10 +138,7 @@ def show_held(held_id: EntryId, settings: SettingsDep, reader: HeldDep, key: Vie
 
 def _decide(desk: HeldDeskDep, engine: EngineDep, site: str, held_id: int, status: HeldStatus, actor: str,
             note: str, now: datetime, counted_ts: datetime | None) -> HeldOut:
-    try:
-        done = desk.decide(site, held_id, status, actor, note, now, counted_ts)
-    except HeldUnplaceable as exc:
-        raise invalid(("body", "counted_ts"), str(exc)) from exc
+    done = desk.decide(site, held_id, status, actor, note, now, counted_ts)
     if done.status is HeldStatus.RELEASED and done.co2e_kg is not None:
         engine.released(done.meter, done.counted_ts or done.ts, done.co2e_kg)
     return held_out(done)

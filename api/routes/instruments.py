@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query
 
 from api.deps import Admin, DbDep, EntryId, SettingsDep, SiteQuery, Viewer, invalid, site_of
-from api.instruments import InstrumentIn, InstrumentOut, Instruments
+from api.instruments import InstrumentDesk, InstrumentIn, InstrumentOut
 from api.ledger import Void
 
 router = APIRouter(prefix="/v1", tags=["instruments"])
@@ -19,13 +19,13 @@ def list_instruments(settings: SettingsDep, db: DbDep, key: Viewer, site: SiteQu
                      limit: Annotated[int, Query(ge=1, le=500)] = 100,
                      offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> list[InstrumentOut]:
     """The site's instruments, voided ones included (marked)."""
-    return Instruments(db).entries(site_of(key, settings, site), limit, offset)
+    return InstrumentDesk(db).entries(site_of(key, settings, site), limit, offset)
 
 
 @router.get("/instruments/{entry_id}", responses={404: {"description": "no such instrument on this site"}})
 def show_instrument(entry_id: EntryId, settings: SettingsDep, db: DbDep, key: Viewer, site: SiteQuery = None,
                     ) -> InstrumentOut:
-    return Instruments(db).get(site_of(key, settings, site), entry_id)
+    return InstrumentDesk(db).get(site_of(key, settings, site), entry_id)
 
 
 @router.post("/instruments", status_code=201,
@@ -39,7 +39,7 @@ def add_instrument(body: Annotated[InstrumentIn, Body()], settings: SettingsDep,
         raise invalid(("body", "target"), f"no area {body.target!r} in this plant")
     if body.scope == "meter" and body.target not in settings.plant.meters_by_id:
         raise invalid(("body", "target"), f"no meter {body.target!r} in this plant")
-    ledger = Instruments(db)
+    ledger = InstrumentDesk(db)
     new_id = ledger.add(site, body, key.name)
     return ledger.get(site, new_id)
 
@@ -50,6 +50,6 @@ def void_instrument(entry_id: EntryId, body: Annotated[Void, Body()], settings: 
                     site: SiteQuery = None) -> InstrumentOut:
     """Void an instrument (with the reason): it stops counting, and its serials or contract may be entered again."""
     site = site_of(key, settings, site)
-    ledger = Instruments(db)
+    ledger = InstrumentDesk(db)
     ledger.void(site, entry_id, body.reason, key.name)
     return ledger.get(site, entry_id)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from api.auth import ApiKey, KeyRing, hash_key, write_key
 from api.deps import Admin, DbDep, SettingsDep, get_keyring
 from api.errors import Conflict, Forbidden, NotFound
+from records.keys import KeyRevocations
 
 router = APIRouter(prefix="/v1", tags=["keys"])
 
@@ -78,8 +79,7 @@ def revoke_key(fingerprint: Annotated[str, Path(pattern="^[0-9a-f]{12}$")], sett
     if target.sha256 in ring.revoked:
         raise Conflict(f"key {fingerprint} is already revoked")
     with db.tx() as conn:
-        conn.execute("INSERT INTO key_revocations (sha256, name, at, by) VALUES (?, ?, ?, ?)",
-                     (target.sha256, target.name, db.now(), key.name))
+        KeyRevocations.add(conn, target.sha256, target.name, db.now(), key.name)
         db.audit(conn, settings.plant.site.id, key.name, "revoke", "api_key", fingerprint, {"name": target.name})
     ring.revoked.add(target.sha256)
     return _out(target, ring)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel
 
 from api.deps import Admin, DbDep, EntryId, SettingsDep, SiteQuery, Viewer, site_of
-from api.ledger import Ledger, OffsetIn, Void
+from api.ledger import LedgerDesk, OffsetIn, Void
 
 router = APIRouter(prefix="/v1", tags=["offsets"])
 
@@ -40,13 +40,13 @@ class OffsetOut(BaseModel):
 def list_offsets(settings: SettingsDep, db: DbDep, key: Viewer, site: SiteQuery = None,
                  limit: Annotated[int, Query(ge=1, le=500)] = 100,
                  offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> list[OffsetOut]:
-    return [OffsetOut(**d) for d in Ledger(db).list("offset", site_of(key, settings, site), limit, offset)]
+    return [OffsetOut(**d) for d in LedgerDesk(db).list("offset", site_of(key, settings, site), limit, offset)]
 
 
 @router.get("/offsets/{entry_id}", responses={404: {"description": "no such entry on this site"}})
 def show_offset(entry_id: EntryId, settings: SettingsDep, db: DbDep, key: Viewer, site: SiteQuery = None,
                 ) -> OffsetOut:
-    return OffsetOut(**Ledger(db).get("offset", site_of(key, settings, site), entry_id))
+    return OffsetOut(**LedgerDesk(db).get("offset", site_of(key, settings, site), entry_id))
 
 
 @router.post("/offsets", status_code=201, responses={409: {"description": "this serial is already counted"},
@@ -54,7 +54,7 @@ def show_offset(entry_id: EntryId, settings: SettingsDep, db: DbDep, key: Viewer
 def add_offset(body: Annotated[OffsetIn, Body()], settings: SettingsDep, db: DbDep, key: Admin,
                site: SiteQuery = None) -> OffsetOut:
     site = site_of(key, settings, site)
-    ledger = Ledger(db)
+    ledger = LedgerDesk(db)
     new_id = ledger.add_offset(site, body, key.name)
     return OffsetOut(**ledger.get("offset", site, new_id))
 
@@ -65,6 +65,6 @@ def void_offset(entry_id: EntryId, body: Annotated[Void, Body()], settings: Sett
                 site: SiteQuery = None) -> OffsetOut:
     """Void an entry (with the reason); it stops counting, and its serial may be entered again."""
     site = site_of(key, settings, site)
-    ledger = Ledger(db)
+    ledger = LedgerDesk(db)
     ledger.void("offset", site, entry_id, body.reason, key.name)
     return OffsetOut(**ledger.get("offset", site, entry_id))

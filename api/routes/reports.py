@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from api.accounting import BalanceOut, build_balance, live_rates
 from api.deps import DbDep, HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
-from api.ledger import Ledger
+from api.ledger import LedgerDesk
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
 from api.routes.offsets import OffsetOut
 
@@ -130,7 +130,7 @@ def period_report(settings: SettingsDep, store: StoreDep, db: DbDep, history: Hi
     rate = sum(r.rate_kg_per_h for r in live_rates(settings, store, site, now).values())
     balance = build_balance(settings, store, db, history, held, site, bounds, now, rate)
     lo, hi = bounds.start.isoformat(), bounds.end.isoformat()
-    offsets = [OffsetOut(**d) for d in Ledger(db).list("offset", site, 10_000, 0)
+    offsets = [OffsetOut(**d) for d in LedgerDesk(db).list("offset", site, 10_000, 0)
                if not d["voided"] and lo <= d["applies_on"] < hi]
     report = ReportOut(site=site, site_name=settings.plant.site.name, generated_at=now, generated_by=key.name,
                        balance=balance, offsets=offsets)

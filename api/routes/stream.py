@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from api.deps import SettingsDep, SiteQuery, Viewer, site_of
-from api.stream import Hub
+from api.live.stream import Hub
 
 router = APIRouter(prefix="/v1", tags=["stream"])
 

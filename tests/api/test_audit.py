@@ -7,7 +7,8 @@ import sqlite3
 import pytest
 from fastapi.testclient import TestClient
 
-from api.db import ApiDb
+from records.audit import AuditLog
+from records.db import ApiDb
 from tests.api.conftest import Env
 
 RULE = {"id": "r", "name": "peak", "metric": "power", "threshold": 400.0}
@@ -74,7 +75,7 @@ def test_chain_verification_detects_a_tampered_row(env: Env, tamper: str, bad_se
 
 def test_rehashing_a_row_still_breaks_the_next_link(env: Env) -> None:
     """A forger who recomputes the edited row's own hash is caught by the following row's link."""
-    from api.db import row_hash
+    from records.audit import row_hash
 
     _history(env)
     conn = _raw(env)
@@ -85,5 +86,5 @@ def test_rehashing_a_row_still_breaks_the_next_link(env: Env) -> None:
     assert body != r[7]
     conn.execute("UPDATE audit SET body = ?, hash = ? WHERE seq = 3", (body, forged))
     conn.close()
-    report = ApiDb(env.tmp / "api.sqlite").verify_chain()
+    report = AuditLog(ApiDb(env.tmp / "api.sqlite")).verify()
     assert (report.ok, report.first_bad_seq, report.reason) == (False, 4, "link to the previous row does not match")

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api.engine import Engine
+from api.live.rule_runner import Engine
 from calc import topics
 from calc.schema import encode
 from tests.api.conftest import Env, reading

@@ -38,3 +38,38 @@ def test_invalid_is_answered_in_fastapis_validation_format() -> None:
     assert response.status_code == 422
     assert response.json() == {"detail": [{"loc": ["body", "target"], "msg": "no meter 'm9' in this plant",
                                            "type": "value_error"}]}
+
+
+def test_every_error_class_of_the_api_is_under_its_one_root() -> None:
+    from api.errors import ApiError, BodyTooLarge
+    from api.held import HeldDecided, HeldNotFound, HeldUnplaceable
+    from api.settings import SettingsError
+
+    for cls in (HeldDecided, HeldNotFound, HeldUnplaceable, BodyTooLarge, SettingsError):
+        assert issubclass(cls, ApiError), cls
+    assert issubclass(SettingsError, ValueError) and issubclass(HeldUnplaceable, ValueError)
+
+
+def test_an_unplaceable_release_and_a_large_body_get_their_status_through_the_one_handler() -> None:
+    from api.errors import BodyTooLarge
+    from api.held import HeldUnplaceable
+
+    app = FastAPI()
+    add_error_handlers(app)
+
+    @app.get("/held")
+    def unplaceable() -> None:
+        raise HeldUnplaceable("counted_ts is in the future")
+
+    @app.get("/big")
+    def big() -> None:
+        raise BodyTooLarge(2048)
+
+    client = TestClient(app)
+    response = client.get("/held")
+    assert response.status_code == 422
+    assert response.json() == {"detail": [{"loc": ["body", "counted_ts"], "msg": "counted_ts is in the future",
+                                           "type": "value_error"}]}
+    response = client.get("/big")
+    assert response.status_code == 413
+    assert response.json() == {"detail": "request body larger than 2048 bytes"}

@@ -20,8 +20,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from paho.mqtt.client import topic_matches_sub
 
-from api.engine import CO2E_FILTER, Engine
-from api.live_state import LiveState
+from api.live.live_sums import LiveState
+from api.live.rule_runner import CO2E_FILTER, Engine
 from calc import topics
 from calc.factors import default_factor_set
 from calc.plant import parse_plant

@@ -19,8 +19,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.auth import KeyRing
-from api.engine import Engine
-from api.live_state import LiveState
+from api.live.live_sums import LiveState
+from api.live.rule_runner import Engine
 from api.main import create_app
 from api.settings import ApiSection, MqttSection, Settings
 from calc import topics

@@ -17,11 +17,10 @@ import pytest
 from deploy.exit_codes import EXIT_CODES, FAILURE, USAGE, class_name, exit_code, run_command
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("calc", "link", "plantfile", "edge", "ingest", "scada", "simulators", "deploy")
+PACKAGES = ("calc", "link", "plantfile", "records", "edge", "ingest", "scada", "simulators", "deploy")
 # errors that never reach a command, with why
 NOT_FOR_COMMANDS = {
     "ingest.store.sqlite_retention._OutOfTime",  # retention's own control flow, caught where it is raised
-    "scada.ledger.LedgerError",  # the SCADA service catches it and serves the figures it has
 }
 
 
@@ -63,7 +62,8 @@ def test_every_error_of_every_package_has_a_code() -> None:
 def test_each_package_has_one_root() -> None:
     roots = {"calc": "calc.errors.CalcError", "edge": "edge.errors.EdgeError", "ingest": "ingest.errors.IngestError",
              "scada": "scada.errors.ScadaError", "simulators": "simulators.errors.SimulatorError",
-             "deploy": "deploy.errors.DeployError", "plantfile": "plantfile.loader.PlantFileError"}
+             "deploy": "deploy.errors.DeployError", "plantfile": "plantfile.loader.PlantFileError",
+             "records": "records.base.RecordsError"}
     for name, cls in _error_classes().items():
         if name in NOT_FOR_COMMANDS:
             continue

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from api.mqtt_link import MqttLink
+from api.live.mqtt_feed import MqttLink
 from api.settings import MqttSection
 from deploy.services import Mosquitto, find_binary
 from edge.config import MqttSettings as EdgeMqtt

@@ -16,7 +16,7 @@ from calc.schema import Quality
 from ingest.store.base import MeterTotal
 from scada.config import ConfigError, config_from_data
 from scada.figures import AlertState, Inputs, MeterLive, compute, period_bounds
-from scada.ledger import Allowance, Ledger, OpenAlert
+from scada.ledger import Allowance, ApiRecords, OpenAlert
 from scada.live import Co2eMessage, LiveTimes
 from scada.registers import BLOCK, FIRST_BLOCK, NAN_WORDS, counter, float_words, render, uint32_words, words_to_float
 from scada.spb_payloads import nbirth, ndeath, rebirth_requested
@@ -179,13 +179,12 @@ def test_nbirth_and_ndeath_payloads() -> None:
 # ---- the ledger reads what the API's own code wrote ------------------------------------------------------------
 
 def test_ledger_selects_the_entries_the_api_counts(tmp_path: Path) -> None:
-    from api.accounting import offsets_kg
-    from api.db import ApiDb
-    from api.ledger import AllowanceIn, OffsetIn
-    from api.ledger import Ledger as ApiLedger
+    from api.ledger import AllowanceIn, LedgerDesk, OffsetIn
+    from records.db import ApiDb
+    from records.ledger import Ledger
 
     db = ApiDb(tmp_path / "api.sqlite")
-    book = ApiLedger(db)
+    book = LedgerDesk(db)
     book.add_offset("s1", OffsetIn(kind="sink", quantity=1.5, unit="t", applies_on=date(2026, 11, 30),
                                    evidence="survey"), "t")
     voided = book.add_offset("s1", OffsetIn(kind="other", quantity=9.0, unit="t", applies_on=date(2026, 11, 30),
@@ -197,14 +196,42 @@ def test_ledger_selects_the_entries_the_api_counts(tmp_path: Path) -> None:
                                                  amount=10.0), "t")
     book.add_allowance("s1", AllowanceIn(start=NOW - timedelta(days=30), end=NOW + timedelta(days=30),
                                          amount=12.0), "t")
-    mine = Ledger(tmp_path / "api.sqlite")
+    mine = ApiRecords(tmp_path / "api.sqlite")
     t0, t1, m0, m1 = period_bounds("Asia/Shanghai", NOW)
     for start, end in ((t0, t1), (m0, m1), (datetime(2026, 1, 1, tzinfo=UTC), NOW)):
-        assert mine.offsets_kg("s1", start, end) == offsets_kg(db, "s1", start, end)
+        # the API's balance reads its offsets through its own read-write connection (api.accounting)
+        assert mine.offsets_kg("s1", start, end) == Ledger(db).offsets_kg("s1", start, end)
     assert mine.offsets_kg("s1", t0, t1) == 1500.0
     held = mine.allowance("s1", "site", None, NOW)
     assert held is not None and held.amount_kg == 12_000.0 and held.id != first
     assert mine.allowance("s1", "area", "a1", NOW) is None
-    assert Ledger(tmp_path / "missing.sqlite").offsets_kg("s1", t0, t1) == 0.0
+    assert mine.allowance("s1", "site", None, NOW) == Ledger(db).allowance_at("s1", "site", None, NOW)
+    assert ApiRecords(tmp_path / "missing.sqlite").offsets_kg("s1", t0, t1) == 0.0
+    mine.close()
+    db.close()
+
+
+def test_open_alerts_are_the_ones_the_api_keeps_open(tmp_path: Path) -> None:
+    from api.rulebook import RuleBook
+    from calc.rules import RuleSpec
+    from records.db import ApiDb
+
+    db = ApiDb(tmp_path / "api.sqlite")
+    book = RuleBook(db)
+    area = book.save("s1", "r1", RuleSpec.model_validate({"name": "peak", "metric": "power", "threshold": 400.0,
+                                                          "scope": "area", "target": "a1"}), "t", create=True)
+    site = book.save("s1", "r2", RuleSpec.model_validate({"name": "all", "metric": "power", "threshold": 900.0}),
+                     "t", create=True)
+    first = book.fire("s1", area, 500.0, "2026-11-29T16:30:00+00:00")["id"]
+    book.fire("s1", site, 950.0, "2026-11-29T16:40:00+00:00")
+    book.acknowledge("s1", first, "t", "looking")
+    gone = book.fire("s1", site, 990.0, "2026-11-29T16:50:00+00:00")["id"]
+    book.resolve("s1", gone, 100.0, "2026-11-29T17:00:00+00:00")
+    mine = ApiRecords(tmp_path / "api.sqlite")
+    seen = mine.open_alerts("s1")
+    assert seen == book.open_alerts("s1")   # the API's rule runner starts from the same list
+    assert [(a.rule, a.scope, a.target, a.state) for a in seen] == [("r1", "area", "a1", "acknowledged"),
+                                                                    ("r2", "site", "s1", "firing")]
+    assert mine.open_alerts("s2") == [] and ApiRecords(tmp_path / "missing.sqlite").open_alerts("s1") == []
     mine.close()
     db.close()

@@ -17,15 +17,16 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from api.accounting import RateInputs, rate_inputs
-from api.live_state import PERIODS, LiveState
+from api.live.live_sums import PERIODS, LiveState
+from api.live.stream import Hub
 from api.notify import Notifier
 from api.rulebook import RuleBook, StoredRule, alert_doc
-from api.stream import Hub
-from calc import ledger_sql, topics
+from calc import topics
 from calc.periods import resolve
 from calc.rules import Metric, Phase, RuleState, ScopeKind, Transition, evaluate
 from calc.schema import ReadingMessage, decode
 from ingest.store.base import StoreReader
+from records.ledger import Ledger
 
 log = logging.getLogger("carbonwatch.api")
 CLOCK_METRICS = frozenset({Metric.METER_OFFLINE})
@@ -78,9 +79,9 @@ class Engine:
     def load(self, store: StoreReader | None) -> None:
         """Rules, open alerts (so a restart does not fire them again), allowances and the store's baseline."""
         self.reload_rules()
-        for row in self.book.open_alerts(self.site):
-            self.open[row["rule_id"]] = row["id"]
-            self.states[row["rule_id"]] = RuleState(Phase.FIRING, datetime.fromisoformat(row["fired_at"]), None)
+        for alert in self.book.open_alerts(self.site):
+            self.open[alert.rule] = alert.id
+            self.states[alert.rule] = RuleState(Phase.FIRING, datetime.fromisoformat(alert.fired_at), None)
         self.reload_allowances()
         if store is None:
             return
@@ -110,10 +111,8 @@ class Engine:
                 del self.states[rule_id]
 
     def reload_allowances(self) -> None:
-        rows = self.book.db.query(ledger_sql.ALLOWANCES, (self.site,))
-        self.live.allowances = {(r["scope"], r["target"]): (datetime.fromisoformat(r["period_start"]),
-                                                            datetime.fromisoformat(r["period_end"]), r["amount_kg"])
-                                for r in rows}
+        self.live.allowances = {(a.scope, a.target): (a.start, a.end, a.amount_kg)
+                                for a in Ledger(self.book.db).allowances(self.site)}
 
     # ---- the live rate's basis ---------------------------------------------------------------------------
 

@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
-from api.db import GENESIS, MIGRATIONS, SCHEMA_VERSION, ApiDb, row_hash
 from ingest.store.sqlite_migrations import SchemaError, migrate, sql_step
+from records.audit import GENESIS, AuditLog, row_hash
+from records.db import ApiDb
+from records.schema import MIGRATIONS, SCHEMA_VERSION
 
-# api/db.py SCHEMA as of commit 308f2c1 (no version in the file: user_version 0)
+# api/db.py (now records/schema.py) SCHEMA as of commit 308f2c1 (no version in the file: user_version 0)
 RELEASED_SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, site TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
@@ -134,11 +136,11 @@ def test_a_released_file_is_upgraded_without_losing_a_row(tmp_path: Path) -> Non
     assert all(before[t] for t in ROWS) and len(before["audit"]) == 3
     db = ApiDb(path)
     assert db.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
-    report = db.verify_chain()
+    report = AuditLog(db).verify()
     assert report.ok and report.rows == 3
     with db.tx() as conn:  # it goes on from there: the chain grows from the released file's head
         db.audit(conn, "s1", "a", "void", "offset", "1", {"why": "test"})
-    assert db.verify_chain().ok
+    assert AuditLog(db).verify().ok
     db.close()
     after = contents(path)
     assert after["audit"][:3] == before["audit"] and len(after["audit"]) == 4
