@@ -49,10 +49,10 @@ def tables() -> list[Table]:
     from scada.config import MqttSettings as ScadaMqtt
     from scada.config import OpcUaSettings as ScadaOpcUa
     from scada.config import OpcUaUser, ScadaSection, SparkplugSettings
+    from simulators.config import EnergyModel, SimSpec, SimulatorSection, Weather
     from simulators.config import ModbusRtuGateway as SimRtu
     from simulators.config import ModbusTcpGateway as SimTcp
     from simulators.config import OpcUaGateway as SimOpcUa
-    from simulators.config import EnergyModel, SimSpec, SimulatorSection, Weather
 
     return [
         Table("[site]", Site, "every service (calc.plant)"),

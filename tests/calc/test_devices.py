@@ -68,7 +68,7 @@ def test_a_sensor_has_gauges_and_no_counter(name: str) -> None:
     assert all(p.kind == "gauge" and p.shows != "counter" for p in device.points)
     assert device.width_bits is None and not device.rate_unit
     with pytest.raises(KeyError, match="sensor without a counter"):
-        device.counter_point
+        _ = device.counter_point
 
 
 @pytest.mark.parametrize("name", COUNTING)

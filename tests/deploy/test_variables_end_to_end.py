@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sqlite3
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -70,7 +70,13 @@ gateway = "gw1"
 unit_id = 1
 map = "schneider_pm5000"
 interval_s = 0.2
-sim = {{ model = {{ production = "out", temperature = "temp", base = 60.0, per_unit = 1.2, per_degree_day = 60.0, noise_sd = 5.0 }} }}
+[meters.sim.model]
+production = "out"
+temperature = "temp"
+base = 60.0
+per_unit = 1.2
+per_degree_day = 60.0
+noise_sd = 5.0
 
 [[variables]]
 id = "out"
