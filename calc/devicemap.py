@@ -86,6 +86,9 @@ class DevicePoint:
 class DeviceMap:
     """A device's map: its points and how the simulator's counter and load profile relate to them.
 
+    A sensor without a counter (an outdoor temperature transmitter) has `counter` None and no rate: the
+    simulator shows its gauges only (their values come from the meter's `sim` table).
+
     The simulator integrates its profile (in `rate_unit`, named `base_<rate_key>`/`peak_<rate_key>` in a
     meter's `sim` table) into an integer counter: `counts_per_rate_hour` counts per (rate unit x hour), each
     count worth `count_size` in the counter point's unit. A `pulse_scaled` map counts pulses instead: the
@@ -97,9 +100,9 @@ class DeviceMap:
     source: str
     protocol: Speaks
     points: tuple[DevicePoint, ...]
-    counter: str                     # quantity of the point that carries the cumulative counter
-    rate_unit: str
-    rate_key: str
+    counter: str | None              # quantity of the point that carries the cumulative counter (None: a sensor)
+    rate_unit: str = ""
+    rate_key: str = ""
     counts_per_rate_hour: float = 1.0
     count_size: float = 1.0
     pulse_scaled: bool = False
@@ -112,12 +115,19 @@ class DeviceMap:
         return 3 if self.function == "holding" else 4
 
     @property
+    def has_counter(self) -> bool:
+        return self.counter is not None
+
+    @property
     def counter_point(self) -> DevicePoint:
+        """The counter's point; KeyError for a sensor without one."""
+        if self.counter is None:
+            raise KeyError(f"{self.name} is a sensor without a counter")
         return self.point(self.counter)
 
     @property
     def width_bits(self) -> int | None:
-        return self.counter_point.width_bits
+        return self.counter_point.width_bits if self.counter is not None else None
 
     def point(self, name: str) -> DevicePoint:
         """A point by its quantity or its device name; KeyError names the map."""

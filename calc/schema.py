@@ -57,7 +57,9 @@ class Sample(BaseModel):
 
     For cumulative counters `value` is the counter and `delta` the interval energy since the previous
     good reading, both in `unit`; `interval_s` is the length of that interval. Instantaneous
-    quantities (power) have no delta.
+    quantities (power) have no delta. A production counter or driver variable (calc.plant.Variable) is
+    published the same way under its own id: a counter's delta is the production (pieces, t) since the
+    previous reading, and a gauge (outdoor temperature) carries `interval_s`, the time the value stands for.
     """
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")

@@ -37,7 +37,7 @@ class Table:
 def tables() -> list[Table]:
     from api.settings import ApiSection, Webhook
     from api.settings import MqttSection as ApiMqtt
-    from calc.plant import Meter, Site
+    from calc.plant import Meter, Site, Variable
     from calc.plant_factors import FactorOverride, FactorsSection
     from edge.config import EdgeSettings, MeterDevice, ModbusRtuGateway, ModbusRtuTcpGateway, ModbusTcpGateway
     from edge.config import MqttSettings as EdgeMqtt
@@ -49,10 +49,10 @@ def tables() -> list[Table]:
     from scada.config import MqttSettings as ScadaMqtt
     from scada.config import OpcUaSettings as ScadaOpcUa
     from scada.config import OpcUaUser, ScadaSection, SparkplugSettings
+    from simulators.config import EnergyModel, SimSpec, SimulatorSection, Weather
     from simulators.config import ModbusRtuGateway as SimRtu
     from simulators.config import ModbusTcpGateway as SimTcp
     from simulators.config import OpcUaGateway as SimOpcUa
-    from simulators.config import SimSpec, SimulatorSection
 
     return [
         Table("[site]", Site, "every service (calc.plant)"),
@@ -63,6 +63,12 @@ def tables() -> list[Table]:
         Table("[[meters]] points = [ {...} ]: one register or node", Point, "edge",
               "A meter needs `map` (a built-in template) or `points`, or both (points add to the map)."),
         Table("[meters.sim]: a simulated meter", SimSpec, "simulators"),
+        Table("[meters.sim.model]: energy that follows a known model", EnergyModel, "simulators"),
+        Table("[[variables]]: a production counter or driver variable", Variable, "every service (calc.plant)",
+              "Read like a meter: the same device keys as [[meters]] (`gateway`, `unit_id`, `map` or `points`, "
+              "`interval_s`, ...) and a `sim` table (production counters: `base_per_h`, `peak_per_h` and a shift "
+              "profile; sensors: `weather`). Stored with its unit, never a CO2e; ids are shared with meters."),
+        Table("[variables.sim.weather]: a simulated outdoor temperature", Weather, "simulators"),
         Table("[[gateways]] kind = \"modbus_tcp\"", ModbusTcpGateway, "edge"),
         Table("[[gateways]] kind = \"modbus_rtu_tcp\"", ModbusRtuTcpGateway, "edge"),
         Table("[[gateways]] kind = \"modbus_rtu\"", ModbusRtuGateway, "edge"),

@@ -49,12 +49,14 @@ class Agent:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-sqlite")
         self._queue: asyncio.Queue[Poll | None] = asyncio.Queue()  # None: stop after what came before
         self._stopping = False  # the writer's next round is its last
-        self.meters = {m.id: m for m in config.meters}
+        self.meters = {m.id: m for m in config.devices}
+        # a variable's gauges carry the time each value stands for (interval_s), for time-weighted means
         self.trackers = {m.id: MeterTracker(m.id, m.stuck_after, m.max_power_kw, self._skew(m), m.max_rate_per_h,
-                                            m.interval_s, m.gap_factor) for m in config.meters}
+                                            m.interval_s, m.gap_factor, timed_gauges=config.is_variable(m.id))
+                         for m in config.devices}
         self.states: dict[str, MeterState] = {}
         self.seqs: dict[str, int] = {}
-        self.topics = {m.id: topics.reading(self.site, m.area, m.id) for m in config.meters}
+        self.topics = {m.id: topics.reading(self.site, m.area, m.id) for m in config.devices}
         self.batcher = Batcher(self.trackers, self.topics, self.agent_id, self.states, self.seqs)
         self.publisher = Publisher(config.mqtt, self.site, self.agent_id,
                                    topics.edge_status(self.site, self.agent_id), self._on_puback,
@@ -167,13 +169,13 @@ class Agent:
             async with AsyncExitStack() as stack:
                 drivers: dict[str, Driver] = {}
                 for gw in self.config.gateways:
-                    behind = [m for m in self.config.meters if m.gateway == gw.id]
+                    behind = [m for m in self.config.devices if m.gateway == gw.id]
                     drivers[gw.id] = await stack.enter_async_context(make_driver(gw, behind))
                 tracker = asyncio.create_task(self._tracker(), name="edge-tracker")
                 writer = asyncio.create_task(self._writer(), name="edge-writer")
                 tasks += [asyncio.create_task(self.outbox.run(), name="edge-outbox"),
                           asyncio.create_task(self._status(), name="edge-status")]
-                for meter in self.config.meters:
+                for meter in self.config.devices:
                     poller = self._poller(meter, drivers[meter.gateway])
                     self.pollers[meter.id] = poller
                     tasks.append(asyncio.create_task(poller.run(), name=f"poll-{meter.id}"))

@@ -42,8 +42,13 @@ def merge_samples(samples: Sequence[EdgeSample]) -> list[EdgeSample]:
         by_quantity.setdefault(s.quantity, []).append(s)
     out: list[EdgeSample] = []
     for series in by_quantity.values():
-        counter = any(s.delta is not None or s.interval_s is not None or Flag.FIRST in s.flags for s in series)
-        out += _counter(series) if counter else _thin(series)
+        counter = any(s.delta is not None or Flag.FIRST in s.flags for s in series)
+        if counter:
+            out += _counter(series)
+        elif any(s.interval_s is not None for s in series):
+            out += _thin_timed(series)
+        else:
+            out += _thin(series)
     out.sort(key=lambda s: s.ts)  # stable: a poll's samples stay in their order
     return out
 
@@ -89,3 +94,31 @@ def _thin(series: list[EdgeSample]) -> list[EdgeSample]:
         return series
     picks = sorted({round(i * (n - 1) / (GAUGE_KEEP - 1)) for i in range(GAUGE_KEEP)})
     return [series[i] for i in picks]
+
+
+def _thin_timed(series: list[EdgeSample]) -> list[EdgeSample]:
+    """A variable's gauge (samples carry the time they stand for): GAUGE_KEEP samples, each the time-weighted mean
+    of its run with the run's summed interval, so that the mean over any period that holds whole runs is kept."""
+    n = len(series)
+    if n <= GAUGE_KEEP:
+        return series
+    ends = sorted({round((i + 1) * n / GAUGE_KEEP) for i in range(GAUGE_KEEP)})
+    out: list[EdgeSample] = []
+    lo = 0
+    for hi in ends:
+        run, lo = series[lo:hi], hi
+        if not run:
+            continue
+        timed = [s for s in run if s.interval_s is not None and s.quality != Quality.BAD]
+        weight = math.fsum(s.interval_s for s in timed if s.interval_s is not None)
+        last = run[-1]
+        if weight <= 0:
+            out.append(last)
+            continue
+        mean = math.fsum(s.value * s.interval_s for s in timed if s.interval_s is not None) / weight
+        quality = max((s.quality for s in timed), key=_WORST.__getitem__)
+        flags = tuple(dict.fromkeys(f for s in timed for f in s.flags))
+        reasons = list(dict.fromkeys(s.reason for s in timed if s.reason))
+        out.append(EdgeSample(last.ts, last.quantity, mean, timed[-1].unit, None, weight, quality,
+                              "; ".join(reasons)[:200] if reasons else None, flags))
+    return out

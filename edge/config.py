@@ -12,7 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from calc.broker import BrokerSettings, KeepAliveS, MqttProtocol
-from calc.plant import Site, parse_plant
+from calc.plant import Site, Variable, parse_plant
+from calc.units import UnitError, check_dimension, conversion_factor
 from edge.errors import ConfigError
 from edge.maps import PULSE_TEMPLATES, TEMPLATES
 from edge.points import Point
@@ -221,6 +222,8 @@ class EdgeConfig(BaseModel):
     site: Site
     gateways: tuple[Gateway, ...] = Field(min_length=1)
     meters: tuple[MeterDevice, ...] = Field(min_length=1)
+    # production counters and driver variables: devices read exactly as meters are (calc.plant.Variable)
+    variables: tuple[MeterDevice, ...] = ()
     mqtt: MqttSettings = MqttSettings()
     edge: EdgeSettings = EdgeSettings()
     source: str = "<config>"
@@ -236,7 +239,7 @@ class EdgeConfig(BaseModel):
         shared = sorted({d for d in serial if serial.count(d) > 1})
         if shared:  # one bus, one gateway: else two drivers would talk on the line at once
             raise ValueError(f"serial device {shared[0]!r} is used by two gateways")
-        for meter in self.meters:
+        for meter in self.devices:
             gw = gateways.get(meter.gateway)
             if gw is None:
                 raise ValueError(f"meter {meter.id!r}: gateway {meter.gateway!r} is not in [[gateways]]")
@@ -248,6 +251,14 @@ class EdgeConfig(BaseModel):
                     raise ValueError(f"meter {meter.id!r}: point {point.quantity!r} needs `node` "
                                      f"(gateway {gw.id!r} is opcua)")
         return self
+
+    @property
+    def devices(self) -> tuple[MeterDevice, ...]:
+        """Everything the agent polls: the meters, then the variables."""
+        return self.meters + self.variables
+
+    def is_variable(self, device_id: str) -> bool:
+        return any(v.id == device_id for v in self.variables)
 
     def gateway(self, gateway_id: str) -> Gateway:
         for gw in self.gateways:
@@ -272,6 +283,29 @@ def describe(source: str, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def _variable_points(declared: tuple[Variable, ...], devices: tuple[MeterDevice, ...]) -> str | None:
+    """Why a variable's device cannot carry it (no such point, a gauge for a counter, a unit that does not
+    convert), as `variables.N.key: why`; None when every one can."""
+    for i, (variable, device) in enumerate(zip(declared, devices, strict=True)):
+        points = {p.quantity: p for p in device.all_points}
+        point = points.get(variable.quantity)
+        if point is None:
+            return (f"variables.{i}.quantity: {variable.quantity!r} is not a point of {variable.id!r} "
+                    f"(it has {', '.join(sorted(points))})")
+        if point.kind != variable.measure:
+            return (f"variables.{i}.measure: {variable.id!r} is a {variable.measure} but its point "
+                    f"{point.quantity!r} is a {point.kind}")
+        try:
+            if variable.measure == "counter":
+                conversion_factor(point.unit, variable.unit)
+            else:
+                check_dimension(point.unit, variable.unit)
+        except UnitError:
+            return (f"variables.{i}.unit: the device reports {point.unit!r}, which does not convert to "
+                    f"{variable.unit!r}")
+    return None
+
+
 def parse_config(data: dict[str, Any], source: str = "<config>") -> EdgeConfig:
     """Validate a parsed plant file; ConfigError names the file, key path and why."""
     plant = parse_plant(data, source, ConfigError)
@@ -279,6 +313,9 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> EdgeConfig:
         config = EdgeConfig.model_validate({**data, "source": source})
     except ValidationError as exc:
         raise ConfigError(describe(source, exc)) from exc
+    problem = _variable_points(plant.variables, config.variables)
+    if problem is not None:
+        raise ConfigError(f"{source}: {problem}")
     # max power comes from the plant model when the edge section does not repeat it
     meters = tuple(m if m.max_power_kw is not None else
                    m.model_copy(update={"max_power_kw": plant.meter(m.id).max_power_kw}) for m in config.meters)

@@ -112,7 +112,7 @@ class MeterTracker:
 
     def __init__(self, meter_id: str, stuck_after: int = 3, max_power_kw: float | None = None,
                  max_clock_skew_s: float = 300.0, max_rate_per_h: float | None = None,
-                 interval_s: float | None = None, gap_factor: float = 3.0) -> None:
+                 interval_s: float | None = None, gap_factor: float = 3.0, timed_gauges: bool = False) -> None:
         self.meter_id = meter_id
         self.stuck_after = stuck_after
         self.max_power_kw = max_power_kw
@@ -120,6 +120,10 @@ class MeterTracker:
         self.max_rate_per_h = max_rate_per_h
         self.interval_s = interval_s
         self.gap_factor = gap_factor
+        # a variable's gauges (outdoor temperature) carry interval_s: the seconds since the gauge's previous sample
+        # (the poll interval for the first after a start), so that ingest can average them over time
+        self.timed_gauges = timed_gauges
+        self._gauge_ts: dict[str, datetime] = {}
         self._rates: dict[str, tuple[Point, float] | None] = {}
         self._specs: dict[int, _Spec] = {}
 
@@ -174,6 +178,8 @@ class MeterTracker:
                                                  "time used") if r)
             if spec.tracker is None:
                 out = [self._gauge(spec, pv, ts)]
+                if self.timed_gauges:
+                    out = [self._timed(out[0])]
             else:
                 out, counter_state = self._counter(spec, spec.tracker, pv, ts, state.get(spec.quantity),
                                                    poll.values)
@@ -186,6 +192,17 @@ class MeterTracker:
                     reason="; ".join(r for r in (sample.reason, skew) if r)[:200]) for sample in out]
             samples += out
         return samples, new_state
+
+    def _timed(self, sample: EdgeSample) -> EdgeSample:
+        """A variable's gauge sample with the time it stands for (see `timed_gauges`); a bad one stands for none."""
+        if sample.quality == Quality.BAD:
+            return sample
+        prev = self._gauge_ts.get(sample.quantity)
+        self._gauge_ts[sample.quantity] = sample.ts
+        seconds = (sample.ts - prev).total_seconds() if prev is not None else self.interval_s
+        if seconds is None or seconds <= 0:
+            return sample
+        return structs.replace(sample, interval_s=seconds)
 
     @staticmethod
     def _gauge(spec: _Spec, pv: PointValue, ts: datetime) -> EdgeSample:

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from calc import topics
 from calc.apportion import DEFAULT_MAX_SEGMENTS, apportion
 from calc.factors import FactorSet, default_factor_set
-from calc.plant import Carrier, Meter, Plant
+from calc.plant import Carrier, Meter, Plant, Variable
 from calc.plant_factors import plant_factors
 from calc.reading_codec import FastMessage, FastSample, fast_decode, from_sample, slow_ts, utc_us, utc_us_many
 from calc.schema import Sample, decode
@@ -52,9 +52,11 @@ from ingest.points import (
     HeldRow,
     MeterInfo,
     Point,
+    VariableInfo,
     ts_to_us,
 )
 from ingest.salvage import oversize, salvage
+from ingest.store.variables import affine
 
 __all__ = ["Batch", "Converted", "Converter", "DeadLetter", "Point"]
 
@@ -103,6 +105,10 @@ class Converter:
         self.factor_info: dict[int, FactorInfo] = {i.ref: i for i in infos}
         self.meter_info: dict[str, MeterInfo] = {m.id: MeterInfo(self.site, m.area, m.carrier.value)
                                                  for m in plant.meters}
+        self.variables: dict[str, Variable] = plant.variables_by_id
+        self.variable_info: dict[str, VariableInfo] = {
+            v.id: VariableInfo(self.site, v.area, v.line or "", v.kind, v.quantity, v.unit, v.measure)
+            for v in plant.variables}
 
     def convert(self, topic: str, payload: bytes, received_us: int | None = None) -> Converted:
         """Validate and convert one message; never raises on bad input."""
@@ -170,8 +176,11 @@ class Converter:
             out.points.extend(c.points)
             out.dead.extend(c.dead)
             out.held.extend(c.held)
-            if c.meter is not None and c.meter not in out.meters:
-                out.meters[c.meter] = self.meter_info[c.meter]
+            if c.meter is not None and c.meter not in out.meters and c.meter not in out.variables:
+                if c.meter in self.variable_info:
+                    out.variables[c.meter] = self.variable_info[c.meter]
+                else:
+                    out.meters[c.meter] = self.meter_info[c.meter]
         out.factors = self.factor_info
         return out
 
@@ -226,14 +235,65 @@ class Converter:
         meter = self.meters.get(meter_id)
         if meter_id != path.meter:
             return reject(f"meter: payload meter {meter_id!r} differs from topic meter {path.meter!r}", meter_id, seq)
-        if meter is None:
+        where = meter or self.variables.get(meter_id)
+        if where is None:  # (nor a production counter or driver variable)
             return reject(f"meter: {meter_id!r} is not a meter of site {self.site!r}", meter_id, seq)
-        if path.area != meter.area:
-            return reject(f"topic: area {path.area!r} is wrong, meter {meter.id!r} is in area {meter.area!r}",
+        if path.area != where.area:
+            what = "meter" if meter is not None else "variable"
+            return reject(f"topic: area {path.area!r} is wrong, {what} {meter_id!r} is in area {where.area!r}",
                           meter_id, seq)
-        out.area, out.meter = meter.area, meter.id
-        self._points(meter, seq, agent, samples, stamps, now_us, out, pending)
+        out.area, out.meter = where.area, where.id
+        if meter is None:
+            self._variable_points(self.variables[meter_id], seq, agent, samples, stamps, now_us, out)
+        else:
+            self._points(meter, seq, agent, samples, stamps, now_us, out, pending)
         return out
+
+    def _variable_points(self, variable: Variable, seq: int, agent: str | None,
+                         samples: list[tuple[int, FastSample]], stamps: Sequence[int | None], now_us: int,
+                         out: Converted) -> None:
+        """A production counter's or driver's samples: points without energy or CO2e; the stores sum or
+        time-weight its quantity (ingest.store.variables). What cannot be placed or converted is dead-lettered
+        with the reason (nothing to hold it against: a held delta the edge flagged is stored and kept apart)."""
+        lo_us, hi_us = self.start_us, now_us + self.max_future_us
+        for (i, s), ts_us in zip(samples, stamps, strict=True):
+            reason: str | None = None
+            if ts_us is None:
+                slow = slow_ts(s)
+                if isinstance(slow, str):
+                    out.dead.append(DeadLetter(now_us, out.topic, s.dump(), f"samples.{i}.{slow}", variable.id,
+                                               seq, i))
+                    continue
+                ts_us = slow
+            flags = s.flags
+            if s.delta is not None and s.delta < 0 and "reset" not in flags and "rollover" not in flags:
+                reason = f"delta: negative {s.delta} {s.unit} without a reset or rollover flag"
+            elif ts_us < lo_us:
+                reason = f"ts: {s.ts} is before the plant's start {self.plant.site.start.isoformat()}"
+            elif ts_us > hi_us:
+                reason = (f"ts: {s.ts} is {(ts_us - now_us) / 1e6:.0f} s in the future "
+                          f"(limit {self.max_future_us / 1e6:.0f} s)")
+            elif s.quantity == variable.quantity:
+                reason = self._variable_unit(variable, s)
+            if reason is not None:
+                out.dead.append(DeadLetter(now_us, out.topic, s.dump(), f"samples.{i}: {reason}", variable.id, seq,
+                                           i))
+                continue
+            out.points.append([variable.id, ts_us, s.quantity, s.value, s.unit, s.delta, s.interval_s, None, None,
+                               s.quality, ",".join(flags) if flags else "", None, seq, agent])
+
+    def _variable_unit(self, variable: Variable, s: FastSample) -> str | None:
+        """Why a sample of the variable's quantity cannot be counted in the variable's unit, else None."""
+        try:
+            affine(s.unit, variable.unit)
+        except Exception:  # pint lets more than UnitError out on odd text; any failure means "cannot convert"
+            return f"unit: {s.unit!r} of {s.quantity} cannot be converted to {variable.unit!r}, the unit of " \
+                   f"{variable.kind} variable {variable.id!r}"
+        if variable.measure == "counter" and s.unit != variable.unit and affine(s.unit, variable.unit)[1] != 0.0:
+            return f"unit: {s.unit!r} is an offset unit, a counter's delta cannot be converted to {variable.unit!r}"
+        if variable.measure == "counter" and s.delta is None and s.interval_s is not None:
+            return "delta: a counter sample with an interval and no delta"
+        return None
 
     def _points(self, meter: Meter, seq: int, agent: str | None, samples: list[tuple[int, FastSample]],
                 stamps: Sequence[int | None], now_us: int, out: Converted, pending: _Pending) -> None:

@@ -1,4 +1,4 @@
-"""What ingest hands to a store: points (slim rows), the meters and factors they refer to, and dead letters.
+"""What ingest hands to a store: points (slim rows), the meters, variables and factors they refer to, dead letters.
 
 A point is keyed by (meter, ts_us, quantity). Where it sits (site, area, carrier) is per meter and
 which factor made its CO2e (scope, factor id and version, energy unit) is per factor reference, so
@@ -35,6 +35,19 @@ class MeterInfo(NamedTuple):
     site: str
     area: str
     carrier: str
+
+
+class VariableInfo(NamedTuple):
+    """Where a production counter or driver variable sits and how it adds up (calc.plant.Variable): its points
+    are stored like a meter's, and the stores sum (counter) or time-weight (gauge) its `quantity` in `unit`."""
+
+    site: str
+    area: str
+    line: str
+    kind: str       # production | driver
+    quantity: str   # the point that carries it
+    unit: str       # of its totals and means
+    measure: str    # counter | gauge
 
 
 class FactorInfo(NamedTuple):
@@ -153,6 +166,14 @@ class Batch:
     meters: dict[str, MeterInfo] = field(default_factory=dict)
     factors: dict[int, FactorInfo] = field(default_factory=dict)
     counted: Counted | None = None
+    # production counters and driver variables whose points are in `points` (their ids are not in `meters`)
+    variables: dict[str, VariableInfo] = field(default_factory=dict)
+
+    def site_of(self) -> dict[str, str]:
+        """The site of every meter and variable of the batch."""
+        out = {m: info.site for m, info in self.meters.items()}
+        out.update((v, info.site) for v, info in self.variables.items())
+        return out
 
     def key(self, p: Point) -> tuple[str, int, str]:
         return p[METER], p[TS], p[QUANTITY]
@@ -164,6 +185,9 @@ class Batch:
         info = self.meters.get(p[METER])
         if info is not None:
             doc.update(info._asdict())
+        variable = self.variables.get(p[METER])
+        if variable is not None:
+            doc.update(site=variable.site, area=variable.area, variable=variable.kind)
         factor = self.factors.get(p[FACTOR]) if p[FACTOR] is not None else None
         if factor is not None:
             doc.update(factor._asdict())

@@ -74,6 +74,41 @@ Gateway = Annotated[ModbusTcpGateway | ModbusRtuGateway | OpcUaGateway, Field(di
 RATE_KEYS = {name: device.rate_key for name, device in MAPS.items()}
 
 
+class Weather(_Section):
+    """An outdoor temperature sensor's air temperature: a daily swing around a mean that drifts from day to day
+    (seeded), without sensor noise (the device adds 0.2 K)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mean_c: float = Field(default=5.0, ge=-60, le=60, allow_inf_nan=False, description="mean air temperature")
+    swing_c: float = Field(default=4.0, ge=0, le=30, allow_inf_nan=False, description="half the daily range")
+    warmest_hour: float = Field(default=15.0, ge=0, lt=24, description="local hour of the daily maximum")
+    day_sd_c: float = Field(default=3.0, ge=0, le=30, allow_inf_nan=False,
+                            description="standard deviation of a day's mean around mean_c (seeded per local day)")
+
+
+class EnergyModel(_Section):
+    """A meter whose rate follows a known model (a test recovers its coefficients from stored data):
+    rate = base + per_unit x production rate + per_degree_day x HDD rate + noise, in the map's rate unit, with
+    the HDD rate = max(0, hdd_base_c - T) / 24 degree-days per hour. Energy per interval is then
+    base x hours + per_unit x production + per_degree_day x HDD + noise. The noise is normal, `noise_sd` in the
+    rate unit, one draw per block of `noise_block_s` simulated seconds (seeded), so an interval's noise does not
+    average away. The `waste` fault multiplies the rate by its factor."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    production: MeterId = Field(description="the production counter variable that drives it")
+    temperature: MeterId | None = Field(default=None, description="the outdoor temperature variable, if any")
+    base: float = Field(ge=0, allow_inf_nan=False, description="a: rate with no production and no HDD (e.g. kW)")
+    per_unit: float = Field(default=0.0, ge=0, allow_inf_nan=False,
+                            description="b: energy per unit of production (rate unit x h, e.g. kWh per count)")
+    per_degree_day: float = Field(default=0.0, ge=0, allow_inf_nan=False,
+                                  description="c: energy per heating degree-day (rate unit x h per K d)")
+    hdd_base_c: float = Field(default=18.0, ge=-30, le=40, description="base of the degree-days, degC")
+    noise_sd: float = Field(default=0.0, ge=0, allow_inf_nan=False, description="noise, in the rate unit")
+    noise_block_s: int = Field(default=900, ge=1, le=86400, description="seconds one noise draw lasts")
+
+
 class SimSpec(_Section):
     """How one meter behaves: its load profile, noise, starting counter and faults from the config."""
 
@@ -86,6 +121,13 @@ class SimSpec(_Section):
     peak_m3_h: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     base_kg_h: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     peak_kg_h: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    base_per_h: float | None = Field(default=None, ge=0, allow_inf_nan=False, description="production counters: "
+                                     "output per hour off shift")
+    peak_per_h: float | None = Field(default=None, ge=0, allow_inf_nan=False, description="production counters: "
+                                     "output per hour at a shift's start-up peak (0.75 of the span above base runs "
+                                     "through the shift)")
+    model: EnergyModel | None = Field(default=None, description="the rate follows this model instead of a profile")
+    weather: Weather | None = Field(default=None, description="outdoor temperature sensors: the air temperature")
     noise: float = Field(default=0.03, ge=0, le=1, description="relative standard deviation per step")
     shifts: tuple[tuple[int, int], ...] = Field(default=((6, 14), (14, 22)),
                                                 description="(start hour, end hour) in the site's time zone")
@@ -104,9 +146,11 @@ class SimSpec(_Section):
 
 
 class SimMeter(_Section):
+    """A simulated meter, or a production counter or driver variable ([[variables]]: no carrier)."""
+
     id: MeterId
     area: str
-    carrier: Carrier
+    carrier: Carrier | None = None
     gateway: Name
     map: str = Field(description="a device map of calc/devices (its name, not an alias)")
     unit_id: int | None = Field(default=None, ge=1, le=247)
@@ -124,20 +168,30 @@ class SimMeter(_Section):
 
     @model_validator(mode="after")
     def _rates_match_map(self) -> SimMeter:
+        device = MAPS[self.map]
+        if MAPS[self.map].protocol == "modbus" and self.unit_id is None:
+            raise ValueError(f"map {self.map!r} is a Modbus device and needs unit_id")
+        if not device.has_counter:
+            if self.sim.weather is None:
+                raise ValueError(f"map {self.map!r} is a temperature sensor and needs sim.weather")
+            return self
+        if device.pulse_scaled and self.pulse_m3 is None:
+            raise ValueError(f"map {self.map!r} needs pulse_m3 (m3 per pulse, the counter's scale factor)")
+        if self.sim.model is not None:
+            return self
         key = RATE_KEYS[self.map]
         bounds = self.sim.rate_bounds(key)
         if bounds is None:
             raise ValueError(f"map {self.map!r} needs sim.base_{key} and sim.peak_{key}")
         if bounds[1] < bounds[0]:
             raise ValueError(f"sim.peak_{key} ({bounds[1]}) is below sim.base_{key} ({bounds[0]})")
-        if MAPS[self.map].protocol == "modbus" and self.unit_id is None:
-            raise ValueError(f"map {self.map!r} is a Modbus device and needs unit_id")
-        if MAPS[self.map].pulse_scaled and self.pulse_m3 is None:
-            raise ValueError(f"map {self.map!r} needs pulse_m3 (m3 per pulse, the counter's scale factor)")
         return self
 
     @property
     def rate_bounds(self) -> tuple[float, float]:
+        """The profile's base and peak; (0, 0) for a sensor or a meter that follows a model."""
+        if not RATE_KEYS[self.map] or self.sim.model is not None:
+            return 0.0, 0.0
         bounds = self.sim.rate_bounds(RATE_KEYS[self.map])
         assert bounds is not None
         return bounds
@@ -180,7 +234,13 @@ class SimConfig(_Section):
     site: SiteRef
     gateways: tuple[Gateway, ...] = ()
     meters: tuple[SimMeter, ...] = Field(min_length=1)
+    variables: tuple[SimMeter, ...] = ()
     simulator: SimulatorSection = SimulatorSection()
+
+    @property
+    def devices(self) -> tuple[SimMeter, ...]:
+        """Every simulated device: the meters, then the variables (production counters, sensors)."""
+        return self.meters + self.variables
 
     @model_validator(mode="after")
     def _references(self) -> SimConfig:
@@ -189,8 +249,10 @@ class SimConfig(_Section):
             raise ValueError("two gateways share an id")
         seen: set[tuple[str, int]] = set()
         meter_ids: set[str] = set()
-        for i, meter in enumerate(self.meters):
-            where = f"meters.{i} ({meter.id})"
+        places = [(f"meters.{i}", m) for i, m in enumerate(self.meters)]
+        places += [(f"variables.{i}", m) for i, m in enumerate(self.variables)]
+        for place, meter in places:
+            where = f"{place} ({meter.id})"
             if meter.id in meter_ids:
                 raise ValueError(f"{where}: meter id appears twice")
             meter_ids.add(meter.id)
@@ -204,6 +266,20 @@ class SimConfig(_Section):
                 if key in seen:
                     raise ValueError(f"{where}: unit_id {meter.unit_id} is used twice on gateway {gw.id}")
                 seen.add(key)
+        variables = {v.id: v for v in self.variables}
+        for place, meter in places:
+            model = meter.sim.model
+            if model is None:
+                continue
+            made = variables.get(model.production)
+            if made is None or not MAPS[made.map].has_counter:
+                raise ValueError(f"{place}.sim.model.production: {model.production!r} is not a production counter "
+                                 "in [[variables]]")
+            if model.temperature is not None:
+                sensor = variables.get(model.temperature)
+                if sensor is None or sensor.sim.weather is None:
+                    raise ValueError(f"{place}.sim.model.temperature: {model.temperature!r} is not a temperature "
+                                     "sensor in [[variables]] (with sim.weather)")
         return self
 
     def gateway(self, gateway_id: str) -> ModbusTcpGateway | ModbusRtuGateway | OpcUaGateway:
@@ -213,7 +289,7 @@ class SimConfig(_Section):
         raise KeyError(gateway_id)
 
     def meters_on(self, gateway_id: str) -> list[SimMeter]:
-        return [m for m in self.meters if m.gateway == gateway_id]
+        return [m for m in self.devices if m.gateway == gateway_id]
 
     def start_time(self, now: datetime) -> datetime:
         return self.simulator.start or now

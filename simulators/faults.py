@@ -1,6 +1,7 @@
 """Faults a simulated meter can show, as a real device shows them; set from the plant file or at run time.
 
-Lasting faults stay until cleared (DELETE /faults); one-shot faults (counter_reset, rollover, replacement)
+Lasting faults stay until cleared (DELETE /faults), among them `waste`, which makes a meter use `factor` times
+its energy (a compressed-air leak: 1.15); one-shot faults (counter_reset, rollover, replacement)
 act once on the meter's counter register and are not kept; read-limited faults (transient_zero, garbage_high)
 stay for `reads` reads of the counter register and then clear themselves.
 """
@@ -28,6 +29,7 @@ class FaultKind(StrEnum):
     TRANSIENT_ZERO = "transient_zero"  # the counter register reads 0 for `reads` reads, then the true counter again
     GARBAGE_HIGH = "garbage_high"  # the counter register reads `counts` above the truth for `reads` reads
     REPLACEMENT = "replacement"    # one-shot: a new meter: the register continues from `counter_start`
+    WASTE = "waste"                # the meter's rate is `factor` times what it would be (a compressed-air leak: 1.15)
 
 
 ONE_SHOT = frozenset({FaultKind.COUNTER_RESET, FaultKind.ROLLOVER, FaultKind.REPLACEMENT})
@@ -54,6 +56,8 @@ class FaultSpec(BaseModel):
     counts: int | None = Field(default=None, ge=1, le=2**62,
                                description="garbage_high: counts above the true counter (default 2**40, or 3/8 of "
                                            "the range of a register that wraps)")
+    factor: float = Field(default=1.15, ge=1, le=10, allow_inf_nan=False,
+                          description="waste: the rate multiplied by this (energy wasted: factor - 1 of it)")
     counter_start: int | None = Field(default=None, ge=0, le=2**62,
                                       description="replacement: the new meter's register, in counts (required)")
 
@@ -96,4 +100,6 @@ class ActiveFaults:
         return kind in self._faults
 
     def as_list(self) -> list[dict[str, object]]:
-        return [spec.model_dump(mode="json") for spec in self._faults.values()]
+        # `factor` only where it means something (waste): the other faults' listings stay as they were
+        return [spec.model_dump(mode="json", exclude=None if spec.fault is FaultKind.WASTE else {"factor"})
+                for spec in self._faults.values()]

@@ -15,7 +15,7 @@ from typing import Any
 
 from simulators.config import SimMeter
 from simulators.faults import ONE_SHOT, READ_LIMITED, ActiveFaults, FaultKind, FaultSpec
-from simulators.profiles import Profile
+from simulators.profiles import Rate, Weather
 
 MILLI_COUNT_SECONDS_PER_COUNT_HOUR = 3_600_000  # 1 count/h for 1 s = 1/3600 count; ×1000 for milli-counts
 GARBAGE_HIGH_COUNTS = 2**40  # garbage_high's default step above the truth (a high word full of garbage)
@@ -51,9 +51,10 @@ class TruthInterval:
 class MeterSim:
     """State of one meter; `advance(elapsed_s)` integrates up to a simulated time, reads are then cheap."""
 
-    def __init__(self, meter: SimMeter, profile: Profile, model: CounterModel, start: datetime, step_s: int,
-                 truth_interval_s: int, history: int = 20_000) -> None:
+    def __init__(self, meter: SimMeter, profile: Rate, model: CounterModel, start: datetime, step_s: int,
+                 truth_interval_s: int, history: int = 20_000, weather: Weather | None = None) -> None:
         self.meter = meter
+        self.weather = weather  # a temperature sensor's air temperature (its gauges show it)
         self.id = meter.id
         self.profile = profile
         self.model = model
@@ -99,9 +100,16 @@ class MeterSim:
     def _rate_at(self, step: int) -> int:
         if self._rate_step != step:
             t = self.start + timedelta(seconds=step * self.step_s)
-            self._rate_mch = self._quantise(self.profile.rate(t, step))
+            rate = self.profile.rate(t, step)
+            waste = self.faults.get(FaultKind.WASTE)
+            self._rate_mch = self._quantise(rate * waste.factor if waste is not None else rate)
             self._rate_step = step
         return self._rate_mch
+
+    def _rerate(self) -> None:
+        """The step in progress takes the rate as it is now (a waste fault set or cleared acts from here on)."""
+        self._rate_step = -1
+        self._rate_at(self.steps)
 
     def _check_interval(self, step: int) -> None:
         index = self._interval_of(step)
@@ -137,6 +145,14 @@ class MeterSim:
         if self.model.width_bits is not None:
             value %= 1 << self.model.width_bits
         return value
+
+    @property
+    def temperature_c(self) -> float:
+        """What a temperature point shows: the weather at the step in progress (sensors), else the sim table's
+        line temperature (flow computers)."""
+        if self.weather is None:
+            return self.meter.sim.temperature_c
+        return self.weather.temperature_c(self.start + timedelta(seconds=self.steps * self.step_s))
 
     def shown(self) -> tuple[int, float]:
         """(counter counts, rate) the device shows now: frozen while the stuck fault is on; a rate of zero while
@@ -192,14 +208,21 @@ class MeterSim:
                     raise ValueError(f"meter {self.id}: its counter register does not wrap, no rollover")
                 self._register_base = (1 << width) - spec.counts_before_wrap - self.produced
             return
+        if spec.fault is FaultKind.WASTE and self.weather is not None:
+            raise ValueError(f"meter {self.id}: a sensor uses no energy, nothing to waste")
         if spec.fault is FaultKind.STUCK and self._stuck is None:
             self._stuck = (self.register_counts, self.rate)
         if spec.fault in READ_LIMITED:
             self._reads_left[spec.fault] = spec.reads
         self.faults.set(spec)
+        if spec.fault is FaultKind.WASTE:
+            self._rerate()
 
     def clear_fault(self, kind: FaultKind | None = None) -> None:
+        wasting = FaultKind.WASTE in self.faults
         self.faults.clear(kind)
+        if wasting and FaultKind.WASTE not in self.faults:
+            self._rerate()
         self._reads_left = {k: n for k, n in self._reads_left.items() if k in self.faults}
         if FaultKind.STUCK not in self.faults:
             self._stuck = None
@@ -207,6 +230,10 @@ class MeterSim:
     # --- ground truth ------------------------------------------------------------------------------
     def truth(self) -> dict[str, Any]:
         m = self.model
+        if self.weather is not None:  # a sensor: no counter, its temperature
+            return {"map": self.meter.map, "unit_id": self.meter.unit_id, "gateway": self.meter.gateway,
+                    "counters": {}, "temperature": {"value": self.temperature_c, "unit": "degC"},
+                    "faults": self.faults.as_list()}
         counts, rate = self.shown()
         counter: dict[str, Any] = {
             "value": counts if m.count_size == 1 else counts * m.count_size,

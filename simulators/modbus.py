@@ -42,6 +42,9 @@ class ModbusGateway:
         self._maps: dict[str, tuple[DeviceMap, int, int]] = {}
         for m in meters:
             device = device_map(m.meter.map)
+            if not device.has_counter:  # a sensor: no counter register for read-limited faults to act on
+                self._maps[m.id] = (device, -1, -1)
+                continue
             lo = device.counter_point.address
             assert lo is not None
             self._maps[m.id] = (device, lo, lo + device.counter_point.registers)
@@ -90,7 +93,7 @@ class ModbusGateway:
         else:
             counts, rate = meter.shown()
         words = render(mmap, DeviceValues(counter=counts, rate=rate, step=meter.steps, seed=self._seed, key=meter.id,
-                                    nan=FaultKind.NAN in faults))
+                                    nan=FaultKind.NAN in faults, temperature_c=meter.temperature_c))
         if FaultKind.GARBAGE in faults:
             words = {a: self._random.getrandbits(16) for a in words}
         for addr in range(address, address + count):

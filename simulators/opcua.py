@@ -159,7 +159,7 @@ class OpcUaGatewayServer:
         device = device_map(meter.meter.map)
         shown = values_of(device, DeviceValues(counter=counts, rate=rate, step=meter.steps, seed=self.seed,
                                                key=meter.id, pressure_bar=spec.pressure_bar,
-                                               temperature_c=spec.temperature_c))
+                                               temperature_c=meter.temperature_c))
         return {name: float(shown[p.label]) for name, (p, _) in variables(device).items()}
 
     async def publish(self) -> None:

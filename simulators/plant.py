@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from calc.devices import device_map
 from simulators.clock import SimClock
@@ -26,7 +27,7 @@ from simulators.edgeclock import EdgeClock
 from simulators.faults import MODBUS_ONLY, OPCUA_ONLY, FaultKind, FaultSpec
 from simulators.meter import CounterModel, MeterSim
 from simulators.modbus import ModbusGateway
-from simulators.profiles import make_profile
+from simulators.profiles import ModelProfile, Rate, Weather, make_profile
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,11 @@ class Server(Protocol):
 
 
 def counter_model(meter: SimMeter) -> CounterModel:
-    """What one count of a meter's counter is and how fast its rate makes counts (from its map's declaration)."""
+    """What one count of a meter's counter is and how fast its rate makes counts (from its map's declaration);
+    a sensor's counter counts nothing."""
     device = device_map(meter.map)
+    if not device.has_counter:
+        return CounterModel("", 1.0, 1.0, "", None, "")
     counter = device.counter_point
     if device.pulse_scaled:  # one count is a pulse; the meter's pulse weight makes it a volume
         assert meter.pulse_m3 is not None
@@ -60,11 +64,26 @@ class SimulatedPlant:
         sim = config.simulator
         start_time = start or sim.start or datetime.now(UTC).replace(microsecond=0)
         self.clock = SimClock(start_time, sim.acceleration, paused=paused, monotonic=monotonic)
-        self.meters: dict[str, MeterSim] = {}
-        for meter in config.meters:
-            profile = make_profile(meter.sim, meter.rate_bounds, config.site.timezone, sim.seed, meter.id)
+        self.meters: dict[str, MeterSim] = {}  # meters and variables (production counters, sensors), by id
+        profiles: dict[str, Rate] = {}
+        weathers: dict[str, Weather] = {}
+        tz = config.site.timezone
+        # variables first: a meter's energy model reads its production counter's profile and its sensor's weather
+        for meter in (*config.variables, *config.meters):
+            weather = Weather(meter.sim.weather, ZoneInfo(tz), sim.seed, meter.id) if meter.sim.weather else None
+            model = meter.sim.model
+            profile: Rate
+            if model is not None:
+                profile = ModelProfile(model, profiles[model.production],
+                                       weathers[model.temperature] if model.temperature else None, sim.seed,
+                                       meter.id, sim.step_s)
+            else:
+                profile = make_profile(meter.sim, meter.rate_bounds, tz, sim.seed, meter.id)
+            profiles[meter.id] = profile
+            if weather is not None:
+                weathers[meter.id] = weather
             self.meters[meter.id] = MeterSim(meter, profile, counter_model(meter), start_time, sim.step_s,
-                                             sim.truth_interval_s)
+                                             sim.truth_interval_s, weather=weather)
         self.control_url = control_url or sim.control_url
         self._serve_control = serve_control
         self._servers: list[Server] = []

@@ -2,7 +2,9 @@
 
 "shift": shifts on weekdays with a start-up peak, low load at night and at weekends.
 "continuous": a process that runs day and night around a daily cycle (ovens, boilers).
-Both add noise drawn from a hash of (seed, meter id, step index), so any step can be recomputed alone.
+"model": a meter whose rate follows a known model of production and heating degree-days (ModelProfile); the
+outdoor temperature behind it comes from a Weather profile.
+All add noise drawn from a hash of (seed, meter id, step index), so any step can be recomputed alone.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import math
 import struct
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from simulators.config import SimSpec
+from simulators.config import EnergyModel, SimSpec
+from simulators.config import Weather as WeatherSpec
 
 
 def unit_normal(seed: int, key: str, index: int) -> float:
@@ -74,3 +78,65 @@ class Profile:
 
 def make_profile(spec: SimSpec, bounds: tuple[float, float], timezone: str, seed: int, key: str) -> Profile:
     return Profile(spec.profile, bounds[0], bounds[1], spec, ZoneInfo(timezone), seed, key)
+
+
+class Rate(Protocol):
+    def rate(self, t: datetime, index: int) -> float: ...
+
+
+@dataclass(frozen=True)
+class Weather:
+    """Air temperature at a simulated moment: mean_c plus a day's offset (seeded per local day, interpolated
+    between the days' middles so it never jumps) plus the daily swing, peaking at `warmest_hour`."""
+
+    spec: WeatherSpec
+    tz: ZoneInfo
+    seed: int
+    key: str
+
+    def _day_offset(self, day: int) -> float:
+        return self.spec.day_sd_c * unit_normal(self.seed, self.key + "/day", day)
+
+    def temperature_c(self, t: datetime) -> float:
+        local = t.astimezone(self.tz)
+        hour = local.hour + local.minute / 60.0 + local.second / 3600.0
+        day = local.toordinal()
+        if hour >= 12.0:
+            w, a, b = (hour - 12.0) / 24.0, self._day_offset(day), self._day_offset(day + 1)
+        else:
+            w, a, b = (hour + 12.0) / 24.0, self._day_offset(day - 1), self._day_offset(day)
+        swing = self.spec.swing_c * math.cos(2.0 * math.pi * (hour - self.spec.warmest_hour) / 24.0)
+        return self.spec.mean_c + a + (b - a) * w + swing
+
+
+def hdd_per_h(temperature_c: float, base_c: float) -> float:
+    """Heating degree-days accrued per hour at this temperature: max(0, base - T) / 24."""
+    return max(0.0, base_c - temperature_c) / 24.0
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """A meter's rate from its energy model (config.EnergyModel): base + per_unit x production rate +
+    per_degree_day x HDD rate + noise; the production rate is the production counter's own profile at the same
+    step, the temperature the sensor's weather at the step's start."""
+
+    model: EnergyModel
+    production: Rate
+    weather: Weather | None
+    seed: int
+    key: str
+    step_s: int
+
+    def hdd_per_h(self, t: datetime) -> float:
+        if self.weather is None:
+            return 0.0
+        return hdd_per_h(self.weather.temperature_c(t), self.model.hdd_base_c)
+
+    def rate(self, t: datetime, index: int) -> float:
+        m = self.model
+        level = m.base + m.per_unit * self.production.rate(t, index) + m.per_degree_day * self.hdd_per_h(t)
+        if m.noise_sd > 0:
+            block = index * self.step_s // m.noise_block_s
+            level += m.noise_sd * unit_normal(self.seed, self.key + "/model", block)
+        return max(0.0, level)
+

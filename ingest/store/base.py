@@ -1,7 +1,9 @@
 """The store contract: what ingest writes and what the API and SCADA read (the one part of ingest others import).
 
 `Store` is the whole of it (`StoreReader`, `HeldReader`, `StoreWriter`); every backend (SQLite, InfluxDB)
-implements all of it, so callers never probe for a method.
+implements all of it, so callers never probe for a method. Energy figures (totals, series, meter summaries and
+latest values) are of meters only; production counters and driver variables are read with `variable_totals` and
+`variable_series`.
 """
 
 from __future__ import annotations
@@ -124,6 +126,27 @@ class SeriesPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class VariableTotal:
+    """A production counter's or driver variable's figure over a period (never a CO2e): a counter's sum, a gauge's
+    time-weighted mean. `start` is the bucket's start in a series, None for a period's total."""
+
+    variable: str             # its id (the meter id of its readings)
+    site: str
+    area: str
+    line: str                 # "" when it belongs to no line
+    kind: str                 # production | driver
+    quantity: str             # the device point that carries it
+    unit: str                 # of total, held and mean
+    measure: str              # counter | gauge
+    total: float | None       # counter: sum of its deltas (None for a gauge)
+    held: float               # counter: deltas the edge held as implausible (flag "held"), not in `total`
+    mean: float | None        # gauge: time-weighted mean (None for a counter, or a gauge without timed samples)
+    weight_s: float           # gauge: seconds its samples stand for (the weight of `mean`)
+    points: int               # samples of its quantity
+    start: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class FactorUse:
     """One emission factor (id and version) and when it made the CO2e of stored points."""
 
@@ -174,6 +197,18 @@ class StoreReader(Protocol):
 
     def factor_usage(self, site: str, start: datetime, end: datetime) -> list[FactorUse]:
         """Each factor (id, version) used by points in [start, end), with the first and last hour it was used."""
+        ...
+
+    def variable_totals(self, site: str, start: datetime, end: datetime) -> list[VariableTotal]:
+        """Per production counter and driver variable, over start <= ts < end (UTC): counters summed, gauges
+        time-weighted (sample i stands for its interval_s). Variables without points in the period left out.
+        Group them by area, line or site with ingest.store.variables.combine."""
+        ...
+
+    def variable_series(self, site: str, start: datetime, end: datetime, step: str,
+                        tz: str) -> list[VariableTotal]:
+        """The same per variable and bucket of `step` (buckets as `series` cuts them; `start` set), buckets
+        without points left out; sorted by (start, variable). May raise SeriesError."""
         ...
 
     def close(self) -> None: ...

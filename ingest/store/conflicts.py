@@ -61,7 +61,7 @@ def content_of(p: Point) -> tuple[Any, ...]:
 
 def reading_topic(batch: Batch, meter: str) -> str:
     """The reading topic a meter's point came in on (for its dead letter); empty for a meter the batch lacks."""
-    info = batch.meters.get(meter)
+    info = batch.meters.get(meter) or batch.variables.get(meter)
     return f"{TOPIC_ROOT}/{info.site}/{info.area}/{meter}/reading" if info else ""
 
 

@@ -61,6 +61,7 @@ from ingest.store.base import (
     SeriesPoint,
     StoreDataError,
     StoreError,
+    VariableTotal,
     WriteResult,
 )
 from ingest.store.conflicts import Seen, classify, content_of, dead_point, held_conflict, point_conflict
@@ -70,6 +71,7 @@ from ingest.store.influx_lines import LineMaker, dead_line, dead_payload, ident,
 REMEMBER_MAX = 1_000_000  # keys stored by failed attempts, kept until a retry reports them
 _FLOAT_NAMES = frozenset({"value", "delta", "interval_s", "energy", "co2e_kg"})  # JSON answers 2 for 2.0
 Key = tuple[str, int, str]  # meter, ts_us, quantity (a batch's meter ids name one site each)
+METERS_ONLY = "\"variable\" = ''"  # production counters and drivers carry tag `variable`; energy meters do not
 
 
 def point_line(p: Point, batch: Batch) -> str:
@@ -121,7 +123,7 @@ class InfluxStore:
 
     def _write(self, batch: Batch) -> WriteResult:
         self._ensure_db()
-        site_of = {m: info.site for m, info in batch.meters.items()}
+        site_of = batch.site_of()
         unique: dict[Key, Point] = {}
         in_batch_dups = 0
         for p in batch.points:
@@ -284,9 +286,11 @@ class InfluxStore:
 
     def meter_summaries(self, site: str) -> list[MeterSummary]:
         counts = {s["tags"]["meter"]: (s["tags"], s["values"][0][1]) for s in self._series(
-            f"SELECT COUNT(value) FROM {self._from_points} WHERE site = {ql(site)} GROUP BY meter, area, carrier")}
+            f"SELECT COUNT(value) FROM {self._from_points} WHERE site = {ql(site)} AND {METERS_ONLY} "
+            f"GROUP BY meter, area, carrier")}
         last = {s["tags"]["meter"]: s["values"][0] for s in self._series(
-            f"SELECT LAST(quality) FROM {self._from_points} WHERE site = {ql(site)} GROUP BY meter")}
+            f"SELECT LAST(quality) FROM {self._from_points} WHERE site = {ql(site)} AND {METERS_ONLY} "
+            f"GROUP BY meter")}
         out = []
         for meter, (tags, n) in sorted(counts.items()):
             ts, quality = last.get(meter, (None, None))
@@ -298,7 +302,7 @@ class InfluxStore:
     def latest_values(self, site: str) -> list[LatestValue]:
         out = []
         for s in self._series(f"SELECT LAST(value), unit, quality, flags FROM {self._from_points} "
-                              f"WHERE site = {ql(site)} GROUP BY meter, quantity"):
+                              f"WHERE site = {ql(site)} AND {METERS_ONLY} GROUP BY meter, quantity"):
             ts, value, unit, quality, flags = s["values"][0]
             out.append(LatestValue(meter=s["tags"]["meter"], site=site, quantity=s["tags"]["quantity"],
                                    ts=us_to_dt(int(ts)), value=float(value), unit=unit or "", quality=quality or "",
@@ -358,6 +362,14 @@ class InfluxStore:
 
     def factor_usage(self, site: str, start: datetime, end: datetime) -> list[FactorUse]:
         return influx_series.factor_usage(self._series, self._from_points, site, start, end)
+
+    def variable_totals(self, site: str, start: datetime, end: datetime) -> list[VariableTotal]:
+        """Per variable: sums of the fields its points carry (influx_lines: amount, held, weighted, weight_s)."""
+        return influx_series.variables(self._series, self._from_points, site, start, end, None, "UTC")
+
+    def variable_series(self, site: str, start: datetime, end: datetime, step: str,
+                        tz: str) -> list[VariableTotal]:
+        return influx_series.variables(self._series, self._from_points, site, start, end, step, tz)
 
     def apply_retention(self, now: datetime, chunk_rows: int = CHUNK_ROWS, budget_s: float | None = None) -> Pruned:
         """Nothing to do here: InfluxDB deletes old points itself, by the database's retention policy

@@ -36,7 +36,9 @@ from ingest.points import (
     Batch,
     DeadLetter,
     Point,
+    VariableInfo,
 )
+from ingest.store.variables import amounts
 
 PART_CHARS = 60_000
 INT64 = 1 << 63
@@ -91,6 +93,9 @@ class LineMaker:
     def line(self, p: Point, batch: Batch) -> str:
         ref = p[FACTOR]
         kind = "counter" if p[DELTA] is not None or p[INTERVAL] is not None or "first" in p[FLAGS] else "instant"
+        variable = batch.variables.get(p[METER])
+        if variable is not None:
+            return self._variable_line(p, variable, kind)
         info = batch.meters[p[METER]]
         key = (info.site, p[METER], p[QUANTITY], kind, ref)
         prefix = self._series.get(key)
@@ -118,6 +123,32 @@ class LineMaker:
                 suffix = self._factor[ref] = (f"energy_unit={quoted(f.energy_unit)},factor_id={quoted(f.factor_id)},"
                                               f"factor_version={quoted(f.factor_version)}")
             fields.append(suffix)
+        return f"{prefix}{','.join(fields)},seq={int(p[SEQ])}i {int(p[TS])}"
+
+
+    def _variable_line(self, p: Point, info: VariableInfo, kind: str) -> str:
+        """A production counter's or driver's point: no carrier tag (energy queries never see it), tags `variable`
+        (its kind), `measure`, `line` and `var_unit`, and what it adds to its figures (ingest.store.variables):
+        fields amount, held, weighted, weight_s on the points of its quantity."""
+        key = (info.site, p[METER], p[QUANTITY], kind, "variable")
+        prefix = self._series.get(key)
+        if prefix is None:
+            tags = [("meter", p[METER]), ("site", info.site), ("area", info.area), ("line", info.line),
+                    ("variable", info.kind), ("measure", info.measure), ("var_unit", info.unit),
+                    ("quantity", p[QUANTITY]), ("kind", kind)]
+            prefix = self._series[key] = "points," + ",".join(f"{k}={tag(v)}" for k, v in tags if v) + " "
+        fields = [f"value={float(p[VALUE])!r}"]
+        for name, i in _OPTIONAL_FLOATS:
+            if p[i] is not None:
+                fields.append(f"{name}={float(p[i])!r}")
+        add = amounts(p, info)
+        if add is not None:
+            fields += [f"{n}={float(v)!r}" for n, v in zip(("amount", "held", "weighted", "weight_s"), add,
+                                                            strict=True)]
+        fields.append(f"unit={self._quoted(p[UNIT])},quality={self._quoted(p[QUALITY])},"
+                      f"flags={self._quoted(p[FLAGS])}")
+        if p[AGENT] is not None:
+            fields.append(f"agent={self._quoted(p[AGENT])}")
         return f"{prefix}{','.join(fields)},seq={int(p[SEQ])}i {int(p[TS])}"
 
 

@@ -40,7 +40,7 @@ from ingest.points import (
     ts_to_us,
     us_to_dt,
 )
-from ingest.store import sqlite_held, sqlite_series
+from ingest.store import sqlite_held, sqlite_series, sqlite_variables
 from ingest.store.base import (
     CHUNK_ROWS,
     DeadLetterRecord,
@@ -56,6 +56,7 @@ from ingest.store.base import (
     SeriesPoint,
     StoreDataError,
     StoreError,
+    VariableTotal,
     WriteResult,
 )
 from ingest.store.conflicts import (
@@ -153,7 +154,7 @@ class SqliteStore:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         points = self._within_retention(batch) if batch.points else batch.points
-        site_of = {m: info.site for m, info in batch.meters.items()}
+        site_of = batch.site_of()
         new: Sequence[Point] = points
         duplicates = 0
         conflicts: list[DeadLetter] = []
@@ -227,6 +228,15 @@ class SqliteStore:
         """Meters, factor references, rollups and latest values, from the new points (same transaction);
         returns the factor references it added."""
         db = self._db
+        if batch.variables:  # production counters and drivers: their own declarations and rollups
+            variables = [p for p in new if p[METER] in batch.variables]
+            if variables:
+                sqlite_variables.derive(db, variables, batch)
+                db.executemany(_LATEST, [(site_of[m], m, q) for m, q in set(map(itemgetter(METER, QUANTITY),
+                                                                                 variables))])
+                new = [p for p in new if p[METER] not in batch.variables]
+                if not new:
+                    return set()
         counts = Counter(map(itemgetter(METER), new))  # map/itemgetter: the loop stays in C
         db.executemany(_METER, [(site_of[m], m, batch.meters[m].area, batch.meters[m].carrier, n)
                                 for m, n in counts.items()])
@@ -351,6 +361,22 @@ class SqliteStore:
 
     def factor_usage(self, site: str, start: datetime, end: datetime) -> list[FactorUse]:
         return sqlite_series.factor_usage(self._query, site, start, end)
+
+    # ---- production counters and driver variables -----------------------------------------------------------
+
+    def variable_totals(self, site: str, start: datetime, end: datetime) -> list[VariableTotal]:
+        """Per variable: counters summed, gauges time-weighted (sqlite_variables), like energy totals from the
+        rollups with raw points for the ragged edges."""
+        with self._lock:
+            try:
+                kept = kept_from(self._db)
+            except sqlite3.Error as exc:
+                raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+        return sqlite_variables.totals(self._query, kept, site, start, end)
+
+    def variable_series(self, site: str, start: datetime, end: datetime, step: str,
+                        tz: str) -> list[VariableTotal]:
+        return sqlite_variables.series(self._query, site, start, end, step, tz)
 
     # ---- held energy (HeldReader) -------------------------------------------------------------------------
 

@@ -58,14 +58,18 @@ class Pruner:
                  chunk_rows: int = CHUNK_ROWS, budget_s: float | None = None) -> None:
         self.db, self.lock, self.retention, self.chunk_rows = db, lock, retention, chunk_rows
         self.deadline = time.monotonic() + budget_s if budget_s is not None else None
-        self.deleted = {"points": 0, "rollup_minute": 0, "deadletter": 0}
+        self.deleted = {"points": 0, "rollup_minute": 0, "deadletter": 0, "var_rollup_minute": 0}
 
     def run(self, now_us: int) -> Pruned:
         try:
             self._run(now_us)
         except _OutOfTime:
-            return Pruned(self.deleted["points"], self.deleted["rollup_minute"], self.deleted["deadletter"], False)
-        return Pruned(self.deleted["points"], self.deleted["rollup_minute"], self.deleted["deadletter"])
+            return self._pruned(False)
+        return self._pruned(True)
+
+    def _pruned(self, done: bool) -> Pruned:
+        d = self.deleted
+        return Pruned(d["points"], d["rollup_minute"] + d["var_rollup_minute"], d["deadletter"], done)
 
     def _run(self, now_us: int) -> None:
         r = self.retention
@@ -74,12 +78,14 @@ class Pruner:
         reference = min(now_us, int(newest)) if newest is not None else now_us
         if r.raw_days is not None:
             cutoff = _cutoff(reference, r.raw_days)
-            for site, meter in self._rows("SELECT site, meter FROM meters"):
+            for site, meter in self._rows("SELECT site, meter FROM meters UNION SELECT site, meter FROM variables"):
                 self._chunks("points", "site = ? AND meter = ?", (site, meter), "ts_us", cutoff, record=True)
         if r.minute_days is not None:
             cutoff = _cutoff(reference, r.minute_days)
             for site in self._sites("rollup_minute"):
                 self._chunks("rollup_minute", "site = ?", (site,), "bucket_us", cutoff, record=True)
+            for site in self._sites("var_rollup_minute"):  # production and drivers: the same retention
+                self._chunks("var_rollup_minute", "site = ?", (site,), "bucket_us", cutoff)
         if r.deadletter_days is not None:
             self._chunks("deadletter", "1", (), "received_us", now_us - int(r.deadletter_days * DAY_US))
 

@@ -12,7 +12,8 @@ import sqlite3
 
 from ingest.store.sqlite_migrations import Step, migrate
 
-SCHEMA_VERSION = 2  # PRAGMA user_version; 0: before sites were in the keys; 1: before held and estimated energy
+SCHEMA_VERSION = 3  # PRAGMA user_version; 0: before sites were in the keys; 1: before held and estimated energy;
+# 2: before production counters and driver variables (their tables are new: TABLES creates them)
 MINUTE_US = 60_000_000
 QUARTER_US = 900_000_000
 HOUR_US = 3_600_000_000
@@ -25,6 +26,15 @@ _ROLLUP = """CREATE TABLE IF NOT EXISTS {name} (
 ) WITHOUT ROWID"""
 ESTIMATED_COLUMNS = ("est_energy", "est_co2e_kg")  # of energy and co2e_kg, the part flagged "estimated"
 ROLLUPS = ("rollup_minute", "rollup_quarter", "rollup_hour")
+# production counters and driver variables: per variable and bucket, a counter's sum (and held part) and a gauge's
+# value x seconds and seconds (ingest.store.variables); their raw points are in `points`, like a meter's
+_VAR_ROLLUP = """CREATE TABLE IF NOT EXISTS {name} (
+    site TEXT NOT NULL, meter TEXT NOT NULL, bucket_us INTEGER NOT NULL, amount REAL NOT NULL, held REAL NOT NULL,
+    weighted REAL NOT NULL, weight_s REAL NOT NULL, points INTEGER NOT NULL,
+    PRIMARY KEY (site, bucket_us, meter)
+) WITHOUT ROWID"""
+VAR_ROLLUPS = {"rollup_minute": "var_rollup_minute", "rollup_quarter": "var_rollup_quarter",
+               "rollup_hour": "var_rollup_hour"}
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS points (
@@ -43,6 +53,12 @@ TABLES = (
     energy_unit TEXT NOT NULL
 )""",
     *(_ROLLUP.format(name=name) for name in ROLLUPS),
+    """CREATE TABLE IF NOT EXISTS variables (
+    site TEXT NOT NULL, meter TEXT NOT NULL, area TEXT NOT NULL, line TEXT NOT NULL, kind TEXT NOT NULL,
+    quantity TEXT NOT NULL, unit TEXT NOT NULL, measure TEXT NOT NULL, samples INTEGER NOT NULL,
+    PRIMARY KEY (site, meter)
+) WITHOUT ROWID""",
+    *(_VAR_ROLLUP.format(name=name) for name in VAR_ROLLUPS.values()),
     """CREATE TABLE IF NOT EXISTS latest (
     site TEXT NOT NULL, meter TEXT NOT NULL, quantity TEXT NOT NULL, ts_us INTEGER NOT NULL,
     value REAL NOT NULL, unit TEXT NOT NULL, quality TEXT NOT NULL, flags TEXT NOT NULL,
@@ -143,7 +159,11 @@ def _tables(db: sqlite3.Connection) -> None:
 # Ordered: (the version a step brings a file to, the step). A file of version v gets every step above v, in this
 # order, then TABLES, in one transaction (sqlite_migrations.migrate). A new file gets TABLES alone. A schema change
 # appends a step and raises SCHEMA_VERSION to its version.
-MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _old(_to_v1)), (2, _old(_to_v2)))
+def _to_v3(db: sqlite3.Connection) -> None:
+    """Version 2 to 3: the variables table and their rollups (created with TABLES; nothing to move)."""
+
+
+MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _old(_to_v1)), (2, _old(_to_v2)), (3, _to_v3))
 
 
 def prepare(db: sqlite3.Connection) -> int:

@@ -53,7 +53,25 @@ def test_registers_do_not_overlap(name: str) -> None:
     assert sum(n for _, n in MAPS[name].ranges()) == len(taken)
 
 
-@pytest.mark.parametrize("name", sorted(MAPS))
+COUNTING = sorted(name for name, m in MAPS.items() if m.has_counter)
+SENSORS = sorted(name for name, m in MAPS.items() if not m.has_counter)
+
+
+def test_the_sensors_are_the_outdoor_temperature_maps() -> None:
+    assert SENSORS == ["opcua_outdoor_temperature", "outdoor_temperature"]
+    assert {"production_counter", "opcua_production"} <= set(COUNTING)
+
+
+@pytest.mark.parametrize("name", SENSORS)
+def test_a_sensor_has_gauges_and_no_counter(name: str) -> None:
+    device: DeviceMap = MAPS[name]
+    assert all(p.kind == "gauge" and p.shows != "counter" for p in device.points)
+    assert device.width_bits is None and not device.rate_unit
+    with pytest.raises(KeyError, match="sensor without a counter"):
+        _ = device.counter_point
+
+
+@pytest.mark.parametrize("name", COUNTING)
 def test_the_counter_and_the_rate_agree(name: str) -> None:
     device: DeviceMap = MAPS[name]
     counter = device.counter_point

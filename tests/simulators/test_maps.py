@@ -30,6 +30,9 @@ def test_readme_table_is_the_code(name: str) -> None:
     ("eastron_sdm630", "active_energy_import", 0x0048, 4),
     ("eastron_sdm630", "active_energy_export", 0x004A, 4),
     ("adam6051_counter", "pulse_count", 0, 3),               # 40001
+    ("production_counter", "pieces", 0, 3),                  # 40001-40002
+    ("production_counter", "production_rate", 2, 3),         # 40003-40004
+    ("outdoor_temperature", "outdoor_temperature", 0, 4),    # 30001-30002
 ])
 def test_published_addresses(name: str, point: str, address: int, fc: int) -> None:
     mmap = device_map(name)
