@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from calc.carriers import Carrier as Carrier  # the table of carriers; imported from here too
 from calc.errors import CalcError
 from calc.schema import QUANTITY_MAX, UNIT_MAX, MeterId
-from calc.units import UnitError, check_dimension
+from calc.units import UnitError, check_dimension, known_unit
 
 Name = str
 
@@ -93,11 +93,7 @@ class Variable(BaseModel):
     @field_validator("unit")
     @classmethod
     def _known_unit(cls, unit: str) -> str:
-        try:
-            check_dimension(unit, unit)
-        except UnitError as exc:
-            raise ValueError(f"unknown unit {unit!r}") from exc
-        return unit
+        return known_unit(unit)
 
     @model_validator(mode="after")
     def _consistent(self) -> Variable:

@@ -43,3 +43,12 @@ def convert(value: float, from_unit: str, to_unit: str) -> float:
 def check_dimension(unit: str, like: str) -> None:
     """Raise UnitError unless `unit` has the same dimension as `like`."""
     conversion_factor(unit, like)
+
+
+def known_unit(unit: str) -> str:
+    """`unit` when pint knows it; a ValueError naming it otherwise (for pydantic validators: `KnownUnit`)."""
+    try:
+        check_dimension(unit, unit)
+    except UnitError as exc:
+        raise ValueError(f"unknown unit {unit!r}") from exc
+    return unit

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from calc.devicemap import counter_width_bits
 from calc.registers import DataType, Order, is_integer, register_count
-from calc.units import UnitError, check_dimension
+from calc.units import known_unit
 
 __all__ = ["DataType", "Function", "Kind", "Order", "Point", "scaled"]
 
@@ -52,11 +52,7 @@ class Point(BaseModel):
     @field_validator("unit")
     @classmethod
     def _known_unit(cls, unit: str) -> str:
-        try:
-            check_dimension(unit, unit)
-        except UnitError as exc:
-            raise ValueError(f"unknown unit {unit!r}") from exc
-        return unit
+        return known_unit(unit)
 
     @model_validator(mode="after")
     def _consistent(self) -> Point:
