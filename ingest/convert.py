@@ -268,11 +268,8 @@ class Converter:
             flags = s.flags
             if s.delta is not None and s.delta < 0 and "reset" not in flags and "rollover" not in flags:
                 reason = f"delta: negative {s.delta} {s.unit} without a reset or rollover flag"
-            elif ts_us < lo_us:
-                reason = f"ts: {s.ts} is before the plant's start {self.plant.site.start.isoformat()}"
-            elif ts_us > hi_us:
-                reason = (f"ts: {s.ts} is {(ts_us - now_us) / 1e6:.0f} s in the future "
-                          f"(limit {self.max_future_us / 1e6:.0f} s)")
+            elif ts_us < lo_us or ts_us > hi_us:
+                reason = self._outside_window(s, ts_us, now_us)
             elif s.quantity == variable.quantity:
                 reason = self._variable_unit(variable, s)
             if reason is not None:
@@ -281,6 +278,12 @@ class Converter:
                 continue
             out.points.append([variable.id, ts_us, s.quantity, s.value, s.unit, s.delta, s.interval_s, None, None,
                                s.quality, ",".join(flags) if flags else "", None, seq, agent])
+
+    def _outside_window(self, s: FastSample, ts_us: int, now_us: int) -> str:
+        """Why a sample stamped outside [the plant's start, now + max_future_s] cannot be placed."""
+        if ts_us < self.start_us:
+            return f"ts: {s.ts} is before the plant's start {self.plant.site.start.isoformat()}"
+        return f"ts: {s.ts} is {(ts_us - now_us) / 1e6:.0f} s in the future (limit {self.max_future_us / 1e6:.0f} s)"
 
     def _variable_unit(self, variable: Variable, s: FastSample) -> str | None:
         """Why a sample of the variable's quantity cannot be counted in the variable's unit, else None."""
@@ -322,11 +325,8 @@ class Converter:
                 ts_us = slow
             if delta is not None and delta < 0 and "reset" not in flags and "rollover" not in flags:
                 reason = f"delta: negative energy {delta} {s.unit} without a reset or rollover flag"
-            elif ts_us < lo_us:
-                held = f"ts: {s.ts} is before the plant's start {self.plant.site.start.isoformat()}"
-            elif ts_us > hi_us:
-                held = (f"ts: {s.ts} is {(ts_us - now_us) / 1e6:.0f} s in the future "
-                        f"(limit {self.max_future_us / 1e6:.0f} s)")
+            elif ts_us < lo_us or ts_us > hi_us:
+                held = self._outside_window(s, ts_us, now_us)
             counter = delta is not None or interval_s is not None or "first" in flags
             scale: float | None = None
             if reason is None and counter and not s.quantity.endswith("_export"):
