@@ -160,6 +160,11 @@ def test_refit_and_retire_make_versions(client: TestClient, env: BaselineEnv) ->
     assert [(v["version"], v["active"], v["model"]["stats"]["n"]) for v in detail["versions"]] == [
         (1, True, DAYS), (2, True, DAYS - 14), (3, False, DAYS - 14)]
     assert client.delete("/v1/baselines/m1-daily", headers=h).status_code == 404
+    # a retired baseline is not in force, but each version stays usable for looking back
+    window = {"baseline": "m1-daily", "from": PERIOD["period_start"], "to": PERIOD["period_end"]}
+    assert client.get("/v1/performance", params=window, headers=h).status_code == 404
+    old = client.get("/v1/performance", params={**window, "version": 2}, headers=h)
+    assert old.status_code == 200 and old.json()["baseline_version"] == 2
     assert client.post("/v1/baselines", json=M1_DAILY, headers=h).status_code == 409
     audit = client.get("/v1/audit", params={"entity": "baseline"}, headers=h).json()["rows"]
     assert [r["action"] for r in audit] == ["create", "update", "retire"]
