@@ -16,7 +16,7 @@ from api.errors import Invalid
 from calc.baseline import Resolution, degree_days
 from calc.carriers import BY_NAME
 from calc.plant import Plant
-from ingest.store.base import SeriesError, StoreReader, VariableTotal
+from ingest.store.base import SeriesError, StoreReader
 from ingest.store.variables import combine
 from records.baselines import BaselineSpec, DriverSpec
 
@@ -143,17 +143,17 @@ def _drivers(store: StoreReader, plant: Plant, site: str, specs: tuple[DriverSpe
     values: dict[str, FloatArray] = {}
     units: dict[str, str] = {}
     tz = plant.site.timezone
-    totals: list[VariableTotal] | None = None
-    hourly: list[VariableTotal] | None = None
+    # one read of the store: hourly when a driver needs hourly means (degree-days), else at the periods' step
+    hourly_needed = any(d.transform != "total" for d in specs)
+    step = "1h" if hourly_needed else STEP[resolution]
+    rows = store.variable_series(site, edges[0], edges[-1], step, tz) if specs else []
     for d in specs:
         column = np.zeros(n)
         if d.production_of is not None:
-            totals = totals if totals is not None else store.variable_series(site, edges[0], edges[-1],
-                                                                              STEP[resolution], tz)
             group = site if d.production_of == "site" else d.target
-            rows = [r for r in combine([r for r in totals if r.kind == "production"], d.production_of)
-                    if r.variable == group]
-            kinds = {(r.quantity, r.unit) for r in rows}
+            combined = [r for r in combine([r for r in rows if r.kind == "production"], d.production_of)
+                        if r.variable == group]
+            kinds = {(r.quantity, r.unit) for r in combined}
             if not any(v.kind == "production" and (d.production_of == "site" or
                                                    getattr(v, d.production_of) == d.target) for v in plant.variables):
                 raise Invalid(("body", "drivers"), f"{d.name}: no production counter in {d.production_of} "
@@ -163,7 +163,7 @@ def _drivers(store: StoreReader, plant: Plant, site: str, specs: tuple[DriverSpe
                               f"several quantities or units {sorted(kinds)}: name one variable")
             unit = next(iter(kinds))[1] if kinds else next(
                 v.unit for v in plant.variables if v.kind == "production")
-            for r in rows:
+            for r in combined:
                 if r.start is not None and (i := _index(edges_s, r.start)) >= 0:
                     column[i] += r.total or 0.0
         else:
@@ -174,9 +174,7 @@ def _drivers(store: StoreReader, plant: Plant, site: str, specs: tuple[DriverSpe
                 if var.measure != "counter":
                     raise Invalid(("body", "drivers"), f"{d.name}: {var.id!r} is a gauge; a gauge enters as "
                                   "degree-days (transform heating_degree_days or cooling_degree_days)")
-                totals = totals if totals is not None else store.variable_series(site, edges[0], edges[-1],
-                                                                                  STEP[resolution], tz)
-                for r in totals:
+                for r in rows:
                     if r.variable == var.id and r.start is not None and (i := _index(edges_s, r.start)) >= 0:
                         column[i] += r.total or 0.0
                 unit = var.unit
@@ -186,9 +184,7 @@ def _drivers(store: StoreReader, plant: Plant, site: str, specs: tuple[DriverSpe
                     raise Invalid(("body", "drivers"), f"{d.name}: {var.id!r} has no degree_day_base_c; give base_c")
                 if var.measure != "gauge":
                     raise Invalid(("body", "drivers"), f"{d.name}: degree-days need a temperature gauge")
-                hourly = hourly if hourly is not None else store.variable_series(site, edges[0], edges[-1], "1h",
-                                                                                  tz)
-                mine = [r for r in hourly if r.variable == var.id and r.mean is not None and r.start is not None]
+                mine = [r for r in rows if r.variable == var.id and r.mean is not None and r.start is not None]
                 kind = "heating" if d.transform == "heating_degree_days" else "cooling"
                 dd = degree_days([r.mean or 0.0 for r in mine], base_c=base, kind=kind, sample_hours=1.0,
                                  unit=var.unit)
