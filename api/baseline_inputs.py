@@ -28,13 +28,15 @@ STEP = {Resolution.HOURLY: "1h", Resolution.DAILY: "1d", Resolution.MONTHLY: "1d
 
 @dataclass(frozen=True, slots=True)
 class Inputs:
-    """Per period i, [edges[i], edges[i+1]): energy (`energy_unit`), kg CO2e, stored points, hours, drivers."""
+    """Per period i, [edges[i], edges[i+1]): energy (`energy_unit`), kg CO2e, stored points, hours, the fraction
+    of it that has elapsed (1 for a past period; less for the one that holds `until`), drivers."""
 
     edges: tuple[datetime, ...]
     energy: FloatArray
     co2e_kg: FloatArray
     points: npt.NDArray[np.int64]
     hours: FloatArray
+    elapsed: FloatArray
     energy_unit: str
     carrier: str
     drivers: dict[str, FloatArray]
@@ -108,10 +110,14 @@ def _index(edges_s: list[float], t: datetime) -> int:
 
 
 def read_inputs(store: StoreReader, plant: Plant, site: str, spec: BaselineSpec, resolution: Resolution,
-                start: datetime, end: datetime) -> Inputs:
-    """Energy, CO2e and drivers of `spec` per period of `resolution` over [start, end), from the store."""
+                start: datetime, end: datetime, until: datetime | None = None) -> Inputs:
+    """Energy, CO2e and drivers of `spec` per period of `resolution` over [start, end), from the store; periods
+    that start at or after `until` (now) are left out: they have no actual yet."""
     tz = plant.site.timezone
     edges = period_edges(resolution, start, end, tz)
+    if until is not None and until < edges[-1]:
+        begun = sum(1 for e in edges[:-1] if e < until)   # periods that have started by `until`
+        edges = edges[:begun + 1]
     edges_s = [e.timestamp() for e in edges]
     n = len(edges) - 1
     meters, carrier = members(plant, spec)
@@ -134,7 +140,10 @@ def read_inputs(store: StoreReader, plant: Plant, site: str, spec: BaselineSpec,
         raise Invalid(("body", "carrier"), f"the meters' energy is stored in several units {sorted(units)}")
     unit = units.pop() if units else BY_NAME[carrier].default_unit
     hours = np.diff(np.array(edges_s)) / 3600.0
-    return Inputs(edges, energy, co2e, points, hours, unit, carrier, drivers, driver_units)
+    elapsed = np.ones(n)
+    if until is not None and n and until < edges[-1]:
+        elapsed[-1] = (until - edges[-2]).total_seconds() / 3600.0 / hours[-1]
+    return Inputs(edges, energy, co2e, points, hours, elapsed, unit, carrier, drivers, driver_units)
 
 
 def _drivers(store: StoreReader, plant: Plant, site: str, specs: tuple[DriverSpec, ...], resolution: Resolution,

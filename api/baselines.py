@@ -4,6 +4,7 @@ it with every limit missed, store an accepted one with its audit row, refit (a n
 from __future__ import annotations
 
 import math
+from datetime import datetime
 
 import numpy as np
 
@@ -32,9 +33,13 @@ def subject(site: str, spec: BaselineSpec) -> str:
     return site if spec.scope == "site" else f"{site}/{spec.scope}/{spec.target}"
 
 
-def fit(store: StoreReader, plant: Plant, site: str, spec: BaselineSpec) -> tuple[Baseline, float]:
+def fit(store: StoreReader, plant: Plant, site: str, spec: BaselineSpec,
+        now: datetime | None = None) -> tuple[Baseline, float]:
     """The fitted model of `spec` on the stored data of its period, and the mean length (h) of its periods.
     Raises Refused (the limits missed) or Invalid (data that cannot be fitted)."""
+    if now is not None and spec.period_end > now:
+        raise Invalid(("body", "period_end"), f"{spec.period_end.isoformat()} is in the future: a baseline is fitted "
+                      "on periods that are over")
     data = read_inputs(store, plant, site, spec, spec.resolution, spec.period_start, spec.period_end)
     try:
         model = fit_baseline(data.energy, data.drivers, energy_unit=data.energy_unit,

@@ -35,6 +35,8 @@ class PerformanceSeries(BaseModel):
 
     start: list[datetime]
     hours: list[float]
+    elapsed: list[float] = Field(description="share of the period that has elapsed (below 1 for the one under way: "
+                                 "its intercept is counted for that share)")
     points: list[int] = Field(description="stored energy points in the period (0: no data, actual reads 0)")
     actual: list[float]
     expected: list[float]
@@ -56,7 +58,8 @@ class PerformanceOut(BaseModel):
     carrier: str
     resolution: Resolution
     start: datetime
-    end: datetime
+    end: datetime = Field(description="end of the last period shown (periods not yet begun are left out)")
+    requested_end: datetime
     units: dict[str, str] = Field(description="unit of each figure: energy, co2e, deviation_pct, enpi, cusum and "
                                   "each driver by its name")
     totals: PerformanceTotals
@@ -75,20 +78,23 @@ def _num(value: float) -> float | None:
 
 def expected_energy(b: StoredBaseline, data: Inputs, resolution: Resolution) -> tuple[FloatArray, bool]:
     """The model's energy per period given the actual drivers; at another resolution than the model's the
-    intercept is spread by the periods' hours (the driver terms are totals, so they add up exactly)."""
+    intercept is spread by the periods' hours (the driver terms are totals, so they add up exactly), and the
+    period under way gets the share of its intercept that has elapsed."""
     try:
         expected = b.model.predict(data.drivers, data.driver_units)
     except (BaselineError, UnitError) as exc:
         raise Invalid(("query", "baseline"), str(exc)) from exc
     scaled = resolution is not b.model.resolution
-    if scaled and "intercept" in {t.name for t in b.model.terms}:
-        expected = expected + b.model.term("intercept").value * (data.hours / b.period_hours - 1.0)
+    if "intercept" in {t.name for t in b.model.terms}:
+        share = data.elapsed * (data.hours / b.period_hours if scaled else 1.0)
+        expected = expected + b.model.term("intercept").value * (share - 1.0)
     return expected, scaled
 
 
 def performance(store: StoreReader, plant: Plant, site: str, b: StoredBaseline, resolution: Resolution,
-                start: datetime, end: datetime) -> PerformanceOut:
-    data = read_inputs(store, plant, site, b.spec, resolution, start, end)
+                start: datetime, end: datetime, now: datetime | None = None) -> PerformanceOut:
+    """Actual vs expected per period of [start, end) that has begun by `now` (the one under way up to now)."""
+    data = read_inputs(store, plant, site, b.spec, resolution, start, end, until=now)
     if data.energy_unit != b.model.energy_unit:
         raise Invalid(("query", "baseline"), f"energy is stored in {data.energy_unit}, the model is in "
                       f"{b.model.energy_unit}")
@@ -100,7 +106,8 @@ def performance(store: StoreReader, plant: Plant, site: str, b: StoredBaseline, 
         actual_co2e_kg=float(perf.actual_co2e_kg.sum()), expected_co2e_kg=float(perf.expected_co2e_kg.sum()),
         deviation_co2e_kg=float(perf.deviation_co2e_kg.sum()))
     series = PerformanceSeries(
-        start=list(data.edges[:-1]), hours=data.hours.tolist(), points=data.points.tolist(),
+        start=list(data.edges[:-1]), hours=data.hours.tolist(), elapsed=data.elapsed.tolist(),
+        points=data.points.tolist(),
         actual=perf.actual.tolist(), expected=perf.expected.tolist(), deviation=perf.deviation.tolist(),
         deviation_pct=_opt(perf.deviation_pct), enpi=_opt(perf.enpi), cusum=perf.cusum.tolist(),
         actual_co2e_kg=perf.actual_co2e_kg.tolist(), expected_co2e_kg=perf.expected_co2e_kg.tolist(),
@@ -109,4 +116,5 @@ def performance(store: StoreReader, plant: Plant, site: str, b: StoredBaseline, 
              "cusum": data.energy_unit, "hours": "h", **{f"driver:{k}": u for k, u in data.driver_units.items()}}
     return PerformanceOut(site=site, baseline=b.id, baseline_version=b.version, model_version=b.model_hash,
                           subject=b.model.subject, carrier=data.carrier, resolution=resolution, start=data.edges[0],
-                          end=data.edges[-1], units=units, totals=totals, series=series, intercept_scaled=scaled)
+                          end=data.edges[-1], requested_end=end, units=units, totals=totals, series=series,
+                          intercept_scaled=scaled)

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.baselines import BaselineBook, Refused, fit
-from api.deps import DbDep, Engineer, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
+from api.deps import DbDep, Engineer, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
 from calc.baseline import Baseline
 from records.baselines import NAME, BaselineSpec, StoredBaseline
 
@@ -93,14 +93,14 @@ def show_baseline(baseline_id: BaselineId, settings: SettingsDep, book: Baseline
 @router.post("/baselines", status_code=201, response_model=BaselineOut,
              responses={409: {"description": "the id is taken"}, 422: REFUSED})
 def create_baseline(body: Annotated[BaselineIn, Body(openapi_examples={"line": {"value": EXAMPLE}})],
-                    settings: SettingsDep, store: StoreDep, book: BaselineBookDep, key: Engineer,
+                    settings: SettingsDep, store: StoreDep, book: BaselineBookDep, now: NowDep, key: Engineer,
                     site: SiteQuery = None) -> BaselineOut | JSONResponse:
     """Fit energy on the drivers over the baseline period from the stored data (OLS) and store the model with its
     statistics, when it meets the acceptance limits (default: ASHRAE Guideline 14's for the resolution)."""
     site = site_of(key, settings, site)
     spec = BaselineSpec.model_validate(body.model_dump(exclude={"id"}))
     try:
-        model, hours = fit(store, settings.plant, site, spec)
+        model, hours = fit(store, settings.plant, site, spec, now)
     except Refused as exc:
         return refused(exc)
     return _out(book.save(site, body.id, spec, model, hours, key.name, create=True))
@@ -109,13 +109,13 @@ def create_baseline(body: Annotated[BaselineIn, Body(openapi_examples={"line": {
 @router.put("/baselines/{baseline_id}", response_model=BaselineOut,
             responses={404: {"description": "no such baseline"}, 422: REFUSED})
 def refit_baseline(baseline_id: BaselineId, body: Annotated[BaselineSpec, Body()], settings: SettingsDep,
-                   store: StoreDep, book: BaselineBookDep, key: Engineer,
+                   store: StoreDep, book: BaselineBookDep, now: NowDep, key: Engineer,
                    site: SiteQuery = None) -> BaselineOut | JSONResponse:
     """Replace the baseline with a new fit (a new version; earlier versions stay readable and usable)."""
     site = site_of(key, settings, site)
     book.get(site, baseline_id)
     try:
-        model, hours = fit(store, settings.plant, site, body)
+        model, hours = fit(store, settings.plant, site, body, now)
     except Refused as exc:
         return refused(exc)
     return _out(book.save(site, baseline_id, body, model, hours, key.name, create=False))

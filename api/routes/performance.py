@@ -33,4 +33,5 @@ def get_performance(settings: SettingsDep, store: StoreDep, book: BaselineBookDe
     site = site_of(key, settings, site)
     b = in_force(book, site, baseline, version)
     bounds = period_of(settings, now, period, start, end)
-    return performance(store, settings.plant, site, b, resolution or b.model.resolution, bounds.start, bounds.end)
+    return performance(store, settings.plant, site, b, resolution or b.model.resolution, bounds.start,
+                       bounds.end, now)

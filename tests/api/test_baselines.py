@@ -130,6 +130,7 @@ def test_requests_that_cannot_be_fitted_say_why(client: TestClient, env: Baselin
         ({**M1_DAILY, "drivers": [{"name": "x", "variable": "nope"}]}, "no variable 'nope'"),
         ({**M1_DAILY, "drivers": [{"name": "t", "variable": "temp"}]}, "is a gauge"),
         ({**M1_DAILY, "period_start": (T0 + timedelta(hours=3)).isoformat()}, "is not midnight"),
+        ({**M1_DAILY, "period_end": (env.clock.now + timedelta(days=1)).isoformat()}, "is in the future"),
     ]
     for body, reason in cases:
         resp = client.post("/v1/baselines", json=body, headers=h)

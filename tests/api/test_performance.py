@@ -6,7 +6,7 @@ resolution and at another; the CUSUM turns when the waste starts; bounds, versio
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ START, END = T0 + timedelta(days=FIT_DAYS), T0 + timedelta(days=ALL_DAYS)
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> BaselineEnv:
     env = BaselineEnv(tmp_path_factory.mktemp("performance"))
+    env.clock.now = datetime(2026, 4, 1, tzinfo=UTC)   # every stored day is over
     fill(env.store, generate(MODEL, T0, ALL_DAYS * 24, waste_from=T0 + timedelta(days=WASTE_DAY)), MODEL.m2_kwh)
     return env
 
@@ -130,6 +131,21 @@ def test_bounds_versions_and_keys(client: TestClient, env: BaselineEnv) -> None:
     assert client.get("/v1/performance", params={"baseline": "nope"}, headers=h).status_code == 404
     assert client.get("/v1/performance", params={"baseline": "m1"}).status_code == 401
     assert client.get("/v1/performance", params={"baseline": "m1"}, headers=env.h("other")).status_code == 404
+    # a period under way: only the periods begun by now, the last with the share of its intercept that elapsed
+    env.clock.now = START + timedelta(days=4, hours=12)
+    try:
+        doc = get(client, env)
+    finally:
+        env.clock.now = datetime(2026, 4, 1, tzinfo=UTC)
+    s = doc["series"]
+    assert len(s["start"]) == 5 and s["elapsed"] == [1.0, 1.0, 1.0, 1.0, 0.5]
+    assert doc["end"] == (START + timedelta(days=5)).isoformat().replace("+00:00", "Z")
+    coef = coefficients(client, env)
+    last = {k: s["drivers"][k][-1] for k in ("pieces", "hdd")}
+    assert s["expected"][-1] == pytest.approx(0.5 * coef["intercept"] + coef["pieces"] * last["pieces"]
+                                              + coef["hdd"] * last["hdd"], rel=1e-12)
+    assert s["expected"][0] == pytest.approx(coef["intercept"] + coef["pieces"] * s["drivers"]["pieces"][0]
+                                             + coef["hdd"] * s["drivers"]["hdd"][0], rel=1e-12)
     monthly = client.get("/v1/performance", params={"baseline": "m1", "resolution": "monthly",
                                                     "from": "2026-03-01T00:00:00Z", "to": "2026-04-01T00:00:00Z"},
                          headers=h)
