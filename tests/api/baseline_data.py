@@ -20,6 +20,7 @@ from calc import topics
 from calc.plant import parse_plant
 from ingest.convert import Converter
 from ingest.points import ts_to_us
+from ingest.store.base import StoreWriter
 from ingest.store.sqlite import SqliteStore
 from simulators.profiles import hdd_per_h
 from tests.api.conftest import Env
@@ -99,7 +100,7 @@ def _message(meter: str, area: str, samples: list[dict[str, Any]], seq: int) -> 
     return topics.reading(SITE, area, meter), body, ts_to_us(datetime(2030, 1, 1, tzinfo=UTC))
 
 
-def fill(store: SqliteStore, data: Hours, m2_kwh: float, first_seq: int = 0) -> None:
+def fill(store: StoreWriter, data: Hours, m2_kwh: float, first_seq: int = 0) -> None:
     """Write the hours through ingest's converter (one message a day per meter and variable)."""
     conv = Converter(parse_plant(plant_data()), clock=lambda: datetime(2030, 1, 1, tzinfo=UTC).timestamp())
     counters = {"m1": 1000.0, "m2": 1000.0, "out-1": 0.0}
