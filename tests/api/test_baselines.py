@@ -116,6 +116,12 @@ def test_a_model_that_misses_the_limits_is_refused_with_each_reason(client: Test
     cv = resp.json()["stats"]["cv_rmse"]
     assert miss == f"CV(RMSE) = {cv:.2%} > 0.10%"
 
+    # energy that never varies (m2 draws a flat load): R² is 0/0, refused as undefined, not stored as NaN
+    flat = {**M1_DAILY, "id": "bad", "target": "m2", "drivers": []}
+    resp = client.post("/v1/baselines", json=flat, headers=env.h("engineer"))
+    assert resp.status_code == 422, resp.text
+    assert any(m.startswith("R² is undefined") for m in resp.json()["misses"]), resp.json()
+
     # nothing was stored, nothing audited
     assert client.get("/v1/baselines", params={"include_retired": True}, headers=env.h("admin")).json() == []
     assert client.get("/v1/audit", params={"entity": "baseline"}, headers=env.h("admin")).json()["rows"] == []
