@@ -33,6 +33,7 @@ from api.routes import (
     allowances,
     audit,
     balance,
+    baselines,
     factors,
     health,
     held,
@@ -41,6 +42,7 @@ from api.routes import (
     keys,
     meters,
     offsets,
+    performance,
     reports,
     rules,
     stream,
@@ -154,8 +156,8 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
 
     app = FastAPI(title="carbonwatch", version="1", lifespan=lifespan,
                   description="Live plant-floor carbon emissions: balances, history, meters, factor sets, "
-                              "operating criteria and alerts, held energy (release or reject), allowances, "
-                              "offsets, contractual instruments, "
+                              "operating criteria and alerts, energy baselines and actual vs expected, held energy "
+                              "(release or reject), allowances, offsets, contractual instruments, "
                               "reports, the audit log and a live stream. Every call needs an API key "
                               "(`Authorization: Bearer KEY` or `X-API-Key`) except /healthz.")
     app.state.settings = settings
@@ -176,7 +178,7 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     add_error_handlers(app)
     for module in (health, meters, balance, history, held, factors, rules, alerts, allowances, offsets, instruments,
-                   reports, audit, keys, stream):
+                   reports, audit, keys, stream, baselines, performance):
         app.include_router(module.router)
     app.include_router(dashboard.router)  # the static page at "/" (no data in it; it calls the API with a key)
     return app

@@ -66,9 +66,21 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 """
 
 
+# Energy baselines (ISO 50006), versioned like rules: a change (refit, retire) is a new version, never an update.
+# `spec` is what was fitted (target, carrier, drivers, period, resolution: records.baselines.BaselineSpec as JSON),
+# `model` the fitted calc.baseline.Baseline as JSON, `period_hours` the mean bucket length of the fit (h).
+BASELINES_V2 = """
+CREATE TABLE IF NOT EXISTS baselines (
+    id TEXT NOT NULL, version INTEGER NOT NULL, site TEXT NOT NULL, spec TEXT NOT NULL, model TEXT NOT NULL,
+    model_hash TEXT NOT NULL, period_hours REAL NOT NULL, active INTEGER NOT NULL, created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL, PRIMARY KEY (id, version)
+);
+"""
+
+
 # Ordered: (the version a step brings a file to, the step). A file of version v gets every step above v, in this
 # order, in one transaction (ingest.store.sqlite_migrations.migrate). Version 1 is the schema as first released
 # (files from before versioning are version 0 with these tables already there: every statement is IF NOT EXISTS,
 # so for them it only records the version). A change appends a step (ALTER TABLE ... / CREATE ...), never edits one.
-MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, sql_step(SCHEMA_V1)),)
+MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, sql_step(SCHEMA_V1)), (2, sql_step(BASELINES_V2)))
 SCHEMA_VERSION = MIGRATIONS[-1][0]

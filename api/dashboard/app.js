@@ -1,7 +1,8 @@
-// The dashboard's entry point: sign-in with an API key, the hash router (#/, #/area/ID, #/meter/ID), the live
-// stream feeding the current view, and a periodic refresh of the stored figures.
+// The dashboard's entry point: sign-in with an API key, the hash router (#/, #/area/ID, #/meter/ID,
+// #/performance/ID), the live stream feeding the current view, and a periodic refresh of the stored figures.
 
 import { ApiError, clearKey, get, getKey, setKey, stream, takeKeyFromFragment } from "./api.js";
+import { performanceView } from "./performance.js";
 import { drill, overview } from "./views.js";
 
 const REFRESH_MS = 15_000;
@@ -47,6 +48,12 @@ async function route() {
   const view = $("view");
   const [, kind, raw] = location.hash.match(/^#\/(area|meter)\/(.+)$/) || [];
   const ctx = { fail };
+  const perf = location.hash.match(/^#\/performance(?:\/(.+))?$/);
+  if (perf) {
+    crumbs([[site, "#/"], ["performance", null]]);
+    current = performanceView(view, ctx, perf[1] ? decodeURIComponent(perf[1]) : null);
+    return;
+  }
   if (kind === "meter") {
     const id = decodeURIComponent(raw);
     let area = null;
