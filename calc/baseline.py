@@ -222,7 +222,9 @@ def _misses(stats: FitStats, lim: AcceptanceLimits, terms: tuple[Term, ...], nam
         misses.append(f"mean energy {stats.mean_energy:.6g} is not positive: CV(RMSE) and NMBE are undefined")
     if stats.n < lim.min_points:
         misses.append(f"n = {stats.n} points < minimum {lim.min_points}")
-    if stats.r2 < lim.min_r2:
+    if not math.isfinite(stats.r2):  # energy that never varies: no variance to explain (statsmodels: NaN or -inf)
+        misses.append("R² is undefined: the energy never varies over the baseline period")
+    elif stats.r2 < lim.min_r2:
         misses.append(f"R² = {stats.r2:.4f} < {lim.min_r2:.4f}")
     if stats.mean_energy > 0 and stats.cv_rmse > lim.max_cv_rmse:
         misses.append(f"CV(RMSE) = {stats.cv_rmse:.2%} > {lim.max_cv_rmse:.2%}")

@@ -92,6 +92,13 @@ def test_too_few_points_and_bad_p_values_are_refused() -> None:
         fit(energy - TRUE["hdd"] * drivers["hdd"], noise_driver, limits=lim)
 
 
+def test_energy_that_never_varies_is_refused_for_an_undefined_r2() -> None:
+    _, drivers = synthetic(60, 8)
+    lim = AcceptanceLimits(max_cv_rmse=1.0, max_abs_nmbe=1.0, min_r2=0.0, min_points=10)
+    with pytest.raises(BaselineRefused, match=r"R² is undefined: the energy never varies"):
+        fit(np.full(60, 500.0), drivers, limits=lim)
+
+
 def test_monthly_limits_are_ashrae_14() -> None:
     monthly = AcceptanceLimits.ashrae14(Resolution.MONTHLY)
     hourly = AcceptanceLimits.ashrae14("hourly")
