@@ -17,11 +17,13 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from api.accounting import RateInputs, rate_inputs
-from api.live.live_sums import PERIODS, LiveState
+from api.live.live_sums import PERIODS, Boundary, LiveAllowance, LiveState, hour_of
 from api.live.stream import Hub
 from api.notify import Notifier
+from api.projection import expected_profile, hourly_history, in_boundary
 from api.rulebook import RuleBook, StoredRule, alert_doc
 from calc import topics
+from calc.performance import HourOfWeekProfile
 from calc.periods import resolve
 from calc.rules import Metric, Phase, RuleState, ScopeKind, Transition, evaluate
 from calc.schema import ReadingMessage, decode
@@ -95,6 +97,9 @@ class Engine:
             if s.meter in self.live.meters:
                 self.live.meters[s.meter].last_ts = s.last_ts
                 self.live.meters[s.meter].last_quality = s.last_quality
+        self.live.cut = cut
+        self.live.allowance_base.clear()
+        self.apply_projection_inputs(self.read_projection_inputs(store))
         if cut is None:
             return
         end = cut + timedelta(microseconds=1)
@@ -111,8 +116,51 @@ class Engine:
                 del self.states[rule_id]
 
     def reload_allowances(self) -> None:
-        self.live.allowances = {(a.scope, a.target): (a.start, a.end, a.amount_kg)
-                                for a in Ledger(self.book.db).allowances(self.site)}
+        """The unvoided allowances; a new one's stored part and its boundary's profile are read at the next
+        refresh, which this asks for (allowance rules on it wait until then)."""
+        self.live.allowances = [LiveAllowance(a.id, a.scope, a.target, a.start, a.end, a.amount_kg)
+                                for a in Ledger(self.book.db).allowances(self.site)]
+        self._on_loop(self.basis_wanted.set)
+
+    # ---- the allowance projection's inputs (api.projection) -----------------------------------------------
+
+    def projection_due(self) -> bool:
+        """Whether a profile or an allowance's stored part is missing, or the hour turned since the profiles."""
+        live = self.live
+        return (live.profiles_at != hour_of(self.clock())
+                or any(a.id not in live.allowance_base or (a.scope, a.target) not in live.profiles
+                       for a in live.allowances))
+
+    def read_projection_inputs(self, store: StoreReader,
+                               ) -> tuple[datetime, dict[int, float], dict[Boundary, HourOfWeekProfile | None]]:
+        """The stored kg of each allowance's boundary up to the start-up cut (those not read yet) and the
+        hour-of-week profile of every allowance boundary at the engine's clock (blocking: run it in a thread)."""
+        live, now = self.live, self.clock()
+        bases: dict[int, float] = {}
+        cut = live.cut
+        for a in live.allowances:
+            if a.id in live.allowance_base:
+                continue
+            end = min(a.end, cut + timedelta(microseconds=1)) if cut is not None else a.start
+            totals = store.totals(self.site, a.start, end) if end > a.start else []
+            bases[a.id] = sum(t.co2e_kg for t in totals if in_boundary(t, a.scope, a.target))
+        profiles: dict[Boundary, HourOfWeekProfile | None] = {}
+        for scope, target in {(a.scope, a.target) for a in live.allowances}:
+            hourly = hourly_history(store, self.site, now, scope, target)
+            profiles[(scope, target)] = expected_profile(hourly, live.tz)
+        return hour_of(now), bases, profiles
+
+    def apply_projection_inputs(
+            self, inputs: tuple[datetime, dict[int, float], dict[Boundary, HourOfWeekProfile | None]]) -> None:
+        at, bases, profiles = inputs
+        self.live.allowance_base.update(bases)
+        self.live.profiles = profiles
+        self.live.profiles_at = at
+
+    async def refresh_projection(self, store: StoreReader) -> None:
+        """Rebuild the allowance profiles when the hour turned (or an allowance is new), off the event loop."""
+        if self.projection_due():
+            self.apply_projection_inputs(await asyncio.to_thread(self.read_projection_inputs, store))
 
     # ---- the live rate's basis ---------------------------------------------------------------------------
 
@@ -132,6 +180,7 @@ class Engine:
 
     async def refresh_rates(self, store: StoreReader) -> None:
         """Refresh the rate basis from the store; changed rates go to the stream (meters, then the balance)."""
+        await self.refresh_projection(store)
         changed = self.apply_rate_inputs(await asyncio.to_thread(self.read_rate_inputs, store))
         for name in changed:
             m = self.live.meters[name]

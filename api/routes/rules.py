@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from api.deps import BookDep, EngineDep, Engineer, NowDep, SettingsDep, SiteQuery, Viewer, invalid, site_of
 from api.errors import NotFound
 from api.rulebook import StoredRule
-from calc.rules import RuleSpec, RuleState, ScopeKind
+from calc.rules import Metric, RuleSpec, RuleState, ScopeKind
 
 router = APIRouter(prefix="/v1", tags=["rules"])
 
@@ -41,6 +41,8 @@ class RuleDetail(RuleOut):
     versions: list[RuleOut]
     phase: str = Field(description="ok | pending | firing (live)")
     value: float | None = Field(description="the metric's live value over the rule's scope")
+    projection_method: str | None = Field(default=None, description="allowance projection rules: how the value "
+                                          "was projected, as /v1/balance's allowance.projection_method says")
     open_alert: int | None
 
 
@@ -70,8 +72,11 @@ def show_rule(rule_id: RuleId, settings: SettingsDep, book: BookDep, engine: Eng
     last = versions[-1]
     state = engine.states.get(rule_id, RuleState())
     value = engine.live.value(last.spec, now)
+    made = engine.live.allowance_projection(last.spec, now) if last.spec.metric is Metric.ALLOWANCE_PROJECTION \
+        else None
     return RuleDetail(**_out(last).model_dump(), versions=[_out(v) for v in versions], phase=state.phase.value,
                       value=None if math.isnan(value) or math.isinf(value) else value,
+                      projection_method=made.method.value if made is not None else None,
                       open_alert=engine.open.get(rule_id))
 
 
