@@ -55,6 +55,7 @@ class Severity(StrEnum):
 class ScopeKind(StrEnum):
     SITE = "site"
     AREA = "area"
+    LINE = "line"
     METER = "meter"
 
 
@@ -100,12 +101,17 @@ class RuleSpec(BaseModel):
     for_s: float = Field(default=0.0, ge=0, le=31 * 86400, description="the breach must last this long")
     severity: Severity = Severity.WARNING
     scope: ScopeKind = ScopeKind.SITE
-    target: str | None = Field(default=None, max_length=128, description="area or meter id (not for site scope)")
+    target: str | None = Field(default=None, max_length=128,
+                               description="area, line or meter id (not for site scope)")
     schedule: tuple[Window, ...] = Field(default=(), max_length=32, description="active windows; empty = always")
     period: str = Field(default="month", pattern="^(today|month|year)$",
                         description="period of cumulative, projection and intensity metrics")
     product_quantity: str | None = Field(default=None, max_length=64,
-                                         description="sample quantity counting product (intensity rules)")
+                                         description="intensity rules: the quantity that counts product; the "
+                                         "production variables of the scope with this quantity are summed")
+    product_variable: str | None = Field(default=None, max_length=128,
+                                         description="intensity rules: the id of the production variable that "
+                                         "counts product (instead of product_quantity)")
 
     @model_validator(mode="after")
     def _check(self) -> RuleSpec:
@@ -117,8 +123,9 @@ class RuleSpec(BaseModel):
                 raise ValueError("clear_threshold must not be above the threshold of a > or >= rule")
             if not upward and self.clear_threshold < self.threshold:
                 raise ValueError("clear_threshold must not be below the threshold of a < or <= rule")
-        if self.metric is Metric.INTENSITY and not self.product_quantity:
-            raise ValueError("product_quantity: an intensity rule needs the quantity that counts product")
+        if self.metric is Metric.INTENSITY and not (self.product_quantity or self.product_variable):
+            raise ValueError("product_quantity: an intensity rule needs the quantity that counts product, or "
+                             "product_variable the production variable's id")
         return self
 
     @property

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 
+from api.live.production import Production
 from api.projection import LIVE_BURN_WINDOW, AllowanceProjection, project_allowance
 from calc.balance import TimeRange
 from calc.performance import HourOfWeekProfile
@@ -92,6 +93,7 @@ class MeterLive:
     meter: str
     area: str
     carrier: str
+    line: str | None = None
     last_ts: datetime | None = None
     last_quality: str | None = None
     power_kw: float | None = None
@@ -140,7 +142,8 @@ class LiveState:
     def __init__(self, plant: Plant) -> None:
         self.plant = plant
         self.tz = plant.site.timezone
-        self.meters = {m.id: MeterLive(m.id, m.area, m.carrier.value) for m in plant.meters}
+        self.meters = {m.id: MeterLive(m.id, m.area, m.carrier.value, m.line) for m in plant.meters}
+        self.production = Production(plant.variables, self.tz)
         self.allowances: list[LiveAllowance] = []
         self.cut: datetime | None = None                 # the start-up baseline's cut (store_hwm of every meter)
         self.allowance_base: dict[int, float] = {}       # allowance id -> stored kg in [start, cut] of its boundary
@@ -286,6 +289,8 @@ class LiveState:
             return list(self.meters.values())
         if scope is ScopeKind.AREA:
             return [m for m in self.meters.values() if m.area == target]
+        if scope is ScopeKind.LINE:
+            return [m for m in self.meters.values() if m.line == target]
         return [self.meters[target]] if target in self.meters else []
 
     def period_kg(self, meters: list[MeterLive], period: str, now: datetime) -> float:
@@ -306,8 +311,9 @@ class LiveState:
             return self.period_kg(meters, rule.period, now)
         if metric is Metric.INTENSITY:
             start = resolve(rule.period, None, None, self.tz, now).start
-            product = sum(a for m in meters for (p, q), (s, a) in m.product.items()
-                          if p == rule.period and q == rule.product_quantity and s == start)
+            product = self.production.amount(rule, now) + sum(
+                a for m in meters for (p, q), (s, a) in m.product.items()
+                if p == rule.period and q == rule.product_quantity and s == start)
             return self.period_kg(meters, rule.period, now) / product if product > 0 else math.nan
         if metric is Metric.DATA_QUALITY:
             seen = [m for m in meters if m.last_quality is not None]

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from api.accounting import RateInputs, rate_inputs
-from api.live.live_sums import PERIODS, Boundary, LiveAllowance, LiveState, hour_of
+from api.live.live_sums import PERIODS, Boundary, LiveAllowance, LiveState, MeterLive, hour_of
 from api.live.stream import Hub
 from api.notify import Notifier
 from api.projection import expected_profile, hourly_history, in_boundary
@@ -93,6 +93,7 @@ class Engine:
         cut = max(seen) if seen else None
         for m in self.live.meters:
             self.live.set_hwm(m, cut)
+        self.live.production.set_hwm(cut)
         for s in summaries:
             if s.meter in self.live.meters:
                 self.live.meters[s.meter].last_ts = s.last_ts
@@ -107,6 +108,10 @@ class Engine:
             bounds = resolve(period, None, None, self.live.tz, self.clock())
             totals = store.totals(self.site, bounds.start, end) if end > bounds.start else []
             self.live.load_baseline(period, bounds.start, {t.meter: t.co2e_kg for t in totals})
+            if self.live.production.variables:
+                made = store.variable_totals(self.site, bounds.start, end) if end > bounds.start else []
+                self.live.production.load_baseline(period, bounds.start,
+                                                   {v.variable: v.total or 0.0 for v in made if v.total is not None})
 
     def reload_rules(self) -> None:
         self.rules = self.book.current(self.site)
@@ -209,6 +214,9 @@ class Engine:
         if path.site != self.site:
             self.counters.other_site += 1
             return
+        if message.meter in self.live.production.variables:
+            await self.handle_production(message)
+            return
         update = self.live.apply(message)
         if update is None:
             return
@@ -221,7 +229,7 @@ class Engine:
         now = self.clock()
         self.hub.publish("balance", self.snapshot(now))
         for rule in self.rules:
-            if rule.spec.metric in CLOCK_METRICS or not self._touches(rule, update.meter, update.area):
+            if rule.spec.metric in CLOCK_METRICS or not self._touches(rule, self.live.meters[update.meter]):
                 continue
             await self._observe(rule, update.last_ts)
 
@@ -249,8 +257,19 @@ class Engine:
                                    "added_co2e_kg": message.co2e_kg, "received": received})
         self.hub.publish("balance", self.snapshot(self.clock()))
         for rule in self.rules:
-            if rule.spec.metric in SUM_METRICS and self._touches(rule, m.meter, m.area):
+            if rule.spec.metric in SUM_METRICS and self._touches(rule, m):
                 await self._observe(rule, message.last)
+
+    async def handle_production(self, message: ReadingMessage) -> None:
+        """A reading of a production variable: counted once, then the intensity rules that divide by it are
+        evaluated at its newest sample."""
+        variable = self.live.production.apply(message)
+        if variable is None:
+            return
+        at = variable.hwm or self.clock()
+        for rule in self.rules:
+            if rule.spec.metric is Metric.INTENSITY and variable in self.live.production.matching(rule.spec):
+                await self._observe(rule, at)
 
     async def tick(self, now: datetime | None = None) -> None:
         """Evaluate the clock-driven rules (meter offline) at `now` (default: the engine's clock)."""
@@ -260,10 +279,11 @@ class Engine:
                 await self._observe(rule, at)
 
     @staticmethod
-    def _touches(rule: StoredRule, meter: str, area: str) -> bool:
+    def _touches(rule: StoredRule, meter: MeterLive) -> bool:
         spec = rule.spec
-        return (spec.scope is ScopeKind.SITE or (spec.scope is ScopeKind.AREA and spec.target == area)
-                or (spec.scope is ScopeKind.METER and spec.target == meter))
+        return (spec.scope is ScopeKind.SITE or (spec.scope is ScopeKind.AREA and spec.target == meter.area)
+                or (spec.scope is ScopeKind.LINE and spec.target == meter.line)
+                or (spec.scope is ScopeKind.METER and spec.target == meter.meter))
 
     async def _observe(self, rule: StoredRule, ts: datetime) -> None:
         value = self.live.value(rule.spec, ts)

@@ -56,6 +56,14 @@ def _check_target(settings: SettingsDep, spec: RuleSpec) -> None:
         raise invalid(("body", "target"), f"no area {spec.target!r} in this plant")
     if spec.scope is ScopeKind.METER and spec.target not in settings.plant.meters_by_id:
         raise invalid(("body", "target"), f"no meter {spec.target!r} in this plant")
+    plant = settings.plant
+    lines = {m.line for m in plant.meters} | {v.line for v in plant.variables}
+    if spec.scope is ScopeKind.LINE and spec.target not in lines:
+        raise invalid(("body", "target"), f"no line {spec.target!r} in this plant")
+    production = {v.id: v for v in plant.variables if v.kind == "production"}
+    if spec.product_variable is not None and spec.product_variable not in production:
+        raise invalid(("body", "product_variable"), f"no production variable {spec.product_variable!r} in this "
+                      "plant (its [[variables]] with kind = \"production\")")
 
 
 @router.get("/rules")
