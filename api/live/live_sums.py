@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 
+from api.live.deviation import DeviationInputs
 from api.live.production import Production
 from api.projection import LIVE_BURN_WINDOW, AllowanceProjection, project_allowance
 from calc.balance import TimeRange
@@ -144,6 +145,7 @@ class LiveState:
         self.tz = plant.site.timezone
         self.meters = {m.id: MeterLive(m.id, m.area, m.carrier.value, m.line) for m in plant.meters}
         self.production = Production(plant.variables, self.tz)
+        self.deviation = DeviationInputs(plant)
         self.allowances: list[LiveAllowance] = []
         self.cut: datetime | None = None                 # the start-up baseline's cut (store_hwm of every meter)
         self.allowance_base: dict[int, float] = {}       # allowance id -> stored kg in [start, cut] of its boundary
@@ -248,7 +250,8 @@ class LiveState:
             return
         meter.power_kw = kwh / (interval_s / 3600)
 
-    def apply_co2e(self, meter_id: str, first: datetime, last: datetime, co2e_kg: float) -> bool:
+    def apply_co2e(self, meter_id: str, first: datetime, last: datetime, co2e_kg: float,
+                   energy: Iterable[tuple[float, str]] = ()) -> bool:
         """One message of ingest's derived CO2e stream (points from `first` to `last`, `co2e_kg` in all):
         added to the meter's period sums unless the start-up baseline already held it. Whether it counted."""
         meter = self.meters.get(meter_id)
@@ -261,6 +264,7 @@ class LiveState:
         while meter.recent and meter.recent[0][0] <= last - RECENT:
             meter.recent.popleft()
         self._hour(meter, last, co2e_kg)
+        self.deviation.apply_energy(meter_id, first, last, energy)
         return True
 
     @staticmethod
@@ -315,6 +319,8 @@ class LiveState:
                 a for m in meters for (p, q), (s, a) in m.product.items()
                 if p == rule.period and q == rule.product_quantity and s == start)
             return self.period_kg(meters, rule.period, now) / product if product > 0 else math.nan
+        if metric is Metric.DEVIATION:
+            return self.deviation.value(rule, [m.meter for m in meters], now)
         if metric is Metric.DATA_QUALITY:
             seen = [m for m in meters if m.last_quality is not None]
             return sum(m.last_quality != Quality.GOOD.value for m in seen) / len(seen) if seen else math.nan

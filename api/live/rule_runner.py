@@ -17,12 +17,14 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from api.accounting import RateInputs, rate_inputs
+from api.live.deviation import BaselineLookup
 from api.live.live_sums import PERIODS, Boundary, LiveAllowance, LiveState, MeterLive, hour_of
 from api.live.stream import Hub
 from api.notify import Notifier
 from api.projection import expected_profile, hourly_history, in_boundary
 from api.rulebook import RuleBook, StoredRule, alert_doc
 from calc import topics
+from calc.baseline import Baseline
 from calc.performance import HourOfWeekProfile
 from calc.periods import resolve
 from calc.rules import Metric, Phase, RuleState, ScopeKind, Transition, evaluate
@@ -32,8 +34,16 @@ from records.ledger import Ledger
 
 log = logging.getLogger("carbonwatch.api")
 CLOCK_METRICS = frozenset({Metric.METER_OFFLINE})
-SUM_METRICS = frozenset({Metric.CUMULATIVE_CO2E, Metric.INTENSITY, Metric.ALLOWANCE_PROJECTION})
+SUM_METRICS = frozenset({Metric.CUMULATIVE_CO2E, Metric.INTENSITY, Metric.ALLOWANCE_PROJECTION, Metric.DEVIATION})
 CO2E_FILTER = f"{topics.ROOT}/+/+/+/co2e"   # ingest's derived CO2e stream (calc.topics.co2e)
+
+
+class EnergyPart(BaseModel):
+    """One entry of a co2e message's by_factor: the energy counted with one factor."""
+
+    model_config = ConfigDict(extra="ignore")
+    energy: float = Field(allow_inf_nan=False)
+    energy_unit: str
 
 
 class Co2eMessage(BaseModel):
@@ -47,6 +57,7 @@ class Co2eMessage(BaseModel):
     last: AwareDatetime = Field(alias="to")
     points: int = Field(ge=0)
     co2e_kg: float = Field(allow_inf_nan=False)
+    by_factor: list[EnergyPart] = Field(default_factory=list, max_length=1000)
 
 
 @dataclass
@@ -62,7 +73,7 @@ class Counters:
 
 class Engine:
     def __init__(self, site: str, live: LiveState, book: RuleBook, notifier: Notifier, hub: Hub,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, baselines: BaselineLookup | None = None) -> None:
         self.site = site
         self.live = live
         self.book = book
@@ -75,6 +86,7 @@ class Engine:
         self.counters = Counters()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.basis_wanted = asyncio.Event()   # set when a meter got energy but has no stored kg-per-unit yet
+        self.baselines = baselines            # baseline id -> active model (deviation rules); None: no models
 
     # ---- start-up ---------------------------------------------------------------------------------------
 
@@ -94,6 +106,8 @@ class Engine:
         for m in self.live.meters:
             self.live.set_hwm(m, cut)
         self.live.production.set_hwm(cut)
+        self.live.deviation.set_hwm(cut)
+        self.live.deviation.models = self.read_models()
         for s in summaries:
             if s.meter in self.live.meters:
                 self.live.meters[s.meter].last_ts = s.last_ts
@@ -113,8 +127,16 @@ class Engine:
                 self.live.production.load_baseline(period, bounds.start,
                                                    {v.variable: v.total or 0.0 for v in made if v.total is not None})
 
+    def read_models(self) -> dict[str, Baseline | None]:
+        """The active model of each baseline a deviation rule names (blocking: the lookup may read a database)."""
+        lookup = self.baselines
+        wanted = {r.spec.baseline_id for r in self.rules if r.spec.metric is Metric.DEVIATION and r.spec.baseline_id}
+        return {b: lookup(b) for b in sorted(wanted)} if lookup is not None else {}
+
     def reload_rules(self) -> None:
         self.rules = self.book.current(self.site)
+        if any(r.spec.metric is Metric.DEVIATION for r in self.rules):
+            self._on_loop(self.basis_wanted.set)   # read the models they name soon
         live_ids = {r.id for r in self.rules}
         for rule_id in list(self.states):
             if rule_id not in live_ids and rule_id not in self.open:
@@ -186,6 +208,8 @@ class Engine:
     async def refresh_rates(self, store: StoreReader) -> None:
         """Refresh the rate basis from the store; changed rates go to the stream (meters, then the balance)."""
         await self.refresh_projection(store)
+        if self.baselines is not None:
+            self.live.deviation.models = await asyncio.to_thread(self.read_models)
         changed = self.apply_rate_inputs(await asyncio.to_thread(self.read_rate_inputs, store))
         for name in changed:
             m = self.live.meters[name]
@@ -214,8 +238,10 @@ class Engine:
         if path.site != self.site:
             self.counters.other_site += 1
             return
-        if message.meter in self.live.production.variables:
-            await self.handle_production(message)
+        if message.meter in self.live.deviation.variables:
+            self.live.deviation.apply_reading(message)
+            if message.meter in self.live.production.variables:
+                await self.handle_production(message)
             return
         update = self.live.apply(message)
         if update is None:
@@ -248,7 +274,8 @@ class Engine:
         if path.site != self.site:
             self.counters.other_site += 1
             return
-        if not self.live.apply_co2e(message.meter, message.first, message.last, message.co2e_kg):
+        energy = [(p.energy, p.energy_unit) for p in message.by_factor]
+        if not self.live.apply_co2e(message.meter, message.first, message.last, message.co2e_kg, energy):
             return
         m = self.live.meters[message.meter]
         self.hub.publish("meter", {"meter": m.meter, "area": m.area, "seq": None,
