@@ -97,15 +97,44 @@ class DeviationInputs:
             window.popleft()
         return taken
 
-    def value(self, rule: RuleSpec, meters: Iterable[str], now: datetime) -> float:
-        """% of the scope's actual energy above the expected, over the rule's window ending at `now`."""
+    def _inputs(self, rule: RuleSpec, meters: Iterable[str]) -> tuple[Baseline, list[str], list[Variable]] | None:
+        """The model, the scope's meters with live energy and the driver variables; None when one is missing."""
         model = self.models.get(rule.baseline_id or "")
         if model is None:
+            return None
+        seen = [m for m in meters
+                if m in self.first and (model.carrier is None or self.carriers.get(m) == model.carrier)]
+        variables = [self.variables.get(rule.drivers.get(name, name)) for name in model.drivers]
+        if not seen or any(v is None or v.id not in self.first for v in variables):
+            return None
+        return model, seen, [v for v in variables if v is not None]
+
+    def reached(self, rule: RuleSpec, meters: Iterable[str]) -> datetime | None:
+        """The newest time every input of the rule has reached (the scope's energy and each driver): the end of
+        the window its value stands for, so energy that arrives before its drivers (or after) is never compared
+        with a window the others have not filled yet. None while an input is missing."""
+        inputs = self._inputs(rule, meters)
+        if inputs is None:
+            return None
+        _, seen, variables = inputs
+        energy = [self.energy[m][-1][0] for m in seen if self.energy.get(m)]
+        if not energy:
+            return None
+        ends = [max(energy)] + [self.hwm.get(v.id) for v in variables]
+        return min(e for e in ends if e is not None) if all(e is not None for e in ends) else None
+
+    def value(self, rule: RuleSpec, meters: Iterable[str], now: datetime) -> float:
+        """% of the scope's actual energy above the expected, over the rule's window ending where every input has
+        reached (at most `now`)."""
+        scope = list(meters)
+        inputs = self._inputs(rule, scope)
+        reached = self.reached(rule, scope)
+        if inputs is None or reached is None:
             return math.nan
+        model, seen, _ = inputs
+        now = min(now, reached)
         start = now - timedelta(seconds=rule.window_s)
-        scoped = [m for m in meters if model.carrier is None or self.carriers.get(m) == model.carrier]
-        seen = [m for m in scoped if m in self.first]
-        if not seen or any(self.first[m] > start for m in seen):
+        if any(self.first[m] > start for m in seen):
             return math.nan
         actual = 0.0
         for m in seen:

@@ -35,6 +35,7 @@ from records.ledger import Ledger
 log = logging.getLogger("carbonwatch.api")
 CLOCK_METRICS = frozenset({Metric.METER_OFFLINE})
 SUM_METRICS = frozenset({Metric.CUMULATIVE_CO2E, Metric.INTENSITY, Metric.ALLOWANCE_PROJECTION, Metric.DEVIATION})
+LATE_METRICS = CLOCK_METRICS | {Metric.DEVIATION}   # not evaluated on a meter's reading (its energy comes later)
 CO2E_FILTER = f"{topics.ROOT}/+/+/+/co2e"   # ingest's derived CO2e stream (calc.topics.co2e)
 
 
@@ -239,7 +240,10 @@ class Engine:
             self.counters.other_site += 1
             return
         if message.meter in self.live.deviation.variables:
-            self.live.deviation.apply_reading(message)
+            if self.live.deviation.apply_reading(message):
+                for rule in self.rules:
+                    if rule.spec.metric is Metric.DEVIATION:
+                        await self._observe(rule, self.clock())
             if message.meter in self.live.production.variables:
                 await self.handle_production(message)
             return
@@ -255,7 +259,7 @@ class Engine:
         now = self.clock()
         self.hub.publish("balance", self.snapshot(now))
         for rule in self.rules:
-            if rule.spec.metric in CLOCK_METRICS or not self._touches(rule, self.live.meters[update.meter]):
+            if rule.spec.metric in LATE_METRICS or not self._touches(rule, self.live.meters[update.meter]):
                 continue
             await self._observe(rule, update.last_ts)
 
@@ -313,6 +317,13 @@ class Engine:
                 or (spec.scope is ScopeKind.METER and spec.target == meter.meter))
 
     async def _observe(self, rule: StoredRule, ts: datetime) -> None:
+        if rule.spec.metric is Metric.DEVIATION:
+            # observed at the end of the window its value stands for (where every input has reached)
+            meters = [m.meter for m in self.live.in_scope(rule.spec.scope, rule.spec.target)]
+            reached = self.live.deviation.reached(rule.spec, meters)
+            if reached is None:
+                return
+            ts = min(ts, reached)
         value = self.live.value(rule.spec, ts)
         self.counters.evaluations += 1
         outcome = evaluate(rule.spec, self.states.get(rule.id, RuleState()), value, ts, self.live.tz)
