@@ -9,6 +9,8 @@ they always used (24 h for the API, 1 h for the live rule) and say so in `method
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,16 +52,37 @@ def history_range(now: datetime) -> tuple[datetime, datetime]:
     return end - PROFILE_WINDOW, end
 
 
+_CACHE: weakref.WeakKeyDictionary[Any, dict[tuple[str, str, str | None, datetime], list[tuple[datetime, float]]]] \
+    = weakref.WeakKeyDictionary()
+_CACHE_KEYS = 64   # per store: boundaries × hours kept
+_CACHE_LOCK = threading.Lock()   # routes run in worker threads
+
+
 def hourly_history(history: StoreReader, site: str, now: datetime, scope: str,
                    target: str | None) -> list[tuple[datetime, float]]:
     """(hour end, kg CO2e) of the boundary for the profile's hours (blocking: a store read); hours without points
-    are left out (they are not "zero", they are unknown)."""
+    are left out (they are not "zero", they are unknown). Kept per store until the hour turns, so /v1/balance
+    reads 28 days once an hour per boundary, as the live engine does (late points of past hours count from the
+    next hour on, in both)."""
     start, end = history_range(now)
+    key = (site, scope, target, end)
+    with _CACHE_LOCK:
+        try:
+            memo = _CACHE.setdefault(history, {})
+        except TypeError:              # a reader that cannot be weakly referenced: read each time
+            memo = {}
+        if key in memo:
+            return memo[key]
     hourly: dict[datetime, float] = defaultdict(float)
     for point in history.series(site, start, end, "1h", "UTC"):
         if in_boundary(point, scope, target):
             hourly[point.start + timedelta(hours=1)] += point.co2e_kg
-    return sorted(hourly.items())
+    found = sorted(hourly.items())
+    with _CACHE_LOCK:
+        while len(memo) >= _CACHE_KEYS:
+            del memo[next(iter(memo))]
+        memo[key] = found
+    return found
 
 
 def expected_profile(hourly: Sequence[tuple[datetime, float]], timezone: str) -> HourOfWeekProfile | None:

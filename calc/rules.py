@@ -107,7 +107,8 @@ class RuleSpec(BaseModel):
                                description="area, line or meter id (not for site scope)")
     schedule: tuple[Window, ...] = Field(default=(), max_length=32, description="active windows; empty = always")
     period: str = Field(default="month", pattern="^(today|month|year)$",
-                        description="period of cumulative, projection and intensity metrics")
+                        description="period of cumulative and intensity metrics (an allowance projection "
+                                    "takes its allowance's period)")
     product_quantity: str | None = Field(default=None, max_length=64,
                                          description="intensity rules: the quantity that counts product; the "
                                          "production variables of the scope with this quantity are summed")

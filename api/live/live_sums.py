@@ -20,6 +20,11 @@ A message whose newest point (`to`) is at or before the start-up baseline's cut 
 and is skipped. A message counts in the periods (in the site's time zone) of its newest point: ingest's live
 batches span well under a second, so only a backlog batch straddling midnight is attributed to the later day.
 Readings no longer add CO2e themselves (energy × grid factor counted electricity only).
+
+The allowance projection is api.projection's, as /v1/balance makes it: used = the stored kg of the allowance's
+boundary up to the cut (read by the engine) plus the co2e stream's kg since, in UTC hour buckets; the profile is
+the engine's, rebuilt hourly. Production for intensity rules: api.live.production; the deviation rule's windows:
+api.live.deviation.
 """
 
 from __future__ import annotations
