@@ -14,8 +14,9 @@ from pydantic import BaseModel, Field
 
 from api.instruments import InstrumentDesk
 from api.market import TotalsMemo, allocate
+from api.projection import API_BURN_WINDOW, expected_profile, hourly_history, project_allowance
 from api.settings import Settings
-from calc.balance import TimeRange, allowance_check
+from calc.balance import TimeRange
 from calc.factors import default_factor_set
 from calc.periods import AccountingPeriod, resolve
 from calc.rate import MeterRate, meter_rates
@@ -23,7 +24,7 @@ from ingest.store.base import HeldReader, HeldTotal, LatestValue, MeterTotal, St
 from records.db import ApiDb
 from records.ledger import Ledger
 
-BURN_WINDOW = timedelta(hours=24)
+BURN_WINDOW = API_BURN_WINDOW  # the fallback while a boundary has no history (api.projection)
 
 
 class PeriodOut(BaseModel):
@@ -105,7 +106,8 @@ class AllowanceStatus(BaseModel):
     end: datetime
     allowance_kg: float
     used_kg: float
-    rate_kg_per_h: float = Field(description="burn rate over the last 24 h")
+    rate_kg_per_h: float = Field(description="mean rate of the projection to the period's end: expected kg over "
+                                 "the hours left (hour_of_week_profile), or the burn rate over the last 24 h")
     projected_kg: float
     remaining_kg: float
     runs_out_at: datetime | None
@@ -115,6 +117,11 @@ class AllowanceStatus(BaseModel):
     ccer_cap_fraction: float = Field(description="cap on CCER as a share of the allowance (factor "
                                      "cn_ccer_offset_cap)")
     projected_over_kg: float = Field(description="projected − allowance − usable CCER (≤ 0: within the allowance)")
+    projection_method: str = Field(default="burn_rate", description="hour_of_week_profile: the rest of the period "
+                                   "along the boundary's hour-of-week profile of the 28 days before now (whole "
+                                   "hours; shifts and weekends as they were), as the live allowance rule projects; "
+                                   "burn_rate: no history yet, the last 24 h's mean rate")
+    burn_window_h: float | None = Field(default=None, description="the burn rate's window, h (burn_rate only)")
 
 
 CCER_CAP_FACTOR = "cn_ccer_offset_cap"
@@ -196,9 +203,10 @@ def allowance_status(db: ApiDb, store: StoreReader, history: StoreReader, settin
     upto = min(now, end)
     totals = [t for t in store.totals(site, start, upto) if _in_boundary(t, scope, target)] if upto > start else []
     used = sum(t.co2e_kg for t in totals)
-    series_start = max(start, upto - BURN_WINDOW)
+    profile = expected_profile(hourly_history(history, site, upto, scope, target), settings.plant.site.timezone)
     series: list[tuple[datetime, float]] = []
-    if upto > series_start:
+    series_start = max(start, upto - BURN_WINDOW)
+    if profile is None and upto > series_start:
         hourly: dict[datetime, float] = defaultdict(float)
         for point in history.series(site, series_start, upto, "1h", "UTC"):
             if _in_boundary(point, scope, target):
@@ -206,14 +214,17 @@ def allowance_status(db: ApiDb, store: StoreReader, history: StoreReader, settin
         series = [(min(ts, upto), kg) for ts, kg in hourly.items()]
     # CCER counts against the site's allowance only (credits are entered per site, not per area or meter)
     ccer = ledger.ccer_kg(site, start, end) if scope == "site" else 0.0
-    check = allowance_check(used, row.amount_kg, series, upto, TimeRange(start=start, end=end),
-                            window=BURN_WINDOW, ccer_kg=ccer, ccer_cap_fraction=ccer_cap_fraction())
+    made = project_allowance(used, row.amount_kg, upto, TimeRange(start=start, end=end), profile, series,
+                             BURN_WINDOW, ccer_kg=ccer, ccer_cap_fraction=ccer_cap_fraction())
+    check = made.check
     p = check.projection
     return AllowanceStatus(id=row.id, scope=scope, target=target, start=start, end=end,
                            allowance_kg=row.amount_kg, used_kg=used, rate_kg_per_h=p.rate_kg_per_h,
                            projected_kg=p.projected_kg, remaining_kg=p.remaining_kg, runs_out_at=p.runs_out_at,
                            exceeded=p.exceeded, ccer_kg=ccer, ccer_usable_kg=check.ccer_usable_kg,
-                           ccer_cap_fraction=check.ccer_cap_fraction, projected_over_kg=check.projected_over_kg)
+                           ccer_cap_fraction=check.ccer_cap_fraction, projected_over_kg=check.projected_over_kg,
+                           projection_method=made.method.value,
+                           burn_window_h=made.burn_window / timedelta(hours=1) if made.burn_window else None)
 
 
 def _in_boundary(t: Any, scope: str, target: str | None) -> bool:

@@ -26,6 +26,7 @@ class Metric(StrEnum):
     INTENSITY = "intensity"                  # kg CO2e per unit of product over the rule's period
     DATA_QUALITY = "data_quality"            # share of meters in scope whose last sample is not good (0..1)
     METER_OFFLINE = "meter_offline"          # seconds since the last sample (the longest in scope)
+    DEVIATION = "deviation"                  # % actual energy above a baseline's expected, over the last window_s
 
 
 METRIC_UNITS: dict[Metric, str] = {
@@ -36,6 +37,7 @@ METRIC_UNITS: dict[Metric, str] = {
     Metric.INTENSITY: "kg/unit",
     Metric.DATA_QUALITY: "dimensionless",
     Metric.METER_OFFLINE: "s",
+    Metric.DEVIATION: "%",
 }
 
 
@@ -55,6 +57,7 @@ class Severity(StrEnum):
 class ScopeKind(StrEnum):
     SITE = "site"
     AREA = "area"
+    LINE = "line"
     METER = "meter"
 
 
@@ -100,12 +103,27 @@ class RuleSpec(BaseModel):
     for_s: float = Field(default=0.0, ge=0, le=31 * 86400, description="the breach must last this long")
     severity: Severity = Severity.WARNING
     scope: ScopeKind = ScopeKind.SITE
-    target: str | None = Field(default=None, max_length=128, description="area or meter id (not for site scope)")
+    target: str | None = Field(default=None, max_length=128,
+                               description="area, line or meter id (not for site scope)")
     schedule: tuple[Window, ...] = Field(default=(), max_length=32, description="active windows; empty = always")
     period: str = Field(default="month", pattern="^(today|month|year)$",
-                        description="period of cumulative, projection and intensity metrics")
+                        description="period of cumulative and intensity metrics (an allowance projection "
+                                    "takes its allowance's period)")
     product_quantity: str | None = Field(default=None, max_length=64,
-                                         description="sample quantity counting product (intensity rules)")
+                                         description="intensity rules: the quantity that counts product; the "
+                                         "production variables of the scope with this quantity are summed")
+    product_variable: str | None = Field(default=None, max_length=128,
+                                         description="intensity rules: the id of the production variable that "
+                                         "counts product (instead of product_quantity)")
+
+    baseline_id: str | None = Field(default=None, max_length=128,
+                                    description="deviation rules: the baseline whose active model gives the "
+                                    "expected energy of the scope")
+    window_s: float = Field(default=3600.0, ge=60, le=86400, description="deviation rules: actual and expected "
+                            "energy are compared over the last window_s seconds")
+    drivers: dict[str, str] = Field(default_factory=dict, max_length=16,
+                                    description="deviation rules: the plant variable that gives each of the "
+                                    "model's drivers (default: the variable whose id is the driver's name)")
 
     @model_validator(mode="after")
     def _check(self) -> RuleSpec:
@@ -117,8 +135,11 @@ class RuleSpec(BaseModel):
                 raise ValueError("clear_threshold must not be above the threshold of a > or >= rule")
             if not upward and self.clear_threshold < self.threshold:
                 raise ValueError("clear_threshold must not be below the threshold of a < or <= rule")
-        if self.metric is Metric.INTENSITY and not self.product_quantity:
-            raise ValueError("product_quantity: an intensity rule needs the quantity that counts product")
+        if self.metric is Metric.INTENSITY and not (self.product_quantity or self.product_variable):
+            raise ValueError("product_quantity: an intensity rule needs the quantity that counts product, or "
+                             "product_variable the production variable's id")
+        if self.metric is Metric.DEVIATION and not self.baseline_id:
+            raise ValueError("baseline_id: a deviation rule compares with a baseline; name it")
         return self
 
     @property

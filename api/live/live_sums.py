@@ -20,6 +20,11 @@ A message whose newest point (`to`) is at or before the start-up baseline's cut 
 and is skipped. A message counts in the periods (in the site's time zone) of its newest point: ingest's live
 batches span well under a second, so only a backlog batch straddling midnight is attributed to the later day.
 Readings no longer add CO2e themselves (energy × grid factor counted electricity only).
+
+The allowance projection is api.projection's, as /v1/balance makes it: used = the stored kg of the allowance's
+boundary up to the cut (read by the engine) plus the co2e stream's kg since, in UTC hour buckets; the profile is
+the engine's, rebuilt hourly. Production for intensity rules: api.live.production; the deviation rule's windows:
+api.live.deviation.
 """
 
 from __future__ import annotations
@@ -28,19 +33,43 @@ import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from functools import cache
 
+from api.live.deviation import DeviationInputs
+from api.live.production import Production
+from api.projection import LIVE_BURN_WINDOW, AllowanceProjection, project_allowance
+from calc.balance import TimeRange
+from calc.performance import HourOfWeekProfile
 from calc.periods import resolve
 from calc.plant import Plant
 from calc.rate import MeterRate, TotalLike, kg_per_unit, meter_rates
-from calc.rules import Metric, RuleSpec, ScopeKind, burn_rate_kg_per_h, project
+from calc.rules import Metric, RuleSpec, ScopeKind
 from calc.schema import Quality, ReadingMessage
 from calc.units import UnitError, conversion_factor
 from ingest.store.base import LatestValue
 
-RECENT = timedelta(hours=1)  # burn-rate window of the live allowance projection
+RECENT = LIVE_BURN_WINDOW  # burn-rate window of the live allowance projection while there is no history
 PERIODS = ("today", "month", "year")
+HOURS_KEPT = 24 * 400      # hourly CO2e buckets kept per meter (allowance periods of up to a year and a bit)
+Boundary = tuple[str, str | None]   # (scope, target) of an allowance
+
+
+@dataclass(frozen=True, slots=True)
+class LiveAllowance:
+    """An unvoided allowance as the live rule needs it."""
+
+    id: int
+    scope: str
+    target: str | None
+    start: datetime
+    end: datetime
+    amount_kg: float
+
+
+def hour_of(ts: datetime) -> datetime:
+    """The start of the UTC hour that holds `ts`."""
+    return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +99,7 @@ class MeterLive:
     meter: str
     area: str
     carrier: str
+    line: str | None = None
     last_ts: datetime | None = None
     last_quality: str | None = None
     power_kw: float | None = None
@@ -78,6 +108,7 @@ class MeterLive:
     period_kg: dict[str, tuple[datetime, float]] = field(default_factory=dict)   # name -> (period start, kg)
     product: dict[tuple[str, str], tuple[datetime, float]] = field(default_factory=dict)
     recent: deque[tuple[datetime, float]] = field(default_factory=deque)        # (ts, kg) within RECENT
+    hours: dict[datetime, float] = field(default_factory=dict)   # hour start (of `to`) -> kg counted live
     flows: dict[str, FlowSample] = field(default_factory=dict)   # quantity -> latest non-counter sample
     basis: TotalLike | None = None        # stored totals the kg-per-unit ratio comes from (calc.rate)
     rate: MeterRate | None = None         # calc.rate's live rate from flows and basis; None: no rate known
@@ -117,8 +148,14 @@ class LiveState:
     def __init__(self, plant: Plant) -> None:
         self.plant = plant
         self.tz = plant.site.timezone
-        self.meters = {m.id: MeterLive(m.id, m.area, m.carrier.value) for m in plant.meters}
-        self.allowances: dict[tuple[str, str | None], tuple[datetime, datetime, float]] = {}
+        self.meters = {m.id: MeterLive(m.id, m.area, m.carrier.value, m.line) for m in plant.meters}
+        self.production = Production(plant.variables, self.tz)
+        self.deviation = DeviationInputs(plant)
+        self.allowances: list[LiveAllowance] = []
+        self.cut: datetime | None = None                 # the start-up baseline's cut (store_hwm of every meter)
+        self.allowance_base: dict[int, float] = {}       # allowance id -> stored kg in [start, cut] of its boundary
+        self.profiles: dict[Boundary, HourOfWeekProfile | None] = {}   # None: no history (burn rate)
+        self.profiles_at: datetime | None = None         # the hour the profiles were built for
 
     # ---- baseline ---------------------------------------------------------------------------------------
 
@@ -218,7 +255,8 @@ class LiveState:
             return
         meter.power_kw = kwh / (interval_s / 3600)
 
-    def apply_co2e(self, meter_id: str, first: datetime, last: datetime, co2e_kg: float) -> bool:
+    def apply_co2e(self, meter_id: str, first: datetime, last: datetime, co2e_kg: float,
+                   energy: Iterable[tuple[float, str]] = ()) -> bool:
         """One message of ingest's derived CO2e stream (points from `first` to `last`, `co2e_kg` in all):
         added to the meter's period sums unless the start-up baseline already held it. Whether it counted."""
         meter = self.meters.get(meter_id)
@@ -230,7 +268,16 @@ class LiveState:
         meter.recent.append((last, co2e_kg))
         while meter.recent and meter.recent[0][0] <= last - RECENT:
             meter.recent.popleft()
+        self._hour(meter, last, co2e_kg)
+        self.deviation.apply_energy(meter_id, first, last, energy)
         return True
+
+    @staticmethod
+    def _hour(meter: MeterLive, ts: datetime, co2e_kg: float) -> None:
+        hour = hour_of(ts)
+        meter.hours[hour] = meter.hours.get(hour, 0.0) + co2e_kg
+        while len(meter.hours) > HOURS_KEPT:
+            del meter.hours[min(meter.hours)]
 
     def apply_released(self, meter_id: str, ts: datetime, co2e_kg: float) -> bool:
         """Held energy released through the API (a counted point at `ts`, stored by the API, not in ingest's CO2e
@@ -241,6 +288,7 @@ class LiveState:
         for period in PERIODS:
             start, total = meter.period_kg.get(period, (resolve(period, None, None, self.tz, ts).start, 0.0))
             meter.period_kg[period] = self._roll(period, start, total, ts, co2e_kg)
+        self._hour(meter, ts, co2e_kg)
         return True
 
     # ---- reading ----------------------------------------------------------------------------------------
@@ -250,6 +298,8 @@ class LiveState:
             return list(self.meters.values())
         if scope is ScopeKind.AREA:
             return [m for m in self.meters.values() if m.area == target]
+        if scope is ScopeKind.LINE:
+            return [m for m in self.meters.values() if m.line == target]
         return [self.meters[target]] if target in self.meters else []
 
     def period_kg(self, meters: list[MeterLive], period: str, now: datetime) -> float:
@@ -270,22 +320,47 @@ class LiveState:
             return self.period_kg(meters, rule.period, now)
         if metric is Metric.INTENSITY:
             start = resolve(rule.period, None, None, self.tz, now).start
-            product = sum(a for m in meters for (p, q), (s, a) in m.product.items()
-                          if p == rule.period and q == rule.product_quantity and s == start)
+            product = self.production.amount(rule, now) + sum(
+                a for m in meters for (p, q), (s, a) in m.product.items()
+                if p == rule.period and q == rule.product_quantity and s == start)
             return self.period_kg(meters, rule.period, now) / product if product > 0 else math.nan
+        if metric is Metric.DEVIATION:
+            return self.deviation.value(rule, [m.meter for m in meters], now)
         if metric is Metric.DATA_QUALITY:
             seen = [m for m in meters if m.last_quality is not None]
             return sum(m.last_quality != Quality.GOOD.value for m in seen) / len(seen) if seen else math.nan
         if metric is Metric.METER_OFFLINE:
             silent = [(now - m.last_ts).total_seconds() if m.last_ts else math.inf for m in meters]
             return max(silent)
-        allowance = self.allowances.get((rule.scope.value, rule.target))
+        made = self.allowance_projection(rule, now)
+        return made.check.projection.projected_ratio if made is not None else math.nan
+
+    def allowance_at(self, scope: str, target: str | None, at: datetime) -> LiveAllowance | None:
+        """The newest allowance of the boundary whose period holds `at` (as records.ledger.allowance_at)."""
+        found = [a for a in self.allowances if (a.scope, a.target) == (scope, target) and a.start <= at < a.end]
+        return max(found, key=lambda a: a.id) if found else None
+
+    def allowance_used(self, allowance: LiveAllowance) -> float | None:
+        """kg CO2e of the boundary since the allowance's start: the stored part up to the start-up cut plus what
+        ingest's CO2e stream brought since (hour buckets from the allowance's start hour on); None until the
+        stored part has been read."""
+        base = self.allowance_base.get(allowance.id)
+        if base is None:
+            return None
+        first = hour_of(allowance.start)
+        meters = self.in_scope(ScopeKind(allowance.scope), allowance.target)
+        return base + sum(kg for m in meters for h, kg in m.hours.items() if first <= h < allowance.end)
+
+    def allowance_projection(self, rule: RuleSpec, now: datetime) -> AllowanceProjection | None:
+        """The projection /v1/balance reports for the rule's boundary (api.projection), None until known."""
+        allowance = self.allowance_at(rule.scope.value, rule.target, now)
         if allowance is None:
-            return math.nan
-        a_start, a_end, amount_kg = allowance
-        if not a_start <= now < a_end:
-            return math.nan
-        used = self.period_kg(meters, rule.period, now)
-        series = [p for m in meters for p in m.recent]
-        rate = burn_rate_kg_per_h(series, now, RECENT)
-        return project(used, amount_kg, rate, now, a_end).projected_ratio
+            return None
+        used = self.allowance_used(allowance)
+        boundary = (allowance.scope, allowance.target)
+        if used is None or boundary not in self.profiles:
+            return None
+        meters = self.in_scope(rule.scope, rule.target)
+        recent = sorted(p for m in meters for p in m.recent)
+        return project_allowance(used, allowance.amount_kg, now, TimeRange(start=allowance.start, end=allowance.end),
+                                 self.profiles[boundary], recent, RECENT)

@@ -17,11 +17,15 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from api.accounting import RateInputs, rate_inputs
-from api.live.live_sums import PERIODS, LiveState
+from api.live.deviation import BaselineLookup
+from api.live.live_sums import PERIODS, Boundary, LiveAllowance, LiveState, MeterLive, hour_of
 from api.live.stream import Hub
 from api.notify import Notifier
+from api.projection import expected_profile, hourly_history, in_boundary
 from api.rulebook import RuleBook, StoredRule, alert_doc
 from calc import topics
+from calc.baseline import Baseline
+from calc.performance import HourOfWeekProfile
 from calc.periods import resolve
 from calc.rules import Metric, Phase, RuleState, ScopeKind, Transition, evaluate
 from calc.schema import ReadingMessage, decode
@@ -30,8 +34,17 @@ from records.ledger import Ledger
 
 log = logging.getLogger("carbonwatch.api")
 CLOCK_METRICS = frozenset({Metric.METER_OFFLINE})
-SUM_METRICS = frozenset({Metric.CUMULATIVE_CO2E, Metric.INTENSITY, Metric.ALLOWANCE_PROJECTION})
+SUM_METRICS = frozenset({Metric.CUMULATIVE_CO2E, Metric.INTENSITY, Metric.ALLOWANCE_PROJECTION, Metric.DEVIATION})
+LATE_METRICS = CLOCK_METRICS | {Metric.DEVIATION}   # not evaluated on a meter's reading (its energy comes later)
 CO2E_FILTER = f"{topics.ROOT}/+/+/+/co2e"   # ingest's derived CO2e stream (calc.topics.co2e)
+
+
+class EnergyPart(BaseModel):
+    """One entry of a co2e message's by_factor: the energy counted with one factor."""
+
+    model_config = ConfigDict(extra="ignore")
+    energy: float = Field(allow_inf_nan=False)
+    energy_unit: str
 
 
 class Co2eMessage(BaseModel):
@@ -45,6 +58,7 @@ class Co2eMessage(BaseModel):
     last: AwareDatetime = Field(alias="to")
     points: int = Field(ge=0)
     co2e_kg: float = Field(allow_inf_nan=False)
+    by_factor: list[EnergyPart] = Field(default_factory=list, max_length=1000)
 
 
 @dataclass
@@ -60,7 +74,7 @@ class Counters:
 
 class Engine:
     def __init__(self, site: str, live: LiveState, book: RuleBook, notifier: Notifier, hub: Hub,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, baselines: BaselineLookup | None = None) -> None:
         self.site = site
         self.live = live
         self.book = book
@@ -73,6 +87,7 @@ class Engine:
         self.counters = Counters()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.basis_wanted = asyncio.Event()   # set when a meter got energy but has no stored kg-per-unit yet
+        self.baselines = baselines            # baseline id -> active model (deviation rules); None: no models
 
     # ---- start-up ---------------------------------------------------------------------------------------
 
@@ -91,10 +106,16 @@ class Engine:
         cut = max(seen) if seen else None
         for m in self.live.meters:
             self.live.set_hwm(m, cut)
+        self.live.production.set_hwm(cut)
+        self.live.deviation.set_hwm(cut)
+        self.live.deviation.models = self.read_models()
         for s in summaries:
             if s.meter in self.live.meters:
                 self.live.meters[s.meter].last_ts = s.last_ts
                 self.live.meters[s.meter].last_quality = s.last_quality
+        self.live.cut = cut
+        self.live.allowance_base.clear()
+        self.apply_projection_inputs(self.read_projection_inputs(store))
         if cut is None:
             return
         end = cut + timedelta(microseconds=1)
@@ -102,17 +123,72 @@ class Engine:
             bounds = resolve(period, None, None, self.live.tz, self.clock())
             totals = store.totals(self.site, bounds.start, end) if end > bounds.start else []
             self.live.load_baseline(period, bounds.start, {t.meter: t.co2e_kg for t in totals})
+            if self.live.production.variables:
+                made = store.variable_totals(self.site, bounds.start, end) if end > bounds.start else []
+                self.live.production.load_baseline(period, bounds.start,
+                                                   {v.variable: v.total or 0.0 for v in made if v.total is not None})
+
+    def read_models(self) -> dict[str, Baseline | None]:
+        """The active model of each baseline a deviation rule names (blocking: the lookup may read a database)."""
+        lookup = self.baselines
+        wanted = {r.spec.baseline_id for r in self.rules if r.spec.metric is Metric.DEVIATION and r.spec.baseline_id}
+        return {b: lookup(b) for b in sorted(wanted)} if lookup is not None else {}
 
     def reload_rules(self) -> None:
         self.rules = self.book.current(self.site)
+        if any(r.spec.metric is Metric.DEVIATION for r in self.rules):
+            self._on_loop(self.basis_wanted.set)   # read the models they name soon
         live_ids = {r.id for r in self.rules}
         for rule_id in list(self.states):
             if rule_id not in live_ids and rule_id not in self.open:
                 del self.states[rule_id]
 
     def reload_allowances(self) -> None:
-        self.live.allowances = {(a.scope, a.target): (a.start, a.end, a.amount_kg)
-                                for a in Ledger(self.book.db).allowances(self.site)}
+        """The unvoided allowances; a new one's stored part and its boundary's profile are read at the next
+        refresh, which this asks for (allowance rules on it wait until then)."""
+        self.live.allowances = [LiveAllowance(a.id, a.scope, a.target, a.start, a.end, a.amount_kg)
+                                for a in Ledger(self.book.db).allowances(self.site)]
+        self._on_loop(self.basis_wanted.set)
+
+    # ---- the allowance projection's inputs (api.projection) -----------------------------------------------
+
+    def projection_due(self) -> bool:
+        """Whether a profile or an allowance's stored part is missing, or the hour turned since the profiles."""
+        live = self.live
+        return (live.profiles_at != hour_of(self.clock())
+                or any(a.id not in live.allowance_base or (a.scope, a.target) not in live.profiles
+                       for a in live.allowances))
+
+    def read_projection_inputs(self, store: StoreReader,
+                               ) -> tuple[datetime, dict[int, float], dict[Boundary, HourOfWeekProfile | None]]:
+        """The stored kg of each allowance's boundary up to the start-up cut (those not read yet) and the
+        hour-of-week profile of every allowance boundary at the engine's clock (blocking: run it in a thread)."""
+        live, now = self.live, self.clock()
+        bases: dict[int, float] = {}
+        cut = live.cut
+        for a in live.allowances:
+            if a.id in live.allowance_base:
+                continue
+            end = min(a.end, cut + timedelta(microseconds=1)) if cut is not None else a.start
+            totals = store.totals(self.site, a.start, end) if end > a.start else []
+            bases[a.id] = sum(t.co2e_kg for t in totals if in_boundary(t, a.scope, a.target))
+        profiles: dict[Boundary, HourOfWeekProfile | None] = {}
+        for scope, target in {(a.scope, a.target) for a in live.allowances}:
+            hourly = hourly_history(store, self.site, now, scope, target)
+            profiles[(scope, target)] = expected_profile(hourly, live.tz)
+        return hour_of(now), bases, profiles
+
+    def apply_projection_inputs(
+            self, inputs: tuple[datetime, dict[int, float], dict[Boundary, HourOfWeekProfile | None]]) -> None:
+        at, bases, profiles = inputs
+        self.live.allowance_base.update(bases)
+        self.live.profiles = profiles
+        self.live.profiles_at = at
+
+    async def refresh_projection(self, store: StoreReader) -> None:
+        """Rebuild the allowance profiles when the hour turned (or an allowance is new), off the event loop."""
+        if self.projection_due():
+            self.apply_projection_inputs(await asyncio.to_thread(self.read_projection_inputs, store))
 
     # ---- the live rate's basis ---------------------------------------------------------------------------
 
@@ -132,6 +208,9 @@ class Engine:
 
     async def refresh_rates(self, store: StoreReader) -> None:
         """Refresh the rate basis from the store; changed rates go to the stream (meters, then the balance)."""
+        await self.refresh_projection(store)
+        if self.baselines is not None:
+            self.live.deviation.models = await asyncio.to_thread(self.read_models)
         changed = self.apply_rate_inputs(await asyncio.to_thread(self.read_rate_inputs, store))
         for name in changed:
             m = self.live.meters[name]
@@ -160,6 +239,14 @@ class Engine:
         if path.site != self.site:
             self.counters.other_site += 1
             return
+        if message.meter in self.live.deviation.variables:
+            if self.live.deviation.apply_reading(message):
+                for rule in self.rules:
+                    if rule.spec.metric is Metric.DEVIATION:
+                        await self._observe(rule, self.clock())
+            if message.meter in self.live.production.variables:
+                await self.handle_production(message)
+            return
         update = self.live.apply(message)
         if update is None:
             return
@@ -172,7 +259,7 @@ class Engine:
         now = self.clock()
         self.hub.publish("balance", self.snapshot(now))
         for rule in self.rules:
-            if rule.spec.metric in CLOCK_METRICS or not self._touches(rule, update.meter, update.area):
+            if rule.spec.metric in LATE_METRICS or not self._touches(rule, self.live.meters[update.meter]):
                 continue
             await self._observe(rule, update.last_ts)
 
@@ -191,7 +278,8 @@ class Engine:
         if path.site != self.site:
             self.counters.other_site += 1
             return
-        if not self.live.apply_co2e(message.meter, message.first, message.last, message.co2e_kg):
+        energy = [(p.energy, p.energy_unit) for p in message.by_factor]
+        if not self.live.apply_co2e(message.meter, message.first, message.last, message.co2e_kg, energy):
             return
         m = self.live.meters[message.meter]
         self.hub.publish("meter", {"meter": m.meter, "area": m.area, "seq": None,
@@ -200,8 +288,19 @@ class Engine:
                                    "added_co2e_kg": message.co2e_kg, "received": received})
         self.hub.publish("balance", self.snapshot(self.clock()))
         for rule in self.rules:
-            if rule.spec.metric in SUM_METRICS and self._touches(rule, m.meter, m.area):
+            if rule.spec.metric in SUM_METRICS and self._touches(rule, m):
                 await self._observe(rule, message.last)
+
+    async def handle_production(self, message: ReadingMessage) -> None:
+        """A reading of a production variable: counted once, then the intensity rules that divide by it are
+        evaluated at its newest sample."""
+        variable = self.live.production.apply(message)
+        if variable is None:
+            return
+        at = variable.hwm or self.clock()
+        for rule in self.rules:
+            if rule.spec.metric is Metric.INTENSITY and variable in self.live.production.matching(rule.spec):
+                await self._observe(rule, at)
 
     async def tick(self, now: datetime | None = None) -> None:
         """Evaluate the clock-driven rules (meter offline) at `now` (default: the engine's clock)."""
@@ -211,12 +310,20 @@ class Engine:
                 await self._observe(rule, at)
 
     @staticmethod
-    def _touches(rule: StoredRule, meter: str, area: str) -> bool:
+    def _touches(rule: StoredRule, meter: MeterLive) -> bool:
         spec = rule.spec
-        return (spec.scope is ScopeKind.SITE or (spec.scope is ScopeKind.AREA and spec.target == area)
-                or (spec.scope is ScopeKind.METER and spec.target == meter))
+        return (spec.scope is ScopeKind.SITE or (spec.scope is ScopeKind.AREA and spec.target == meter.area)
+                or (spec.scope is ScopeKind.LINE and spec.target == meter.line)
+                or (spec.scope is ScopeKind.METER and spec.target == meter.meter))
 
     async def _observe(self, rule: StoredRule, ts: datetime) -> None:
+        if rule.spec.metric is Metric.DEVIATION:
+            # observed at the end of the window its value stands for (where every input has reached)
+            meters = [m.meter for m in self.live.in_scope(rule.spec.scope, rule.spec.target)]
+            reached = self.live.deviation.reached(rule.spec, meters)
+            if reached is None:
+                return
+            ts = min(ts, reached)
         value = self.live.value(rule.spec, ts)
         self.counters.evaluations += 1
         outcome = evaluate(rule.spec, self.states.get(rule.id, RuleState()), value, ts, self.live.tz)

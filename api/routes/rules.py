@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from api.deps import BookDep, EngineDep, Engineer, NowDep, SettingsDep, SiteQuery, Viewer, invalid, site_of
 from api.errors import NotFound
 from api.rulebook import StoredRule
-from calc.rules import RuleSpec, RuleState, ScopeKind
+from calc.rules import Metric, RuleSpec, RuleState, ScopeKind
 
 router = APIRouter(prefix="/v1", tags=["rules"])
 
@@ -41,6 +41,8 @@ class RuleDetail(RuleOut):
     versions: list[RuleOut]
     phase: str = Field(description="ok | pending | firing (live)")
     value: float | None = Field(description="the metric's live value over the rule's scope")
+    projection_method: str | None = Field(default=None, description="allowance projection rules: how the value "
+                                          "was projected, as /v1/balance's allowance.projection_method says")
     open_alert: int | None
 
 
@@ -54,6 +56,14 @@ def _check_target(settings: SettingsDep, spec: RuleSpec) -> None:
         raise invalid(("body", "target"), f"no area {spec.target!r} in this plant")
     if spec.scope is ScopeKind.METER and spec.target not in settings.plant.meters_by_id:
         raise invalid(("body", "target"), f"no meter {spec.target!r} in this plant")
+    plant = settings.plant
+    lines = {m.line for m in plant.meters} | {v.line for v in plant.variables}
+    if spec.scope is ScopeKind.LINE and spec.target not in lines:
+        raise invalid(("body", "target"), f"no line {spec.target!r} in this plant")
+    production = {v.id: v for v in plant.variables if v.kind == "production"}
+    if spec.product_variable is not None and spec.product_variable not in production:
+        raise invalid(("body", "product_variable"), f"no production variable {spec.product_variable!r} in this "
+                      "plant (its [[variables]] with kind = \"production\")")
 
 
 @router.get("/rules")
@@ -70,8 +80,11 @@ def show_rule(rule_id: RuleId, settings: SettingsDep, book: BookDep, engine: Eng
     last = versions[-1]
     state = engine.states.get(rule_id, RuleState())
     value = engine.live.value(last.spec, now)
+    made = engine.live.allowance_projection(last.spec, now) if last.spec.metric is Metric.ALLOWANCE_PROJECTION \
+        else None
     return RuleDetail(**_out(last).model_dump(), versions=[_out(v) for v in versions], phase=state.phase.value,
                       value=None if math.isnan(value) or math.isinf(value) else value,
+                      projection_method=made.method.value if made is not None else None,
                       open_alert=engine.open.get(rule_id))
 
 

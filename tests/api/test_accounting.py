@@ -33,14 +33,18 @@ def test_ccer_counts_against_the_site_allowance_up_to_five_percent(filled: Env) 
         site_status = c.get(f"/v1/allowances/{site}", headers=h).json()["status"]
         area_status = c.get(f"/v1/allowances/{area}", headers=h).json()["status"]
         balance = c.get("/v1/balance", params={"period": "month"}, headers=h).json()
-    # used: m1 228 kWh + m3 48 kWh = 276 f kg; the last 24 h burned 24 f kg (f kg/h); 516 h left in March:
-    # projected 276 f + 516 f = 792 f. CCER of March: 30 + 40 = 70 kg, capped at 5 % of 1000 kg = 50 kg.
+    # used: m1 228 kWh + m3 48 kWh = 276 f kg. Projection along the hour-of-week profile of the history (1 March
+    # 00:00 to 10 March 12:00; 1 March is a Sunday): Sunday hours were 3 f (1 March) and 1 f (8 March), mean 2 f;
+    # every other hour 1 f. 516 h left in March, 72 of them on Sundays (15, 22, 29 March): expected
+    # 444 f + 72 × 2 f = 588 f, projected 276 f + 588 f = 864 f (a flat 24 h burn rate would say 792 f).
+    # CCER of March: 30 + 40 = 70 kg, capped at 5 % of 1000 kg = 50 kg.
     assert site_status["used_kg"] == pytest.approx(276 * f)
     assert site_status["ccer_cap_fraction"] == 0.05
     assert site_status["ccer_kg"] == pytest.approx(70.0)
     assert site_status["ccer_usable_kg"] == pytest.approx(50.0)
-    assert site_status["projected_kg"] == pytest.approx(792 * f)
-    assert site_status["projected_over_kg"] == pytest.approx(792 * f - 1000 - 50)
+    assert site_status["projection_method"] == "hour_of_week_profile"
+    assert site_status["projected_kg"] == pytest.approx(864 * f)
+    assert site_status["projected_over_kg"] == pytest.approx(864 * f - 1000 - 50)
     assert site_status["remaining_kg"] == pytest.approx(1000 - 276 * f)
     assert balance["allowance"]["ccer_usable_kg"] == pytest.approx(50.0)
     # an area's allowance: credits are the site's, none count against it
@@ -57,4 +61,4 @@ def test_ccer_below_the_cap_counts_in_full(filled: Env) -> None:
                                               "unit": "t"}, headers=h).json()["id"]
         status = c.get(f"/v1/allowances/{made}", headers=h).json()["status"]
     assert status["ccer_usable_kg"] == pytest.approx(20.0)       # 20 kg < 5 % of 2000 kg = 100 kg
-    assert status["projected_over_kg"] == pytest.approx(792 * f - 2000 - 20)
+    assert status["projected_over_kg"] == pytest.approx(864 * f - 2000 - 20)   # the profile's projection, above

@@ -156,3 +156,10 @@ def test_an_exceeded_allowance_ran_out_now() -> None:
     now = datetime(2026, 4, 20, tzinfo=UTC)
     p = project(11_000.0, 10_000.0, 5.0, now, datetime(2026, 5, 1, tzinfo=UTC))
     assert p.exceeded and p.remaining_kg == pytest.approx(-1000.0) and p.runs_out_at == now
+
+
+def test_an_intensity_rule_names_its_product_by_quantity_or_by_variable() -> None:
+    by_variable = power_rule(metric=Metric.INTENSITY, product_variable="press-1-output", scope=ScopeKind.LINE,
+                             target="press-1")
+    assert by_variable.product_quantity is None and by_variable.unit == "kg/unit"
+    assert power_rule(metric=Metric.INTENSITY, product_quantity="production").product_variable is None
