@@ -49,8 +49,10 @@ from api.routes import (
 )
 from api.rulebook import RuleBook
 from api.settings import Settings
+from calc.baseline import Baseline
 from calc.topics import READING_FILTER
 from ingest.store.base import HeldReader, Store, StoreError, StoreReader
+from records.baselines import Baselines
 from records.db import ApiDb
 from records.keys import KeyRevocations
 
@@ -121,7 +123,14 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
             link.publish(topic, payload, qos=1)
 
     notifier = Notifier(db, site, settings.api.webhooks, publish)
-    engine = Engine(site, LiveState(settings.plant), book, notifier, hub, clock)
+    stored_baselines = Baselines(db)
+
+    def active_baseline(baseline_id: str) -> Baseline | None:
+        """The model in force for a deviation rule (blocking: the engine calls it in a worker thread)."""
+        found = stored_baselines.latest_active(site, baseline_id)
+        return found.model if found is not None else None
+
+    engine = Engine(site, LiveState(settings.plant), book, notifier, hub, clock, baselines=active_baseline)
     engine.load(None)
 
     @asynccontextmanager

@@ -188,3 +188,15 @@ def test_roles(client: TestClient, env: BaselineEnv) -> None:
     assert client.delete("/v1/baselines/m1-daily", headers=env.h("viewer")).status_code == 403
     assert client.get("/v1/baselines/m1-daily", headers=env.h("other")).status_code == 404
     assert client.get("/v1/baselines/m1-daily", headers=env.h("viewer")).status_code == 200
+
+
+def test_the_live_deviation_rules_read_the_baseline_in_force(client: TestClient, env: BaselineEnv) -> None:
+    """create_app hands the rule runner the stored baselines: the model in force, none once retired."""
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    assert engine.baselines("m1-daily") is None
+    assert client.post("/v1/baselines", json=M1_DAILY, headers=env.h("engineer")).status_code == 201
+    stored = client.get("/v1/baselines/m1-daily", headers=env.h("viewer")).json()
+    model = engine.baselines("m1-daily")
+    assert model is not None and model.model_dump(mode="json") == stored["model"]
+    assert client.delete("/v1/baselines/m1-daily", headers=env.h("engineer")).status_code in (200, 204)
+    assert engine.baselines("m1-daily") is None
