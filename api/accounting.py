@@ -47,6 +47,9 @@ class MeterBalance(BaseModel):
     market_covered_kwh: float | None = Field(default=None, description="kWh covered by contractual instruments")
     points: int
     expected_points: int | None = None
+    expected_from: datetime | None = Field(default=None, description="expected samples are counted from here: the "
+                                           "period's start, or the meter's first stored reading when it began "
+                                           "in the period")
     completeness: float | None = Field(default=None, description="stored counter samples / expected (0..1)")
     factor_ids: list[str]
     factor_versions: list[str]
@@ -197,14 +200,60 @@ def live_rates(settings: Settings, store: StoreReader, site: str, now: datetime)
     return meter_rates(inputs.latest, inputs.today, inputs.month)
 
 
-def expected_points(settings: Settings, meter: str, start: datetime, end: datetime, now: datetime) -> int | None:
-    """Counter samples the meter should have sent in [start, min(end, now)) at its configured interval."""
+def interval_of(settings: Settings, meter: str) -> float | None:
+    """The meter's configured reporting interval (plant file `interval_s`), or None."""
     raw: dict[str, Any] = next((m for m in settings.plant_data.get("meters", []) if m.get("id") == meter), {})
     interval = raw.get("interval_s")
-    if not isinstance(interval, int | float) or interval <= 0:
+    return float(interval) if isinstance(interval, int | float) and interval > 0 else None
+
+
+def expected_points(settings: Settings, meter: str, start: datetime, end: datetime, now: datetime,
+                    first: datetime | None = None) -> int | None:
+    """Counter samples the meter should have sent in [start, min(end, now)) at its configured interval, counted
+    from `first` (its first stored reading, when it began in the period: see first_readings) if later."""
+    interval = interval_of(settings, meter)
+    if interval is None:
         return None
-    lo, hi = max(start, settings.plant.site.start), min(end, now)
+    lo, hi = max(start, settings.plant.site.start, first or start), min(end, now)
     return max(0, int((hi - lo).total_seconds() // interval))
+
+
+#: how first_readings narrows a meter's first reading: the steps it descends through, coarse to fine
+_DESCENT = (("1d", timedelta(days=1)), ("1h", timedelta(hours=1)), ("1m", timedelta(minutes=1)))
+
+
+def first_readings(settings: Settings, store: StoreReader, site: str, start: datetime, end: datetime,
+                   now: datetime) -> dict[str, datetime | None]:
+    """For each meter without stored points before `start`: its first stored reading in [start, min(end, now)),
+    or None when it has none (its completeness cannot be said yet). Meters with earlier points are left out
+    (they count from the period's start). Found by descending the store's series, day, hour, minute (a
+    handful of reads, and none at all once every meter has history); within the first minute the reading is
+    placed `points × interval_s` before the minute's end, never before it."""
+    hi = min(end, now)
+    site_start = settings.plant.site.start
+    begun = {t.meter for t in store.totals(site, site_start, start) if t.points} if start > site_start else set()
+    todo = [m.id for m in settings.plant.meters if m.id not in begun]
+    if not todo or hi <= start:
+        return dict.fromkeys(todo)
+    span = hi - start   # start at the step that cuts the span into few buckets (≤ 120 minutes, ≤ 48 hours)
+    steps = _DESCENT[2:] if span <= timedelta(hours=2) else _DESCENT[1:] if span <= timedelta(days=2) else _DESCENT
+    tz = settings.plant.site.timezone
+    window: dict[str, tuple[datetime, datetime, int]] = {m: (start, hi, 0) for m in todo}
+    for step, width in steps:
+        by_window: dict[tuple[datetime, datetime], set[str]] = defaultdict(set)
+        for m, (lo, up, _) in window.items():
+            by_window[(lo, up)].add(m)
+        narrowed: dict[str, tuple[datetime, datetime, int]] = {}
+        for (lo, up), meters in by_window.items():
+            for p in store.series(site, lo, up, step, tz):
+                if p.meter in meters and p.points and p.meter not in narrowed:
+                    narrowed[p.meter] = (max(lo, p.start), min(up, p.start + width), p.points)
+        window = narrowed
+    out: dict[str, datetime | None] = dict.fromkeys(todo)
+    for m, (lo, up, points) in window.items():
+        interval = interval_of(settings, m)
+        out[m] = max(lo, up - timedelta(seconds=points * interval)) if interval else lo
+    return out
 
 
 def allowance_status(db: ApiDb, store: StoreReader, history: StoreReader, settings: Settings, site: str,
@@ -260,6 +309,7 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: St
     if meter is not None:
         totals = [t for t in totals if t.meter == meter]
     holds = held_in(held, site, bounds, area, meter)
+    firsts = first_readings(settings, store, site, bounds.start, bounds.end, now)
     book = coal_book(settings, now.date())
     areas: dict[str, float] = defaultdict(float)
     area_kgce: dict[str, float] = defaultdict(float)
@@ -309,11 +359,13 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: St
             covered, residual = covered + figure.covered_kwh, residual + figure.residual_kwh
             for inst_id, kwh in figure.used_kwh.items():
                 uses[inst_id] += kwh
-        expected = expected_points(settings, t.meter, bounds.start, bounds.end, now)
+        first = firsts.get(t.meter)
+        expected = expected_points(settings, t.meter, bounds.start, bounds.end, now, first)
         meters.append(MeterBalance(meter=t.meter, area=t.area, carrier=t.carrier, scope=t.scope, energy=t.energy,
                                    energy_unit=t.energy_unit, co2e_kg=t.co2e_kg, market_co2e_kg=market,
                                    market_covered_kwh=figure.covered_kwh if market is not None and figure else None,
                                    points=t.points, expected_points=expected,
+                                   expected_from=max(bounds.start, first or bounds.start),
                                    completeness=min(1.0, t.points / expected) if expected else None,
                                    factor_ids=sorted(t.factor_ids), factor_versions=sorted(t.factor_versions),
                                    estimated_energy=t.estimated_energy, estimated_co2e_kg=t.estimated_co2e_kg,

@@ -1,12 +1,14 @@
-"""Allowance status with the CCER offset cap (calc.balance.allowance_check), against hand-computed figures; data
-written to a real SQLite store through ingest's converter."""
+"""Allowance status with the CCER offset cap (calc.balance.allowance_check), and completeness counted from a
+meter's first reading, against hand-computed figures; data written to a real SQLite store through ingest's converter."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import Env
+from tests.api.conftest import Env, fill_store, plant_data
 from tests.api.test_ledger import APRIL, MARCH, credit, filled, grid_factor
 
 __all__ = ["filled"]   # the fixture, imported for this module's tests
@@ -58,3 +60,25 @@ def test_ccer_below_the_cap_counts_in_full(filled: Env) -> None:
         status = c.get(f"/v1/allowances/{made}", headers=h).json()["status"]
     assert status["ccer_usable_kg"] == pytest.approx(20.0)       # 20 kg < 5 % of 2000 kg = 100 kg
     assert status["projected_over_kg"] == pytest.approx(792 * f - 2000 - 20)
+
+
+def test_completeness_counts_from_a_meters_first_reading(env: Env) -> None:
+    """A plant whose meters began minutes ago reads complete, not 0 %: expected samples count from each meter's
+    first stored reading (m1: every 60 s since 11:50, 10 of 10), a meter with history counts from the period's
+    start (m3), and a meter never seen has no expected count."""
+    now = env.clock.now                                   # 2026-03-10 12:00 UTC
+    began = now - timedelta(minutes=10)
+    fill_store(env.store, plant_data(), {
+        "m1": [(began + timedelta(minutes=i), 1.0) for i in range(10)],
+        "m3": [(datetime(2026, 3, 9, 23, 0, tzinfo=UTC), 1.0), (now - timedelta(hours=1), 1.0)]})
+    with TestClient(env.app()) as c:
+        h = env.h("viewer")
+        bal = c.get("/v1/balance", params={"period": "today"}, headers=h).json()
+        meters = {m["meter"]: m for m in c.get("/v1/meters", headers=h).json()["meters"]}
+    by = {m["meter"]: m for m in bal["meters"]}
+    assert by["m1"]["expected_from"] == began.isoformat().replace("+00:00", "Z")
+    assert by["m1"]["expected_points"] == 10 and by["m1"]["completeness"] == 1.0
+    assert by["m3"]["expected_points"] == 12 * 60 and by["m3"]["points"] == 1    # since midnight: 720 expected
+    assert bal["completeness"] == pytest.approx(11 / 730)
+    assert meters["m1"]["completeness"] == 1.0 and meters["m1"]["expected_points"] == 10
+    assert meters["m2"]["status"] == "never_seen" and meters["m2"]["expected_points"] is None
