@@ -14,9 +14,10 @@ from pydantic import BaseModel, Field
 
 from api.instruments import InstrumentDesk
 from api.intensity import IntensityOut, intensities, production_groups
+from api.live.live_sums import LiveState
 from api.market import TotalsMemo, allocate
 from api.settings import Settings
-from api.standard_coal import coal_book
+from api.standard_coal import coal_book, factor_bases
 from calc.balance import TimeRange, allowance_check
 from calc.factors import default_factor_set
 from calc.periods import AccountingPeriod, resolve
@@ -197,7 +198,17 @@ def live_rates(settings: Settings, store: StoreReader, site: str, now: datetime)
     """Each meter's live CO2e rate (calc.rate) from the store: latest flow samples, today's and this month's
     totals (the same reads SCADA makes, so both report the same rate)."""
     inputs = rate_inputs(store, site, settings.plant.site.timezone, now)
-    return meter_rates(inputs.latest, inputs.today, inputs.month)
+    return meter_rates(inputs.latest, inputs.today, inputs.month, factor_bases(settings, now))
+
+
+def seed_factor_fallback(live: LiveState, settings: Settings, now: datetime) -> None:
+    """Give each live meter its current factor as the rate's basis until the store holds its energy, so the live
+    rate shows as soon as a flow arrives (the same fallback live_rates uses)."""
+    for basis in factor_bases(settings, now):
+        meter = live.meters.get(basis.meter)
+        if meter is not None:
+            meter.fallback = basis
+            meter.update_rate()
 
 
 def interval_of(settings: Settings, meter: str) -> float | None:

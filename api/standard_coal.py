@@ -12,9 +12,12 @@ The method (equivalent value by default) comes from the plant file's optional se
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+
+import numpy as np
 
 from api.settings import Settings
 from calc.coal import (
@@ -30,7 +33,9 @@ from calc.conditions import ConditionError, is_normal_volume_unit, normal_volume
 from calc.factors import FactorError, default_factor_set
 from calc.plant import Plant
 from calc.plant_factors import PlantFactors, plant_factors
+from calc.rate import FactorBasis
 from calc.recipes import recipe
+from calc.table import FactorTable
 from calc.units import UnitError, conversion_factor
 
 NORMAL_M3 = "Nm^3"
@@ -123,8 +128,35 @@ def coal_settings(data: dict[str, Any]) -> tuple[CoalMethod, CoefficientSet]:
     return method, coefficients
 
 
+#: settings id -> (the settings, their merged factors, factor table): built once per plant, not per request
+_MERGED: dict[int, tuple[Settings, PlantFactors, FactorTable]] = {}
+_MERGED_MAX = 8
+
+
+def merged_factors(settings: Settings) -> tuple[PlantFactors, FactorTable]:
+    """The plant's merged factors and ingest's factor table for them (the same build ingest converts with)."""
+    found = _MERGED.get(id(settings))
+    if found is None or found[0] is not settings:
+        pf = plant_factors(default_factor_set(), settings.plant, settings.plant_data)
+        if len(_MERGED) >= _MERGED_MAX:
+            _MERGED.pop(next(iter(_MERGED)))
+        found = _MERGED[id(settings)] = (settings, pf, FactorTable.build(pf, settings.plant))
+    return found[1], found[2]
+
+
 def coal_book(settings: Settings, at: date) -> CoalBook:
     """The plant's book: its plant file's [factors], overrides, conditions and [standard_coal]."""
     method, coefficients = coal_settings(settings.plant_data)
-    pf = plant_factors(default_factor_set(), settings.plant, settings.plant_data)
-    return CoalBook(pf, settings.plant, coefficients, method, at)
+    return CoalBook(merged_factors(settings)[0], settings.plant, coefficients, method, at)
+
+
+def factor_bases(settings: Settings, now: datetime) -> list[FactorBasis]:
+    """Each meter's current factor as a rate basis (calc.rate.FactorBasis): kg CO2e per unit of its stored
+    energy unit, from ingest's factor table at `now`; meters the table cannot convert are left out."""
+    table = merged_factors(settings)[1]
+    if not table.meters:
+        return []
+    idx = np.arange(len(table.meters), dtype=np.intp)
+    kg, rows = table.co2e_kg(idx, np.ones(len(idx)), np.full(len(idx), now.timestamp()))
+    return [FactorBasis(m, table.units[i], float(kg[i])) for i, m in enumerate(table.meters)
+            if rows[i] >= 0 and math.isfinite(float(kg[i])) and kg[i] > 0]
