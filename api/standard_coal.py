@@ -1,132 +1,17 @@
-"""Standard coal (kgce, GB/T 2589) and normal volume of each meter's stored energy, for every view: one book per
-plant built from the same recipes ingest counts CO2e with (calc.recipes, calc.coal), so kgce and CO2e of a meter
-always describe the same energy.
-
-The method (equivalent value by default) comes from the plant file's optional section
-
-    [standard_coal]
-    method = "equal"                                   # or "equivalent" (the default)
-    equal = { electricity = "0.2950 kg/kWh", heat = "39.3 kg/GJ" }   # the year's published coefficients
-    source = "NBS 2025 statistical communique"          # where they come from (required with `equal`)
-"""
+"""The plant's standard-coal book and factor table for the API's views, built once per plant (calc.plant_coal), and
+each meter's current factor as the live rate's basis before energy is stored (calc.rate.FactorBasis)."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
-
-import numpy as np
 
 from api.settings import Settings
-from calc.coal import (
-    CoalError,
-    CoalMethod,
-    CoalRecipe,
-    CoefficientSet,
-    coal_recipe_for,
-    default_coefficients,
-    equal_value_row,
-)
-from calc.conditions import ConditionError, is_normal_volume_unit, normal_volume_ratio, parse_measure
-from calc.factors import FactorError, default_factor_set
-from calc.plant import Plant
+from calc.factors import default_factor_set
+from calc.plant_coal import CoalBook, coal_settings
 from calc.plant_factors import PlantFactors, plant_factors
 from calc.rate import FactorBasis
-from calc.recipes import recipe
+from calc.rate import factor_bases as rate_factor_bases
 from calc.table import FactorTable
-from calc.units import UnitError, conversion_factor
-
-NORMAL_M3 = "Nm^3"
-
-
-@dataclass(frozen=True, slots=True)
-class MeterCoal:
-    """kgce per unit of one meter's stored energy unit, with the coefficient behind it (or why there is none)."""
-
-    kgce_per_unit: float | None
-    coefficient_id: str | None
-    version: str | None
-    refused: str | None = None
-    normal_m3_per_unit: float | None = None    # natural gas by volume: Nm3 per metered unit (the factor's unit)
-
-
-@dataclass
-class CoalBook:
-    """kgce of any meter's stored energy; recipes evaluated once per (meter, unit)."""
-
-    plant_factors: PlantFactors
-    plant: Plant
-    coefficients: CoefficientSet
-    method: CoalMethod
-    at: date
-    _cache: dict[tuple[str, str], MeterCoal] = field(default_factory=dict)
-
-    def of(self, meter_id: str, unit: str) -> MeterCoal:
-        key = (meter_id, unit)
-        if key not in self._cache:
-            self._cache[key] = self._build(meter_id, unit)
-        return self._cache[key]
-
-    def _build(self, meter_id: str, unit: str) -> MeterCoal:
-        meter = self.plant.meters_by_id.get(meter_id)
-        if meter is None:
-            return MeterCoal(None, None, None, f"meter {meter_id!r} is not in the plant")
-        pf = self.plant_factors
-        cond = pf.conditions.get(meter_id)
-        try:
-            rec = recipe(pf.factors, meter.carrier, unit, region=self.plant.region_of(meter), at=self.at,
-                         method=pf.method_for(meter.carrier), conditions=cond,
-                         pins=pf.pins_for(meter, self.plant.site.id))
-            coal: CoalRecipe = coal_recipe_for(rec, self.coefficients, method=self.method, conditions=cond)
-        except (CoalError, FactorError, ConditionError, UnitError) as exc:
-            return MeterCoal(None, None, None, f"meter {meter_id!r}: {exc}")
-        nm3 = None
-        if meter.carrier == "natural_gas" and not is_normal_volume_unit(unit):
-            try:
-                nm3 = conversion_factor(unit, "m^3") * normal_volume_ratio(cond.pressure if cond else None,
-                                                                           cond.temperature if cond else None)
-            except (UnitError, ConditionError):
-                nm3 = None
-        return MeterCoal(coal.kgce_per_unit, coal.coefficient_id, coal.version, None, nm3)
-
-    def kgce(self, meter_id: str, energy: float, unit: str) -> float | None:
-        per = self.of(meter_id, unit).kgce_per_unit
-        return None if per is None else energy * per
-
-    def factor_energy(self, meter_id: str, energy: float, unit: str) -> tuple[float, str]:
-        """The energy in the unit its emission factor applies to: natural gas by volume in Nm3, else as given."""
-        nm3 = self.of(meter_id, unit).normal_m3_per_unit
-        return (energy * nm3, NORMAL_M3) if nm3 is not None else (energy, unit)
-
-
-def coal_settings(data: dict[str, Any]) -> tuple[CoalMethod, CoefficientSet]:
-    """The plant's [standard_coal] choice: method and the coefficient set (with its equal-value rows).
-    Raises CoalError naming the key when it cannot be used."""
-    raw = data.get("standard_coal") or {}
-    if not isinstance(raw, dict):
-        raise CoalError("standard_coal: must be a table")
-    try:
-        method = CoalMethod(str(raw.get("method", CoalMethod.EQUIVALENT.value)))
-    except ValueError:
-        raise CoalError(f"standard_coal.method: {raw.get('method')!r} is not one of "
-                        f"{[m.value for m in CoalMethod]}") from None
-    coefficients = default_coefficients()
-    equal = raw.get("equal") or {}
-    if equal:
-        source = str(raw.get("source", ""))
-        rows = {}
-        for carrier, text in dict(equal).items():
-            try:
-                given = parse_measure(str(text), f"standard_coal.equal.{carrier}")
-            except ConditionError as exc:
-                raise CoalError(str(exc)) from None
-            row = equal_value_row(str(carrier), given.value, given.unit, source)
-            rows[row.id] = row
-        coefficients = coefficients.with_coefficients(rows)
-    return method, coefficients
-
 
 #: settings id -> (the settings, their merged factors, factor table): built once per plant, not per request
 _MERGED: dict[int, tuple[Settings, PlantFactors, FactorTable]] = {}
@@ -151,12 +36,5 @@ def coal_book(settings: Settings, at: date) -> CoalBook:
 
 
 def factor_bases(settings: Settings, now: datetime) -> list[FactorBasis]:
-    """Each meter's current factor as a rate basis (calc.rate.FactorBasis): kg CO2e per unit of its stored
-    energy unit, from ingest's factor table at `now`; meters the table cannot convert are left out."""
-    table = merged_factors(settings)[1]
-    if not table.meters:
-        return []
-    idx = np.arange(len(table.meters), dtype=np.intp)
-    kg, rows = table.co2e_kg(idx, np.ones(len(idx)), np.full(len(idx), now.timestamp()))
-    return [FactorBasis(m, table.units[i], float(kg[i])) for i, m in enumerate(table.meters)
-            if rows[i] >= 0 and math.isfinite(float(kg[i])) and kg[i] > 0]
+    """Each meter's current factor as a rate basis (calc.rate.factor_bases over the plant's factor table)."""
+    return rate_factor_bases(merged_factors(settings)[1], now.timestamp())

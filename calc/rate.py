@@ -9,11 +9,15 @@ passes rows.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
+from calc.table import FactorTable
 from calc.units import UnitError, conversion_factor
 
 # Preferred flow quantity per meter when several convert (totals first, per-phase values never).
@@ -71,6 +75,17 @@ class FactorBasis:
     energy_unit: str
     co2e_kg: float            # per one energy_unit
     energy: float = 1.0
+
+
+def factor_bases(table: FactorTable, at_s: float) -> list[FactorBasis]:
+    """Each meter's factor at `at_s` (epoch seconds) as a rate basis: kg CO2e per unit of its table (stored)
+    energy unit, from ingest's factor table; meters the table cannot convert are left out."""
+    if not table.meters:
+        return []
+    idx = np.arange(len(table.meters), dtype=np.intp)
+    kg, rows = table.co2e_kg(idx, np.ones(len(idx)), np.full(len(idx), at_s))
+    return [FactorBasis(m, table.units[i], float(kg[i])) for i, m in enumerate(table.meters)
+            if rows[i] >= 0 and math.isfinite(float(kg[i])) and kg[i] > 0]
 
 
 def kg_per_unit(total: TotalLike | None) -> float | None:

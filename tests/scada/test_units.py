@@ -123,7 +123,8 @@ def test_render_places_each_boundary_in_its_block() -> None:
     assert words_to_float(regs[a1 + off], regs[a1 + off + 1]) == 150.0
     off = BLOCK["MonthCO2eCounter"][0]
     assert (regs[a1 + off] << 16 | regs[a1 + off + 1]) == 1500
-    assert regs[FIRST_BLOCK + BLOCK["QualityBits"][0]] == 0b100001   # rate and allowance unknown
+    # rate and allowance unknown; both intensities too (the plant declares no production counter)
+    assert regs[FIRST_BLOCK + BLOCK["QualityBits"][0]] == 0b1100100001
     off = BLOCK["AllowanceRemaining"][0]
     assert (regs[FIRST_BLOCK + off], regs[FIRST_BLOCK + off + 1]) == NAN_WORDS
 
