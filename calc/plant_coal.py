@@ -12,9 +12,12 @@ The method (equivalent value by default) comes from the plant file's optional se
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from calc.coal import (
     CoalError,
@@ -95,34 +98,55 @@ class CoalBook:
         return (energy * nm3, NORMAL_M3) if nm3 is not None else (energy, unit)
 
 
-def coal_settings(data: dict[str, Any]) -> tuple[CoalMethod, CoefficientSet]:
+class StandardCoalSection(BaseModel):
+    """[standard_coal]: how energy is counted in kg of standard coal equivalent (GB/T 2589) in the API's views and
+    SCADA."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: CoalMethod = Field(default=CoalMethod.EQUIVALENT, description="\"equivalent\" (calorific value, the "
+                               "default) or \"equal\" (primary energy spent: needs `equal`)")
+    equal: dict[str, str] = Field(default_factory=dict, description="equal-value coefficients by carrier, with "
+                                  "unit, e.g. { electricity = \"0.2998 kg/kWh\", heat = \"39.3 kg/GJ\" } (the "
+                                  "year's published figures; not shipped)")
+    source: str = Field(default="", max_length=500, description="where the `equal` coefficients come from "
+                        "(required with them)")
+
+    @model_validator(mode="after")
+    def _complete(self) -> StandardCoalSection:
+        if self.equal and not self.source.strip():
+            raise ValueError("source: required with `equal` (where the coefficients are published)")
+        if self.method is CoalMethod.EQUAL and "electricity" not in self.equal:
+            raise ValueError("equal: the equal-value method needs at least the electricity coefficient, e.g. "
+                             "equal = { electricity = \"0.2998 kg/kWh\" }")
+        return self
+
+
+def coal_settings(data: Mapping[str, Any]) -> tuple[CoalMethod, CoefficientSet]:
     """The plant's [standard_coal] choice: method and the coefficient set (with its equal-value rows).
-    Raises CoalError naming the key when it cannot be used."""
+    Raises CoalError naming the key path and why when it cannot be used."""
     raw = data.get("standard_coal") or {}
-    if not isinstance(raw, dict):
-        raise CoalError("standard_coal: must be a table")
     try:
-        method = CoalMethod(str(raw.get("method", CoalMethod.EQUIVALENT.value)))
-    except ValueError:
-        raise CoalError(f"standard_coal.method: {raw.get('method')!r} is not one of "
-                        f"{[m.value for m in CoalMethod]}") from None
+        section = StandardCoalSection.model_validate(raw)
+    except ValidationError as exc:
+        # a whole-section check says its key itself ("source: required ...")
+        raise CoalError("; ".join("standard_coal." + (f"{'.'.join(str(p) for p in e['loc'])}: " if e["loc"] else "")
+                                  + e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
     coefficients = default_coefficients()
-    equal = raw.get("equal") or {}
-    if equal:
-        source = str(raw.get("source", ""))
+    if section.equal:
         rows = {}
-        for carrier, text in dict(equal).items():
+        for carrier, text in section.equal.items():
             try:
-                given = parse_measure(str(text), f"standard_coal.equal.{carrier}")
+                given = parse_measure(text, f"standard_coal.equal.{carrier}")
             except ConditionError as exc:
                 raise CoalError(str(exc)) from None
-            row = equal_value_row(str(carrier), given.value, given.unit, source)
+            row = equal_value_row(carrier, given.value, given.unit, section.source)
             rows[row.id] = row
         coefficients = coefficients.with_coefficients(rows)
-    return method, coefficients
+    return section.method, coefficients
 
 
-def plant_coal_book(factors: FactorSet, plant: Plant, data: dict[str, Any], at: date) -> CoalBook:
+def plant_coal_book(factors: FactorSet, plant: Plant, data: Mapping[str, Any], at: date) -> CoalBook:
     """The book of a plant file (`data`: its parsed TOML) over a factor set; raises CoalError or FactorError."""
     method, coefficients = coal_settings(data)
     return CoalBook(plant_factors(factors, plant, data), plant, coefficients, method, at)

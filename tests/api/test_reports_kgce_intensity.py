@@ -4,6 +4,7 @@ Data go through ingest's converter into a real SQLite store."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -182,3 +183,33 @@ def test_csv_report_and_history_carry_kgce(env2: Env) -> None:
     assert any(line.startswith("total,kgce,") for line in report.splitlines())
     assert any(line.startswith("intensity,line L1,") for line in report.splitlines())
     assert "kgce" in page and "per unit of product" in page
+
+
+def test_the_plant_file_chooses_the_equal_value_method(env2: Env) -> None:
+    data = {**plant(), "standard_coal": {"method": "equal", "source": "published yearly (test figure)",
+                                         "equal": {"electricity": "0.2998 kg/kWh", "heat": "39.3 kg/GJ"}}}
+    section = ApiSection(keys_file=str(env2.keys_file), db_path=str(env2.tmp / "api.sqlite"), live=False)
+    settings = Settings(plant=parse_plant(data), plant_data=data, base_dir=env2.tmp, api=section)
+    with TestClient(create_app(settings, SqliteStore(env2.tmp / "store.sqlite"), KeyRing.load(env2.keys_file),
+                               clock=env2.clock)) as c:
+        bal = c.get("/v1/balance", params=WINDOW, headers=env2.h("viewer")).json()
+    meters = {m["meter"]: m for m in bal["meters"]}
+    assert bal["kgce_method"] == "equal"
+    assert meters["e1"]["energy_kgce"] == pytest.approx(1000.0 * 0.2998)
+    assert meters["e1"]["kgce_coefficient_id"] == "electricity_equal"
+    assert meters["heat"]["energy_kgce"] == pytest.approx(5.0 * 39.3)
+    assert meters["coal"]["energy_kgce"] == pytest.approx(1.0 * 714.3)     # fuels: the same under both methods
+
+
+@pytest.mark.parametrize(("section", "says"), [
+    ({"method": "equal"}, "standard_coal.equal: the equal-value method needs at least the electricity"),
+    ({"equal": {"electricity": "0.3 kg/kWh"}}, "standard_coal.source: required"),
+    ({"method": "calorific"}, "standard_coal.method"),
+    ({"colour": "black"}, "standard_coal.colour"),
+])
+def test_a_bad_standard_coal_section_is_named(section: dict[str, Any], says: str) -> None:
+    from calc.coal import CoalError
+    from calc.plant_coal import coal_settings
+
+    with pytest.raises(CoalError, match=re.escape(says)):
+        coal_settings({"standard_coal": section})
