@@ -9,7 +9,8 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.accounting import expected_points, first_readings, live_rates
+from api.accounting import live_rates
+from api.completeness import expected_points, first_readings
 from api.deps import EngineDep, HeldDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
 from api.errors import NotFound
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
