@@ -29,10 +29,20 @@ def merged_factors(settings: Settings) -> tuple[PlantFactors, FactorTable]:
     return found[1], found[2]
 
 
+_BOOKS: dict[tuple[int, date], tuple[Settings, CoalBook]] = {}
+
+
 def coal_book(settings: Settings, at: date) -> CoalBook:
-    """The plant's book: its plant file's [factors], overrides, conditions and [standard_coal]."""
-    method, coefficients = coal_settings(settings.plant_data)
-    return CoalBook(merged_factors(settings)[0], settings.plant, coefficients, method, at)
+    """The plant's book for a day (kept: its recipes are evaluated once per meter and unit, not per request): its
+    plant file's [factors], overrides, conditions and [standard_coal]."""
+    found = _BOOKS.get((id(settings), at))
+    if found is None or found[0] is not settings:
+        method, coefficients = coal_settings(settings.plant_data)
+        if len(_BOOKS) >= _MERGED_MAX:
+            _BOOKS.pop(next(iter(_BOOKS)))
+        found = _BOOKS[(id(settings), at)] = (settings, CoalBook(merged_factors(settings)[0], settings.plant,
+                                                                 coefficients, method, at))
+    return found[1]
 
 
 def factor_bases(settings: Settings, now: datetime) -> list[FactorBasis]:

@@ -396,7 +396,9 @@ export function drill(root, ctx, kind, id) {
         const m = b.meters[0];
         document.getElementById("factor-list").replaceChildren(m ? h("ul", {},
           ...m.factor_ids.map((f) => h("li", { text: f })),
-          ...m.factor_versions.map((v) => h("li", { class: "muted", text: `factor set version ${v}` }))) :
+          ...m.factor_versions.map((v) => h("li", { class: "muted", text: `factor set version ${v}` })),
+          h("li", { class: "kgce", text: m.kgce_coefficient_id ? `standard coal: ${m.kgce_coefficient_id} ` +
+            `(${formatCoal(m.energy_kgce)}; ${m.kgce_version})` : `standard coal: ${m.kgce_refused || "–"}` })) :
           h("p", { class: "muted", text: "no data in this period" }));
       }
     } catch (err) {
