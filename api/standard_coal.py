@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from api.settings import Settings
+from calc.coal import CoalError, CoalMethod, default_coefficients
 from calc.factors import default_factor_set
 from calc.plant_coal import CoalBook, coal_settings
 from calc.plant_factors import PlantFactors, plant_factors
@@ -37,11 +38,15 @@ def coal_book(settings: Settings, at: date) -> CoalBook:
     plant file's [factors], overrides, conditions and [standard_coal]."""
     found = _BOOKS.get((id(settings), at))
     if found is None or found[0] is not settings:
-        method, coefficients = coal_settings(settings.plant_data)
+        refused = None
+        try:
+            method, coefficients = coal_settings(settings.plant_data)
+        except CoalError as exc:   # the balance still answers, its kgce refused with the reason (check-config too)
+            method, coefficients, refused = CoalMethod.EQUIVALENT, default_coefficients(), str(exc)
         if len(_BOOKS) >= _MERGED_MAX:
             _BOOKS.pop(next(iter(_BOOKS)))
         found = _BOOKS[(id(settings), at)] = (settings, CoalBook(merged_factors(settings)[0], settings.plant,
-                                                                 coefficients, method, at))
+                                                                 coefficients, method, at, refused))
     return found[1]
 
 

@@ -58,6 +58,7 @@ class CoalBook:
     coefficients: CoefficientSet
     method: CoalMethod
     at: date
+    refused: str | None = None      # the whole book cannot count (a bad [standard_coal]): every meter says why
     _cache: dict[tuple[str, str], MeterCoal] = field(default_factory=dict)
 
     def of(self, meter_id: str, unit: str) -> MeterCoal:
@@ -68,6 +69,8 @@ class CoalBook:
 
     def _build(self, meter_id: str, unit: str) -> MeterCoal:
         meter = self.plant.meters_by_id.get(meter_id)
+        if self.refused is not None:
+            return MeterCoal(None, None, None, f"meter {meter_id!r}: {self.refused}")
         if meter is None:
             return MeterCoal(None, None, None, f"meter {meter_id!r} is not in the plant")
         pf = self.plant_factors

@@ -177,6 +177,8 @@ def compute(plant: Plant, inputs: Inputs, stale_after_s: float, version: int = 0
             rate = Figure(None, None, Quality.BAD)
         kgce_today = sum(v for m, v in inputs.kgce_today.items() if m in ids)
         kgce_month = sum(v for m, v in inputs.kgce_month.items() if m in ids)
+        kgce_q = {name: _coal_quality(rows, counted, ids) for name, rows, counted in (
+            ("TodayKgce", inputs.today, inputs.kgce_today), ("MonthKgce", inputs.month, inputs.kgce_month))}
         produced = _production(plant, b, inputs.production_today)
         per_unit = (intensity(today, produced[0], produced[1]).value,
                     intensity(kgce_today, produced[0], produced[1]).value) if produced and produced[0] > 0 else None
@@ -194,14 +196,26 @@ def compute(plant: Plant, inputs: Inputs, stale_after_s: float, version: int = 0
             "TodayNetBalance": Figure(today - off_today, last, totals_q),
             "MonthNetBalance": Figure(month - off_month, last, totals_q),
             "AllowanceRemaining": allowance,
-            "TodayKgce": Figure(kgce_today, last, totals_q),
-            "MonthKgce": Figure(kgce_month, last, totals_q),
+            "TodayKgce": Figure(kgce_today if kgce_q["TodayKgce"] is not Quality.BAD else None, last,
+                                kgce_q["TodayKgce"]),
+            "MonthKgce": Figure(kgce_month if kgce_q["MonthKgce"] is not Quality.BAD else None, last,
+                                kgce_q["MonthKgce"]),
             # no production today (or none declared): NaN, quality bad
             "TodayIntensity": Figure(per_unit[0], last, totals_q) if per_unit else Figure(None, None, Quality.BAD),
             "TodayKgceIntensity": (Figure(per_unit[1], last, totals_q) if per_unit
                                    else Figure(None, None, Quality.BAD)),
         }, state, len(mine), max(fired) if fired else None)
     return Snapshot(now, t0, m0, items, version)
+
+
+def _coal_quality(rows: list[MeterTotal], counted: Mapping[str, float], ids: set[str]) -> Quality:
+    """Good when every member meter with energy has its kgce; Uncertain when some lack it (no coefficient, see the
+    API's kgce_refused), Bad when none has it."""
+    with_energy = {t.meter for t in rows if t.meter in ids and t.energy}
+    missing = with_energy - set(counted)
+    if not missing:
+        return Quality.GOOD
+    return Quality.BAD if missing == with_energy else Quality.UNCERTAIN
 
 
 def _last_ts(inputs: Inputs, meter: str) -> datetime | None:

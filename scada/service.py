@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
+from calc.coal import CoalError
 from calc.factors import default_factor_set
 from calc.plant_coal import plant_coal_book
 from calc.rate import factor_bases
@@ -62,7 +63,13 @@ class ScadaService:
         self.snapshot: Snapshot | None = None
         # kgce of each meter (the plant file's factors, conditions and [standard_coal], as the API's) and the
         # factor table behind the rate's fallback basis; built once (the recipes hardly change with time)
-        self.book = plant_coal_book(default_factor_set(), config.plant, config.data, self.clock().date())
+        try:
+            self.book = plant_coal_book(default_factor_set(), config.plant, config.data, self.clock().date())
+        except CoalError as exc:   # a bad [standard_coal]: the CO2e figures still serve, kgce is unknown
+            log.error("scada: no kgce figures: %s", exc)
+            empty = {k: v for k, v in config.data.items() if k != "standard_coal"}
+            self.book = replace(plant_coal_book(default_factor_set(), config.plant, empty, self.clock().date()),
+                                refused=str(exc))
         self.table = FactorTable.build(self.book.plant_factors, config.plant)
         self.version = 0
         self.last_error: str | None = None

@@ -84,6 +84,11 @@ def kgce_per_unit(meter: str) -> float:
 
 @pytest.fixture
 def env2(env: Env) -> Env:
+    return fill(env)
+
+
+def fill(env: Env) -> Env:
+    """Two hours of every carrier's meter and of the production counter, through ingest's converter."""
     data = plant()
     conv = Converter(parse_plant(data), data, clock=lambda: datetime(2030, 1, 1, tzinfo=UTC).timestamp())
     for mid, (area, _line, _c, quantity, unit, delta, _cond) in METERS.items():
@@ -213,3 +218,17 @@ def test_a_bad_standard_coal_section_is_named(section: dict[str, Any], says: str
 
     with pytest.raises(CoalError, match=re.escape(says)):
         coal_settings({"standard_coal": section})
+
+
+def test_a_bad_standard_coal_section_refuses_kgce_not_the_balance(env2: Env) -> None:
+    data = {**plant(), "standard_coal": {"method": "equal"}}     # no equal-value coefficient given
+    section = ApiSection(keys_file=str(env2.keys_file), db_path=str(env2.tmp / "api.sqlite"), live=False)
+    settings = Settings(plant=parse_plant(data), plant_data=data, base_dir=env2.tmp, api=section)
+    with TestClient(create_app(settings, SqliteStore(env2.tmp / "store.sqlite"), KeyRing.load(env2.keys_file),
+                               clock=env2.clock)) as c:
+        resp = c.get("/v1/balance", params=WINDOW, headers=env2.h("viewer"))
+    assert resp.status_code == 200
+    bal = resp.json()
+    assert bal["co2e_kg"] > 0 and bal["energy_kgce"] == 0
+    assert len(bal["kgce_refused"]) == len(METERS)
+    assert all("standard_coal.equal" in r for r in bal["kgce_refused"])
