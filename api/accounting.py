@@ -371,7 +371,9 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: St
         factor_ids=sorted({f for t in totals for f in t.factor_ids}),
         factor_versions=sorted({f for t in totals for f in t.factor_versions}),
         allowance=allowance_status(db, store, history, settings, site, at, now, scope, target),
-        completeness=(sum(m.points for m in known) / sum(m.expected_points or 0 for m in known)) if known else None,
+        # capped as each meter's is: a sample stamped just after a minute's start can count one interval early
+        completeness=min(1.0, sum(m.points for m in known) / sum(m.expected_points or 0 for m in known))
+        if known else None,
         estimated_co2e_kg=sum(t.estimated_co2e_kg for t in totals),
         held_co2e_kg=sum(h.co2e_kg for h in holds.values()), held_records=sum(h.records for h in holds.values()),
         energy_kgce=sum(v[6] for v in carriers.values()), kgce_method=book.method.value, kgce_refused=refused,
