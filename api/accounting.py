@@ -12,10 +12,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from api.completeness import expected_points, first_readings
 from api.instruments import InstrumentDesk
+from api.intensity import IntensityOut, intensities, production_groups
+from api.live.live_sums import LiveState
 from api.market import TotalsMemo, allocate
 from api.projection import API_BURN_WINDOW, expected_profile, hourly_history, project_allowance
 from api.settings import Settings
+from api.standard_coal import coal_book, factor_bases
 from calc.balance import TimeRange
 from calc.factors import default_factor_set
 from calc.periods import AccountingPeriod, resolve
@@ -46,6 +50,9 @@ class MeterBalance(BaseModel):
     market_covered_kwh: float | None = Field(default=None, description="kWh covered by contractual instruments")
     points: int
     expected_points: int | None = None
+    expected_from: datetime | None = Field(default=None, description="expected samples are counted from here: the "
+                                           "period's start, or the meter's first stored reading when it began "
+                                           "in the period")
     completeness: float | None = Field(default=None, description="stored counter samples / expected (0..1)")
     factor_ids: list[str]
     factor_versions: list[str]
@@ -57,11 +64,20 @@ class MeterBalance(BaseModel):
     held_energy_unit: str | None = Field(default=None, description="unit of held_energy (the meter's energy unit)")
     held_co2e_kg: float = Field(default=0.0, description="kg CO2e of the open held energy (not in `co2e_kg`)")
     held_records: int = Field(default=0, description="open held records of the meter in the period")
+    energy_kgce: float | None = Field(default=None, description="`energy` in kg of standard coal equivalent "
+                                      "(GB/T 2589; null: see kgce_refused)")
+    kgce_coefficient_id: str | None = Field(default=None, description="the GB/T 2589 coefficient used")
+    kgce_version: str | None = Field(default=None, description="<set>@<version>:<row hash> of the coefficient")
+    kgce_refused: str | None = Field(default=None, description="why the energy has no kgce")
+    factor_energy: float = Field(default=0.0, description="`energy` in the unit its emission factor applies to "
+                                 "(natural gas by volume: normal m3 at 0 degC, 101.325 kPa; others: as `energy`)")
+    factor_energy_unit: str = Field(default="", description="unit of factor_energy (Nm^3 for natural gas)")
 
 
 class AreaBalance(BaseModel):
     area: str
     co2e_kg: float
+    energy_kgce: float = Field(default=0.0, description="kgce of the area's meters (those with a coefficient)")
 
 
 class ScopeBalance(BaseModel):
@@ -78,6 +94,12 @@ class CarrierBalance(BaseModel):
     estimated_co2e_kg: float = Field(default=0.0, description="of `co2e_kg`, what is estimated")
     held_energy: float = Field(default=0.0, description="open held energy (not in `energy`), in energy_unit")
     held_co2e_kg: float = Field(default=0.0, description="kg CO2e of it (not in `co2e_kg`)")
+    energy_kgce: float = Field(default=0.0, description="kgce of `energy` (meters with a coefficient)")
+    kgce_coefficient_ids: list[str] = Field(default_factory=list)
+    kgce_versions: list[str] = Field(default_factory=list)
+    factor_energy: float = Field(default=0.0, description="`energy` in the unit its emission factor applies to")
+    factor_energy_unit: str = Field(default="", description="Nm^3 for natural gas metered by volume, else "
+                                    "energy_unit")
 
 
 class InstrumentUse(BaseModel):
@@ -156,6 +178,12 @@ class BalanceOut(BaseModel):
     held_co2e_kg: float = Field(default=0.0, description="kg CO2e of energy measured in the period but held (open "
                                 "records waiting for an engineer; not in `co2e_kg`): see /v1/held")
     held_records: int = Field(default=0, description="open held records in the period")
+    energy_kgce: float = Field(default=0.0, description="counted energy in kg of standard coal equivalent "
+                               "(GB/T 2589; meters without a coefficient are listed in kgce_refused)")
+    kgce_method: str = Field(default="equivalent", description="equivalent (calorific) or equal value")
+    kgce_refused: list[str] = Field(default_factory=list, description="meters whose energy has no kgce, and why")
+    intensity: list[IntensityOut] = Field(default_factory=list, description="kg CO2e and kgce per unit of product "
+                                          "of the site, areas and lines that declare production counters")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,17 +206,17 @@ def live_rates(settings: Settings, store: StoreReader, site: str, now: datetime)
     """Each meter's live CO2e rate (calc.rate) from the store: latest flow samples, today's and this month's
     totals (the same reads SCADA makes, so both report the same rate)."""
     inputs = rate_inputs(store, site, settings.plant.site.timezone, now)
-    return meter_rates(inputs.latest, inputs.today, inputs.month)
+    return meter_rates(inputs.latest, inputs.today, inputs.month, factor_bases(settings, now))
 
 
-def expected_points(settings: Settings, meter: str, start: datetime, end: datetime, now: datetime) -> int | None:
-    """Counter samples the meter should have sent in [start, min(end, now)) at its configured interval."""
-    raw: dict[str, Any] = next((m for m in settings.plant_data.get("meters", []) if m.get("id") == meter), {})
-    interval = raw.get("interval_s")
-    if not isinstance(interval, int | float) or interval <= 0:
-        return None
-    lo, hi = max(start, settings.plant.site.start), min(end, now)
-    return max(0, int((hi - lo).total_seconds() // interval))
+def seed_factor_fallback(live: LiveState, settings: Settings, now: datetime) -> None:
+    """Give each live meter its current factor as the rate's basis until the store holds its energy, so the live
+    rate shows as soon as a flow arrives (the same fallback live_rates uses)."""
+    for basis in factor_bases(settings, now):
+        meter = live.meters.get(basis.meter)
+        if meter is not None:
+            meter.fallback = basis
+            meter.update_rate()
 
 
 def allowance_status(db: ApiDb, store: StoreReader, history: StoreReader, settings: Settings, site: str,
@@ -248,10 +276,17 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: St
     if meter is not None:
         totals = [t for t in totals if t.meter == meter]
     holds = held_in(held, site, bounds, area, meter)
+    firsts = first_readings(settings, store, site, bounds.start, bounds.end, now)
+    book = coal_book(settings, now.date())
     areas: dict[str, float] = defaultdict(float)
+    area_kgce: dict[str, float] = defaultdict(float)
     scopes: dict[str, float] = defaultdict(float)
-    # (carrier, unit) -> energy, co2e, estimated energy, estimated co2e, held energy, held co2e
-    carriers: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0] * 6)
+    # (carrier, unit) -> energy, co2e, estimated energy, estimated co2e, held energy, held co2e, kgce, factor energy
+    carriers: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0] * 8)
+    carrier_coal: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+    factor_units: dict[tuple[str, str], str] = {}
+    energy: dict[tuple[datetime | None, str], tuple[float, float]] = {}
+    refused: list[str] = []
     market_total, market_ids, market_complete = 0.0, set(), True
     active = InstrumentDesk(db).active(site)
     allocation = allocate(settings, memo, active, site, bounds.start, bounds.end, now)
@@ -265,6 +300,18 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: St
         c = carriers[(t.carrier, t.energy_unit)]
         c[0], c[1] = c[0] + t.energy, c[1] + t.co2e_kg
         c[2], c[3] = c[2] + t.estimated_energy, c[3] + t.estimated_co2e_kg
+        coal = book.of(t.meter, t.energy_unit)
+        kgce = None if coal.kgce_per_unit is None else t.energy * coal.kgce_per_unit
+        if coal.refused:
+            refused.append(coal.refused)
+        if kgce is not None and coal.coefficient_id and coal.version:
+            c[6] += kgce
+            area_kgce[t.area] += kgce
+            carrier_coal[(t.carrier, t.energy_unit)].add((coal.coefficient_id, coal.version))
+        fe, fu = book.factor_energy(t.meter, t.energy, t.energy_unit)
+        c[7] += fe
+        factor_units[(t.carrier, t.energy_unit)] = fu
+        energy[(None, t.meter)] = (t.co2e_kg, kgce or 0.0)
         if h is not None:
             # held energy in the same unit as the counted (the meter's energy unit), else its own carrier row
             hc = c if h.energy_unit == t.energy_unit else carriers[(t.carrier, h.energy_unit)]
@@ -279,16 +326,21 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: St
             covered, residual = covered + figure.covered_kwh, residual + figure.residual_kwh
             for inst_id, kwh in figure.used_kwh.items():
                 uses[inst_id] += kwh
-        expected = expected_points(settings, t.meter, bounds.start, bounds.end, now)
+        first = firsts.get(t.meter)
+        expected = expected_points(settings, t.meter, bounds.start, bounds.end, now, first)
         meters.append(MeterBalance(meter=t.meter, area=t.area, carrier=t.carrier, scope=t.scope, energy=t.energy,
                                    energy_unit=t.energy_unit, co2e_kg=t.co2e_kg, market_co2e_kg=market,
                                    market_covered_kwh=figure.covered_kwh if market is not None and figure else None,
                                    points=t.points, expected_points=expected,
+                                   expected_from=max(bounds.start, first or bounds.start),
                                    completeness=min(1.0, t.points / expected) if expected else None,
                                    factor_ids=sorted(t.factor_ids), factor_versions=sorted(t.factor_versions),
                                    estimated_energy=t.estimated_energy, estimated_co2e_kg=t.estimated_co2e_kg,
                                    held_energy=h.energy if h else 0.0, held_energy_unit=h.energy_unit if h else None,
-                                   held_co2e_kg=h.co2e_kg if h else 0.0, held_records=h.records if h else 0))
+                                   held_co2e_kg=h.co2e_kg if h else 0.0, held_records=h.records if h else 0,
+                                   energy_kgce=kgce, kgce_coefficient_id=coal.coefficient_id,
+                                   kgce_version=coal.version, kgce_refused=coal.refused, factor_energy=fe,
+                                   factor_energy_unit=fu))
     counted = {t.meter for t in totals}
     for h in sorted(holds.values(), key=lambda h: h.meter):
         if h.meter in counted:
@@ -318,16 +370,33 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: St
                                        used_before_kwh=allocation.before_kwh.get(i, 0.0))
                          for i, kwh in sorted(uses.items(), key=lambda kv: int(kv[0]))]),
         offsets_kg=offsets, net_co2e_kg=total - offsets, rate_kg_per_h=rate_kg_per_h,
-        areas=[AreaBalance(area=a, co2e_kg=v) for a, v in sorted(areas.items())],
+        areas=[AreaBalance(area=a, co2e_kg=v, energy_kgce=area_kgce[a]) for a, v in sorted(areas.items())],
         scopes=[ScopeBalance(scope=s, co2e_kg=v) for s, v in sorted(scopes.items())],
         carriers=[CarrierBalance(carrier=c, energy_unit=u, energy=v[0], co2e_kg=v[1], estimated_energy=v[2],
-                                 estimated_co2e_kg=v[3], held_energy=v[4], held_co2e_kg=v[5])
+                                 estimated_co2e_kg=v[3], held_energy=v[4], held_co2e_kg=v[5], energy_kgce=v[6],
+                                 kgce_coefficient_ids=sorted({i for i, _ in carrier_coal[(c, u)]}),
+                                 kgce_versions=sorted({ver for _, ver in carrier_coal[(c, u)]}),
+                                 factor_energy=v[7], factor_energy_unit=factor_units.get((c, u), u))
                   for (c, u), v in sorted(carriers.items())],
         meters=meters,
         factor_ids=sorted({f for t in totals for f in t.factor_ids}),
         factor_versions=sorted({f for t in totals for f in t.factor_versions}),
         allowance=allowance_status(db, store, history, settings, site, at, now, scope, target),
-        completeness=(sum(m.points for m in known) / sum(m.expected_points or 0 for m in known)) if known else None,
+        # capped as each meter's is: a sample stamped just after a minute's start can count one interval early
+        completeness=min(1.0, sum(m.points for m in known) / sum(m.expected_points or 0 for m in known))
+        if known else None,
         estimated_co2e_kg=sum(t.estimated_co2e_kg for t in totals),
         held_co2e_kg=sum(h.co2e_kg for h in holds.values()), held_records=sum(h.records for h in holds.values()),
+        energy_kgce=sum(v[6] for v in carriers.values()), kgce_method=book.method.value, kgce_refused=refused,
+        intensity=period_intensity(settings, store, site, bounds, energy, area, meter),
     )
+
+
+def period_intensity(settings: Settings, store: StoreReader, site: str, bounds: AccountingPeriod,
+                     energy: dict[tuple[datetime | None, str], tuple[float, float]], area: str | None,
+                     meter: str | None) -> list[IntensityOut]:
+    """Intensity of the boundaries with declared production over the period (none without production counters)."""
+    groups = production_groups(settings.plant, area, meter)
+    if not groups:
+        return []
+    return intensities(settings.plant, groups, energy, store.variable_totals(site, bounds.start, bounds.end))

@@ -19,6 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
 from api import dashboard
+from api.accounting import seed_factor_fallback
 from api.auth import KeyRing
 from api.errors import ApiError, Invalid, error_response
 from api.held import HeldDesk
@@ -131,6 +132,7 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
         return found.model if found is not None else None
 
     engine = Engine(site, LiveState(settings.plant), book, notifier, hub, clock, baselines=active_baseline)
+    seed_factor_fallback(engine.live, settings, clock())   # a live rate before the store holds any energy
     engine.load(None)
 
     @asynccontextmanager

@@ -2,16 +2,22 @@
 the meter's latest flow (power, volume or mass flow) times the CO2e its stored energy carried per unit.
 
 rate = flow (converted to the store's energy unit per hour) × co2e_kg / energy of the meter's stored totals
-(today's, or this month's when today has no energy yet). Pure: the caller reads the store and passes rows.
+(today's, or this month's when today has no energy yet; with neither, the meter's current factor as ingest would
+apply it, `FactorBasis`, so a meter that just started has a rate at once). Pure: the caller reads the store and
+passes rows.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
+from calc.table import FactorTable
 from calc.units import UnitError, conversion_factor
 
 # Preferred flow quantity per meter when several convert (totals first, per-phase values never).
@@ -57,6 +63,29 @@ class MeterRate:
     flow: float              # in flow_unit
     flow_unit: str           # energy_unit per hour, e.g. "kWh/h"
     kg_per_unit: float       # kg CO2e per energy_unit, from the stored totals
+    basis: str = "stored"    # "stored": the stored totals' ratio; "factor": the meter's current factor (no energy yet)
+
+
+@dataclass(frozen=True, slots=True)
+class FactorBasis:
+    """A meter's current factor in the shape of stored totals (TotalLike): kg CO2e per one unit of its energy
+    unit, as ingest's factor table would count it now; the rate's basis until the store holds energy."""
+
+    meter: str
+    energy_unit: str
+    co2e_kg: float            # per one energy_unit
+    energy: float = 1.0
+
+
+def factor_bases(table: FactorTable, at_s: float) -> list[FactorBasis]:
+    """Each meter's factor at `at_s` (epoch seconds) as a rate basis: kg CO2e per unit of its table (stored)
+    energy unit, from ingest's factor table; meters the table cannot convert are left out."""
+    if not table.meters:
+        return []
+    idx = np.arange(len(table.meters), dtype=np.intp)
+    kg, rows = table.co2e_kg(idx, np.ones(len(idx)), np.full(len(idx), at_s))
+    return [FactorBasis(m, table.units[i], float(kg[i])) for i, m in enumerate(table.meters)
+            if rows[i] >= 0 and math.isfinite(float(kg[i])) and kg[i] > 0]
 
 
 def kg_per_unit(total: TotalLike | None) -> float | None:
@@ -86,16 +115,21 @@ def pick_flow(samples: Iterable[LatestLike], energy_unit: str) -> tuple[str, flo
 
 
 def meter_rates(latest: Iterable[LatestLike], today: Iterable[TotalLike], month: Iterable[TotalLike],
-                ) -> dict[str, MeterRate]:
-    """Live rate of every meter that has both a flow sample and stored energy with CO2e (today, else month)."""
+                fallback: Iterable[TotalLike] = ()) -> dict[str, MeterRate]:
+    """Live rate of every meter that has a flow sample and a basis: stored energy with CO2e (today, else month),
+    else its `fallback` (FactorBasis: the meter's current factor)."""
     by_meter: dict[str, list[LatestLike]] = {}
     for s in latest:
         by_meter.setdefault(s.meter, []).append(s)
     today_by = {t.meter: t for t in today}
     month_by = {t.meter: t for t in month}
+    fallback_by = {t.meter: t for t in fallback}
     out: dict[str, MeterRate] = {}
     for meter, samples in by_meter.items():
         total = today_by.get(meter) if kg_per_unit(today_by.get(meter)) is not None else month_by.get(meter)
+        basis = "stored"
+        if kg_per_unit(total) is None and kg_per_unit(fallback_by.get(meter)) is not None:
+            total, basis = fallback_by.get(meter), "factor"
         per_unit = kg_per_unit(total)
         if total is None or per_unit is None:
             continue
@@ -104,7 +138,7 @@ def meter_rates(latest: Iterable[LatestLike], today: Iterable[TotalLike], month:
             continue
         quantity, value = flow
         out[meter] = MeterRate(meter, max(value, 0.0) * per_unit, quantity, value, f"{total.energy_unit}/h",
-                               per_unit)
+                               per_unit, basis)
     return out
 
 

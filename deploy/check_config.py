@@ -24,7 +24,7 @@ KNOWN_SECTIONS = {
     "variables": "calc (plant), edge, simulators",
     "factors": "calc (factors)", "factor_overrides": "calc (factors)", "mqtt": "edge, ingest, api",
     "edge": "edge", "store": "ingest, api", "ingest": "ingest", "simulator": "simulators", "api": "api",
-    "scada": "scada",
+    "scada": "scada", "standard_coal": "api, scada (standard coal)",
 }
 
 
@@ -77,6 +77,13 @@ def check_factors(data: dict[str, Any], source: str, base_dir: Path) -> list[str
         merged = plant_factors(default_factor_set(), plant, data, source)
     except FactorError as exc:
         return _lines(exc)
+    from calc.coal import CoalError
+    from calc.plant_coal import coal_settings
+
+    try:
+        coal_settings(data)
+    except CoalError as exc:
+        return [f"{source}: {exc}"]
     problems = []
     now = datetime.now(UTC)
     for i, meter in enumerate(plant.meters):

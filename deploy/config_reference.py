@@ -38,6 +38,7 @@ def tables() -> list[Table]:
     from api.settings import ApiSection, Webhook
     from api.settings import MqttSection as ApiMqtt
     from calc.plant import Meter, Site, Variable
+    from calc.plant_coal import StandardCoalSection
     from calc.plant_factors import FactorOverride, FactorsSection
     from edge.config import EdgeSettings, MeterDevice, ModbusRtuGateway, ModbusRtuTcpGateway, ModbusTcpGateway
     from edge.config import MqttSettings as EdgeMqtt
@@ -105,6 +106,8 @@ def tables() -> list[Table]:
         Table("[factors]", FactorsSection, "ingest and the API (calc.plant_factors)",
               "How the factors are used: [calculations.md](calculations.md)."),
         Table("[[factor_overrides]]", FactorOverride, "ingest and the API (calc.plant_factors)"),
+        Table("[standard_coal]", StandardCoalSection, "the API and SCADA (calc.plant_coal)",
+              "kgce in the views: [calculations.md](calculations.md), 3a."),
     ]
 
 

@@ -29,8 +29,13 @@ from scada.figures import FIGURES, UNITS, Boundary, BoundaryKind, Figure, Snapsh
 log = logging.getLogger("carbonwatch.scada.opcua")
 
 UNECE = "http://www.opcfoundation.org/UA/units/un/cefact"
-# unit -> (UN/CEFACT common code, display name)
-EU_CODES = {"kg": ("KGM", "kg"), "kg/h": ("E93", "kg/h")}
+# unit -> (UN/CEFACT common code, or None when it has none: UnitId -1 as Part 8 says; display name; description)
+EU_CODES: dict[str, tuple[str | None, str, str]] = {
+    "kg": ("KGM", "kg", "kg CO2e"), "kg/h": ("E93", "kg/h", "kg/h CO2e"),
+    "kgce": ("KGM", "kgce", "kg of standard coal equivalent (GB/T 2589)"),
+    "kg/unit": (None, "kg/unit", "kg CO2e per unit of product (the unit of the plant's production counter)"),
+    "kgce/unit": (None, "kgce/unit", "kg of standard coal equivalent per unit of product"),
+}
 POLICIES = {
     "None": ua.SecurityPolicyType.NoSecurity,
     "Basic256Sha256_Sign": ua.SecurityPolicyType.Basic256Sha256_Sign,
@@ -40,8 +45,10 @@ STATUS = {Quality.GOOD: ua.StatusCodes.Good, Quality.UNCERTAIN: ua.StatusCodes.U
           Quality.BAD: ua.StatusCodes.BadNoData}
 
 
-def unit_id(code: str) -> int:
-    """The UN/CEFACT common code packed into an integer, as OPC UA Part 8 defines EUInformation.UnitId."""
+def unit_id(code: str | None) -> int:
+    """The UN/CEFACT common code packed into an integer, as OPC UA Part 8 defines EUInformation.UnitId (-1: none)."""
+    if code is None:
+        return -1
     value = 0
     for ch in code:
         value = (value << 8) | ord(ch)
@@ -49,9 +56,9 @@ def unit_id(code: str) -> int:
 
 
 def eu_information(unit: str) -> ua.EUInformation:
-    code, symbol = EU_CODES[unit]
+    code, symbol, description = EU_CODES[unit]
     return ua.EUInformation(NamespaceUri=UNECE, UnitId=unit_id(code), DisplayName=ua.LocalizedText(symbol),
-                            Description=ua.LocalizedText(f"{symbol} CO2e"))
+                            Description=ua.LocalizedText(description))
 
 
 def node_path(site: str, b: Boundary) -> str:

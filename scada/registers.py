@@ -46,6 +46,10 @@ BLOCK = {
     "ActiveAlerts": (17, "uint16"),           # open alerts targeting this boundary
     "QualityBits": (18, "uint16"),            # bit n set: figure n of FIGURES is not Good
     "SourceTime": (20, "uint32"),             # Unix seconds of the latest sample behind the figures
+    "TodayKgce": (22, "float32"),             # kg of standard coal equivalent (GB/T 2589) since local midnight
+    "MonthKgce": (24, "float32"),             # kgce since the 1st of the month
+    "TodayIntensity": (26, "float32"),        # kg CO2e per unit of product today (site, area); NaN: none
+    "TodayKgceIntensity": (28, "float32"),    # kgce per unit of product today; NaN: no production
 }
 
 

@@ -15,7 +15,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
+from calc.coal import CoalError
+from calc.factors import default_factor_set
+from calc.plant_coal import plant_coal_book
+from calc.rate import factor_bases
 from calc.schema import Quality
+from calc.table import FactorTable
 from ingest.store import open_reader
 from ingest.store.base import StoreError, StoreReader
 from records.base import RecordsUnreadable
@@ -56,6 +61,16 @@ class ScadaService:
         self.ledger = ApiRecords(config.api_db_path)
         self.sinks: list[Sink] = sinks if sinks is not None else default_sinks(config)
         self.snapshot: Snapshot | None = None
+        # kgce of each meter (the plant file's factors, conditions and [standard_coal], as the API's) and the
+        # factor table behind the rate's fallback basis; built once (the recipes hardly change with time)
+        try:
+            self.book = plant_coal_book(default_factor_set(), config.plant, config.data, self.clock().date())
+        except CoalError as exc:   # a bad [standard_coal]: the CO2e figures still serve, kgce is unknown
+            log.error("scada: no kgce figures: %s", exc)
+            empty = {k: v for k, v in config.data.items() if k != "standard_coal"}
+            self.book = replace(plant_coal_book(default_factor_set(), config.plant, empty, self.clock().date()),
+                                refused=str(exc))
+        self.table = FactorTable.build(self.book.plant_factors, config.plant)
         self.version = 0
         self.last_error: str | None = None
         self.refreshes = 0
@@ -72,7 +87,9 @@ class ScadaService:
     def _read(self) -> Snapshot:
         if self.store is None:
             self.store = open_reader(self.config.data, self.config.base_dir)
-        inputs = collect(self.config.plant, self.store, self.ledger, self.clock(), self.feed.times.snapshot())
+        now = self.clock()
+        inputs = collect(self.config.plant, self.store, self.ledger, now, self.feed.times.snapshot(), self.book,
+                         factor_bases(self.table, now.timestamp()))
         self.version += 1
         return compute(self.config.plant, inputs, self.config.scada.stale_after_s, self.version)
 

@@ -153,6 +153,7 @@ export function barList(box, items, format) {
     const name = document.createElement(item.href ? "a" : "span");
     name.className = "bar-name";
     name.textContent = item.label || item.name;
+    name.title = name.textContent;
     if (item.href) name.href = item.href;
     const track = document.createElement("span");
     track.className = "bar-track";
@@ -163,7 +164,7 @@ export function barList(box, items, format) {
     track.append(fill);
     const value = document.createElement("span");
     value.className = "bar-value";
-    value.textContent = format(item.value);
+    value.textContent = format(item.value, item);
     li.append(name, track, value);
     list.append(li);
   });

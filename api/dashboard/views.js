@@ -12,6 +12,33 @@ const LIVE_MERGE_MS = 2000; // a site sends a balance update per reading message
 
 const STATUS_TEXT = { ok: "ok", stale: "stale", never_seen: "never seen" };
 
+/** A unit as people write it: Nm^3 -> Nm³, m^3 -> m³. */
+export function unitText(unit) {
+  return (unit || "").replace(/\^3/g, "³").replace(/\^2/g, "²");
+}
+
+/** kgce shown in kgce below one tonne and in tce above. */
+export function formatCoal(kgce) {
+  if (kgce === null || kgce === undefined || Number.isNaN(kgce)) return "–";
+  return Math.abs(kgce) < 1000 ? formatNumber(kgce, "kgce", 1) : formatNumber(kgce / 1000, "tce", 3);
+}
+
+/**
+ * A carrier's energy in the unit its emission factor applies to (natural gas by volume: normal m³, with the
+ * metered volume beside it), so the CO2e next to it reads right.
+ */
+export function energyText(c) {
+  const factorUnit = c.factor_energy_unit || c.energy_unit;
+  if (factorUnit === c.energy_unit) return formatNumber(c.energy, unitText(c.energy_unit));
+  return `${formatNumber(c.factor_energy, unitText(factorUnit))} at normal conditions; ` +
+    `${formatNumber(c.energy, unitText(c.energy_unit))} metered`;
+}
+
+/** The site's intensity row of a balance (first production counter), or undefined. */
+function siteIntensity(balance) {
+  return (balance.intensity || []).find((i) => i.level === "site");
+}
+
 function meterTable(meters) {
   const head = h("tr", {}, ...["meter", "area", "carrier", "status", "last sample", "quality", "power",
     "CO2e rate", "completeness", "estimated", "held (open)"].map((t) => h("th", { scope: "col", text: t })));
@@ -77,14 +104,16 @@ export function overview(root, ctx) {
   root.replaceChildren(
     h("div", { class: "kpis" }, kpi("kpi-today", "Emissions today"), kpi("kpi-month", "Emissions this month"),
       kpi("kpi-net", "Net balance this month"), kpi("kpi-rate", "CO2e rate now"), kpi("kpi-power", "Power now"),
-      kpi("kpi-held", "Held, not counted")),
+      kpi("kpi-held", "Held, not counted"), kpi("kpi-kgce", "Energy today (standard coal)"),
+      kpi("kpi-intensity", "Intensity today")),
     h("div", { class: "grid" },
       card("live-card", "Live CO2e rate", h("div", { id: "live-chart", class: "chartbox" })),
       card("allowance-card", "Allowance burn-down", h("div", { id: "allowance" })),
       card("breakdown", "Breakdown", h("div", { class: "controls" }, h("label", {}, "period ", periodSel)),
         h("h3", { text: "by area" }), h("div", { id: "breakdown-area" }),
         h("h3", { text: "by carrier" }), h("div", { id: "breakdown-carrier" }),
-        h("h3", { text: "by scope" }), h("div", { id: "breakdown-scope" })),
+        h("h3", { text: "by scope" }), h("div", { id: "breakdown-scope" }),
+        h("h3", { text: "per unit of product" }), h("div", { id: "breakdown-intensity" })),
       card("alerts-card", "Active alerts", h("div", { id: "alerts" }))),
     card("meters-card", "Meters", h("div", { id: "meters" })), held.node);
   periodSel.addEventListener("change", () => {
@@ -137,6 +166,18 @@ export function overview(root, ctx) {
       `market-based ${formatMass(month.market_based.co2e_kg)}`);
     setKpi("kpi-net", month.net_co2e_kg, formatMass(month.net_co2e_kg), `offsets ${formatMass(month.offsets_kg)}`);
     setKpi("kpi-rate", today.rate_kg_per_h, formatNumber(today.rate_kg_per_h, "kg/h", 2), "");
+    setKpi("kpi-kgce", today.energy_kgce, formatCoal(today.energy_kgce), `GB/T 2589, ${today.kgce_method} value` +
+      (today.kgce_refused.length ? `; ${today.kgce_refused.length} meters without a coefficient` : ""));
+    const i = siteIntensity(today);
+    if (!i) {
+      setKpi("kpi-intensity", null, "–", "no production counter declared");
+    } else if (i.co2e_kg_per_unit === null) {
+      setKpi("kpi-intensity", null, "–", `no product yet today (${i.quantity})`);
+    } else {
+      setKpi("kpi-intensity", i.co2e_kg_per_unit, formatNumber(i.co2e_kg_per_unit, `kg CO2e/${i.production_unit}`, 3),
+        `${formatNumber(i.kgce_per_unit, `kgce/${i.production_unit}`, 3)}; ` +
+        `${formatNumber(i.production, i.production_unit, 0)} ${i.product || i.quantity}`);
+    }
     showAllowance(month.allowance);
   }
 
@@ -185,7 +226,12 @@ export function overview(root, ctx) {
       barList(document.getElementById("breakdown-area"), b.areas.map((a) => ({ name: a.area, value: a.co2e_kg,
         href: `#/area/${encodeURIComponent(a.area)}` })), formatMass);
       barList(document.getElementById("breakdown-carrier"), b.carriers.map((c) => ({ name: c.carrier, value: c.co2e_kg,
-        label: `${c.carrier} (${formatNumber(c.energy, c.energy_unit)})` })), formatMass);
+        label: `${c.carrier} (${energyText(c)}; ${formatCoal(c.energy_kgce)})` })), formatMass);
+      const rows = (b.intensity || []).filter((i) => i.co2e_kg_per_unit !== null);
+      barList(document.getElementById("breakdown-intensity"), rows.map((i) => ({ name: `${i.level}:${i.name}`,
+        value: i.co2e_kg_per_unit, label: `${i.level} ${i.name} (${formatNumber(i.kgce_per_unit,
+          `kgce/${i.production_unit}`, 3)})`, unit: i.production_unit })),
+      (v, item) => formatNumber(v, `kg CO2e/${item.unit}`, 3));
       barList(document.getElementById("breakdown-scope"), b.scopes.map((s) => ({ name: s.scope, value: s.co2e_kg,
         label: s.scope.replace(/^scope(\d)/, "scope $1").replaceAll("_", " ") })), formatMass);
     } catch (err) {
@@ -337,8 +383,8 @@ export function drill(root, ctx, kind, id) {
         formatTime(b.period.end));
       setKpi("kpi-market", b.market_based.co2e_kg, formatMass(b.market_based.co2e_kg),
         b.market_based.complete ? "" : "some meters have no market-based factor");
-      setKpi("kpi-energy", null, b.carriers.map((c) => formatNumber(c.energy, c.energy_unit)).join(" · ") || "–",
-        b.carriers.map((c) => c.carrier).join(", "));
+      setKpi("kpi-energy", b.energy_kgce, b.carriers.map(energyText).join(" · ") || "–",
+        `${b.carriers.map((c) => c.carrier).join(", ")}; ${formatCoal(b.energy_kgce)}`);
       setKpi("kpi-completeness", b.completeness, percent(b.completeness), "stored / expected samples");
       setKpi("kpi-estimated", b.estimated_co2e_kg, formatMass(b.estimated_co2e_kg),
         b.carriers.filter((c) => c.estimated_energy).map((c) => formatNumber(c.estimated_energy, c.energy_unit, 3))
@@ -350,7 +396,9 @@ export function drill(root, ctx, kind, id) {
         const m = b.meters[0];
         document.getElementById("factor-list").replaceChildren(m ? h("ul", {},
           ...m.factor_ids.map((f) => h("li", { text: f })),
-          ...m.factor_versions.map((v) => h("li", { class: "muted", text: `factor set version ${v}` }))) :
+          ...m.factor_versions.map((v) => h("li", { class: "muted", text: `factor set version ${v}` })),
+          h("li", { class: "kgce", text: m.kgce_coefficient_id ? `standard coal: ${m.kgce_coefficient_id} ` +
+            `(${formatCoal(m.energy_kgce)}; ${m.kgce_version})` : `standard coal: ${m.kgce_refused || "–"}` })) :
           h("p", { class: "muted", text: "no data in this period" }));
       }
     } catch (err) {

@@ -112,6 +112,7 @@ class MeterLive:
     flows: dict[str, FlowSample] = field(default_factory=dict)   # quantity -> latest non-counter sample
     basis: TotalLike | None = None        # stored totals the kg-per-unit ratio comes from (calc.rate)
     rate: MeterRate | None = None         # calc.rate's live rate from flows and basis; None: no rate known
+    fallback: TotalLike | None = None     # the meter's current factor (calc.rate.FactorBasis) until energy is stored
 
     @property
     def co2e_rate_kg_per_h(self) -> float:
@@ -119,13 +120,14 @@ class MeterLive:
         return self.rate.rate_kg_per_h if self.rate is not None else 0.0
 
     def update_rate(self) -> None:
-        """Recompute the rate with calc.rate from the latest flows and the stored basis."""
-        basis = self.basis
+        """Recompute the rate with calc.rate from the latest flows and the stored basis (else the factor's)."""
+        basis = self.basis if kg_per_unit(self.basis) is not None else self.fallback
         if basis is None:
             self.rate = None
             return
         usable = [f for f in self.flows.values() if _converts(f.unit, basis.energy_unit)]
-        self.rate = meter_rates(usable, [basis], []).get(self.meter)
+        self.rate = meter_rates(usable, [self.basis] if self.basis else [], [], [self.fallback] if self.fallback
+                                else []).get(self.meter)
 
 
 @dataclass(frozen=True, slots=True)

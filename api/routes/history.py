@@ -15,7 +15,9 @@ from pydantic import BaseModel, Field
 
 from api.deps import HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, Viewer, invalid, site_of
 from api.held import open_held_by_bucket
+from api.intensity import IntensityOut, intensities, production_groups
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, check_boundary, period_of
+from api.standard_coal import coal_book
 from ingest.store.base import SeriesError
 from ingest.store.buckets import STEPS_S, bucket_start
 
@@ -38,16 +40,24 @@ class Bucket(BaseModel):
                                "not in `energy`)")
     held_co2e_kg: float = Field(default=0.0, description="kg CO2e of the held energy (not in `co2e_kg`)")
     held_records: int = Field(default=0, description="open held records timed in the bucket")
+    energy_kgce: float = Field(default=0.0, description="`energy` in kg of standard coal equivalent (GB/T 2589; "
+                               "meters without a coefficient add nothing, see HistoryOut.kgce_refused)")
+    kgce_versions: list[str] = Field(default_factory=list, description="the coefficients behind energy_kgce")
+    factor_energy: float = Field(default=0.0, description="`energy` in the unit its emission factor applies to "
+                                 "(natural gas by volume: Nm^3)")
+    factor_energy_unit: str = Field(default="", description="unit of factor_energy")
 
     @property
     def row(self) -> list[object]:
         return [self.start.isoformat(), self.boundary, repr(self.energy), self.energy_unit, repr(self.co2e_kg),
                 self.points, repr(self.estimated_energy), repr(self.estimated_co2e_kg), repr(self.held_energy),
-                repr(self.held_co2e_kg), self.held_records]
+                repr(self.held_co2e_kg), self.held_records, repr(self.energy_kgce), " ".join(self.kgce_versions),
+                repr(self.factor_energy), self.factor_energy_unit]
 
 
 CSV_HEADER = ["start", "boundary", "energy", "energy_unit", "co2e_kg", "points", "estimated_energy",
-              "estimated_co2e_kg", "held_energy", "held_co2e_kg", "held_records"]
+              "estimated_co2e_kg", "held_energy", "held_co2e_kg", "held_records", "energy_kgce", "kgce_versions",
+              "factor_energy", "factor_energy_unit"]
 
 
 class HistoryOut(BaseModel):
@@ -57,6 +67,11 @@ class HistoryOut(BaseModel):
     start: datetime
     end: datetime
     buckets: list[Bucket]
+    kgce_method: str = Field(default="equivalent", description="equivalent (calorific) or equal value")
+    kgce_refused: list[str] = Field(default_factory=list, description="meters whose energy has no kgce, and why")
+    intensity: list[IntensityOut] = Field(default_factory=list, description="per bucket, kg CO2e and kgce per "
+                                          "unit of product of each series (group site or area) that declares "
+                                          "production counters; a bucket without production: null, with why")
 
 
 @router.get("/history", response_model=HistoryOut,
@@ -84,8 +99,13 @@ def history(settings: SettingsDep, reader: HistoryDep, held: HeldDep, now: NowDe
     except SeriesError as exc:
         raise invalid(("query", "step"), str(exc)) from exc
     # (bucket, boundary, unit) -> energy, co2e, points, estimated energy, estimated co2e, held energy, held co2e,
-    # held records
-    acc: dict[tuple[datetime, str, str], list[float]] = defaultdict(lambda: [0.0] * 8)
+    # held records, kgce, factor energy
+    acc: dict[tuple[datetime, str, str], list[float]] = defaultdict(lambda: [0.0] * 10)
+    versions: dict[tuple[datetime, str, str], set[str]] = defaultdict(set)
+    factor_units: dict[tuple[datetime, str, str], str] = {}
+    book = coal_book(settings, now.date())
+    energy: dict[tuple[datetime | None, str], tuple[float, float]] = defaultdict(lambda: (0.0, 0.0))
+    refused: set[str] = set()
 
     def wanted(a: str, m: str) -> bool:
         return (area is None or a == area) and (meter is None or m == meter)
@@ -95,9 +115,20 @@ def history(settings: SettingsDep, reader: HistoryDep, held: HeldDep, now: NowDe
 
     for p in points:
         if wanted(p.area, p.meter):
-            v = acc[(p.start, name_of(p.area, p.meter), p.energy_unit)]
+            bk = (p.start, name_of(p.area, p.meter), p.energy_unit)
+            v = acc[bk]
             v[0], v[1], v[2] = v[0] + p.energy, v[1] + p.co2e_kg, v[2] + p.points
             v[3], v[4] = v[3] + p.estimated_energy, v[4] + p.estimated_co2e_kg
+            coal = book.of(p.meter, p.energy_unit)
+            kgce = p.energy * coal.kgce_per_unit if coal.kgce_per_unit is not None else 0.0
+            if coal.refused:
+                refused.add(coal.refused)
+            elif coal.version:
+                versions[bk].add(coal.version)
+            fe, factor_units[bk] = book.factor_energy(p.meter, p.energy, p.energy_unit)
+            v[8], v[9] = v[8] + kgce, v[9] + fe
+            co2e, k = energy[(p.start, p.meter)]
+            energy[(p.start, p.meter)] = (co2e + p.co2e_kg, k + kgce)
     tz = settings.plant.site.timezone
     held_by = open_held_by_bucket(held, site, bounds.start, bounds.end,
                                   lambda ts: bucket_start(ts, STEPS_S[step], tz))
@@ -109,7 +140,8 @@ def history(settings: SettingsDep, reader: HistoryDep, held: HeldDep, now: NowDe
             v[5], v[6], v[7] = v[5] + h.energy, v[6] + h.co2e_kg, v[7] + h.records
     buckets = [Bucket(start=s, boundary=b, energy_unit=u, energy=v[0], co2e_kg=v[1], points=int(v[2]),
                       estimated_energy=v[3], estimated_co2e_kg=v[4], held_energy=v[5], held_co2e_kg=v[6],
-                      held_records=int(v[7]))
+                      held_records=int(v[7]), energy_kgce=v[8], kgce_versions=sorted(versions[(s, b, u)]),
+                      factor_energy=v[9], factor_energy_unit=factor_units.get((s, b, u), u))
                for (s, b, u), v in sorted(acc.items())]
     if format == "csv":
         out = io.StringIO()
@@ -119,4 +151,8 @@ def history(settings: SettingsDep, reader: HistoryDep, held: HeldDep, now: NowDe
             writer.writerow(b.row)
         return Response(out.getvalue(), media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="history-{site}-{step}.csv"'})
-    return HistoryOut(site=site, step=step, group=group, start=bounds.start, end=bounds.end, buckets=buckets)
+    groups = [g for g in production_groups(settings.plant, area, meter) if g.level == group]
+    per_unit = intensities(settings.plant, groups, energy, reader.variable_series(
+        site, bounds.start, bounds.end, step, tz)) if groups else []
+    return HistoryOut(site=site, step=step, group=group, start=bounds.start, end=bounds.end, buckets=buckets,
+                      kgce_method=book.method.value, kgce_refused=sorted(refused), intensity=per_unit)

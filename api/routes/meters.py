@@ -9,7 +9,8 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.accounting import expected_points, live_rates
+from api.accounting import live_rates
+from api.completeness import expected_points, first_readings
 from api.deps import EngineDep, HeldDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
 from api.errors import NotFound
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
@@ -57,6 +58,7 @@ def _meters(settings: SettingsDep, store: StoreDep, held: HeldDep, engine: Engin
     totals = {t.meter: t for t in store.totals(site, start, end)}
     holds = {h.meter: h for h in held.held_totals(site)}
     rates = live_rates(settings, store, site, now)
+    firsts = first_readings(settings, store, site, start, end, now)   # meters that began in the period
     out = []
     for meter in settings.plant.meters:
         summary = seen.get(meter.id)
@@ -65,7 +67,9 @@ def _meters(settings: SettingsDep, store: StoreDep, held: HeldDep, engine: Engin
         if last is not None:
             status = "ok" if (now - last).total_seconds() <= settings.api.stale_after_s else "stale"
         live = engine.live.meters.get(meter.id)
-        expected = expected_points(settings, meter.id, start, end, now)
+        # a meter with no reading yet has no expected count (its status says never seen)
+        expected = None if meter.id in firsts and firsts[meter.id] is None else \
+            expected_points(settings, meter.id, start, end, now, firsts.get(meter.id))
         t, h = totals.get(meter.id), holds.get(meter.id)
         got = t.points if t else 0
         out.append(MeterOut(meter=meter.id, site=site, area=meter.area, line=meter.line, carrier=meter.carrier,

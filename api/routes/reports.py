@@ -36,8 +36,9 @@ def _csv(report: ReportOut) -> str:
     b = report.balance
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow(["section", "name", "energy", "energy_unit", "co2e_kg"])
+    w.writerow(["section", "name", "energy", "energy_unit", "co2e_kg", "energy_kgce", "kgce_version"])
     w.writerow(["total", "location_based", "", "", repr(b.co2e_kg)])
+    w.writerow(["total", "kgce", "", "", "", repr(b.energy_kgce), b.kgce_method])
     w.writerow(["total", "market_based", "", "", repr(b.market_based.co2e_kg)])
     w.writerow(["total", "offsets", "", "", repr(b.offsets_kg)])
     w.writerow(["total", "net", "", "", repr(b.net_co2e_kg)])
@@ -46,16 +47,25 @@ def _csv(report: ReportOut) -> str:
     for s in b.scopes:
         w.writerow(["scope", s.scope, "", "", repr(s.co2e_kg)])
     for c in b.carriers:
-        w.writerow(["carrier", c.carrier, repr(c.energy), c.energy_unit, repr(c.co2e_kg)])
+        w.writerow(["carrier", c.carrier, repr(c.energy), c.energy_unit, repr(c.co2e_kg), repr(c.energy_kgce),
+                    " ".join(c.kgce_versions)])
+        if c.factor_energy_unit != c.energy_unit:
+            w.writerow(["carrier_factor_unit", c.carrier, repr(c.factor_energy), c.factor_energy_unit, ""])
         w.writerow(["carrier_estimated", c.carrier, repr(c.estimated_energy), c.energy_unit, repr(c.estimated_co2e_kg)])
         w.writerow(["carrier_held", c.carrier, repr(c.held_energy), c.energy_unit, repr(c.held_co2e_kg)])
     for a in b.areas:
-        w.writerow(["area", a.area, "", "", repr(a.co2e_kg)])
+        w.writerow(["area", a.area, "", "", repr(a.co2e_kg), repr(a.energy_kgce)])
     for m in b.meters:
-        w.writerow(["meter", m.meter, repr(m.energy), m.energy_unit, repr(m.co2e_kg)])
+        w.writerow(["meter", m.meter, repr(m.energy), m.energy_unit, repr(m.co2e_kg),
+                    repr(m.energy_kgce) if m.energy_kgce is not None else "", m.kgce_version or ""])
         w.writerow(["meter_estimated", m.meter, repr(m.estimated_energy), m.energy_unit, repr(m.estimated_co2e_kg)])
         w.writerow(["meter_held", m.meter, repr(m.held_energy), m.held_energy_unit or m.energy_unit,
                     repr(m.held_co2e_kg)])
+    for i in b.intensity:
+        # production in the energy columns; per unit figures in the kg columns
+        w.writerow(["intensity", f"{i.level} {i.name}", repr(i.production), i.production_unit,
+                    "" if i.co2e_kg_per_unit is None else repr(i.co2e_kg_per_unit),
+                    "" if i.kgce_per_unit is None else repr(i.kgce_per_unit), i.refused or i.unit])
     for u in b.market_based.instruments:
         w.writerow(["instrument", f"{u.id} {u.kind}", repr(u.used_kwh), "kWh", ""])
     for o in report.offsets:
@@ -99,7 +109,10 @@ Generated {e(report.generated_at.isoformat())} by {e(report.generated_by)}.</p>
                               ("held, not counted (open, waiting for an engineer)",
                                f"{kg(b.held_co2e_kg)} in {b.held_records} records")])}</table>
 <h2>By scope</h2><table>{rows([(s.scope, kg(s.co2e_kg)) for s in b.scopes])}</table>
-<h2>By carrier</h2><table>{rows([(c.carrier, f"{c.energy:,.3f} {c.energy_unit}; {kg(c.co2e_kg)}; of which "
+<h2>By carrier</h2><table>{rows([(c.carrier, f"{c.energy:,.3f} {c.energy_unit}"
+                                              + (f" ({c.factor_energy:,.3f} {c.factor_energy_unit})"
+                                                 if c.factor_energy_unit != c.energy_unit else "")
+                                              + f"; {kg(c.co2e_kg)}; of which "
                                               f"estimated {c.estimated_energy:,.3f} {c.energy_unit}, "
                                               f"{kg(c.estimated_co2e_kg)}; held, not counted: "
                                               f"{c.held_energy:,.3f} {c.energy_unit}, {kg(c.held_co2e_kg)}")
@@ -108,7 +121,14 @@ Generated {e(report.generated_at.isoformat())} by {e(report.generated_by)}.</p>
                                         f"{m.estimated_energy:,.3f} {m.energy_unit}; held {m.held_energy:,.3f} "
                                         f"{m.held_energy_unit or m.energy_unit} ({m.held_records} records, "
                                         f"{kg(m.held_co2e_kg)})") for m in b.meters])}</table>
-<h2>By area</h2><table>{rows([(a.area, kg(a.co2e_kg)) for a in b.areas])}</table>
+<h2>By area</h2><table>{rows([(a.area, f"{kg(a.co2e_kg)}; {a.energy_kgce:,.3f} kgce") for a in b.areas])}</table>
+<h2>Standard coal equivalent (GB/T 2589, {e(b.kgce_method)} value)</h2><table>{rows(
+    [("total", f"{b.energy_kgce:,.3f} kgce ({b.energy_kgce / 1000:,.4f} tce)")]
+    + [(c.carrier, f"{c.energy_kgce:,.3f} kgce; coefficient {', '.join(c.kgce_coefficient_ids) or 'none'}")
+       for c in b.carriers] + [(m, "no kgce: " + m) for m in b.kgce_refused])}</table>
+<h2>Intensity: per unit of product</h2><table>{rows([(f"{i.level} {i.name}",
+    f"{i.production:,.3f} {i.production_unit}; " + (i.refused or f"{i.co2e_kg_per_unit:,.4f} kg CO2e and "
+    f"{i.kgce_per_unit:,.4f} kgce per {i.production_unit}")) for i in b.intensity])}</table>
 <h2>Contractual instruments used (market-based)</h2><table>{rows([(f"#{u.id} {u.kind}",
     f"{u.used_kwh:,.3f} kWh (before the period: {u.used_before_kwh:,.3f} kWh)") for u in b.market_based.instruments])}
 </table>

@@ -1,12 +1,20 @@
-"""Allowance status with the CCER offset cap (calc.balance.allowance_check), against hand-computed figures; data
-written to a real SQLite store through ingest's converter."""
+"""Allowance status with the CCER offset cap (calc.balance.allowance_check), and completeness counted from a
+meter's first reading, against hand-computed figures; data written to a real SQLite store through ingest's converter."""
 
 from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import Env
+from calc import topics
+from calc.plant import parse_plant
+from calc.schema import encode
+from ingest.convert import Converter
+from tests.api.conftest import Env, fill_store, plant_data, reading
 from tests.api.test_ledger import APRIL, MARCH, credit, filled, grid_factor
 
 __all__ = ["filled"]   # the fixture, imported for this module's tests
@@ -62,3 +70,54 @@ def test_ccer_below_the_cap_counts_in_full(filled: Env) -> None:
         status = c.get(f"/v1/allowances/{made}", headers=h).json()["status"]
     assert status["ccer_usable_kg"] == pytest.approx(20.0)       # 20 kg < 5 % of 2000 kg = 100 kg
     assert status["projected_over_kg"] == pytest.approx(864 * f - 2000 - 20)   # the profile's projection, above
+
+
+def test_completeness_counts_from_a_meters_first_reading(env: Env) -> None:
+    """A plant whose meters began minutes ago reads complete, not 0 %: expected samples count from each meter's
+    first stored reading (m1: every 60 s since 11:50, 10 of 10), a meter with history counts from the period's
+    start (m3), and a meter never seen has no expected count."""
+    now = env.clock.now                                   # 2026-03-10 12:00 UTC
+    began = now - timedelta(minutes=10)
+    fill_store(env.store, plant_data(), {
+        "m1": [(began + timedelta(minutes=i), 1.0) for i in range(10)],
+        "m3": [(datetime(2026, 3, 9, 23, 0, tzinfo=UTC), 1.0), (now - timedelta(hours=1), 1.0)]})
+    with TestClient(env.app()) as c:
+        h = env.h("viewer")
+        bal = c.get("/v1/balance", params={"period": "today"}, headers=h).json()
+        meters = {m["meter"]: m for m in c.get("/v1/meters", headers=h).json()["meters"]}
+    by = {m["meter"]: m for m in bal["meters"]}
+    assert by["m1"]["expected_from"] == began.isoformat().replace("+00:00", "Z")
+    assert by["m1"]["expected_points"] == 10 and by["m1"]["completeness"] == 1.0
+    assert by["m3"]["expected_points"] == 12 * 60 and by["m3"]["points"] == 1    # since midnight: 720 expected
+    assert bal["completeness"] == pytest.approx(11 / 730)
+    assert meters["m1"]["completeness"] == 1.0 and meters["m1"]["expected_points"] == 10
+    assert meters["m2"]["status"] == "never_seen" and meters["m2"]["expected_points"] is None
+
+
+def test_rate_shows_at_once_from_the_meters_factor_before_any_energy_is_stored(env: Env) -> None:
+    """A plant that just started: 900 kW flows but no energy is stored yet. The live rate is the flow times the
+    meter's current factor (as ingest will count it), in /v1/balance, /v1/meters and the live stream, not 0."""
+    f = grid_factor()
+    now = env.clock.now
+    conv = Converter(parse_plant(plant_data()), clock=lambda: datetime(2030, 1, 1, tzinfo=UTC).timestamp())
+    msg = reading("m1", 0, now - timedelta(seconds=5), kw=900.0)
+    out = conv.convert(topics.reading("s1", "a", "m1"), encode(msg))
+    assert not out.dead
+    env.store.write(conv.batch([out]))
+    app = env.app()
+    with TestClient(app) as c:
+        queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue(100)
+        app.state.hub.subscribers.add(queue)
+        c.portal.call(app.state.engine.handle, topics.reading("s1", "a", "m1"),  # type: ignore[union-attr]
+                      encode(reading("m1", 1, now - timedelta(seconds=1), kw=900.0)), 0.0)
+        h = env.h("viewer")
+        bal = c.get("/v1/balance", params={"period": "today"}, headers=h).json()
+        meters = {m["meter"]: m for m in c.get("/v1/meters", headers=h).json()["meters"]}
+    events = []
+    while not queue.empty():
+        event, text = queue.get_nowait()
+        events.append((event, json.loads(text)))
+    streamed = [d["co2e_rate_kg_per_h"] for e, d in events if e == "meter"]
+    assert bal["rate_kg_per_h"] == pytest.approx(900 * f) and bal["co2e_kg"] == 0
+    assert meters["m1"]["co2e_rate_kg_per_h"] == pytest.approx(900 * f)
+    assert streamed == [pytest.approx(900 * f)]

@@ -135,7 +135,7 @@ def test_stream_rule_metrics_and_balance_agree_at_a_still_moment(tmp_path: Path)
         queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue(1000)
         app.state.hub.subscribers.add(queue)
         eng = env.h("engineer")
-        old_value = 40 * f                                # what power × grid factor gave: gas not counted
+        old_value = 50 * f                                # what power × grid factor gave: gas not counted
         for rule in ({"id": "site-rate", "name": "site rate", "metric": "co2e_rate", "threshold": old_value + 1,
                       "scope": "site"},
                      {"id": "b-rate", "name": "area b rate", "metric": "co2e_rate", "threshold": 1.0,
@@ -145,12 +145,13 @@ def test_stream_rule_metrics_and_balance_agree_at_a_still_moment(tmp_path: Path)
         p.send(app, c, flow("m1", 101, NOW - timedelta(seconds=30), "active_power", 40_000.0, "W"))
         p.send(app, c, flow("m2", 100, NOW - timedelta(seconds=25), "active_power", 10.0, "kW"))  # no energy
         p.send(app, c, flow("g1", 100, NOW - timedelta(seconds=20), "volume_flow", 0.5, "m^3/min"))  # 30 m³/h
-        expected = 40 * f + 30 * k                        # m1 today's f kg/kWh; g1 this month's k kg/m³
+        # m1 today's f kg/kWh; g1 this month's k kg/m³; m2 (no stored energy yet) its current factor, f
+        expected = 40 * f + 10 * f + 30 * k
         # the flow is live: the new samples count at once (the ratio came from the store at start-up)
         events = drain(queue)
         meter_events = [d for e, d in events if e == "meter"]
         assert meter_events[1]["co2e_rate_kg_per_h"] == pytest.approx(40 * f)
-        assert meter_events[2]["co2e_rate_kg_per_h"] is None             # m2: no stored energy, no rate
+        assert meter_events[2]["co2e_rate_kg_per_h"] == pytest.approx(10 * f)   # m2: no energy, the factor
         assert meter_events[3]["co2e_rate_kg_per_h"] == pytest.approx(30 * k)
         # a still moment: the engine refreshes its ratios from the store, nothing else arrives
         c.portal.call(engine.refresh_rates, app.state.store)  # type: ignore[union-attr]

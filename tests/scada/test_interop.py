@@ -29,16 +29,23 @@ pytestmark = pytest.mark.integration
 
 BOUNDARIES = [("site", None), ("area", "pressing"), ("area", "painting"), ("meter", "press-1"),
               ("meter", "press-2"), ("meter", "paint-oven")]   # the register map's block order for this plant
-FIGURES = ("CO2eRate", "TodayCO2e", "MonthCO2e", "TodayNetBalance", "MonthNetBalance", "AllowanceRemaining")
+FIGURES = ("CO2eRate", "TodayCO2e", "MonthCO2e", "TodayNetBalance", "MonthNetBalance", "AllowanceRemaining",
+           "TodayKgce", "MonthKgce", "TodayIntensity", "TodayKgceIntensity")
+EU = {"kg": (4933453, "kg"), "kgce": (4933453, "kgce"), "kg/unit": (-1, "kg/unit"), "kgce/unit": (-1, "kgce/unit")}
+UNIT = {"TodayKgce": "kgce", "MonthKgce": "kgce", "TodayIntensity": "kg/unit", "TodayKgceIntensity": "kgce/unit"}
 
 
 def api_figures(p: Plant, kind: str, target: str | None) -> dict[str, float | None]:
     """What the API says for a boundary: live CO2e rate, today's and this month's CO2e, net balances, allowance
-    remaining."""
+    remaining, kgce and intensity (this plant declares no production counter: none)."""
     where = {kind: target} if target else {}
     today, month = p.api_balance("today", **where), p.api_balance("month", **where)
     allowance = today["allowance"]
-    return {"CO2eRate": today["rate_kg_per_h"],
+    rows = [i for i in today["intensity"] if i["level"] == kind and (target is None or i["name"] == target)]
+    per_unit = rows[0] if rows and kind != "meter" else {}
+    return {"TodayKgce": today["energy_kgce"], "MonthKgce": month["energy_kgce"],
+            "TodayIntensity": per_unit.get("co2e_kg_per_unit"), "TodayKgceIntensity": per_unit.get("kgce_per_unit"),
+            "CO2eRate": today["rate_kg_per_h"],
             "TodayCO2e": today["co2e_kg"], "MonthCO2e": month["co2e_kg"], "TodayNetBalance": today["net_co2e_kg"],
             "MonthNetBalance": month["net_co2e_kg"],
             "AllowanceRemaining": allowance["remaining_kg"] if allowance else None,
@@ -72,7 +79,8 @@ def test_mbpoll_reads_the_register_map_and_it_equals_the_api(plant: Plant) -> No
     site_api = None
     for i, (kind, target) in enumerate(BOUNDARIES):
         base = 100 + 32 * i
-        floats = dict(zip(FIGURES, mbpoll(plant, "3:float", base, 6), strict=True))
+        floats = dict(zip(FIGURES, mbpoll(plant, "3:float", base, 6) + mbpoll(plant, "3:float", base + 22, 4),
+                          strict=True))
         words = [int(w) for w in mbpoll(plant, "3", base + 12, 10)]
         api = api_figures(plant, kind, target)
         site_api = site_api or api
@@ -129,8 +137,9 @@ def test_node_opcua_browses_and_reads_the_apis_values(plant: Plant) -> None:
             assert v["status"] == "Good", (kind, target, name, v)
             assert v["value"] == pytest.approx(api[name], rel=1e-12, abs=1e-9), (kind, target, name)
             assert v["sourceTimestamp"] is not None
-            if name != "CO2eRate":
-                assert v["eu"] == {"unitId": 4933453, "displayName": "kg",   # UN/CEFACT KGM
+            if name != "CO2eRate":   # UN/CEFACT KGM; the per-unit figures have no code (-1)
+                unit_id, shown = EU[UNIT.get(name, "kg")]
+                assert v["eu"] == {"unitId": unit_id, "displayName": shown,
                                    "namespaceUri": "http://www.opcfoundation.org/UA/units/un/cefact"}
         assert variables["CO2eRate"]["eu"]["unitId"] == (ord("E") << 16 | ord("9") << 8 | ord("3"))
         scope = "site" if kind == "site" else kind

@@ -123,9 +123,23 @@ def test_render_places_each_boundary_in_its_block() -> None:
     assert words_to_float(regs[a1 + off], regs[a1 + off + 1]) == 150.0
     off = BLOCK["MonthCO2eCounter"][0]
     assert (regs[a1 + off] << 16 | regs[a1 + off + 1]) == 1500
-    assert regs[FIRST_BLOCK + BLOCK["QualityBits"][0]] == 0b100001   # rate and allowance unknown
+    # rate and allowance unknown; kgce too (these inputs carry none), and both intensities (no production counter)
+    assert regs[FIRST_BLOCK + BLOCK["QualityBits"][0]] == 0b1111100001
     off = BLOCK["AllowanceRemaining"][0]
     assert (regs[FIRST_BLOCK + off], regs[FIRST_BLOCK + off + 1]) == NAN_WORDS
+
+
+def test_kgce_is_good_only_when_every_meter_with_energy_has_it() -> None:
+    plant = parse_plant(PLANT)
+    full = compute(plant, inputs(kgce_today={"m1": 1.0, "m2": 2.0, "m3": 4.0}), stale_after_s=60)
+    part = compute(plant, inputs(kgce_today={"m1": 1.0, "m2": 2.0}), stale_after_s=60)   # m3: no coefficient
+    site = full.items["site:s1"].figures["TodayKgce"]
+    assert (site.value, site.quality) == (7.0, Quality.GOOD)
+    assert part.items["site:s1"].figures["TodayKgce"].quality is Quality.UNCERTAIN
+    assert part.items["site:s1"].figures["TodayKgce"].value == 3.0
+    assert part.items["area:a2"].figures["TodayKgce"].value is None
+    assert part.items["area:a2"].figures["TodayKgce"].quality is Quality.BAD
+    assert part.items["area:a1"].figures["TodayKgce"].quality is Quality.GOOD
 
 
 # ---- config -----------------------------------------------------------------------------------------------------
