@@ -18,6 +18,10 @@ class Direction(StrEnum):
     GENERATION = "generation"  # *_generation: made on site (an inverter's or a generation meter's counter)
 
 
+#: quantity endings of the counters whose energy is not imported (ingest stores it by direction, without CO2e)
+FLOW_SUFFIXES = ("_export", "_generation")
+
+
 def direction_of(quantity: str) -> Direction:
     """A counter's direction from its quantity: `..._export`, `..._generation`, else import."""
     if quantity.endswith("_export"):
