@@ -4,8 +4,10 @@ submeters (losses or unmetered load in % of the main, per bucket and over the pe
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +17,7 @@ from calc.virtual_meters import Resolved, Term
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,48 @@ class Series:
 
     def total(self) -> float:
         return float(self.energy.sum())
+
+
+class BucketRow(Protocol):
+    """One meter's sums in one bucket, as a store's series gives them (ingest.store.base.SeriesPoint)."""
+
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def meter(self) -> str: ...
+    @property
+    def energy(self) -> float: ...
+    @property
+    def energy_unit(self) -> str: ...
+    @property
+    def co2e_kg(self) -> float: ...
+    @property
+    def points(self) -> int: ...
+    @property
+    def estimated_energy(self) -> float: ...
+
+
+def from_rows(rows: Iterable[BucketRow], expected_points: Mapping[str, float]) -> dict[str, Series]:
+    """Each meter's Series from a store's series rows (sorted by start, one row per meter and bucket);
+    `expected_points[meter]` is the points a full bucket holds (bucket length / the meter's interval_s). A meter
+    missing from `expected_points` is taken as complete wherever it has points."""
+    by_meter: dict[str, list[BucketRow]] = {}
+    for r in rows:
+        by_meter.setdefault(r.meter, []).append(r)
+    out: dict[str, Series] = {}
+    for meter, rs in by_meter.items():
+        points = [r.points for r in rs]
+        expected = expected_points.get(meter)
+        out[meter] = Series.of_meter([_us(r.start) for r in rs], [r.energy for r in rs], rs[0].energy_unit,
+                                     [r.co2e_kg for r in rs], points,
+                                     points if expected is None else [expected] * len(rs),
+                                     estimated_energy=[r.estimated_energy for r in rs])
+    return out
+
+
+def _us(ts: datetime) -> int:
+    delta = ts - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _share(part: F64, whole: F64) -> F64:
@@ -176,5 +221,5 @@ def reconcile_virtual(resolved: Resolved, inputs: Mapping[str, Series]) -> Recon
     return reconcile(inputs.get(plus[0].meter) or _empty(resolved.unit), subs, resolved.unit)
 
 
-__all__ = ["Reconciliation", "Series", "Term", "combine", "evaluate", "evaluate_all", "reconcile",
-           "reconcile_virtual"]
+__all__ = ["BucketRow", "Reconciliation", "Series", "Term", "combine", "evaluate", "evaluate_all", "from_rows",
+           "reconcile", "reconcile_virtual"]

@@ -4,6 +4,8 @@ estimated and held energy carried by hand, negative results flagged, and the rec
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from hypothesis.extra.numpy import arrays
 
 from calc.plant import parse_plant
 from calc.units import UnitError
-from calc.virtual_series import Series, combine, evaluate, evaluate_all, reconcile, reconcile_virtual
+from calc.virtual_series import Series, combine, evaluate, evaluate_all, from_rows, reconcile, reconcile_virtual
 
 MIN_US = 60_000_000
 DAY = 1440
@@ -120,3 +122,27 @@ def test_reconciliation_read_from_a_rest_meter_and_its_limits() -> None:
     assert math.isnan(reconcile(series([]), []).difference_pct_total)
     with pytest.raises(ValueError, match="one main meter"):
         reconcile_virtual(p.virtual()["both"], inputs)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Row:  # a store's SeriesPoint, as far as calc reads it
+    start: datetime
+    meter: str
+    energy: float
+    energy_unit: str
+    co2e_kg: float
+    points: int
+    estimated_energy: float = 0.0
+
+
+def test_series_from_a_stores_rows() -> None:
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+    rows = [Row(t0, "main", 10.0, "kWh", 5.0, 15, 1.0), Row(t0, "press-1", 4.0, "kWh", 2.0, 9),
+            Row(t0 + timedelta(minutes=15), "main", 12.0, "kWh", 6.0, 15)]
+    got = from_rows(rows, {"main": 15, "press-1": 15})
+    assert got["main"].start_us.tolist() == [T0, T0 + 15 * MIN_US]
+    assert got["main"].estimated_energy.tolist() == [1.0, 0.0]
+    assert got["press-1"].completeness.tolist() == [0.6]
+    rest = combine([(1, got["main"]), (-1, got["press-1"])], "kWh")
+    assert rest.energy.tolist() == [6.0, 12.0] and rest.completeness.tolist() == [0.6, 0.0]
+    assert from_rows(rows[:1], {})["main"].completeness.tolist() == [1.0]  # no expectation: complete
