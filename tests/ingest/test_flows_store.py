@@ -145,6 +145,15 @@ def test_flow_series_per_hour_and_quarter_hour(store: Store) -> None:
     assert roof == [(T0, 2.0), (T0 + timedelta(minutes=30), 2.0), (T0 + timedelta(minutes=45), 2.0)]
 
 
+def test_day_buckets_start_at_the_sites_local_midnight(store: Store) -> None:
+    write(store, solar_day())
+    days = store.energy_flow_series(SITE, T0 - timedelta(days=1), T0 + timedelta(days=1), "1d", "Asia/Kolkata")
+    midnight = T0 - timedelta(hours=5, minutes=30)  # 00:10-01:50 UTC is 05:40-07:20 in Kolkata, one local day
+    assert [(f.start, f.meter, f.import_energy, f.export_energy, f.generation_energy, f.net_import)
+            for f in days] == [(midnight, "inverter", 0.0, 0.0, 18.0, 0.0), (midnight, "press", 42.0, 0.0, 0.0, 42.0),
+                               (midnight, "roof", 30.0, 12.0, 0.0, 18.0)]
+
+
 def test_bad_export_samples_cost_only_themselves(store: Store) -> None:
     ts = minutes(2)
     batch, dead = write(store, [
