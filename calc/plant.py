@@ -1,5 +1,6 @@
 """The plant model every service shares: the site, its areas and lines, each meter's carrier, and the production
-counters and driver variables (`[[variables]]`: read like meters, stored with their units, never CO2e).
+counters and driver variables (`[[variables]]`: read like meters, stored with their units, never CO2e), and the
+virtual meters computed from meters (`[[virtual_meters]]`, calc.virtual_meters).
 
 A plant file (TOML) also holds sections owned by other packages (gateways and register maps for the
 edge, load profiles for the simulators, broker and store settings for the wiring); each package
@@ -17,6 +18,7 @@ from calc.carriers import Carrier as Carrier  # the table of carriers; imported 
 from calc.errors import CalcError
 from calc.schema import QUANTITY_MAX, UNIT_MAX, MeterId
 from calc.units import UnitError, check_dimension, known_unit
+from calc.virtual_meters import Resolved, VirtualMeter, check_virtual_meters
 
 Name = str
 
@@ -115,6 +117,7 @@ class Plant(BaseModel):
     site: Site
     meters: tuple[Meter, ...] = Field(min_length=1)
     variables: tuple[Variable, ...] = ()
+    virtual_meters: tuple[VirtualMeter, ...] = ()
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Plant:
@@ -128,7 +131,14 @@ class Plant(BaseModel):
                 raise ValueError(f"variables: id {variable.id!r} is already a meter's or another variable's "
                                  "(they share the reading topics)")
             seen.add(variable.id)
+        self.virtual()  # ids, unknown meters, cycles, carriers and units (calc.virtual_meters)
         return self
+
+    def virtual(self) -> dict[str, Resolved]:
+        """The virtual meters resolved (carrier, unit, the real meters under each), in an order where each comes
+        after the virtual meters it uses: evaluate them in this order (calc.virtual_series.evaluate_all)."""
+        carriers = {m.id: m.carrier for m in self.meters}
+        return check_virtual_meters(self.virtual_meters, carriers, [v.id for v in self.variables])
 
     @property
     def variables_by_id(self) -> dict[str, Variable]:

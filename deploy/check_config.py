@@ -21,7 +21,7 @@ from pydantic import BaseModel
 # Top-level keys some part reads; anything else is reported (a typo would otherwise be ignored silently).
 KNOWN_SECTIONS = {
     "site": "calc (plant)", "meters": "calc (plant), edge, simulators", "gateways": "edge, simulators",
-    "variables": "calc (plant), edge, simulators",
+    "variables": "calc (plant), edge, simulators", "virtual_meters": "calc (plant)",
     "factors": "calc (factors)", "factor_overrides": "calc (factors)", "mqtt": "edge, ingest, api",
     "edge": "edge", "store": "ingest, api", "ingest": "ingest", "simulator": "simulators", "api": "api",
     "scada": "scada", "standard_coal": "api, scada (standard coal)",

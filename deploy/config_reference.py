@@ -40,6 +40,7 @@ def tables() -> list[Table]:
     from calc.plant import Meter, Site, Variable
     from calc.plant_coal import StandardCoalSection
     from calc.plant_factors import FactorOverride, FactorsSection
+    from calc.virtual_meters import VirtualMeter
     from edge.config import EdgeSettings, MeterDevice, ModbusRtuGateway, ModbusRtuTcpGateway, ModbusTcpGateway
     from edge.config import MqttSettings as EdgeMqtt
     from edge.config import OpcUaGateway as EdgeOpcUa
@@ -70,6 +71,10 @@ def tables() -> list[Table]:
               "`interval_s`, ...) and a `sim` table (production counters: `base_per_h`, `peak_per_h` and a shift "
               "profile; sensors: `weather`). Stored with its unit, never a CO2e; ids are shared with meters."),
         Table("[variables.sim.weather]: a simulated outdoor temperature", Weather, "simulators"),
+        Table("[[virtual_meters]]: a meter computed from others", VirtualMeter, "every service (calc.plant)",
+              "Its carrier is its inputs' (one carrier); ids are shared with meters and variables; another virtual "
+              "meter may be an input, without cycles. Never read from a device and never added to a balance "
+              "twice (docs/calculations.md, section 5b)."),
         Table("[[gateways]] kind = \"modbus_tcp\"", ModbusTcpGateway, "edge"),
         Table("[[gateways]] kind = \"modbus_rtu_tcp\"", ModbusRtuTcpGateway, "edge"),
         Table("[[gateways]] kind = \"modbus_rtu\"", ModbusRtuGateway, "edge"),

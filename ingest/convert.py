@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from calc import topics
 from calc.apportion import DEFAULT_MAX_SEGMENTS, apportion
 from calc.factors import FactorSet, default_factor_set
+from calc.generation import FLOW_SUFFIXES
 from calc.plant import Carrier, Meter, Plant, Variable
 from calc.plant_factors import plant_factors
 from calc.reading_codec import FastMessage, FastSample, fast_decode, from_sample, slow_ts, utc_us, utc_us_many
@@ -176,6 +177,7 @@ class Converter:
             out.points.extend(c.points)
             out.dead.extend(c.dead)
             out.held.extend(c.held)
+            out.flows.update(c.flows)
             if c.meter is not None and c.meter not in out.meters and c.meter not in out.variables:
                 if c.meter in self.variable_info:
                     out.variables[c.meter] = self.variable_info[c.meter]
@@ -329,7 +331,10 @@ class Converter:
                 held = self._outside_window(s, ts_us, now_us)
             counter = delta is not None or interval_s is not None or "first" in flags
             scale: float | None = None
-            if reason is None and counter and not s.quantity.endswith("_export"):
+            flow: float | None = None
+            if reason is None and counter and s.quantity.endswith(FLOW_SUFFIXES):
+                reason, flow = self._flow(s, table_unit, carrier, held)  # energy with a direction, never CO2e
+            elif reason is None and counter:
                 unit = s.unit
                 if unit == last_unit:
                     scale = scale_of_last
@@ -372,6 +377,8 @@ class Converter:
             if scale is None:
                 add_point([meter_id, ts_us, s.quantity, s.value, s.unit, delta, interval_s, None, None, s.quality,
                            ",".join(flags) if flags else "", None, seq, agent])
+                if flow is not None:
+                    out.flows[(meter_id, ts_us, s.quantity)] = (flow, table_unit)
             else:  # delta None: the baseline reading, no energy yet
                 row = [meter_id, ts_us, s.quantity, s.value, s.unit, delta, interval_s,
                        delta * scale if delta is not None else 0.0, None, s.quality,
@@ -390,6 +397,26 @@ class Converter:
         counted = len(pending.rows) - first_counted
         if counted:
             pending.meter_spans.append((mi, counted))
+
+    def _flow(self, s: FastSample, table_unit: str, carrier: str, held: str | None) -> tuple[str | None, float | None]:
+        """An export or generation counter's sample: (why it cannot be stored, None) or (None, its energy in the
+        meter's unit, or None without a delta). Stored as a plain point; a delta the edge held stays out of the
+        flows (it has no CO2e to hold), a sample outside the plant's time is dead-lettered like a gauge's."""
+        key = (s.unit, table_unit)
+        if key not in self._scales:
+            try:
+                self._scales[key] = conversion_factor(s.unit, table_unit)
+            except Exception:  # pint lets more than UnitError out on odd text: any failure is "cannot convert"
+                self._scales[key] = None
+        scale = self._scales[key]
+        if scale is None:
+            return (f"unit: {s.unit!r} of {s.quantity} cannot be converted to {table_unit!r}, the unit of a "
+                    f"{carrier} meter"), None
+        if held is not None:
+            return held, None
+        if s.delta is None or "held" in s.flags:
+            return None, None
+        return None, s.delta * scale
 
     def _spread(self, row: list[Any], value: float, interval_s: float) -> list[list[Any]]:
         """A counted sample over a gap, as its shares (calc.apportion): one point per minute segment, flag

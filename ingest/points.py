@@ -135,6 +135,7 @@ class Converted:
     held: list[HeldRow] = field(default_factory=list)
     area: str | None = None
     meter: str | None = None
+    flows: dict[tuple[str, int, str], tuple[float, str]] = field(default_factory=dict)  # see Batch.flows
     # Who to acknowledge once the outcome is durable (calc.acks): the sender's agent, meter and seq as the
     # payload names them; None when the payload does not say (third-party publisher, unreadable envelope).
     ack: tuple[str, str, int] | None = None
@@ -168,6 +169,9 @@ class Batch:
     counted: Counted | None = None
     # production counters and driver variables whose points are in `points` (their ids are not in `meters`)
     variables: dict[str, VariableInfo] = field(default_factory=dict)
+    # export and generation counters (calc.generation): point key (meter, ts_us, quantity) -> (energy, energy
+    # unit); the point itself is stored plain (no energy, no CO2e), the stores sum these by direction
+    flows: dict[tuple[str, int, str], tuple[float, str]] = field(default_factory=dict)
 
     def site_of(self) -> dict[str, str]:
         """The site of every meter and variable of the batch."""

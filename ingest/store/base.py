@@ -8,10 +8,11 @@ latest values) are of meters only; production counters and driver variables are 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ingest.errors import IngestError
 
@@ -147,6 +148,43 @@ class VariableTotal:
 
 
 @dataclass(frozen=True, slots=True)
+class EnergyFlow:
+    """A meter's energy by direction over a period, or one bucket of a series (`start` set): import is its counted
+    energy (the one with CO2e, as in `totals`), export and generation come from `*_export` and `*_generation`
+    counters (calc.generation) and never carry CO2e. Group by area or site with `group_flows`."""
+
+    meter: str
+    site: str
+    area: str
+    carrier: str
+    energy_unit: str
+    import_energy: float
+    export_energy: float
+    generation_energy: float
+    start: datetime | None = None
+
+    @property
+    def net_import(self) -> float:
+        """Import − export (negative: more sold than bought)."""
+        return self.import_energy - self.export_energy
+
+
+def group_flows(flows: Sequence[EnergyFlow], by: Literal["area", "site"]) -> list[EnergyFlow]:
+    """Flows summed per bucket and area (by="area") or site (by="site"), named in `meter`; flows of other units
+    (another carrier) are summed apart, and `carrier` is "" where carriers mix. Sorted by (start, meter, unit)."""
+    acc: dict[tuple[datetime | None, str, str], EnergyFlow] = {}
+    for f in flows:
+        name = f.area if by == "area" else f.site
+        key = (f.start, name, f.energy_unit)
+        prev = acc.get(key)
+        acc[key] = replace(f, meter=name, area=f.area if by == "area" else "") if prev is None else replace(
+            prev, carrier=prev.carrier if prev.carrier == f.carrier else "",
+            import_energy=prev.import_energy + f.import_energy, export_energy=prev.export_energy + f.export_energy,
+            generation_energy=prev.generation_energy + f.generation_energy)
+    return [acc[k] for k in sorted(acc, key=lambda k: (k[0] or datetime.min.replace(tzinfo=UTC), k[1], k[2]))]
+
+
+@dataclass(frozen=True, slots=True)
 class FactorUse:
     """One emission factor (id and version) and when it made the CO2e of stored points."""
 
@@ -209,6 +247,17 @@ class StoreReader(Protocol):
                         tz: str) -> list[VariableTotal]:
         """The same per variable and bucket of `step` (buckets as `series` cuts them; `start` set), buckets
         without points left out; sorted by (start, variable). May raise SeriesError."""
+        ...
+
+    def energy_flows(self, site: str, start: datetime, end: datetime) -> list[EnergyFlow]:
+        """Per meter over [start, end): import (its counted energy), export and generation (calc.generation), so
+        net import per meter, area or site (`group_flows`). Export and generation are cut at whole minutes."""
+        ...
+
+    def energy_flow_series(self, site: str, start: datetime, end: datetime, step: str,
+                           tz: str) -> list[EnergyFlow]:
+        """The same per meter and bucket of `step` (buckets as `series` cuts them; `start` set), buckets without
+        energy left out; sorted by (start, meter). May raise SeriesError."""
         ...
 
     def close(self) -> None: ...

@@ -47,6 +47,7 @@ from ingest.store import influx_held, influx_series
 from ingest.store.base import (
     CHUNK_ROWS,
     DeadLetterRecord,
+    EnergyFlow,
     FactorUse,
     HeldDecidedError,
     HeldError,
@@ -359,6 +360,15 @@ class InfluxStore:
     def series(self, site: str, start: datetime, end: datetime, step: str, tz: str) -> list[SeriesPoint]:
         """Per meter and bucket sums, cut by InfluxDB (influx_series: GROUP BY time() tz())."""
         return influx_series.series(self._series, self._from_points, site, start, end, step, tz)
+
+    def energy_flows(self, site: str, start: datetime, end: datetime) -> list[EnergyFlow]:
+        return influx_series.flows(self._series, self._from_points, self.totals(site, start, end), site, start, end,
+                                   None, "UTC")
+
+    def energy_flow_series(self, site: str, start: datetime, end: datetime, step: str,
+                           tz: str) -> list[EnergyFlow]:
+        return influx_series.flows(self._series, self._from_points, self.series(site, start, end, step, tz), site,
+                                   start, end, step, tz)
 
     def factor_usage(self, site: str, start: datetime, end: datetime) -> list[FactorUse]:
         return influx_series.factor_usage(self._series, self._from_points, site, start, end)

@@ -113,6 +113,9 @@ class LineMaker:
             fields.append(f"est_energy={float(p[ENERGY])!r}")
             if p[CO2E] is not None:
                 fields.append(f"est_co2e_kg={float(p[CO2E])!r}")
+        flow = batch.flows.get((p[METER], p[TS], p[QUANTITY])) if batch.flows else None
+        if flow is not None:  # export or generation energy (calc.generation): its own fields, never `energy`
+            fields.append(f"flow_energy={float(flow[0])!r},flow_unit={self._quoted(flow[1])}")
         fields.append(f"unit={self._quoted(p[UNIT])},quality={self._quoted(p[QUALITY])},flags={self._quoted(flags)}")
         if p[AGENT] is not None:
             fields.append(f"agent={self._quoted(p[AGENT])}")

@@ -1,17 +1,19 @@
-"""The InfluxDB store's series and factor usage, each in a few InfluxQL statements whatever the number of buckets:
-`GROUP BY time(step)` cuts the buckets in the database, with `tz('<site zone>')` for days so they start at the
-site's local midnight (InfluxDB 1.x shifts each day by the zone's offset on that day, so DST days have 23 or 25
-hours); shorter steps are cut on UTC multiples, as the SQLite store's rollups are.
+"""The InfluxDB store's series, export and generation flows and factor usage, each in a few InfluxQL statements
+whatever the number of buckets: `GROUP BY time(step)` cuts the buckets in the database, with `tz('<site zone>')`
+for days so they start at the site's local midnight (InfluxDB 1.x shifts each day by the zone's offset on that day,
+so DST days have 23 or 25 hours); shorter steps are cut on UTC multiples, as the SQLite store's rollups are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from calc.generation import Direction, direction_of
 from ingest.points import VariableInfo, ts_to_us, us_to_dt
-from ingest.store.base import FactorUse, SeriesPoint, VariableTotal
+from ingest.store.base import EnergyFlow, FactorUse, MeterTotal, SeriesPoint, VariableTotal
 from ingest.store.buckets import DAY_S, STEPS_S, bucket_start
 from ingest.store.influx_lines import ql
 from ingest.store.variables import Acc, figure
@@ -112,3 +114,35 @@ def variables(run: Series, source: str, site: str, start: datetime, end: datetim
     ordered = sorted(acc.items(), key=lambda kv: (kv[0][0] or start, kv[0][1]))
     return [figure(meter, info, a, bucket) for (bucket, meter), (info, a) in ordered]
 
+
+
+def flows(run: Series, source: str, imports: Sequence[MeterTotal] | Sequence[SeriesPoint], site: str,
+          start: datetime, end: datetime, step: str | None, tz: str) -> list[EnergyFlow]:
+    """StoreReader.energy_flows (or energy_flow_series with `step`): import from `imports` (totals or series),
+    export and generation summed from the `flow_energy` field of export and generation points."""
+    where = (f"WHERE site = {ql(site)} AND time >= {ts_to_us(start)}u AND time < {ts_to_us(end)}u "
+             f"AND flow_unit =~ /./")
+    step_s = STEPS_S[step] if step is not None else None
+    by = "meter, area, carrier, quantity"
+    if step_s is not None:
+        by = f"time({step_s}s), {by} fill(none)" + (f" tz({ql(tz)})" if step_s == DAY_S else "")
+    rows = run(f"SELECT SUM(flow_energy) FROM {source} {where} GROUP BY {by}")
+    units = {s["tags"]["meter"]: s["values"][0][1] or "" for s in run(
+        f"SELECT LAST(flow_unit) FROM {source} {where} GROUP BY meter")} if rows else {}
+    acc: dict[tuple[datetime | None, str], EnergyFlow] = {}
+    for t in imports:
+        key = (t.start if isinstance(t, SeriesPoint) else None, t.meter)
+        acc[key] = EnergyFlow(t.meter, site, t.area, t.carrier, t.energy_unit, t.energy, 0.0, 0.0, key[0])
+    for s in rows:
+        tags = s["tags"]
+        meter, direction = tags["meter"], direction_of(tags.get("quantity", ""))
+        for ts, energy in s["values"]:
+            bucket = bucket_start(us_to_dt(int(ts)), step_s, tz) if step_s is not None else None
+            f = acc.get((bucket, meter)) or EnergyFlow(meter, site, tags.get("area", ""), tags.get("carrier", ""),
+                                                       units.get(meter, ""), 0.0, 0.0, 0.0, bucket)
+            if direction is Direction.GENERATION:
+                f = replace(f, generation_energy=f.generation_energy + float(energy or 0.0))
+            else:
+                f = replace(f, export_energy=f.export_energy + float(energy or 0.0))
+            acc[(bucket, meter)] = f
+    return sorted(acc.values(), key=lambda f: (f.start or start, f.meter))

@@ -40,10 +40,11 @@ from ingest.points import (
     ts_to_us,
     us_to_dt,
 )
-from ingest.store import sqlite_held, sqlite_series, sqlite_variables
+from ingest.store import sqlite_flows, sqlite_held, sqlite_series, sqlite_variables
 from ingest.store.base import (
     CHUNK_ROWS,
     DeadLetterRecord,
+    EnergyFlow,
     FactorUse,
     HeldError,
     HeldRecord,
@@ -237,6 +238,8 @@ class SqliteStore:
                 new = [p for p in new if p[METER] not in batch.variables]
                 if not new:
                     return set()
+        if batch.flows:  # export and generation energy, by direction (never CO2e)
+            sqlite_flows.derive(db, new, batch, site_of)
         counts = Counter(map(itemgetter(METER), new))  # map/itemgetter: the loop stays in C
         db.executemany(_METER, [(site_of[m], m, batch.meters[m].area, batch.meters[m].carrier, n)
                                 for m, n in counts.items()])
@@ -361,6 +364,14 @@ class SqliteStore:
 
     def factor_usage(self, site: str, start: datetime, end: datetime) -> list[FactorUse]:
         return sqlite_series.factor_usage(self._query, site, start, end)
+
+    def energy_flows(self, site: str, start: datetime, end: datetime) -> list[EnergyFlow]:
+        """Per meter: import (its totals), export and generation (sqlite_flows)."""
+        return sqlite_flows.flows(self._query, self.totals(site, start, end), site, start, end)
+
+    def energy_flow_series(self, site: str, start: datetime, end: datetime, step: str,
+                           tz: str) -> list[EnergyFlow]:
+        return sqlite_flows.flows(self._query, self.series(site, start, end, step, tz), site, start, end, step, tz)
 
     # ---- production counters and driver variables -----------------------------------------------------------
 

@@ -12,8 +12,9 @@ import sqlite3
 
 from ingest.store.sqlite_migrations import Step, migrate
 
-SCHEMA_VERSION = 3  # PRAGMA user_version; 0: before sites were in the keys; 1: before held and estimated energy;
-# 2: before production counters and driver variables (their tables are new: TABLES creates them)
+SCHEMA_VERSION = 4  # PRAGMA user_version; 0: before sites were in the keys; 1: before held and estimated energy;
+# 2: before production counters and driver variables (their tables are new: TABLES creates them); 3: before export
+# and generation energy (sqlite_flows: new tables, and the export points stored before summed into them)
 MINUTE_US = 60_000_000
 QUARTER_US = 900_000_000
 HOUR_US = 3_600_000_000
@@ -35,6 +36,13 @@ _VAR_ROLLUP = """CREATE TABLE IF NOT EXISTS {name} (
 ) WITHOUT ROWID"""
 VAR_ROLLUPS = {"rollup_minute": "var_rollup_minute", "rollup_quarter": "var_rollup_quarter",
                "rollup_hour": "var_rollup_hour"}
+
+# export and generation energy per meter and direction (sqlite_flows; never pruned)
+FLOW_TABLES: tuple[str, ...] = tuple(f"""CREATE TABLE IF NOT EXISTS {name} (
+    site TEXT NOT NULL, meter TEXT NOT NULL, bucket_us INTEGER NOT NULL, direction TEXT NOT NULL,
+    energy REAL NOT NULL, energy_unit TEXT NOT NULL, points INTEGER NOT NULL,
+    PRIMARY KEY (site, bucket_us, meter, direction)
+) WITHOUT ROWID""" for name in ("flow_minute", "flow_hour"))
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS points (
@@ -82,6 +90,7 @@ TABLES = (
     UNIQUE (site, meter, ts_us, quantity)
 )""",
     "CREATE INDEX IF NOT EXISTS held_status ON held (site, status, meter)",
+    *FLOW_TABLES,
     # what retention deleted: rows of `tbl` older than from_us are gone (readers and late writes go by it)
     "CREATE TABLE IF NOT EXISTS kept_from (tbl TEXT PRIMARY KEY, from_us INTEGER NOT NULL)",
     """CREATE VIEW IF NOT EXISTS points_full AS
@@ -163,7 +172,14 @@ def _to_v3(db: sqlite3.Connection) -> None:
     """Version 2 to 3: the variables table and their rollups (created with TABLES; nothing to move)."""
 
 
-MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _old(_to_v1)), (2, _old(_to_v2)), (3, _to_v3))
+def _to_v4(db: sqlite3.Connection) -> None:
+    """Version 3 to 4: export and generation sums (sqlite_flows), with the export points already stored."""
+    from ingest.store import sqlite_flows  # it reads this module's tables: imported when a file is migrated
+
+    sqlite_flows.backfill(db)
+
+
+MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, _old(_to_v1)), (2, _old(_to_v2)), (3, _to_v3), (4, _old(_to_v4)))
 
 
 def prepare(db: sqlite3.Connection) -> int:

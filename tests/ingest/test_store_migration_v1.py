@@ -107,7 +107,7 @@ def version_1_file(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
 def test_a_version_1_file_is_migrated_in_place_and_every_figure_survives(tmp_path: Path) -> None:
     path, want = version_1_file(tmp_path)
     store = SqliteStore(path)
-    assert store._query("PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(3,)]  # 3: the variables tables
+    assert store._query("PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(4,)]  # 4: flow sums
     got = figures(store)
     assert got["totals"][0] and got["latest"] and got["dead"]
     for key in want:
