@@ -57,7 +57,7 @@ from ingest.points import (
     ts_to_us,
 )
 from ingest.salvage import oversize, salvage
-from ingest.store.variables import affine
+from ingest.side_points import flow_sample, variable_points
 
 __all__ = ["Batch", "Converted", "Converter", "DeadLetter", "Point"]
 
@@ -246,59 +246,17 @@ class Converter:
                           meter_id, seq)
         out.area, out.meter = where.area, where.id
         if meter is None:
-            self._variable_points(self.variables[meter_id], seq, agent, samples, stamps, now_us, out)
+            variable_points(self.variables[meter_id], seq, agent, samples, stamps, now_us, out,
+                            self.start_us, self.max_future_us, self._outside_window)
         else:
             self._points(meter, seq, agent, samples, stamps, now_us, out, pending)
         return out
-
-    def _variable_points(self, variable: Variable, seq: int, agent: str | None,
-                         samples: list[tuple[int, FastSample]], stamps: Sequence[int | None], now_us: int,
-                         out: Converted) -> None:
-        """A production counter's or driver's samples: points without energy or CO2e; the stores sum or
-        time-weight its quantity (ingest.store.variables). What cannot be placed or converted is dead-lettered
-        with the reason (nothing to hold it against: a held delta the edge flagged is stored and kept apart)."""
-        lo_us, hi_us = self.start_us, now_us + self.max_future_us
-        for (i, s), ts_us in zip(samples, stamps, strict=True):
-            reason: str | None = None
-            if ts_us is None:
-                slow = slow_ts(s)
-                if isinstance(slow, str):
-                    out.dead.append(DeadLetter(now_us, out.topic, s.dump(), f"samples.{i}.{slow}", variable.id,
-                                               seq, i))
-                    continue
-                ts_us = slow
-            flags = s.flags
-            if s.delta is not None and s.delta < 0 and "reset" not in flags and "rollover" not in flags:
-                reason = f"delta: negative {s.delta} {s.unit} without a reset or rollover flag"
-            elif ts_us < lo_us or ts_us > hi_us:
-                reason = self._outside_window(s, ts_us, now_us)
-            elif s.quantity == variable.quantity:
-                reason = self._variable_unit(variable, s)
-            if reason is not None:
-                out.dead.append(DeadLetter(now_us, out.topic, s.dump(), f"samples.{i}: {reason}", variable.id, seq,
-                                           i))
-                continue
-            out.points.append([variable.id, ts_us, s.quantity, s.value, s.unit, s.delta, s.interval_s, None, None,
-                               s.quality, ",".join(flags) if flags else "", None, seq, agent])
 
     def _outside_window(self, s: FastSample, ts_us: int, now_us: int) -> str:
         """Why a sample stamped outside [the plant's start, now + max_future_s] cannot be placed."""
         if ts_us < self.start_us:
             return f"ts: {s.ts} is before the plant's start {self.plant.site.start.isoformat()}"
         return f"ts: {s.ts} is {(ts_us - now_us) / 1e6:.0f} s in the future (limit {self.max_future_us / 1e6:.0f} s)"
-
-    def _variable_unit(self, variable: Variable, s: FastSample) -> str | None:
-        """Why a sample of the variable's quantity cannot be counted in the variable's unit, else None."""
-        try:
-            affine(s.unit, variable.unit)
-        except Exception:  # pint lets more than UnitError out on odd text; any failure means "cannot convert"
-            return f"unit: {s.unit!r} of {s.quantity} cannot be converted to {variable.unit!r}, the unit of " \
-                   f"{variable.kind} variable {variable.id!r}"
-        if variable.measure == "counter" and s.unit != variable.unit and affine(s.unit, variable.unit)[1] != 0.0:
-            return f"unit: {s.unit!r} is an offset unit, a counter's delta cannot be converted to {variable.unit!r}"
-        if variable.measure == "counter" and s.delta is None and s.interval_s is not None:
-            return "delta: a counter sample with an interval and no delta"
-        return None
 
     def _points(self, meter: Meter, seq: int, agent: str | None, samples: list[tuple[int, FastSample]],
                 stamps: Sequence[int | None], now_us: int, out: Converted, pending: _Pending) -> None:
@@ -333,7 +291,8 @@ class Converter:
             scale: float | None = None
             flow: float | None = None
             if reason is None and counter and s.quantity.endswith(FLOW_SUFFIXES):
-                reason, flow = self._flow(s, table_unit, carrier, held)  # energy with a direction, never CO2e
+                # energy with a direction, never CO2e
+                reason, flow = flow_sample(s, table_unit, carrier, held, self._scales)
             elif reason is None and counter:
                 unit = s.unit
                 if unit == last_unit:
@@ -397,26 +356,6 @@ class Converter:
         counted = len(pending.rows) - first_counted
         if counted:
             pending.meter_spans.append((mi, counted))
-
-    def _flow(self, s: FastSample, table_unit: str, carrier: str, held: str | None) -> tuple[str | None, float | None]:
-        """An export or generation counter's sample: (why it cannot be stored, None) or (None, its energy in the
-        meter's unit, or None without a delta). Stored as a plain point; a delta the edge held stays out of the
-        flows (it has no CO2e to hold), a sample outside the plant's time is dead-lettered like a gauge's."""
-        key = (s.unit, table_unit)
-        if key not in self._scales:
-            try:
-                self._scales[key] = conversion_factor(s.unit, table_unit)
-            except Exception:  # pint lets more than UnitError out on odd text: any failure is "cannot convert"
-                self._scales[key] = None
-        scale = self._scales[key]
-        if scale is None:
-            return (f"unit: {s.unit!r} of {s.quantity} cannot be converted to {table_unit!r}, the unit of a "
-                    f"{carrier} meter"), None
-        if held is not None:
-            return held, None
-        if s.delta is None or "held" in s.flags:
-            return None, None
-        return None, s.delta * scale
 
     def _spread(self, row: list[Any], value: float, interval_s: float) -> list[list[Any]]:
         """A counted sample over a gap, as its shares (calc.apportion): one point per minute segment, flag
