@@ -35,13 +35,10 @@ from ingest.points import (
     TS,
     Batch,
     DeadLetter,
-    FactorInfo,
     HeldRow,
-    MeterInfo,
     Point,
     ts_to_us,
     us_to_dt,
-    us_to_iso,
 )
 from ingest.store import influx_held, influx_series
 from ingest.store.base import (
@@ -49,12 +46,6 @@ from ingest.store.base import (
     DeadLetterRecord,
     EnergyFlow,
     FactorUse,
-    HeldDecidedError,
-    HeldError,
-    HeldNotFoundError,
-    HeldRecord,
-    HeldStatus,
-    HeldTotal,
     LatestValue,
     MeterSummary,
     MeterTotal,
@@ -66,12 +57,12 @@ from ingest.store.base import (
     WriteResult,
 )
 from ingest.store.conflicts import Seen, classify, content_of, dead_point, held_conflict, point_conflict
+from ingest.store.influx_held_store import InfluxHeldStore, Key
 from ingest.store.influx_http import CHUNK_BYTES, CHUNK_LINES, InfluxApi
 from ingest.store.influx_lines import LineMaker, dead_line, dead_payload, ident, ql
 
 REMEMBER_MAX = 1_000_000  # keys stored by failed attempts, kept until a retry reports them
 _FLOAT_NAMES = frozenset({"value", "delta", "interval_s", "energy", "co2e_kg"})  # JSON answers 2 for 2.0
-Key = tuple[str, int, str]  # meter, ts_us, quantity (a batch's meter ids name one site each)
 METERS_ONLY = "\"variable\" = ''"  # production counters and drivers carry tag `variable`; energy meters do not
 
 
@@ -83,7 +74,7 @@ def point_line(p: Point, batch: Batch) -> str:
 _DEFAULT_MAKER = LineMaker()
 
 
-class InfluxStore:
+class InfluxStore(InfluxHeldStore):
     """Writer and reader of one InfluxDB database (and retention policy) over HTTP."""
 
     def __init__(self, settings: InfluxStoreSettings, transport: httpx.BaseTransport | None = None,
@@ -385,92 +376,6 @@ class InfluxStore:
         """Nothing to do here: InfluxDB deletes old points itself, by the database's retention policy
         ([store] retention_policy)."""
         return Pruned()
-
-    # ---- held energy (HeldReader) -------------------------------------------------------------------------
-
-    def _held_rows(self, where: str, limit: int | None = None) -> list[dict[str, Any]]:
-        tail = f" LIMIT {int(limit)}" if limit is not None else ""
-        out = []
-        for s in self._series(f"SELECT * FROM {self._from_held} WHERE {where} ORDER BY time DESC{tail}"):
-            out += [dict(zip(s["columns"], values, strict=True)) for values in s["values"]]
-        return out
-
-    def held(self, site: str, status: HeldStatus | None = None, meter: str | None = None,
-             limit: int = 1000) -> list[HeldRecord]:
-        """Held records of a site, newest first (by the sample's time)."""
-        where = f"site = {ql(site)}"
-        if status is not None:
-            where += f" AND status = {ql(status.value)}"
-        if meter is not None:
-            where += f" AND meter = {ql(meter)}"
-        return [influx_held.record(r) for r in self._held_rows(where, limit)]
-
-    def held_record(self, site: str, held_id: int) -> HeldRecord | None:
-        rows = self._held_rows(f"site = {ql(site)} AND hid = {int(held_id)}", 1)
-        return influx_held.record(rows[0]) if rows else None
-
-    def held_totals(self, site: str, start: datetime | None = None, end: datetime | None = None) -> list[HeldTotal]:
-        """Open held energy per meter (records with start <= ts < end when given)."""
-        where = f"site = {ql(site)} AND status = 'open'"
-        if start is not None:
-            where += f" AND time >= {ts_to_us(start)}u"
-        if end is not None:
-            where += f" AND time < {ts_to_us(end)}u"
-        return influx_held.totals([influx_held.record(r) for r in self._held_rows(where)], site)
-
-    def decide_held(self, site: str, held_id: int, status: HeldStatus, actor: str, note: str | None = None,
-                    counted_ts: datetime | None = None, co2e_kg: float | None = None,
-                    factor_id: str | None = None, factor_version: str | None = None) -> HeldRecord:
-        """Release (a counted point flag "released" at `counted_ts` or the record's time) or reject an open held
-        record. InfluxDB has no transactions: the point goes first, then the status; a release cut short
-        between the two is finished by releasing again (the point found there, the same, is not a conflict)."""
-        rows = self._held_rows(f"site = {ql(site)} AND hid = {int(held_id)}", 1)
-        if not rows:
-            raise HeldNotFoundError(f"no held record {held_id} on site {site!r}")
-        row = rows[0]
-        if (row.get("status") or "open") != HeldStatus.OPEN.value:
-            raise HeldDecidedError(f"held record {held_id} is {row.get('status')} already")
-        if status is HeldStatus.OPEN:
-            raise HeldError("a decision is release or reject")
-        counted_us = None
-        if status is HeldStatus.RELEASED:
-            counted_us = ts_to_us(counted_ts) if counted_ts is not None else int(row["time"])
-            self._release(row, held_id, counted_us, co2e_kg, factor_id, factor_version)
-        now_us = int(time.time() * 1_000_000)
-        self._write_held([influx_held.decision_line(row, status, actor, note, now_us, counted_us)])
-        return influx_held.record(self._held_rows(f"site = {ql(site)} AND hid = {int(held_id)}", 1)[0])
-
-    def _release(self, row: dict[str, Any], held_id: int, counted_us: int, co2e_kg: float | None,
-                 factor_id: str | None, factor_version: str | None) -> None:
-        """Write the counted point of a release."""
-        unit = row.get("energy_unit") or ""
-        if co2e_kg is not None and factor_id is not None and factor_version is not None:
-            factor = FactorInfo(row.get("scope") or "", factor_id, factor_version, unit)
-        elif row.get("factor_id") is None:
-            raise HeldError(f"held record {held_id} has no factor: give factor_id and factor_version with co2e_kg")
-        else:
-            factor = FactorInfo(row.get("scope") or "", row["factor_id"], row.get("factor_version") or "", unit)
-            if co2e_kg is None:
-                if row.get("co2e_kg") is None:
-                    raise HeldError(f"held record {held_id} has no CO2e: give co2e_kg and the factor to release it")
-                co2e_kg = float(row["co2e_kg"])
-        flags = ",".join([*(f for f in (row.get("flags") or "").split(",") if f), "released"])
-        interval = row.get("interval_s")
-        point = [row["meter"], counted_us, row["quantity"], float(row["value"]), row.get("unit") or "",
-                 float(row["delta"]), float(interval) if interval is not None else None, float(row["energy"]),
-                 float(co2e_kg), row.get("quality") or "", flags, factor.ref, int(row["seq"]), row.get("agent")]
-        batch = Batch(points=[point], meters={row["meter"]: MeterInfo(row["site"], row.get("area") or "",
-                                                                      row.get("carrier") or "")},
-                      factors={factor.ref: factor})
-        there = self._existing({row["meter"]: row["site"]}, [point]).get((row["meter"], counted_us, row["quantity"]))
-        if there is not None:
-            if classify(there, content_of(point)) is Seen.DUPLICATE:
-                return  # an earlier release stored it and stopped before the status
-            raise HeldError(f"a point of meter {row['meter']!r} {row['quantity']} at {us_to_iso(counted_us)} is "
-                            f"stored already: release it at another counted_ts")
-        for _, _, reason in self.api.write_lines([self._lines.line(point, batch)]):
-            if reason is not None:
-                raise HeldError(f"influxdb refused the released point: {reason[:500]}")
 
     def point_count(self) -> int:
         series = self._series(f"SELECT COUNT(value) FROM {self._from_points}")
