@@ -6,7 +6,6 @@ balance; allowance; completeness.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,16 +14,14 @@ from pydantic import BaseModel, Field
 from api.completeness import expected_points, first_readings
 from api.instruments import InstrumentDesk
 from api.intensity import IntensityOut, intensities, production_groups
-from api.live.live_sums import LiveState
 from api.market import TotalsMemo, allocate
 from api.projection import API_BURN_WINDOW, expected_profile, hourly_history, project_allowance
 from api.settings import Settings
-from api.standard_coal import coal_book, factor_bases
+from api.standard_coal import coal_book
 from calc.balance import TimeRange
 from calc.factors import default_factor_set
-from calc.periods import AccountingPeriod, resolve
-from calc.rate import MeterRate, meter_rates
-from ingest.store.base import HeldReader, HeldTotal, LatestValue, MeterTotal, StoreReader
+from calc.periods import AccountingPeriod
+from ingest.store.base import HeldReader, HeldTotal, StoreReader
 from records.db import ApiDb
 from records.ledger import Ledger
 
@@ -184,39 +181,6 @@ class BalanceOut(BaseModel):
     kgce_refused: list[str] = Field(default_factory=list, description="meters whose energy has no kgce, and why")
     intensity: list[IntensityOut] = Field(default_factory=list, description="kg CO2e and kgce per unit of product "
                                           "of the site, areas and lines that declare production counters")
-
-
-@dataclass(frozen=True, slots=True)
-class RateInputs:
-    """What calc.rate needs from the store: latest samples, today's and this month's totals."""
-
-    latest: list[LatestValue]
-    today: list[MeterTotal]
-    month: list[MeterTotal]
-
-
-def rate_inputs(store: StoreReader, site: str, tz: str, now: datetime) -> RateInputs:
-    """The store reads behind the live rate (the same for /v1/balance, /v1/meters, the live engine and SCADA)."""
-    today, month = resolve("today", None, None, tz, now), resolve("month", None, None, tz, now)
-    return RateInputs(store.latest_values(site), store.totals(site, today.start, today.end),
-                      store.totals(site, month.start, month.end))
-
-
-def live_rates(settings: Settings, store: StoreReader, site: str, now: datetime) -> dict[str, MeterRate]:
-    """Each meter's live CO2e rate (calc.rate) from the store: latest flow samples, today's and this month's
-    totals (the same reads SCADA makes, so both report the same rate)."""
-    inputs = rate_inputs(store, site, settings.plant.site.timezone, now)
-    return meter_rates(inputs.latest, inputs.today, inputs.month, factor_bases(settings, now))
-
-
-def seed_factor_fallback(live: LiveState, settings: Settings, now: datetime) -> None:
-    """Give each live meter its current factor as the rate's basis until the store holds its energy, so the live
-    rate shows as soon as a flow arrives (the same fallback live_rates uses)."""
-    for basis in factor_bases(settings, now):
-        meter = live.meters.get(basis.meter)
-        if meter is not None:
-            meter.fallback = basis
-            meter.update_rate()
 
 
 def allowance_status(db: ApiDb, store: StoreReader, history: StoreReader, settings: Settings, site: str,

@@ -19,7 +19,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
 from api import dashboard
-from api.accounting import seed_factor_fallback
 from api.auth import KeyRing
 from api.errors import ApiError, Invalid, error_response
 from api.held import HeldDesk
@@ -28,6 +27,7 @@ from api.live.live_sums import LiveState
 from api.live.mqtt_feed import MqttLink, to_loop
 from api.live.rule_runner import CO2E_FILTER, Engine
 from api.live.stream import Hub
+from api.live_rates import seed_factor_fallback
 from api.notify import Notifier
 from api.routes import (
     alerts,

@@ -16,10 +16,10 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from api.accounting import RateInputs, rate_inputs
 from api.live.deviation import BaselineLookup
 from api.live.live_sums import PERIODS, Boundary, LiveAllowance, LiveState, MeterLive, hour_of
 from api.live.stream import Hub
+from api.live_rates import RateInputs, rate_inputs
 from api.notify import Notifier
 from api.projection import expected_profile, hourly_history, in_boundary
 from api.rulebook import RuleBook, StoredRule, alert_doc

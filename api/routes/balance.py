@@ -8,9 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.accounting import BalanceOut, build_balance, live_rates
+from api.accounting import BalanceOut, build_balance
 from api.deps import DbDep, HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, invalid, site_of
 from api.errors import NotFound
+from api.live_rates import live_rates
 from calc.periods import AccountingPeriod, PeriodError, resolve
 from calc.rate import total_rate
 

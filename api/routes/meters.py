@@ -9,10 +9,10 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.accounting import live_rates
 from api.completeness import expected_points, first_readings
 from api.deps import EngineDep, HeldDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
 from api.errors import NotFound
+from api.live_rates import live_rates
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
 
 router = APIRouter(prefix="/v1", tags=["meters"])

@@ -14,9 +14,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
-from api.accounting import BalanceOut, build_balance, live_rates
+from api.accounting import BalanceOut, build_balance
 from api.deps import DbDep, HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
 from api.ledger import LedgerDesk
+from api.live_rates import live_rates
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
 from api.routes.offsets import OffsetOut
 
