@@ -9,7 +9,8 @@ from datetime import datetime
 import numpy as np
 
 from api.baseline_inputs import read_inputs
-from api.errors import ApiError, Conflict, Invalid, NotFound
+from api.errors import ApiError, Invalid, NotFound
+from api.versions import next_version
 from calc.baseline import Baseline, BaselineError, BaselineRefused, FitStats, fit_baseline
 from calc.plant import Plant
 from calc.units import UnitError
@@ -92,13 +93,7 @@ class BaselineBook:
         """A new version (1 when new); earlier versions stay as they were."""
         with self.db.tx() as conn:
             owner, last = Baselines.latest(conn, baseline_id)
-            if last is not None and owner != site:
-                raise Conflict(f"baseline id {baseline_id!r} is taken")
-            if create and last is not None:
-                raise Conflict(f"baseline {baseline_id!r} exists; PUT /v1/baselines/{baseline_id} refits it")
-            if not create and last is None:
-                raise NotFound(f"no baseline {baseline_id!r}")
-            version = (last or 0) + 1
+            version = next_version("baseline", baseline_id, site, owner, last, create, "refits it")
             stored = StoredBaseline(baseline_id, version, site, spec, model, model.version, period_hours, active,
                                     self.db.now(), actor)
             Baselines.add(conn, stored)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.errors import Conflict, NotFound
+from api.versions import next_version
 from calc.rules import RuleSpec
 from records.alerts import Alerts, OpenAlert
 from records.db import ApiDb
@@ -66,13 +67,7 @@ class RuleBook:
         """A new version of a rule (version 1 when new); the earlier versions stay as they were."""
         with self.db.tx() as conn:
             owner, last = Rules.latest(conn, rule_id)
-            if last is not None and owner != site:
-                raise Conflict(f"rule id {rule_id!r} is taken")
-            if create and last is not None:
-                raise Conflict(f"rule {rule_id!r} exists; PUT /v1/rules/{rule_id} makes a new version")
-            if not create and last is None:
-                raise NotFound(f"no rule {rule_id!r}")
-            version = (last or 0) + 1
+            version = next_version("rule", rule_id, site, owner, last, create, "makes a new version")
             now = self.db.now()
             Rules.add(conn, rule_id, version, site, spec.model_dump_json(), enabled, now, actor)
             action = "create" if version == 1 else ("delete" if not enabled else "update")
