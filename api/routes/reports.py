@@ -1,6 +1,7 @@
 """The period accounting report (clause 8.1.2 / 7.5): emissions by scope, carrier, area and meter, offsets, net
-balance, allowance, data completeness, what is estimated and what is held, and factor versions, as JSON, CSV or
-a printable HTML page. Its figures come from the same accounting as /v1/balance."""
+balance, allowance, data completeness, what is estimated and what is held, factor versions, and performance
+against every baseline in force (actual vs expected, EnPI, CUSUM), as JSON, CSV or a printable HTML page. Its
+figures come from the same accounting as /v1/balance and /v1/performance."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from api.accounting import BalanceOut, build_balance
 from api.deps import DbDep, HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
 from api.ledger import LedgerDesk
 from api.live_rates import live_rates
+from api.report_performance import HTML_ROWS_MAX, ReportPerformance, report_performance
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
 from api.routes.offsets import OffsetOut
 
@@ -31,6 +33,7 @@ class ReportOut(BaseModel):
     generated_by: str
     balance: BalanceOut
     offsets: list[OffsetOut]
+    performance: list[ReportPerformance] = []
 
 
 def _csv(report: ReportOut) -> str:
@@ -76,7 +79,45 @@ def _csv(report: ReportOut) -> str:
         w.writerow(["allowance", "projected", "", "", repr(b.allowance.projected_kg)])
     for v in b.factor_versions:
         w.writerow(["factor_version", v, "", "", ""])
+    for p in report.performance:
+        name = f"{p.baseline} v{p.baseline_version}"
+        if p.totals is None:
+            w.writerow(["performance_refused", name, "", "", "", "", p.refused or ""])
+            continue
+        unit = p.units.get("energy", "")
+        t = p.totals
+        w.writerow(["performance_actual", name, repr(t.actual_energy), unit, repr(t.actual_co2e_kg)])
+        w.writerow(["performance_expected", name, repr(t.expected_energy), unit, repr(t.expected_co2e_kg)])
+        w.writerow(["performance_deviation", name, repr(t.deviation_energy), unit, repr(t.deviation_co2e_kg)])
+        w.writerow(["performance_enpi", name, "" if t.enpi is None else repr(t.enpi), "1", ""])
+        w.writerow(["performance_cusum_end", name, "" if p.cusum_end is None else repr(p.cusum_end), unit, ""])
     return out.getvalue()
+
+
+def _performance_html(report: ReportOut) -> str:
+    """One table per baseline in force: its totals, then per period actual, expected, EnPI and CUSUM."""
+    e = html.escape
+    parts = []
+    for p in report.performance:
+        title = f"<h3>{e(p.baseline)} v{p.baseline_version}: {e(p.subject)} ({e(p.carrier)}, {e(p.resolution)})</h3>"
+        if p.totals is None or p.series is None:
+            parts.append(f"{title}<p>Not shown for this period: {e(p.refused or '')}</p>")
+            continue
+        unit, t, s = e(p.units.get("energy", "")), p.totals, p.series
+        enpi = "n/a" if t.enpi is None else f"{t.enpi:.4f}"
+        dev = "n/a" if t.deviation_pct is None else f"{t.deviation_pct:+.2f} %"
+        head = (f"<p>Actual {t.actual_energy:,.3f} {unit} ({t.actual_co2e_kg:,.3f} kg CO2e); expected "
+                f"{t.expected_energy:,.3f} {unit} ({t.expected_co2e_kg:,.3f} kg CO2e); deviation "
+                f"{t.deviation_energy:+,.3f} {unit} ({dev}); EnPI {enpi}.</p>")
+        n = len(s.start)
+        rows = "".join(f"<tr><td>{e(s.start[i].isoformat())}</td><td>{s.actual[i]:,.3f}</td>"
+                       f"<td>{s.expected[i]:,.3f}</td><td>{'' if s.enpi[i] is None else f'{s.enpi[i]:.4f}'}</td>"
+                       f"<td>{s.cusum[i]:+,.3f}</td></tr>" for i in range(min(n, HTML_ROWS_MAX)))
+        more = (f"<p>{n - HTML_ROWS_MAX} more periods: see the JSON report or /v1/performance.</p>"
+                if n > HTML_ROWS_MAX else "")
+        parts.append(f"{title}{head}<table><tr><th>period</th><th>actual ({unit})</th><th>expected ({unit})</th>"
+                     f"<th>EnPI</th><th>CUSUM ({unit})</th></tr>{rows}</table>{more}")
+    return "".join(parts) or "<p>No baseline in force.</p>"
 
 
 def _html(report: ReportOut) -> str:
@@ -136,6 +177,7 @@ Generated {e(report.generated_at.isoformat())} by {e(report.generated_by)}.</p>
 <h2>Offsets</h2><table>{rows([(f"#{o.id} {o.kind} {o.standard or ''} {o.serial or ''}",
                                f"{kg(o.quantity_kg)}; evidence: {o.evidence}") for o in report.offsets])}</table>
 <h2>Factor versions used</h2><ul>{"".join(f"<li>{e(v)}</li>" for v in b.factor_versions)}</ul>
+<h2>Performance against baselines (actual vs expected, ISO 50006)</h2>{_performance_html(report)}
 </body></html>"""
 
 
@@ -154,7 +196,8 @@ def period_report(settings: SettingsDep, store: StoreDep, db: DbDep, history: Hi
     offsets = [OffsetOut(**d) for d in LedgerDesk(db).list("offset", site, 10_000, 0)
                if not d["voided"] and lo <= d["applies_on"] < hi]
     report = ReportOut(site=site, site_name=settings.plant.site.name, generated_at=now, generated_by=key.name,
-                       balance=balance, offsets=offsets)
+                       balance=balance, offsets=offsets,
+                       performance=report_performance(store, db, settings.plant, site, bounds.start, bounds.end, now))
     name = f"report-{site}-{bounds.start.date().isoformat()}"
     if format == "csv":
         return Response(_csv(report), media_type="text/csv",

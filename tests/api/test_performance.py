@@ -151,3 +151,29 @@ def test_bounds_versions_and_keys(client: TestClient, env: BaselineEnv) -> None:
                          headers=h)
     assert monthly.status_code == 200 and len(monthly.json()["series"]["start"]) == 1
     assert monthly.json()["series"]["hours"] == [31 * 24]
+
+
+def test_the_period_report_shows_performance_against_the_baseline(client: TestClient, env: BaselineEnv) -> None:
+    """The report over the same days gives the baseline's actual, expected, EnPI and CUSUM as /v1/performance and a
+    hand computation do, in JSON, CSV and the printable HTML; a period off the model's edges says why."""
+    h = env.h("viewer")
+    params = {"from": START.isoformat(), "to": END.isoformat()}
+    report = client.get("/v1/reports/period", params=params, headers=h)
+    assert report.status_code == 200, report.text
+    [p] = report.json()["performance"]
+    hand = by_hand(env, coefficients(client, env), 24)
+    assert (p["baseline"], p["baseline_version"], p["resolution"], p["refused"]) == ("m1", 1, "daily", None)
+    assert p["totals"]["expected_energy"] == pytest.approx(hand["expected"].sum(), rel=1e-12)
+    assert p["totals"]["actual_energy"] == pytest.approx(hand["actual"].sum(), rel=1e-12)
+    assert p["cusum_end"] == pytest.approx(hand["cusum"][-1], rel=1e-9, abs=1e-6)
+    assert np.allclose(p["series"]["cusum"], hand["cusum"], rtol=1e-9, atol=1e-6)
+    assert p["totals"] == get(client, env)["totals"]
+    csv_rows = [line.split(",") for line in client.get("/v1/reports/period", params={**params, "format": "csv"},
+                                                       headers=h).text.splitlines()]
+    cusum_row = next(r for r in csv_rows if r[0] == "performance_cusum_end")
+    assert cusum_row[1] == "m1 v1" and float(cusum_row[2]) == pytest.approx(hand["cusum"][-1], rel=1e-9, abs=1e-6)
+    page = client.get("/v1/reports/period", params={**params, "format": "html"}, headers=h).text
+    assert "Performance against baselines" in page and f"{hand['cusum'][-1]:+,.3f}" in page
+    odd = client.get("/v1/reports/period", params={"from": (START + timedelta(hours=1)).isoformat(),
+                                                   "to": END.isoformat()}, headers=h).json()["performance"]
+    assert odd[0]["totals"] is None and "is not midnight" in odd[0]["refused"]
