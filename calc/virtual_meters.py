@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from calc.carriers import BY_NAME, Carrier
+from calc.errors import CalcError
 from calc.schema import METER_PATTERN, UNIT_MAX, MeterId
 from calc.units import UnitError, conversion_factor, known_unit
 
@@ -22,7 +23,7 @@ Sign = Literal[1, -1]
 _ID = re.compile(METER_PATTERN)
 
 
-class VirtualMeterError(ValueError):
+class VirtualMeterError(CalcError):
     """A virtual meter that does not hold together (raised inside pydantic validation: the plant file's error
     then names the file and key path)."""
 
