@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -81,17 +82,12 @@ def usage() -> dict[str, float]:
 
 # ---- consumer roles (each runs in its own process) ----------------------------------------------------------
 
-def role_bare(url: str, client_id: str, expect: int, prep: bool) -> dict[str, Any]:
+def drain(url: str, client_id: str, on_message: Callable[..., None], done: threading.Event, prep: bool,
+          then: Callable[[], None] | None = None) -> tuple[float, float, float]:
+    """A consumer's persistent session on the readings, drained (unless `prep`, which only makes the session) till
+    `done`; (elapsed s from connect, CPU s, peak MB) of this process, measured the same way for every consumer."""
     host, port = url.removeprefix("mqtt://").split(":")
-    done = threading.Event()
     subscribed = threading.Event()
-    count = [0]
-
-    def on_message(client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        count[0] += 1
-        if count[0] >= expect:
-            done.set()
-
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
                          protocol=mqtt.MQTTv311)
     client.on_message = on_message
@@ -104,12 +100,26 @@ def role_bare(url: str, client_id: str, expect: int, prep: bool) -> dict[str, An
     subscribed.wait(30)
     if not prep:
         done.wait(600)
+        if then is not None:
+            then()
     elapsed = time.perf_counter() - t0
     client.disconnect()
     client.loop_stop()
     after = usage()
-    return {"messages": count[0], "elapsed_s": elapsed, "cpu_s": after["cpu_s"] - before["cpu_s"],
-            "peak_mb": after["peak_mb"]}
+    return elapsed, after["cpu_s"] - before["cpu_s"], after["peak_mb"]
+
+
+def role_bare(url: str, client_id: str, expect: int, prep: bool) -> dict[str, Any]:
+    done = threading.Event()
+    count = [0]
+
+    def on_message(client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        count[0] += 1
+        if count[0] >= expect:
+            done.set()
+
+    elapsed, cpu, peak = drain(url, client_id, on_message, done, prep)
+    return {"messages": count[0], "elapsed_s": elapsed, "cpu_s": cpu, "peak_mb": peak}
 
 
 def role_bare_store(url: str, client_id: str, expect: int, prep: bool, target: str, synchronous: str,
@@ -117,9 +127,7 @@ def role_bare_store(url: str, client_id: str, expect: int, prep: bool, target: s
     """The bare *storing* consumer: decode the same JSON and write the same rows, nothing else (no validation, no
     conversion, no idempotency). `target` is an SQLite path (executemany, one transaction per 500 messages as
     ingest's batch) or an InfluxDB write URL (line protocol, one request per 500 messages)."""
-    host, port = url.removeprefix("mqtt://").split(":")
     done = threading.Event()
-    subscribed = threading.Event()
     lock = threading.Lock()
     pending: list[bytes] = []
     count = [0]
@@ -169,29 +177,12 @@ def role_bare_store(url: str, client_id: str, expect: int, prep: bool, target: s
         if count[0] >= expect:
             done.set()
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
-                         protocol=mqtt.MQTTv311)
-    client.on_message = on_message
-    client.on_subscribe = lambda *a: subscribed.set()
-    before = usage()
-    t0 = time.perf_counter()
-    client.connect(host, int(port))
-    client.subscribe(f"{topics.ROOT}/{SITE}/+/+/reading", qos=1)
-    client.loop_start()
-    subscribed.wait(30)
-    if not prep:
-        done.wait(600)
-        flush()
-    elapsed = time.perf_counter() - t0
-    client.disconnect()
-    client.loop_stop()
-    after = usage()
+    elapsed, cpu, peak = drain(url, client_id, on_message, done, prep, then=flush)
     if db is not None:
         db.close()
     if errors:
         raise SystemExit(f"bare storing consumer failed: {errors[0]}")
-    return {"messages": count[0], "stored": stored[0], "elapsed_s": elapsed, "cpu_s": after["cpu_s"] - before["cpu_s"],
-            "peak_mb": after["peak_mb"]}
+    return {"messages": count[0], "stored": stored[0], "elapsed_s": elapsed, "cpu_s": cpu, "peak_mb": peak}
 
 
 def role_ingest(config: Path, expect: int, prep: bool) -> dict[str, Any]:
