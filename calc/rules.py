@@ -270,9 +270,9 @@ def project(used_kg: float, allowance_kg: float, rate_kg_per_h: float, now: date
     runs_out: datetime | None
     if remaining <= 0:
         runs_out = now
-    elif rate_kg_per_h > 0:
-        at = now + timedelta(hours=remaining / rate_kg_per_h)
-        runs_out = at if at <= period_end else None
+    elif rate_kg_per_h > 0 and remaining / rate_kg_per_h <= hours_left:
+        # compared in hours first: a tiny rate gives a span no timedelta can hold (OverflowError)
+        runs_out = now + timedelta(hours=remaining / rate_kg_per_h)
     else:
         runs_out = None
     return Projection(used_kg=used_kg, allowance_kg=allowance_kg, rate_kg_per_h=rate_kg_per_h,

@@ -152,6 +152,14 @@ def test_burn_rate_window_is_cut_at_the_period_start() -> None:
     assert burn_rate_kg_per_h(series, now, timedelta(hours=1)) == pytest.approx(50.0)
 
 
+@given(st.floats(min_value=0.0, max_value=1e-3, allow_subnormal=True, exclude_min=True))
+def test_a_vanishing_rate_never_runs_out_within_the_period(rate_kg_per_h: float) -> None:
+    # 7,000 kg left at under a gram an hour is millennia away: no run-out, and no OverflowError on the way
+    now = datetime(2026, 4, 10, tzinfo=UTC)
+    p = project(3000.0, 10_000.0, rate_kg_per_h, now, datetime(2026, 5, 1, tzinfo=UTC))
+    assert p.runs_out_at is None and not p.exceeded
+
+
 def test_an_exceeded_allowance_ran_out_now() -> None:
     now = datetime(2026, 4, 20, tzinfo=UTC)
     p = project(11_000.0, 10_000.0, 5.0, now, datetime(2026, 5, 1, tzinfo=UTC))
