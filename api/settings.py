@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.errors import ApiError
 from calc.broker import BrokerSettings
+from calc.coal import CoalError
 from calc.plant import Plant, parse_plant
+from calc.plant_coal import coal_settings
 from plantfile import read_plant_file, validate_section, with_mqtt_url
 
 
@@ -106,4 +108,8 @@ def load_settings(plant_file: Path, base_dir: Path | None = None, mqtt_url: str 
     api = _section(ApiSection, data, "api", str(plant_file))
     mqtt = _section(MqttSection, data, "mqtt", str(plant_file))
     mqtt = with_mqtt_url(mqtt, mqtt_url, SettingsError)
+    try:   # refused at start-up like ingest's plant file errors, not met first by a balance request
+        coal_settings(data)
+    except CoalError as exc:
+        raise SettingsError(f"{plant_file}: {exc}") from exc
     return Settings(plant=plant, plant_data=data, base_dir=base_dir or Path.cwd(), api=api, mqtt=mqtt)

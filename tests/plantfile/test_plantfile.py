@@ -14,6 +14,7 @@ import pytest
 
 from api.settings import SettingsError, load_settings
 from deploy.check_config import check_file
+from deploy.exit_codes import exit_code
 from edge.config import load_config as edge_config
 from edge.errors import ConfigError as EdgeConfigError
 from ingest.config import ConfigError as IngestConfigError
@@ -199,3 +200,14 @@ def test_mqtt_url_overrides_the_file_in_every_part(tmp_path: Path, part: str, lo
     with pytest.raises(error) as caught:
         load(path, "http://broker.example")
     assert str(caught.value).startswith("--mqtt-url: mqtt.url: "), str(caught.value)
+
+
+def test_the_api_refuses_a_bad_standard_coal_section_at_start(tmp_path: Path) -> None:
+    # the balance answers such a plant with its kgce refused (tests/api/test_reports_kgce_intensity.py), but the API
+    # started on it exits 2 naming the key, as check-config does, instead of meeting it first in a request
+    path = tmp_path / "plant.toml"
+    path.write_text(DEMO + '\n[standard_coal]\nmethod = "equal"\n', encoding="utf-8")
+    with pytest.raises(SettingsError, match=r"standard_coal\.equal") as refused:
+        load_settings(path, tmp_path)
+    assert str(refused.value).startswith(f"{path}: ")
+    assert exit_code(refused.value) == 2
