@@ -164,9 +164,10 @@ class EntryDesk:
             raise NotFound(f"no entry {entry_id} of variable {variable_id!r} on site {site!r}")
         return d
 
-    def deliver(self, site: str, entry_id: int) -> None:
+    def deliver(self, site: str, entry_id: int, resent_by: str | None = None) -> None:
         """Send the entry's message (its void's once voided: it carries the entry's samples too) and log the
-        outcome; the same message every time, so a re-send is a duplicate that ingest counts once."""
+        outcome (a re-send asked by `resent_by` is audited); the same message every time, so a re-send is a
+        duplicate that ingest counts once."""
         d = self.entries.get(site, entry_id)
         if d is None:
             raise NotFound(f"no entry {entry_id} on site {site!r}")
@@ -177,3 +178,6 @@ class EntryDesk:
         error = self.send(topics.reading(site, variable.area, variable.id), encode(msg))
         with self.db.tx() as conn:
             VariableEntries.sent(conn, entry_id, msg.seq, self.db.now(), error)
+            if resent_by is not None:
+                self.db.audit(conn, site, resent_by, "send", "variable_entry", str(entry_id),
+                              {"seq": msg.seq, "error": error})

@@ -75,7 +75,7 @@ def send_entry(variable: VariableId, entry_id: EntryId, desk: DeskDep, settings:
     """Send the entry's message again (after a failed send): the same message, so it is counted once."""
     site = site_of(key, settings, site)
     desk.get(site, variable, entry_id)
-    desk.deliver(site, entry_id)
+    desk.deliver(site, entry_id, key.name)
     return out(desk.get(site, variable, entry_id))
 
 
