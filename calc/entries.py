@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +45,15 @@ class Entry:
     end: datetime
     amount: float
     slot: int
+
+
+def with_devices(data: dict[str, Any]) -> dict[str, Any]:
+    """A parsed plant file with only the `[[variables]]` a device reads (those with a `gateway`): the others are
+    entered by hand, so the edge and the simulators have nothing to read for them."""
+    raw = data.get("variables")
+    if not isinstance(raw, list):
+        return data
+    return {**data, "variables": [v for v in raw if not isinstance(v, dict) or "gateway" in v]}
 
 
 def check_interval(start: datetime, end: datetime) -> None:
