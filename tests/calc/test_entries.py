@@ -101,3 +101,4 @@ def test_units_convert_with_pint_pieces_included() -> None:
 def test_overlap_in_quarters() -> None:
     assert overlap_quarters(T, T + timedelta(hours=8), T + timedelta(hours=7), T + timedelta(hours=9)) == 4
     assert overlap_quarters(T, T + timedelta(hours=8), T + timedelta(hours=8), T + timedelta(hours=9)) == 0
+
