@@ -6,6 +6,7 @@ another entry or with a live counter's readings) is refused; a CSV file with a b
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -161,6 +162,7 @@ def check_figures(rig: Rig, pieces: float) -> None:
 
 def test_entered_shifts_reach_performance_and_intensity_once_and_a_void_takes_them_out(rig: Rig) -> None:
     assert rig.produced() is None
+    posted = time.monotonic()
     early = rig.client.post(ENTRIES, json=EARLY, headers=rig.h())
     assert early.status_code == 201, early.text
     assert early.json()["amount"] == 4200 and early.json()["amount_unit"] == "count" and early.json()["sent"]
@@ -168,6 +170,7 @@ def test_entered_shifts_reach_performance_and_intensity_once_and_a_void_takes_th
     assert late.status_code == 201, late.text
     assert late.json()["amount"] == pytest.approx(3100)
     rig.wait_produced(7300)
+    print(f"two shifts entered and stored through the broker and ingest in {time.monotonic() - posted:.2f} s")
     check_figures(rig, 7300)
 
     before = rig.ingest.read_metrics().get("duplicates", 0)
