@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 
 from api import dashboard
 from api.auth import KeyRing
+from api.entry_sender import EntrySender
 from api.errors import ApiError, Invalid, error_response
 from api.held import HeldDesk
 from api.limits import BodyLimit
@@ -47,6 +48,7 @@ from api.routes import (
     reports,
     rules,
     stream,
+    variables,
 )
 from api.rulebook import RuleBook
 from api.settings import Settings
@@ -182,6 +184,7 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
     app.state.hub = hub
     app.state.clock = clock
     app.state.mqtt = None
+    app.state.entry_sender = EntrySender(settings.mqtt)   # manual entries reach ingest through the broker
     if settings.api.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.api.cors_origins),
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
@@ -189,7 +192,7 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     add_error_handlers(app)
     for module in (health, meters, balance, history, held, factors, rules, alerts, allowances, offsets, instruments,
-                   reports, audit, keys, stream, baselines, performance):
+                   reports, audit, keys, stream, baselines, performance, variables):
         app.include_router(module.router)
     app.include_router(dashboard.router)  # the static page at "/" (no data in it; it calls the API with a key)
     return app

@@ -50,6 +50,7 @@ class Flag(StrEnum):
     REPLACEMENT = "replacement"  # a new counter: this reading is its baseline, the jump to it is not energy
     ESTIMATED = "estimated"      # set by ingest: a share of a gap's energy, spread over the gap
     RELEASED = "released"        # set by the store: held energy an engineer released
+    VOID = "void"                # a manual production or driver entry taken back: counts negatively (variables only)
 
 
 class Sample(BaseModel):

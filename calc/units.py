@@ -10,6 +10,8 @@ import pint
 from calc.errors import CalcError
 
 ureg: pint.UnitRegistry[float] = pint.UnitRegistry()
+# pint counts things in `count` (dimensionless); a plant says "4,200 pieces" (calc.entries, production counters)
+ureg.define("piece = count = pcs")
 Q_ = ureg.Quantity
 
 

@@ -69,7 +69,8 @@ def tables() -> list[Table]:
         Table("[[variables]]: a production counter or driver variable", Variable, "every service (calc.plant)",
               "Read like a meter: the same device keys as [[meters]] (`gateway`, `unit_id`, `map` or `points`, "
               "`interval_s`, ...) and a `sim` table (production counters: `base_per_h`, `peak_per_h` and a shift "
-              "profile; sensors: `weather`). Stored with its unit, never a CO2e; ids are shared with meters."),
+              "profile; sensors: `weather`). Without `gateway` it is entered by hand per shift or day (API or "
+              "`carbonwatch production import`). Stored with its unit, never a CO2e; ids are shared with meters."),
         Table("[variables.sim.weather]: a simulated outdoor temperature", Weather, "simulators"),
         Table("[[virtual_meters]]: a meter computed from others", VirtualMeter, "every service (calc.plant)",
               "Its carrier is its inputs' (one carrier); ids are shared with meters and variables; another virtual "

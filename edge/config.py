@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from calc.broker import BrokerSettings, KeepAliveS, MqttProtocol
+from calc.entries import with_devices
 from calc.plant import Site, Variable, parse_plant
 from calc.units import UnitError, check_dimension, conversion_factor
 from edge.errors import ConfigError
@@ -309,11 +310,13 @@ def _variable_points(declared: tuple[Variable, ...], devices: tuple[MeterDevice,
 def parse_config(data: dict[str, Any], source: str = "<config>") -> EdgeConfig:
     """Validate a parsed plant file; ConfigError names the file, key path and why."""
     plant = parse_plant(data, source, ConfigError)
+    read = with_devices(data)   # a variable without device keys is entered by hand (calc.entries)
     try:
-        config = EdgeConfig.model_validate({**data, "source": source})
+        config = EdgeConfig.model_validate({**read, "source": source})
     except ValidationError as exc:
         raise ConfigError(describe(source, exc)) from exc
-    problem = _variable_points(plant.variables, config.variables)
+    by_device = {v["id"] for v in read.get("variables", ()) if isinstance(v, dict)}
+    problem = _variable_points(tuple(v for v in plant.variables if v.id in by_device), config.variables)
     if problem is not None:
         raise ConfigError(f"{source}: {problem}")
     # max power comes from the plant model when the edge section does not repeat it

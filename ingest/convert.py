@@ -285,6 +285,8 @@ class Converter:
                 ts_us = slow
             if delta is not None and delta < 0 and "reset" not in flags and "rollover" not in flags:
                 reason = f"delta: negative energy {delta} {s.unit} without a reset or rollover flag"
+            elif "void" in flags:
+                reason = "flags: void takes back a manual production or driver entry, never a meter's energy"
             elif ts_us < lo_us or ts_us > hi_us:
                 held = self._outside_window(s, ts_us, now_us)
             counter = delta is not None or interval_s is not None or "first" in flags

@@ -4,6 +4,7 @@ to SCHEMA_VERSION (run by records.db.ApiDb when it opens the file)."""
 from __future__ import annotations
 
 from ingest.store.sqlite_migrations import Step, sql_step
+from records.variable_entries import VARIABLE_ENTRIES_V3
 
 SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -82,5 +83,6 @@ CREATE TABLE IF NOT EXISTS baselines (
 # order, in one transaction (ingest.store.sqlite_migrations.migrate). Version 1 is the schema as first released
 # (files from before versioning are version 0 with these tables already there: every statement is IF NOT EXISTS,
 # so for them it only records the version). A change appends a step (ALTER TABLE ... / CREATE ...), never edits one.
-MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, sql_step(SCHEMA_V1)), (2, sql_step(BASELINES_V2)))
+MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, sql_step(SCHEMA_V1)), (2, sql_step(BASELINES_V2)),
+                                             (3, sql_step(VARIABLE_ENTRIES_V3)))
 SCHEMA_VERSION = MIGRATIONS[-1][0]

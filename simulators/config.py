@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from calc.devices import MAPS
+from calc.entries import with_devices
 from calc.plant import Carrier, describe_errors
 from calc.schema import MeterId
 from plantfile import read_plant_file
@@ -297,7 +298,7 @@ class SimConfig(_Section):
 
 def parse_config(data: dict[str, Any], source: str = "<plant>") -> SimConfig:
     try:
-        return SimConfig.model_validate(data)
+        return SimConfig.model_validate(with_devices(data))   # a variable entered by hand has no device
     except ValidationError as exc:
         raise ConfigError(describe_errors(source, exc)) from exc
 

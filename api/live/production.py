@@ -61,8 +61,8 @@ class Production:
             return None
         counted = False
         for s in sorted(message.samples, key=lambda s: s.ts):
-            if s.quantity != v.quantity or (v.hwm is not None and s.ts <= v.hwm):
-                continue
+            if s.quantity != v.quantity or (v.hwm is not None and s.ts <= v.hwm) or "void" in s.flags:
+                continue   # a void (calc.entries) takes back in the store; live, it is left to the next start-up
             if s.quality is Quality.BAD or s.delta is None or "held" in s.flags:
                 v.hwm = s.ts
                 continue

@@ -30,24 +30,27 @@ def affine(from_unit: str, to_unit: str) -> tuple[float, float]:
 
 
 def amounts(p: Point, info: VariableInfo) -> Amounts | None:
-    """What a stored point adds to its variable's figures, or None when it is not the variable's quantity."""
+    """What a stored point adds to its variable's figures, or None when it is not the variable's quantity. A
+    point flagged `void` (a manual entry taken back, calc.entries) takes away what its twin added."""
     if p[QUANTITY] != info.quantity:
         return None
     if p[QUALITY] == "bad":
         return NOTHING
+    flags = p[FLAGS].split(",")
+    sign = -1.0 if "void" in flags else 1.0
     if info.measure == "counter":
         delta = p[DELTA]
         if delta is None:
             return NOTHING
         a, _ = affine(p[UNIT], info.unit)
-        if "held" in p[FLAGS].split(","):
-            return (0.0, delta * a, 0.0, 0.0)
-        return (delta * a, 0.0, 0.0, 0.0)
+        if "held" in flags:
+            return (0.0, sign * delta * a, 0.0, 0.0)
+        return (sign * delta * a, 0.0, 0.0, 0.0)
     interval = p[INTERVAL]
     if interval is None or interval <= 0:
         return NOTHING
     a, b = affine(p[UNIT], info.unit)
-    return (0.0, 0.0, (p[VALUE] * a + b) * interval, float(interval))
+    return (0.0, 0.0, sign * (p[VALUE] * a + b) * interval, sign * float(interval))
 
 
 @dataclass(slots=True)

@@ -183,3 +183,73 @@ def test_rule_versions_are_kept(env: Env) -> None:
         assert c.get("/v1/rules", headers=h).json() == []
         book = RuleBook(c.app.state.db)  # type: ignore[attr-defined]
         assert book.get("s1", "r", 1).spec == RuleSpec.model_validate(RULE)
+
+
+# Baselines, performance and manual production entries, on the baseline plant (a production counter, a driver,
+# days of stored data to fit on). (method, path, body, minimum role); {id} is an entry made by the set-up.
+_T0 = "2026-01-05T00:00:00+00:00"
+_BASELINE = {"id": "b1", "scope": "meter", "target": "m1", "resolution": "hourly", "period_start": _T0,
+             "period_end": "2026-01-19T00:00:00+00:00", "drivers": [{"name": "pieces", "variable": "out-1"}]}
+_ENTRY = {"start": "2026-01-20T06:00:00+00:00", "end": "2026-01-20T14:00:00+00:00", "value": 4200, "unit": "piece"}
+_CSV = "variable,start,end,value,unit\nout-1,2026-01-20T14:00:00+00:00,2026-01-20T22:00:00+00:00,3900,piece\n"
+PRODUCTION_READS = ["/v1/baselines", "/v1/baselines/b1", "/v1/variables/out-1/entries",
+                    "/v1/performance?baseline=b1&from=2026-01-05T00:00:00Z&to=2026-01-07T00:00:00Z"]
+PRODUCTION_ACTS: list[tuple[str, str, Any, str]] = [
+    ("POST", "/v1/baselines", {**_BASELINE, "id": "b2"}, "engineer"),
+    ("PUT", "/v1/baselines/b1", {k: v for k, v in _BASELINE.items() if k != "id"}, "engineer"),
+    ("DELETE", "/v1/baselines/b1", None, "engineer"),
+    ("POST", "/v1/variables/out-1/entries", _ENTRY, "engineer"),
+    ("POST", "/v1/variables/out-1/entries/{id}/void", {"reason": "wrong"}, "engineer"),
+    ("POST", "/v1/variables/out-1/entries/{id}/send", None, "engineer"),
+    ("POST", "/v1/variable-entries/import", _CSV, "engineer"),
+]
+
+
+@pytest.fixture(scope="module")
+def production_env(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from tests.api.baseline_data import T0, BaselineEnv, Hours, Model, fill, generate
+
+    env = BaselineEnv(tmp_path_factory.mktemp("production-auth"))
+    env.clock.now = datetime(2026, 4, 1, tzinfo=UTC)
+    hours = generate(Model(), T0, 15 * 24)
+    fill(env.store, Hours(hours.start, hours.pieces, hours.temp_c, hours.m1_kwh), Model().m2_kwh)
+    env.store.close()
+    return env
+
+
+def _unsent(topic: str, payload: bytes) -> str | None:
+    return "no broker in this test"   # the matrix is about who may act; tests/api/test_variable_entries_e2e sends
+
+
+@pytest.mark.parametrize("caller", ["none", "viewer", "engineer", "admin", "other"])
+@pytest.mark.parametrize(("method", "path", "body", "needs"), PRODUCTION_ACTS,
+                         ids=[f"{m} {p}" for m, p, *_ in PRODUCTION_ACTS])
+def test_production_role_matrix(production_env: Any, caller: str, method: str, path: str, body: Any,
+                                needs: str) -> None:
+    env = production_env
+    (env.tmp / "api.sqlite").unlink(missing_ok=True)
+    for wal in ("api.sqlite-wal", "api.sqlite-shm"):
+        (env.tmp / wal).unlink(missing_ok=True)
+    with TestClient(env.app()) as c:
+        c.app.state.entry_sender = _unsent  # type: ignore[attr-defined]
+        eng = env.h("engineer")
+        assert c.post("/v1/baselines", json=_BASELINE, headers=eng).status_code == 201
+        made = c.post("/v1/variables/out-1/entries", json={**_ENTRY, "start": "2026-01-21T06:00:00+00:00",
+                                                           "end": "2026-01-21T14:00:00+00:00"}, headers=eng)
+        assert made.status_code == 201, made.text
+        for read in PRODUCTION_READS:   # viewers read, other sites are refused
+            assert c.get(read).status_code == 401, read
+            assert c.get(read, headers=env.h("viewer")).status_code == 200, read
+            assert c.get(read, headers=env.h("other")).status_code == 404, read
+        before = c.get("/v1/audit", headers=env.h("admin")).json()["rows"]
+        headers = {} if caller == "none" else env.h(caller)
+        target = path.format(id=made.json()["id"])
+        if isinstance(body, str):
+            resp = c.request(method, target, content=body, headers={**headers, "Content-Type": "text/csv"})
+        else:
+            resp = c.request(method, target, json=body, headers=headers)
+        expected = ({401} if caller == "none" else {404} if caller == "other"
+                    else {403} if LEVEL[caller] < LEVEL[needs] else {200, 201})
+        assert resp.status_code in expected, (caller, resp.status_code, resp.text)
+        after = c.get("/v1/audit", headers=env.h("admin")).json()["rows"]
+        assert len(after) - len(before) == (1 if resp.status_code in (200, 201) else 0)

@@ -34,7 +34,7 @@ def test_a_plant_without_variables_has_none() -> None:
 
 
 @pytest.mark.parametrize(("change", "expected"), [
-    ({"unit": "pieces"}, r"plant\.toml: variables\.0\.unit: .*unknown unit 'pieces'"),
+    ({"unit": "gizmos"}, r"plant\.toml: variables\.0\.unit: .*unknown unit 'gizmos'"),  # pieces are known (calc.units)
     ({"measure": "gauge"}, r"variables\.0: .*measure: a production variable is a counter"),
     ({"carrier": "electricity"}, r"variables\.0: .*a variable has no carrier"),
     ({"kind": "output"}, r"variables\.0\.kind: Input should be 'production' or 'driver'"),
