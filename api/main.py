@@ -29,6 +29,7 @@ from api.live.rule_runner import CO2E_FILTER, Engine
 from api.live.stream import Hub
 from api.live_rates import seed_factor_fallback
 from api.notify import Notifier
+from api.records_watch import RecordsWatch
 from api.routes import (
     alerts,
     allowances,
@@ -41,12 +42,15 @@ from api.routes import (
     history,
     instruments,
     keys,
+    measures,
+    meter_register,
     meters,
     offsets,
     performance,
     reports,
     rules,
     stream,
+    targets,
 )
 from api.rulebook import RuleBook
 from api.settings import Settings
@@ -134,6 +138,7 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
     engine = Engine(site, LiveState(settings.plant), book, notifier, hub, clock, baselines=active_baseline)
     seed_factor_fallback(engine.live, settings, clock())   # a live rate before the store holds any energy
     engine.load(None)
+    watch = RecordsWatch(db, settings, store, notifier, hub, clock)   # calibration overdue, milestones missed
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -151,6 +156,7 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
             tasks.append(asyncio.create_task(_ticker(engine, settings.api.tick_s), name="clock rules"))
             tasks.append(asyncio.create_task(_rate_refresher(engine, store, settings.api.rate_refresh_s),
                                              name="live rate basis"))
+        tasks.append(asyncio.create_task(watch.run(settings.api.tick_s), name="records watch"))
         try:
             yield
         finally:
@@ -182,6 +188,7 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
     app.state.hub = hub
     app.state.clock = clock
     app.state.mqtt = None
+    app.state.records_watch = watch
     if settings.api.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.api.cors_origins),
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
@@ -189,7 +196,7 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     add_error_handlers(app)
     for module in (health, meters, balance, history, held, factors, rules, alerts, allowances, offsets, instruments,
-                   reports, audit, keys, stream, baselines, performance):
+                   reports, audit, keys, stream, baselines, performance, targets, measures, meter_register):
         app.include_router(module.router)
     app.include_router(dashboard.router)  # the static page at "/" (no data in it; it calls the API with a key)
     return app
