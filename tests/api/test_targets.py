@@ -42,6 +42,10 @@ def by_hand(env: Env) -> tuple[float, float]:
     return used, used + rates.pop() * hours_left
 
 
+def target_alerts(c: TestClient, env: Env) -> list[dict[str, Any]]:
+    return [a for a in c.get("/v1/alerts", headers=env.h("viewer")).json()["alerts"] if a["rule"] == "target:site"]
+
+
 def test_target_lifecycle_progress_and_milestone_alert(filled: Env) -> None:
     env = filled
     with TestClient(env.app(tick_s=3600)) as c:
@@ -68,12 +72,11 @@ def test_target_lifecycle_progress_and_milestone_alert(filled: Env) -> None:
                                                                    0.6 * base])
 
         watch.check()
-        alerts = [a for a in c.get("/v1/alerts", headers=env.h("viewer")).json()["alerts"] if a["rule"] == "target:site"]
+        alerts = target_alerts(c, env)
         assert [(a["state"], a["target"], a["unit"]) for a in alerts] == [("firing", "site", "kg")]
         assert alerts[0]["value"] == pytest.approx(projected, rel=1e-9)
         watch.check()                                 # still missed: no second alert
-        assert len([a for a in c.get("/v1/alerts", headers=env.h("viewer")).json()["alerts"]
-                    if a["rule"] == "target:site"]) == 1
+        assert len(target_alerts(c, env)) == 1
 
         # a revised base (new version): the projection is now 50 % below it, the milestone is met
         revised = c.put("/v1/targets/site", json=target(projected / 0.5), headers=env.h("admin"))
