@@ -5,6 +5,7 @@ measured while it was overdue as uncertain in balances and reports (per meter, a
 from __future__ import annotations
 
 import hashlib
+import html
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -169,3 +170,29 @@ def with_uncertainty(db: ApiDb, store: StoreReader, tz: str, now: datetime, bala
                                    "uncertain_co2e_kg": by[m.meter].uncertain_co2e_kg})
               if m.meter in by else m for m in balance.meters]
     return balance.model_copy(update={"uncertain": u, "meters": meters})
+
+
+def uncertain_csv(balance: BalanceOut) -> list[list[str]]:
+    """The report's CSV rows of uncertain energy (none when no meter was overdue in the period)."""
+    u = balance.uncertain
+    if u is None or not u.meters:
+        return []
+    rows = [["total", "uncertain", "", "", repr(u.co2e_kg), "", "" if u.share is None else repr(u.share)]]
+    rows += [["meter_uncertain", m.meter, repr(m.uncertain_energy), m.energy_unit, repr(m.uncertain_co2e_kg), "",
+              "calibration overdue now" if m.calibration_overdue else "calibration overdue in the period"]
+             for m in u.meters]
+    return rows
+
+
+def uncertain_html(balance: BalanceOut) -> str:
+    """The report's HTML section of uncertain energy (empty when no meter was overdue in the period)."""
+    u = balance.uncertain
+    if u is None or not u.meters:
+        return ""
+    share = "" if u.share is None else f" ({u.share:.1%} of the emissions)"
+    items = "".join(
+        f"<li>{html.escape(m.meter)}: {m.uncertain_energy:,.3f} {html.escape(m.energy_unit)}, "
+        f"{m.uncertain_co2e_kg:,.3f} kg CO2e measured while its calibration was overdue"
+        f"{' (still overdue)' if m.calibration_overdue else ''}</li>" for m in u.meters)
+    return (f"<h2>Uncertain energy (meter calibration overdue, ISO 50001 7.1.4)</h2><p>{u.co2e_kg:,.3f} kg "
+            f"CO2e{share}</p><ul>{items}</ul>")

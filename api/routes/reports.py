@@ -19,6 +19,7 @@ from api.accounting import BalanceOut, build_balance
 from api.deps import DbDep, HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
 from api.ledger import LedgerDesk
 from api.live_rates import live_rates
+from api.meter_register import uncertain_csv, uncertain_html
 from api.report_performance import HTML_ROWS_MAX, ReportPerformance, report_performance
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
 from api.routes.offsets import OffsetOut
@@ -65,6 +66,7 @@ def _csv(report: ReportOut) -> str:
         w.writerow(["meter_estimated", m.meter, repr(m.estimated_energy), m.energy_unit, repr(m.estimated_co2e_kg)])
         w.writerow(["meter_held", m.meter, repr(m.held_energy), m.held_energy_unit or m.energy_unit,
                     repr(m.held_co2e_kg)])
+    w.writerows(uncertain_csv(b))
     for i in b.intensity:
         # production in the energy columns; per unit figures in the kg columns
         w.writerow(["intensity", f"{i.level} {i.name}", repr(i.production), i.production_unit,
@@ -150,6 +152,7 @@ Generated {e(report.generated_at.isoformat())} by {e(report.generated_by)}.</p>
                               ("of the emissions, estimated (gaps spread over the gap)", kg(b.estimated_co2e_kg)),
                               ("held, not counted (open, waiting for an engineer)",
                                f"{kg(b.held_co2e_kg)} in {b.held_records} records")])}</table>
+{uncertain_html(b)}
 <h2>By scope</h2><table>{rows([(s.scope, kg(s.co2e_kg)) for s in b.scopes])}</table>
 <h2>By carrier</h2><table>{rows([(c.carrier, f"{c.energy:,.3f} {c.energy_unit}"
                                               + (f" ({c.factor_energy:,.3f} {c.factor_energy_unit})"

@@ -7,7 +7,9 @@ certain again."""
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
+import io
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -81,6 +83,14 @@ def test_overdue_calibration_alerts_flags_energy_and_a_certificate_clears_it(env
         report = c.get("/v1/reports/period", params={"from": START.isoformat(), "to": NOW.isoformat()},
                        headers=env.h("viewer")).json()
         assert report["balance"]["uncertain"] == b["uncertain"]
+        params = {"from": START.isoformat(), "to": NOW.isoformat()}
+        csv_text = c.get("/v1/reports/period", params={**params, "format": "csv"}, headers=env.h("viewer")).text
+        rows = list(csv.reader(io.StringIO(csv_text)))
+        total = next(r for r in rows if r[:2] == ["total", "uncertain"])
+        assert float(total[4]) == pytest.approx(uncertain_kg, rel=1e-12)
+        assert [r[1] for r in rows if r[0] == "meter_uncertain"] == ["m1"]
+        page = c.get("/v1/reports/period", params={**params, "format": "html"}, headers=env.h("viewer")).text
+        assert "Uncertain energy (meter calibration overdue" in page and "m1: " in page
 
         # a new calibration with its certificate file (engineer)
         cal = {"calibrated_on": "2026-03-10", "due_on": "2027-03-10", "issuer": "NIM lab",
