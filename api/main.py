@@ -45,6 +45,7 @@ from api.routes import (
     measures,
     meter_register,
     meters,
+    nonconformities,
     offsets,
     performance,
     reports,
@@ -196,7 +197,8 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     add_error_handlers(app)
     for module in (health, meters, balance, history, held, factors, rules, alerts, allowances, offsets, instruments,
-                   reports, audit, keys, stream, baselines, performance, targets, measures, meter_register):
+                   reports, audit, keys, stream, baselines, performance, targets, measures, meter_register,
+                   nonconformities):
         app.include_router(module.router)
     app.include_router(dashboard.router)  # the static page at "/" (no data in it; it calls the API with a key)
     return app

@@ -1,7 +1,7 @@
 """Alerts from the management-system records, on the clock: a meter whose calibration is overdue (until a new
-certificate is entered) and a target whose projection misses its next milestone. They go through the alert
-lifecycle (stored, audited, notified over MQTT and webhooks, streamed) like a rule's, with the rule id
-`calibration:<meter>` or `target:<id>`."""
+certificate is entered), a nonconformity not closed by its due date, and a target whose projection misses its
+next milestone. They go through the alert lifecycle (stored, audited, notified over MQTT and webhooks, streamed)
+like a rule's, with the rule id `calibration:<meter>`, `nonconformity:<id>` or `target:<id>`."""
 
 from __future__ import annotations
 
@@ -25,10 +25,11 @@ from calc.errors import CalcError
 from ingest.store.base import StoreError, StoreReader
 from records.alerts import Alerts
 from records.db import ApiDb
+from records.nonconformities import Nonconformities, NonconformityDoc
 from records.targets import TargetDoc, Targets
 
 log = logging.getLogger("carbonwatch.api")
-CALIBRATION, TARGET = "calibration:", "target:"
+CALIBRATION, TARGET, NONCONFORMITY = "calibration:", "target:", "nonconformity:"
 TARGETS_EVERY_S = 3600.0   # a target's check reads a year of totals: once an hour is enough for a yearly path
 
 
@@ -59,6 +60,17 @@ class RecordsWatch:
                 wanted[CALIBRATION + e.meter] = Wanted(e.meter, e.version, round(days, 3), "d")
         return wanted
 
+    def _nonconformities(self, now: datetime) -> dict[str, Wanted]:
+        """Nonconformities not closed by the day after their due date."""
+        tz = self.settings.plant.site.timezone
+        wanted = {}
+        for d in Nonconformities(self.db).current(self.site):
+            doc = NonconformityDoc.model_validate_json(d.spec)
+            late = (now - overdue_from(doc.due_on, tz)).total_seconds() / 86_400
+            if d.active and doc.state != "closed" and late >= 0:
+                wanted[NONCONFORMITY + d.id] = Wanted(d.id, d.version, round(late + 1, 3), "d")
+        return wanted
+
     def _targets(self, now: datetime) -> dict[str, Wanted] | None:
         """Targets whose projection misses the next milestone; None when it is not time to check them."""
         if self.targets_checked is not None and (now - self.targets_checked).total_seconds() < self.targets_every_s:
@@ -84,9 +96,9 @@ class RecordsWatch:
             return self._check(now or self.clock())
 
     def _check(self, now: datetime) -> list[tuple[str, dict[str, Any]]]:
-        wanted = self._calibrations(now)
+        wanted = self._calibrations(now) | self._nonconformities(now)
         targets = self._targets(now)
-        prefixes = (CALIBRATION,) if targets is None else (CALIBRATION, TARGET)
+        prefixes = (CALIBRATION, NONCONFORMITY) if targets is None else (CALIBRATION, NONCONFORMITY, TARGET)
         wanted.update(targets or {})
         open_ = {a.rule: a.id for a in Alerts(self.db).open(self.site) if a.rule.startswith(prefixes)}
         done: list[tuple[str, dict[str, Any]]] = []

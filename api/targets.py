@@ -26,7 +26,7 @@ from records.targets import StoredDoc, TargetDoc, Targets, VersionedDocs
 class DocBook:
     """A site's versioned documents of one kind (target, measure); each change written with its audit row."""
 
-    def __init__(self, db: ApiDb, repo: VersionedDocs, kind: Literal["target", "measure"]) -> None:
+    def __init__(self, db: ApiDb, repo: VersionedDocs, kind: Literal["target", "measure", "nonconformity"]) -> None:
         self.db = db
         self.repo = repo
         self.kind = kind
@@ -41,14 +41,14 @@ class DocBook:
         return found
 
     def save(self, site: str, doc_id: str, spec: BaseModel, actor: str, create: bool,
-             active: bool = True) -> StoredDoc:
+             active: bool = True, action: str | None = None) -> StoredDoc:
         """A new version (1 when new); earlier versions stay as they were."""
         with self.db.tx() as conn:
             owner, last = self.repo.latest(conn, doc_id)
             version = next_version(self.kind, doc_id, site, owner, last, create, "makes a new version")
             doc = StoredDoc(doc_id, version, site, spec.model_dump_json(), active, self.db.now(), actor)
             self.repo.add(conn, doc)
-            action = "create" if version == 1 else ("retire" if not active else "update")
+            action = action or ("create" if version == 1 else ("retire" if not active else "update"))
             self.db.audit(conn, site, actor, action, self.kind, doc_id,
                           {"version": version, "active": active, "spec": spec.model_dump(mode="json")})
         return doc

@@ -78,16 +78,20 @@ CREATE TABLE IF NOT EXISTS baselines (
 """
 
 
-# Targets (6.6), reduction measures (6.6.2) and the meter register (7.1.4), versioned like baselines: a change is
-# a new version (`active` 0 retires), never an update. `spec` is the record's JSON (records.targets.TargetDoc,
-# records.measures.MeasureDoc, records.meter_register.RegisterEntry); a calibration certificate's file is kept
-# once per site by its SHA-256 (the register entry names it).
+# Targets (6.6), reduction measures (6.6.2), nonconformities (10.2) and the meter register (7.1.4), versioned
+# like baselines: a change is a new version (`active` 0 retires), never an update. `spec` is the record's JSON
+# (records.targets.TargetDoc, records.measures.MeasureDoc, records.nonconformities.NonconformityDoc,
+# records.meter_register.RegisterEntry); a calibration certificate's file is kept once per site by its SHA-256.
 RECORDS_V6 = """
 CREATE TABLE IF NOT EXISTS targets (
     id TEXT NOT NULL, version INTEGER NOT NULL, site TEXT NOT NULL, spec TEXT NOT NULL, active INTEGER NOT NULL,
     created_at TEXT NOT NULL, created_by TEXT NOT NULL, PRIMARY KEY (id, version)
 );
 CREATE TABLE IF NOT EXISTS measures (
+    id TEXT NOT NULL, version INTEGER NOT NULL, site TEXT NOT NULL, spec TEXT NOT NULL, active INTEGER NOT NULL,
+    created_at TEXT NOT NULL, created_by TEXT NOT NULL, PRIMARY KEY (id, version)
+);
+CREATE TABLE IF NOT EXISTS nonconformities (
     id TEXT NOT NULL, version INTEGER NOT NULL, site TEXT NOT NULL, spec TEXT NOT NULL, active INTEGER NOT NULL,
     created_at TEXT NOT NULL, created_by TEXT NOT NULL, PRIMARY KEY (id, version)
 );

@@ -57,7 +57,7 @@ class StoredDoc:
 class Table(BaseModel):
     """A table of versioned documents: (id, version, site, spec, active, created_at, created_by)."""
 
-    name: Literal["targets", "measures"]
+    name: Literal["targets", "measures", "nonconformities"]
 
     def sql(self) -> dict[str, str]:
         t = self.name
@@ -79,7 +79,7 @@ def _doc(row: sqlite3.Row) -> StoredDoc:
 class VersionedDocs(Repository):
     """Reads and writes of one table of versioned documents."""
 
-    def __init__(self, db: Reader, table: Literal["targets", "measures"]) -> None:
+    def __init__(self, db: Reader, table: Literal["targets", "measures", "nonconformities"]) -> None:
         super().__init__(db)
         self.q = Table(name=table).sql()
 

@@ -13,13 +13,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.accounting import BalanceOut, build_balance
 from api.deps import DbDep, HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
 from api.ledger import LedgerDesk
 from api.live_rates import live_rates
 from api.meter_register import uncertain_csv, uncertain_html
+from api.nonconformities import OpenItem, open_items, open_items_csv, open_items_html
 from api.report_performance import HTML_ROWS_MAX, ReportPerformance, report_performance
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
 from api.routes.offsets import OffsetOut
@@ -35,6 +36,8 @@ class ReportOut(BaseModel):
     balance: BalanceOut
     offsets: list[OffsetOut]
     performance: list[ReportPerformance] = []
+    nonconformities: list[OpenItem] = Field(default=[], description="nonconformities not closed when the report "
+                                            "was made (api.nonconformities)")
 
 
 def _csv(report: ReportOut) -> str:
@@ -67,6 +70,7 @@ def _csv(report: ReportOut) -> str:
         w.writerow(["meter_held", m.meter, repr(m.held_energy), m.held_energy_unit or m.energy_unit,
                     repr(m.held_co2e_kg)])
     w.writerows(uncertain_csv(b))
+    w.writerows(open_items_csv(report.nonconformities))
     for i in b.intensity:
         # production in the energy columns; per unit figures in the kg columns
         w.writerow(["intensity", f"{i.level} {i.name}", repr(i.production), i.production_unit,
@@ -181,6 +185,7 @@ Generated {e(report.generated_at.isoformat())} by {e(report.generated_by)}.</p>
                                f"{kg(o.quantity_kg)}; evidence: {o.evidence}") for o in report.offsets])}</table>
 <h2>Factor versions used</h2><ul>{"".join(f"<li>{e(v)}</li>" for v in b.factor_versions)}</ul>
 <h2>Performance against baselines (actual vs expected, ISO 50006)</h2>{_performance_html(report)}
+{open_items_html(report.nonconformities)}
 </body></html>"""
 
 
@@ -200,7 +205,8 @@ def period_report(settings: SettingsDep, store: StoreDep, db: DbDep, history: Hi
                if not d["voided"] and lo <= d["applies_on"] < hi]
     report = ReportOut(site=site, site_name=settings.plant.site.name, generated_at=now, generated_by=key.name,
                        balance=balance, offsets=offsets,
-                       performance=report_performance(store, db, settings.plant, site, bounds.start, bounds.end, now))
+                       performance=report_performance(store, db, settings.plant, site, bounds.start, bounds.end, now),
+                       nonconformities=open_items(db, site, now, settings.plant.site.timezone))
     name = f"report-{site}-{bounds.start.date().isoformat()}"
     if format == "csv":
         return Response(_csv(report), media_type="text/csv",

@@ -32,6 +32,8 @@ TARGET = {"title": "t", "owner": "o", "kind": "reduction_pct", "base_year": 2024
 MEASURE = {"title": "VSD", "owner": "maintenance", "meters": ["m1"]}
 REGISTER = {"serial": "S1", "make": "M", "model": "X", "accuracy_class": "0.5S", "installed_on": "2024-01-01",
             "calibration_due_on": "2027-01-01"}
+NC = {"title": "leaks", "description": "night base load", "owner": "maintenance", "due_on": "2026-04-30"}
+NC_ACTED = {**NC, "corrective_action": "fixed", "state": "action_taken", "action_taken_at": "2026-03-10T10:00:00Z"}
 CALIBRATION = {"calibrated_on": "2026-03-01", "due_on": "2027-03-01", "reference": "CAL-1"}
 
 Setup = Callable[[TestClient, Env], str]
@@ -80,6 +82,11 @@ def _registered(c: TestClient, env: Env) -> str:
     return "m1"
 
 
+def _nc(c: TestClient, env: Env) -> str:
+    assert c.post("/v1/nonconformities", json={"id": "nc1", **NC_ACTED}, headers=env.h("admin")).status_code == 201
+    return "nc1"
+
+
 # (method, path template, body, minimum role, set-up returning the id)
 ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, str, Setup | None]] = [
     ("POST", "/v1/rules", {"id": "new", **RULE}, "engineer", None),
@@ -105,6 +112,9 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, str, Setup | None]] = [
     ("PUT", "/v1/meter-register/m1", REGISTER, "admin", None),
     ("DELETE", "/v1/meter-register/{id}", None, "admin", _registered),
     ("POST", "/v1/meter-register/{id}/calibrations", CALIBRATION, "engineer", _registered),
+    ("POST", "/v1/nonconformities", {"id": "nc2", **NC}, "engineer", None),
+    ("PUT", "/v1/nonconformities/{id}", {**NC_ACTED, "cause": "worn couplings"}, "engineer", _nc),
+    ("POST", "/v1/nonconformities/{id}/close", {"note": "fixed for good"}, "engineer", _nc),
 ]
 LEVEL = {"viewer": 1, "engineer": 2, "admin": 3}
 
@@ -137,12 +147,13 @@ def test_reads_need_a_key_and_the_site(env: Env) -> None:
     with TestClient(env.app()) as c:
         for path in ("/v1/rules", "/v1/alerts", "/v1/offsets", "/v1/allowances", "/v1/audit", "/v1/history",
                      "/v1/reports/period", "/v1/factor-sets", "/metrics", "/v1/status", "/v1/audit/verify",
-                     "/v1/instruments", "/v1/targets", "/v1/measures", "/v1/meter-register"):
+                     "/v1/instruments", "/v1/targets", "/v1/measures", "/v1/meter-register",
+                     "/v1/nonconformities"):
             assert c.get(path).status_code == 401, path
             assert c.get(path, headers=env.h("viewer")).status_code == 200, path
         for path in ("/v1/rules", "/v1/alerts", "/v1/offsets", "/v1/allowances", "/v1/audit", "/v1/history",
                      "/v1/reports/period", "/v1/stream", "/v1/instruments", "/v1/targets", "/v1/measures",
-                     "/v1/meter-register"):
+                     "/v1/meter-register", "/v1/nonconformities"):
             assert c.get(path, headers=env.h("other")).status_code == 404, path
         assert c.get("/v1/keys", headers=env.h("engineer")).status_code == 403
 
@@ -228,12 +239,14 @@ def test_targets_measures_and_register_of_another_site_are_refused(env: Env) -> 
         assert c2.post("/v1/targets", json={"id": "s2-t", **TARGET}, headers=other).status_code == 201
         assert c2.post("/v1/measures", json={"id": "s2-m", **MEASURE}, headers=other).status_code == 201
         assert c2.put("/v1/meter-register/m1", json=REGISTER, headers=other).status_code == 200
-        for path in ("/v1/targets/s2-t", "/v1/measures/s2-m", "/v1/meter-register/m1"):
+        assert c2.post("/v1/nonconformities", json={"id": "s2-nc", **NC_ACTED}, headers=other).status_code == 201
+        assert c1.post("/v1/nonconformities/s2-nc/close", json={"note": "x"}, headers=admin).status_code == 404
+        for path in ("/v1/targets/s2-t", "/v1/measures/s2-m", "/v1/meter-register/m1", "/v1/nonconformities/s2-nc"):
             assert c1.get(path, headers=admin).status_code == 404, path
         assert c1.put("/v1/targets/s2-t", json=TARGET, headers=admin).status_code == 404
         assert c1.delete("/v1/measures/s2-m", headers=admin).status_code == 404
         assert c1.post("/v1/meter-register/m1/calibrations", json=CALIBRATION, headers=admin).status_code == 404
         assert c1.post("/v1/targets", json={"id": "s2-t", **TARGET}, headers=admin).status_code == 409
-        for path in ("/v1/targets", "/v1/measures", "/v1/meter-register"):
+        for path in ("/v1/targets", "/v1/measures", "/v1/meter-register", "/v1/nonconformities"):
             assert c1.get(path, headers=admin).json() == [], path
             assert len(c2.get(path, headers=other).json()) == 1, path

@@ -12,7 +12,7 @@ from records.meter_register import MeterRegister
 from records.targets import StoredDoc, Table, VersionedDocs
 
 
-@pytest.mark.parametrize("table", ["targets", "measures"])
+@pytest.mark.parametrize("table", ["targets", "measures", "nonconformities"])
 def test_statements_compile_and_versions_read_back(tmp_path: Path, table: str) -> None:
     db = ApiDb(tmp_path / "api.sqlite")
     for sql in Table(name=table).sql().values():  # type: ignore[arg-type]
