@@ -95,18 +95,3 @@ def test_verified_savings_worked_case() -> None:
     with pytest.raises(TargetError):
         verified_savings([1.0], [1.0, 2.0], 0.5)
 
-
-def test_effectiveness_verdicts() -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from calc.nonconformity import EffectivenessError, Verdict, effectiveness
-
-    t0 = datetime(2026, 3, 1, tzinfo=UTC)
-    day = timedelta(days=1)
-    assert effectiveness(t0, 7, t0 + 3 * day, []).verdict is Verdict.PENDING
-    assert effectiveness(t0, 7, t0 + 7 * day, [t0 - day]).verdict is Verdict.EFFECTIVE   # fired before the action
-    late = effectiveness(t0, 7, t0 + 9 * day, [t0 + 2 * day, t0 + 8 * day])
-    assert late.verdict is Verdict.INEFFECTIVE and late.fired_again == (t0 + 2 * day,)
-    assert late.until == t0 + 7 * day
-    with pytest.raises(EffectivenessError):
-        effectiveness(t0, 0, t0, [])
