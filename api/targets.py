@@ -4,6 +4,7 @@ allowance projection makes it (api.projection), and the trajectory and milestone
 
 from __future__ import annotations
 
+import html
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,6 +18,7 @@ from api.projection import API_BURN_WINDOW, expected_profile, hourly_history, in
 from api.settings import Settings
 from api.versions import next_version
 from calc.balance import TimeRange
+from calc.errors import CalcError
 from calc.targets import Milestone, TargetKind, allowed_in, progress
 from ingest.store.base import StoreReader
 from records.db import ApiDb
@@ -150,3 +152,65 @@ def target_progress(settings: Settings, store: StoreReader, site: str, doc: Targ
                        reduction_pct=p.reduction_pct, required_pct=p.required_pct, on_track=p.on_track, gap=p.gap,
                        next_milestone=p.next_milestone, next_allowed=p.next_allowed,
                        projected_at_next=p.projected_at_next, misses_next=p.misses_next)
+
+
+class ReportTarget(BaseModel):
+    """A target in force as the period report shows it: its progress in the year of the period's end, up to the
+    report's making (or the reason there is none)."""
+
+    id: str
+    version: int
+    title: str
+    owner: str
+    kind: TargetKind
+    progress: ProgressOut | None
+    refused: str | None = None
+
+
+def report_targets(settings: Settings, store: StoreReader, db: ApiDb, site: str, period_end: datetime,
+                   now: datetime) -> list[ReportTarget]:
+    """Every target in force with its progress in the year that holds the period's last instant."""
+    year = (min(period_end, now) - timedelta(microseconds=1)).astimezone(ZoneInfo(settings.plant.site.timezone)).year
+    out = []
+    for d in target_book(db).current(site):
+        doc = TargetDoc.model_validate_json(d.spec)
+        try:
+            p, why = target_progress(settings, store, site, doc, now, year), None
+        except (Invalid, CalcError) as exc:
+            p, why = None, str(exc)
+        out.append(ReportTarget(id=d.id, version=d.version, title=doc.title, owner=doc.owner, kind=doc.kind,
+                                progress=p, refused=why))
+    return out
+
+
+def report_targets_csv(items: list[ReportTarget]) -> list[list[str]]:
+    rows = []
+    for t in items:
+        p = t.progress
+        if p is None:
+            rows.append(["target_refused", f"{t.id} v{t.version}", "", "", "", "", t.refused or ""])
+            continue
+        note = f"{p.year}; {'on track' if p.on_track else 'off track'}"
+        note += "; misses the next milestone" if p.misses_next else ""
+        rows.append(["target_allowed", f"{t.id} v{t.version}", "", p.unit, repr(p.allowed), "", note])
+        rows.append(["target_projected", f"{t.id} v{t.version}", "", p.unit, repr(p.projected), "",
+                     p.projection_method])
+        rows.append(["target_to_date", f"{t.id} v{t.version}", "", p.unit, repr(p.actual_to_date), "", ""])
+    return rows
+
+
+def report_targets_html(items: list[ReportTarget]) -> str:
+    e = html.escape
+
+    def line(t: ReportTarget) -> str:
+        p = t.progress
+        if p is None:
+            return f"<tr><th>{e(t.title)}</th><td>no progress: {e(t.refused or '')}</td></tr>"
+        return (f"<tr><th>{e(t.title)} ({e(t.owner)})</th><td>{p.year}: allowed {p.allowed:,.3f} {e(p.unit)}, "
+                f"to date {p.actual_to_date:,.3f}, projected {p.projected:,.3f} ({e(p.projection_method)}); "
+                f"reduction {p.reduction_pct:.1f} % of {p.required_pct:.1f} % required; "
+                f"{'on track' if p.on_track else 'off track'}"
+                f"{'; the next milestone is missed' if p.misses_next else ''}</td></tr>")
+
+    body = "".join(line(t) for t in items) if items else "<tr><td>no target set</td></tr>"
+    return f"<h2>Targets (ISO 50001 6.6)</h2><table>{body}</table>"

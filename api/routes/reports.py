@@ -24,6 +24,7 @@ from api.nonconformities import OpenItem, open_items, open_items_csv, open_items
 from api.report_performance import HTML_ROWS_MAX, ReportPerformance, report_performance
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
 from api.routes.offsets import OffsetOut
+from api.targets import ReportTarget, report_targets, report_targets_csv, report_targets_html
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 
@@ -36,6 +37,8 @@ class ReportOut(BaseModel):
     balance: BalanceOut
     offsets: list[OffsetOut]
     performance: list[ReportPerformance] = []
+    targets: list[ReportTarget] = Field(default=[], description="targets in force: progress in the year of the "
+                                        "period's end, up to the report's making (api.targets)")
     nonconformities: list[OpenItem] = Field(default=[], description="nonconformities not closed when the report "
                                             "was made (api.nonconformities)")
 
@@ -70,6 +73,7 @@ def _csv(report: ReportOut) -> str:
         w.writerow(["meter_held", m.meter, repr(m.held_energy), m.held_energy_unit or m.energy_unit,
                     repr(m.held_co2e_kg)])
     w.writerows(uncertain_csv(b))
+    w.writerows(report_targets_csv(report.targets))
     w.writerows(open_items_csv(report.nonconformities))
     for i in b.intensity:
         # production in the energy columns; per unit figures in the kg columns
@@ -185,6 +189,7 @@ Generated {e(report.generated_at.isoformat())} by {e(report.generated_by)}.</p>
                                f"{kg(o.quantity_kg)}; evidence: {o.evidence}") for o in report.offsets])}</table>
 <h2>Factor versions used</h2><ul>{"".join(f"<li>{e(v)}</li>" for v in b.factor_versions)}</ul>
 <h2>Performance against baselines (actual vs expected, ISO 50006)</h2>{_performance_html(report)}
+{report_targets_html(report.targets)}
 {open_items_html(report.nonconformities)}
 </body></html>"""
 
@@ -206,6 +211,7 @@ def period_report(settings: SettingsDep, store: StoreDep, db: DbDep, history: Hi
     report = ReportOut(site=site, site_name=settings.plant.site.name, generated_at=now, generated_by=key.name,
                        balance=balance, offsets=offsets,
                        performance=report_performance(store, db, settings.plant, site, bounds.start, bounds.end, now),
+                       targets=report_targets(settings, store, db, site, bounds.end, now),
                        nonconformities=open_items(db, site, now, settings.plant.site.timezone))
     name = f"report-{site}-{bounds.start.date().isoformat()}"
     if format == "csv":

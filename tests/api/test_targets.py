@@ -5,6 +5,8 @@ milestone fires a `target:` alert, a revised target that the projection meets re
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -70,6 +72,16 @@ def test_target_lifecycle_progress_and_milestone_alert(filled: Env) -> None:
         assert [y for y, _ in doc["trajectory"]] == [2024, 2025, 2026, 2027, 2028]
         assert [v for _, v in doc["trajectory"]] == pytest.approx([base, 0.95 * base, 0.9 * base, 0.75 * base,
                                                                    0.6 * base])
+
+        report = c.get("/v1/reports/period", headers=env.h("viewer")).json()
+        assert [(t["id"], t["progress"]) for t in report["targets"]] == [("site", p)]
+        csv_text = c.get("/v1/reports/period", params={"format": "csv"}, headers=env.h("viewer")).text
+        rows = {r[0]: r for r in csv.reader(io.StringIO(csv_text)) if r[0].startswith("target_")}
+        assert rows["target_projected"][1:4] == ["site v1", "", "kg"]
+        assert float(rows["target_projected"][4]) == pytest.approx(projected, rel=1e-9)
+        assert float(rows["target_allowed"][4]) == pytest.approx(0.9 * base)
+        assert "Targets (ISO 50001 6.6)" in c.get("/v1/reports/period", params={"format": "html"},
+                                                  headers=env.h("viewer")).text
 
         watch.check()
         alerts = target_alerts(c, env)
