@@ -1,5 +1,6 @@
-// The records view (#/records): targets' progress against their trajectories (ISO 50001 6.6) and the meter
-// register's calibration state (7.1.4), as /v1/targets and /v1/meter-register give them.
+// The records view (#/records): targets' progress against their trajectories (ISO 50001 6.6), the meter
+// register's calibration state (7.1.4) and the open nonconformities (10.2), as /v1/targets, /v1/meter-register
+// and /v1/nonconformities give them.
 
 import { get } from "./api.js";
 import { formatMass, formatNumber } from "./charts.js";
@@ -52,6 +53,16 @@ function meterRow(e) {
     h("td", { text: cert }));
 }
 
+function ncRow(n) {
+  const s = n.spec;
+  const e = n.effectiveness;
+  return h("tr", { "data-nc": n.id, "data-state": s.state, "data-verdict": e ? e.verdict : "" },
+    h("td", { text: n.id }), h("td", { text: s.title }), h("td", { text: s.owner }), h("td", { text: s.state }),
+    h("td", { text: s.due_on }), h("td", { text: s.corrective_action || "–" }),
+    h("td", { class: e && e.verdict === "ineffective" ? "state warn" : "state",
+      text: e ? `${e.verdict} (${e.rule_id} clear ${e.clear_days} d)` : "–" }));
+}
+
 function table(id, heads, rows, empty) {
   if (!rows.length) return h("p", { class: "muted", id: `${id}-empty`, text: empty });
   return h("table", { id }, h("thead", {}, h("tr", {}, ...heads.map((t) => h("th", { text: t })))),
@@ -61,9 +72,11 @@ function table(id, heads, rows, empty) {
 export function recordsView(root) {
   const targets = h("div", { id: "targets-box" });
   const register = h("div", { id: "register-box" });
-  root.replaceChildren(h("div", { class: "title" }, h("h1", { text: "Targets and meter register" })),
+  const ncs = h("div", { id: "nc-box" });
+  root.replaceChildren(h("div", { class: "title" }, h("h1", { text: "Management-system records" })),
     card("targets-card", "Targets: this year against the trajectory", targets),
-    card("register-card", "Meter register: calibration", register));
+    card("register-card", "Meter register: calibration", register),
+    card("nc-card", "Open nonconformities and corrective actions", ncs));
 
   async function load() {
     try {
@@ -81,6 +94,13 @@ export function recordsView(root) {
       "No meter registered yet: an admin adds one with PUT /v1/meter-register/{meter}."));
     } catch (err) {
       showError(register, err);
+    }
+    try {
+      const list = await get("/v1/nonconformities");
+      ncs.replaceChildren(table("nc-table", ["id", "nonconformity", "owner", "state", "due", "corrective action",
+        "effectiveness"], list.map(ncRow), "No open nonconformity."));
+    } catch (err) {
+      showError(ncs, err);
     }
   }
 

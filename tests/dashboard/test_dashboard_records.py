@@ -1,6 +1,6 @@
 """The records view in headless Chromium against the API (uvicorn on a free port) over a real SQLite store: a
-target whose projection misses its milestone and the meter register with one overdue and one current calibration;
-the page shows the progress and the calibration states as /v1/targets and /v1/meter-register give them.
+target whose projection misses its milestone, the meter register with one overdue and one current calibration and
+an open nonconformity; the page shows them as /v1/targets, /v1/meter-register and /v1/nonconformities give them.
 Screenshot: var/screenshots/records.png."""
 
 from __future__ import annotations
@@ -36,11 +36,16 @@ def test_the_view_shows_target_progress_and_calibration_state(tmp_path: pytest.T
         browser.eval("location.hash = '#/records'")
         browser.wait("the empty target list", "!!document.querySelector('#targets-table-empty')")
         browser.wait("the empty register", "!!document.querySelector('#register-table-empty')")
+        browser.wait("no nonconformity", "!!document.querySelector('#nc-table-empty')")
 
         assert c.post("/v1/targets", json=TARGET).status_code == 201
         assert c.put("/v1/meter-register/m1", json=ENTRY).status_code == 200
         assert c.put("/v1/meter-register/m2", json={**ENTRY, "serial": "PM-0043",
                                                     "calibration_due_on": "2027-03-04"}).status_code == 200
+        nc = {"id": "nc-7", "title": "Compressed air leaks", "description": "night base load", "owner": "maintenance",
+              "due_on": "2026-04-30", "corrective_action": "couplings replaced", "state": "action_taken",
+              "action_taken_at": "2026-03-09T10:00:00Z", "effectiveness": {"rule_id": "base", "clear_days": 7}}
+        assert c.post("/v1/nonconformities", json=nc).status_code == 201
         browser.eval("location.hash = '#/'")
         browser.wait("the overview", "!document.querySelector('#targets-box')")
         browser.eval("location.hash = '#/records'")
@@ -58,6 +63,9 @@ def test_the_view_shows_target_progress_and_calibration_state(tmp_path: pytest.T
         states = browser.eval("JSON.stringify([...document.querySelectorAll('#register-table tr[data-meter]')]"
                               ".map((r) => [r.dataset.meter, r.dataset.state]))")
         assert states == '[["m1","overdue"],["m2","ok"]]'
+        nc_row = browser.eval("JSON.stringify(Object.assign({}, document.querySelector('tr[data-nc]').dataset))")
+        assert nc_row == '{"nc":"nc-7","state":"action_taken","verdict":"pending"}'
+        assert c.get("/v1/nonconformities").json()[0]["effectiveness"]["verdict"] == "pending"
         assert [(e["meter"], e["calibration_state"]) for e in c.get("/v1/meter-register").json()] == [
             ("m1", "overdue"), ("m2", "ok")]
         browser.screenshot(SCREENSHOTS / "records.png")
