@@ -60,6 +60,9 @@ def test_the_view_shows_target_progress_and_calibration_state(tmp_path: pytest.T
         # the projection is above the base year: no part of the year's required reduction is done
         assert want["projected"] > TARGET["base_value"]
         assert browser.eval("document.querySelector('.bar span').getBoundingClientRect().width") == 0
+        # the view loads targets, register and nonconformities one after the other: wait for each
+        browser.wait("the register's rows", "document.querySelectorAll('#register-table tr[data-meter]').length === 2")
+        browser.wait("the nonconformity's row", "!!document.querySelector('tr[data-nc]')")
         states = browser.eval("JSON.stringify([...document.querySelectorAll('#register-table tr[data-meter]')]"
                               ".map((r) => [r.dataset.meter, r.dataset.state]))")
         assert states == '[["m1","overdue"],["m2","ok"]]'
