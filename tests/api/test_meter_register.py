@@ -10,15 +10,19 @@ import base64
 import csv
 import hashlib
 import io
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from api.notify import verify
+from api.settings import Webhook
 from tests.api.conftest import Env, fill_store, hourly, plant_data
+from tests.api.test_live import Receiver
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -26,6 +30,7 @@ OVERDUE_FROM = datetime(2026, 3, 5, tzinfo=UTC)     # due on 03-04: overdue from
 ENTRY = {"serial": "PM-0042", "make": "Schneider Electric", "model": "PM5560", "accuracy_class": "0.5S",
          "ct_primary_a": 400, "ct_secondary_a": 5, "installed_on": "2024-05-01", "last_calibrated_on": "2025-03-04",
          "calibration_due_on": "2026-03-04", "certificate": {"reference": "CAL-2025-0612"}}
+SECRET = "calibration-webhook-secret"
 PDF = b"%PDF-1.4 calibration certificate CAL-2026-0310\n"
 
 
@@ -53,11 +58,19 @@ def balance(c: TestClient, env: Env, start: datetime, end: datetime) -> dict[str
     return resp.json()  # type: ignore[no-any-return]
 
 
-def test_overdue_calibration_alerts_flags_energy_and_a_certificate_clears_it(env: Env) -> None:
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def test_overdue_calibration_alerts_flags_energy_and_a_certificate_clears_it(env: Env, receiver: Receiver) -> None:
     env.clock.now = NOW
     hours = int((NOW - START).total_seconds() // 3600)
     fill_store(env.store, plant_data(), {"m1": hourly(START, hours, 10.0), "m2": hourly(START, hours, 4.0)})
-    with TestClient(env.app(tick_s=0.05)) as c:
+    hook = Webhook(url=receiver.url, secret=SECRET, backoff_s=0.05)
+    with TestClient(env.app(tick_s=0.05, webhooks=(hook,))) as c:
         made = c.put("/v1/meter-register/m1", json=ENTRY, headers=env.h("admin"))
         assert made.status_code == 200, made.text
         doc = made.json()
@@ -67,6 +80,11 @@ def test_overdue_calibration_alerts_flags_energy_and_a_certificate_clears_it(env
         assert [(a["state"], a["target"], a["unit"], a["severity"]) for a in fired] == [
             ("firing", "m1", "d", "warning")]
         assert fired[0]["value"] == pytest.approx(6.5)   # 5.5 days past 03-05 00:00, counted from the due day
+        posted = wait_for(lambda: [json.loads(b) for _, b, _ in receiver.posts])     # notified like a rule's alert
+        assert [(p["transition"], p["alert"]["rule"], p["alert"]["id"]) for p in posted] == [
+            ("fire", "calibration:m1", fired[0]["id"])]
+        headers, body, _ = receiver.posts[0]
+        assert verify(SECRET, headers["x-carbonwatch-timestamp"], body, headers["x-carbonwatch-signature"])
 
         # the balance and the report: m1's energy since 03-05 is uncertain, m2's is not
         b = balance(c, env, START, NOW)
@@ -106,6 +124,8 @@ def test_overdue_calibration_alerts_flags_energy_and_a_certificate_clears_it(env
 
         wait_for(lambda: all(a["state"] == "resolved" for a in calibration_alerts(c, env)))
         assert len(calibration_alerts(c, env)) == 1
+        wait_for(lambda: len(receiver.posts) == 2)
+        assert json.loads(receiver.posts[1][1])["transition"] == "resolve"
 
         # energy after the certificate is certain; what was measured while overdue stays uncertain
         later = NOW + timedelta(hours=12)
