@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, Field
 
 from api.baselines import BaselineBook, in_force
-from api.errors import NotFound
 from api.performance import performance
 from api.targets import DocBook
 from calc.baseline import Resolution
@@ -63,13 +62,10 @@ def _edge(t: datetime, resolution: Resolution, tz: str, up: bool) -> datetime:
 def measure_savings(store: StoreReader, plant: Plant, baselines: BaselineBook, site: str, doc: MeasureDoc,
                     now: datetime) -> SavingsOut | None:
     """Verified savings of an implemented measure with a baseline; None when it has none, is not implemented,
-    or no whole period has passed since it took effect."""
+    or no whole period has passed since it took effect. A baseline that is retired or gone raises NotFound."""
     if doc.baseline_id is None or doc.implemented_at is None or doc.status != "implemented":
         return None
-    try:
-        b = in_force(baselines, site, doc.baseline_id, None)
-    except NotFound:
-        return None
+    b = in_force(baselines, site, doc.baseline_id, None)
     resolution = b.model.resolution
     tz = plant.site.timezone
     start, end = _edge(doc.implemented_at, resolution, tz, up=True), _edge(now, resolution, tz, up=False)

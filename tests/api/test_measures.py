@@ -76,6 +76,10 @@ def test_measure_lifecycle_and_verified_savings(tmp_path: Any) -> None:
         assert s["savings_co2e_kg"] == pytest.approx(saved_kg, rel=1e-9)
         assert 10.0 < s["savings_pct"] < 20.0          # the 15 % cut, within the model's noise
         assert c.get("/v1/measures", headers=env.h("viewer")).json()[0]["verified_savings"] == s
+        # a retired baseline verifies nothing, and the measure says why
+        assert c.delete("/v1/baselines/m1", headers=eng).status_code == 200
+        doc = c.get("/v1/measures/vsd", headers=env.h("viewer")).json()
+        assert doc["verified_savings"] is None and "retired" in doc["savings_refused"]
 
         assert c.delete("/v1/measures/vsd", headers=eng).json()["active"] is False
         assert c.get("/v1/measures", headers=env.h("viewer")).json() == []
