@@ -15,6 +15,7 @@ from api.completeness import expected_points, first_readings
 from api.instruments import InstrumentDesk
 from api.intensity import IntensityOut, intensities, production_groups
 from api.market import TotalsMemo, allocate
+from api.meter_register import Uncertainty, with_uncertainty
 from api.projection import API_BURN_WINDOW, expected_profile, hourly_history, project_allowance
 from api.settings import Settings
 from api.standard_coal import coal_book
@@ -69,6 +70,10 @@ class MeterBalance(BaseModel):
     factor_energy: float = Field(default=0.0, description="`energy` in the unit its emission factor applies to "
                                  "(natural gas by volume: normal m3 at 0 degC, 101.325 kPa; others: as `energy`)")
     factor_energy_unit: str = Field(default="", description="unit of factor_energy (Nm^3 for natural gas)")
+    calibration_overdue: bool = Field(default=False, description="the meter's calibration is overdue now "
+                                      "(meter register, 7.1.4)")
+    uncertain_co2e_kg: float = Field(default=0.0, description="of `co2e_kg`, what the meter measured while its "
+                                     "calibration was overdue")
 
 
 class AreaBalance(BaseModel):
@@ -181,6 +186,8 @@ class BalanceOut(BaseModel):
     kgce_refused: list[str] = Field(default_factory=list, description="meters whose energy has no kgce, and why")
     intensity: list[IntensityOut] = Field(default_factory=list, description="kg CO2e and kgce per unit of product "
                                           "of the site, areas and lines that declare production counters")
+    uncertain: Uncertainty | None = Field(default=None, description="energy measured while a meter's "
+                                          "calibration was overdue (api.meter_register)")
 
 
 def allowance_status(db: ApiDb, store: StoreReader, history: StoreReader, settings: Settings, site: str,
@@ -323,7 +330,7 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: St
     at = min(now, bounds.end - timedelta(microseconds=1))
     known = [m for m in meters if m.expected_points]
     kinds = {s.instrument.id: s.instrument.kind for s in active}
-    return BalanceOut(
+    return with_uncertainty(db, store, settings.plant.site.timezone, now, BalanceOut(
         site=site, period=PeriodOut(name=bounds.name, start=bounds.start, end=bounds.end), area=area, meter=meter,
         co2e_kg=total,
         market_based=MarketBased(
@@ -353,7 +360,7 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: St
         held_co2e_kg=sum(h.co2e_kg for h in holds.values()), held_records=sum(h.records for h in holds.values()),
         energy_kgce=sum(v[6] for v in carriers.values()), kgce_method=book.method.value, kgce_refused=refused,
         intensity=period_intensity(settings, store, site, bounds, energy, area, meter),
-    )
+    ))
 
 
 def period_intensity(settings: Settings, store: StoreReader, site: str, bounds: AccountingPeriod,

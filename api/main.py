@@ -30,6 +30,7 @@ from api.live.rule_runner import CO2E_FILTER, Engine
 from api.live.stream import Hub
 from api.live_rates import seed_factor_fallback
 from api.notify import Notifier
+from api.records_watch import RecordsWatch
 from api.routes import (
     alerts,
     allowances,
@@ -42,12 +43,16 @@ from api.routes import (
     history,
     instruments,
     keys,
+    measures,
+    meter_register,
     meters,
+    nonconformities,
     offsets,
     performance,
     reports,
     rules,
     stream,
+    targets,
     variables,
 )
 from api.rulebook import RuleBook
@@ -136,6 +141,7 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
     engine = Engine(site, LiveState(settings.plant), book, notifier, hub, clock, baselines=active_baseline)
     seed_factor_fallback(engine.live, settings, clock())   # a live rate before the store holds any energy
     engine.load(None)
+    watch = RecordsWatch(db, settings, store, notifier, hub, clock)   # calibration overdue, milestones missed
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -153,6 +159,7 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
             tasks.append(asyncio.create_task(_ticker(engine, settings.api.tick_s), name="clock rules"))
             tasks.append(asyncio.create_task(_rate_refresher(engine, store, settings.api.rate_refresh_s),
                                              name="live rate basis"))
+        tasks.append(asyncio.create_task(watch.run(settings.api.tick_s), name="records watch"))
         try:
             yield
         finally:
@@ -185,6 +192,7 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
     app.state.clock = clock
     app.state.mqtt = None
     app.state.entry_sender = EntrySender(settings.mqtt)   # manual entries reach ingest through the broker
+    app.state.records_watch = watch
     if settings.api.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.api.cors_origins),
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
@@ -192,7 +200,8 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     add_error_handlers(app)
     for module in (health, meters, balance, history, held, factors, rules, alerts, allowances, offsets, instruments,
-                   reports, audit, keys, stream, baselines, performance, variables):
+                   reports, audit, keys, stream, baselines, performance, variables, targets, measures,
+                   meter_register, nonconformities):
         app.include_router(module.router)
     app.include_router(dashboard.router)  # the static page at "/" (no data in it; it calls the API with a key)
     return app

@@ -79,10 +79,39 @@ CREATE TABLE IF NOT EXISTS baselines (
 """
 
 
+# Targets (6.6), reduction measures (6.6.2), nonconformities (10.2) and the meter register (7.1.4), versioned
+# like baselines: a change is a new version (`active` 0 retires), never an update. `spec` is the record's JSON
+# (records.targets.TargetDoc, records.measures.MeasureDoc, records.nonconformities.NonconformityDoc,
+# records.meter_register.RegisterEntry); a calibration certificate's file is kept once per site by its SHA-256.
+RECORDS_V6 = """
+CREATE TABLE IF NOT EXISTS targets (
+    id TEXT NOT NULL, version INTEGER NOT NULL, site TEXT NOT NULL, spec TEXT NOT NULL, active INTEGER NOT NULL,
+    created_at TEXT NOT NULL, created_by TEXT NOT NULL, PRIMARY KEY (id, version)
+);
+CREATE TABLE IF NOT EXISTS measures (
+    id TEXT NOT NULL, version INTEGER NOT NULL, site TEXT NOT NULL, spec TEXT NOT NULL, active INTEGER NOT NULL,
+    created_at TEXT NOT NULL, created_by TEXT NOT NULL, PRIMARY KEY (id, version)
+);
+CREATE TABLE IF NOT EXISTS nonconformities (
+    id TEXT NOT NULL, version INTEGER NOT NULL, site TEXT NOT NULL, spec TEXT NOT NULL, active INTEGER NOT NULL,
+    created_at TEXT NOT NULL, created_by TEXT NOT NULL, PRIMARY KEY (id, version)
+);
+CREATE TABLE IF NOT EXISTS meter_register (
+    site TEXT NOT NULL, meter TEXT NOT NULL, version INTEGER NOT NULL, spec TEXT NOT NULL, active INTEGER NOT NULL,
+    calibrated INTEGER NOT NULL, created_at TEXT NOT NULL, created_by TEXT NOT NULL, PRIMARY KEY (site, meter, version)
+);
+CREATE TABLE IF NOT EXISTS meter_certificates (
+    site TEXT NOT NULL, sha256 TEXT NOT NULL, meter TEXT NOT NULL, filename TEXT NOT NULL, content_type TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL, data BLOB NOT NULL, uploaded_at TEXT NOT NULL, uploaded_by TEXT NOT NULL,
+    PRIMARY KEY (site, sha256)
+);
+"""
+
+
 # Ordered: (the version a step brings a file to, the step). A file of version v gets every step above v, in this
 # order, in one transaction (ingest.store.sqlite_migrations.migrate). Version 1 is the schema as first released
 # (files from before versioning are version 0 with these tables already there: every statement is IF NOT EXISTS,
 # so for them it only records the version). A change appends a step (ALTER TABLE ... / CREATE ...), never edits one.
 MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, sql_step(SCHEMA_V1)), (2, sql_step(BASELINES_V2)),
-                                             (3, sql_step(VARIABLE_ENTRIES_V3)))
+                                             (3, sql_step(VARIABLE_ENTRIES_V3)), (6, sql_step(RECORDS_V6)))
 SCHEMA_VERSION = MIGRATIONS[-1][0]

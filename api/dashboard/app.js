@@ -3,6 +3,7 @@
 
 import { ApiError, clearKey, get, getKey, setKey, stream, takeKeyFromFragment } from "./api.js";
 import { performanceView } from "./performance.js";
+import { recordsView } from "./records.js";
 import { drill, overview } from "./views.js";
 
 const REFRESH_MS = 15_000;
@@ -52,6 +53,11 @@ async function route() {
   if (perf) {
     crumbs([[site, "#/"], ["performance", null]]);
     current = performanceView(view, ctx, perf[1] ? decodeURIComponent(perf[1]) : null);
+    return;
+  }
+  if (location.hash === "#/records") {
+    crumbs([[site, "#/"], ["records", null]]);
+    current = recordsView(view);
     return;
   }
   if (kind === "meter") {

@@ -13,15 +13,18 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.accounting import BalanceOut, build_balance
 from api.deps import DbDep, HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
 from api.ledger import LedgerDesk
 from api.live_rates import live_rates
+from api.meter_register import uncertain_csv, uncertain_html
+from api.nonconformities import OpenItem, open_items, open_items_csv, open_items_html
 from api.report_performance import HTML_ROWS_MAX, ReportPerformance, report_performance
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
 from api.routes.offsets import OffsetOut
+from api.targets import ReportTarget, report_targets, report_targets_csv, report_targets_html
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 
@@ -34,6 +37,10 @@ class ReportOut(BaseModel):
     balance: BalanceOut
     offsets: list[OffsetOut]
     performance: list[ReportPerformance] = []
+    targets: list[ReportTarget] = Field(default=[], description="targets in force: progress in the year of the "
+                                        "period's end, up to the report's making (api.targets)")
+    nonconformities: list[OpenItem] = Field(default=[], description="nonconformities not closed when the report "
+                                            "was made (api.nonconformities)")
 
 
 def _csv(report: ReportOut) -> str:
@@ -65,6 +72,9 @@ def _csv(report: ReportOut) -> str:
         w.writerow(["meter_estimated", m.meter, repr(m.estimated_energy), m.energy_unit, repr(m.estimated_co2e_kg)])
         w.writerow(["meter_held", m.meter, repr(m.held_energy), m.held_energy_unit or m.energy_unit,
                     repr(m.held_co2e_kg)])
+    w.writerows(uncertain_csv(b))
+    w.writerows(report_targets_csv(report.targets))
+    w.writerows(open_items_csv(report.nonconformities))
     for i in b.intensity:
         # production in the energy columns; per unit figures in the kg columns
         w.writerow(["intensity", f"{i.level} {i.name}", repr(i.production), i.production_unit,
@@ -150,6 +160,7 @@ Generated {e(report.generated_at.isoformat())} by {e(report.generated_by)}.</p>
                               ("of the emissions, estimated (gaps spread over the gap)", kg(b.estimated_co2e_kg)),
                               ("held, not counted (open, waiting for an engineer)",
                                f"{kg(b.held_co2e_kg)} in {b.held_records} records")])}</table>
+{uncertain_html(b)}
 <h2>By scope</h2><table>{rows([(s.scope, kg(s.co2e_kg)) for s in b.scopes])}</table>
 <h2>By carrier</h2><table>{rows([(c.carrier, f"{c.energy:,.3f} {c.energy_unit}"
                                               + (f" ({c.factor_energy:,.3f} {c.factor_energy_unit})"
@@ -178,6 +189,8 @@ Generated {e(report.generated_at.isoformat())} by {e(report.generated_by)}.</p>
                                f"{kg(o.quantity_kg)}; evidence: {o.evidence}") for o in report.offsets])}</table>
 <h2>Factor versions used</h2><ul>{"".join(f"<li>{e(v)}</li>" for v in b.factor_versions)}</ul>
 <h2>Performance against baselines (actual vs expected, ISO 50006)</h2>{_performance_html(report)}
+{report_targets_html(report.targets)}
+{open_items_html(report.nonconformities)}
 </body></html>"""
 
 
@@ -197,7 +210,9 @@ def period_report(settings: SettingsDep, store: StoreDep, db: DbDep, history: Hi
                if not d["voided"] and lo <= d["applies_on"] < hi]
     report = ReportOut(site=site, site_name=settings.plant.site.name, generated_at=now, generated_by=key.name,
                        balance=balance, offsets=offsets,
-                       performance=report_performance(store, db, settings.plant, site, bounds.start, bounds.end, now))
+                       performance=report_performance(store, db, settings.plant, site, bounds.start, bounds.end, now),
+                       targets=report_targets(settings, store, db, site, bounds.end, now),
+                       nonconformities=open_items(db, site, now, settings.plant.site.timezone))
     name = f"report-{site}-{bounds.start.date().isoformat()}"
     if format == "csv":
         return Response(_csv(report), media_type="text/csv",

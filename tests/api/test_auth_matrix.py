@@ -27,6 +27,15 @@ ALLOWANCE = {"start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z", "am
 FACTORS = ('[factors.plant_grid]\nvalue = 0.5\nunit = "kg/kWh"\ngas = "CO2"\nkind = "grid_average"\n'
            'scope = "scope2_location"\nregion = "CN"\nsource = "test"\n')
 
+TARGET = {"title": "t", "owner": "o", "kind": "reduction_pct", "base_year": 2024, "base_value": 1000.0,
+          "milestones": [{"year": 2030, "value": 50}]}
+MEASURE = {"title": "VSD", "owner": "maintenance", "meters": ["m1"]}
+REGISTER = {"serial": "S1", "make": "M", "model": "X", "accuracy_class": "0.5S", "installed_on": "2024-01-01",
+            "calibration_due_on": "2027-01-01"}
+NC = {"title": "leaks", "description": "night base load", "owner": "maintenance", "due_on": "2026-04-30"}
+NC_ACTED = {**NC, "corrective_action": "fixed", "state": "action_taken", "action_taken_at": "2026-03-10T10:00:00Z"}
+CALIBRATION = {"calibrated_on": "2026-03-01", "due_on": "2027-03-01", "reference": "CAL-1"}
+
 Setup = Callable[[TestClient, Env], str]
 
 
@@ -58,6 +67,26 @@ def _key(c: TestClient, env: Env) -> str:
     return hash_key(env.keys["viewer"])[:12]
 
 
+def _target(c: TestClient, env: Env) -> str:
+    assert c.post("/v1/targets", json={"id": "t1", **TARGET}, headers=env.h("admin")).status_code == 201
+    return "t1"
+
+
+def _measure(c: TestClient, env: Env) -> str:
+    assert c.post("/v1/measures", json={"id": "ms1", **MEASURE}, headers=env.h("admin")).status_code == 201
+    return "ms1"
+
+
+def _registered(c: TestClient, env: Env) -> str:
+    assert c.put("/v1/meter-register/m1", json=REGISTER, headers=env.h("admin")).status_code == 200
+    return "m1"
+
+
+def _nc(c: TestClient, env: Env) -> str:
+    assert c.post("/v1/nonconformities", json={"id": "nc1", **NC_ACTED}, headers=env.h("admin")).status_code == 201
+    return "nc1"
+
+
 # (method, path template, body, minimum role, set-up returning the id)
 ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, str, Setup | None]] = [
     ("POST", "/v1/rules", {"id": "new", **RULE}, "engineer", None),
@@ -74,6 +103,18 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, str, Setup | None]] = [
     ("POST", "/v1/factor-sets", {"name": "plant", "toml": FACTORS}, "admin", None),
     ("POST", "/v1/keys", {"name": "scada", "role": "viewer", "sites": ["s1"]}, "admin", None),
     ("POST", "/v1/keys/{id}/revoke", None, "admin", _key),
+    ("POST", "/v1/targets", {"id": "t2", **TARGET}, "admin", None),
+    ("PUT", "/v1/targets/{id}", {**TARGET, "base_value": 900.0}, "admin", _target),
+    ("DELETE", "/v1/targets/{id}", None, "admin", _target),
+    ("POST", "/v1/measures", {"id": "ms2", **MEASURE}, "engineer", None),
+    ("PUT", "/v1/measures/{id}", {**MEASURE, "status": "in_progress"}, "engineer", _measure),
+    ("DELETE", "/v1/measures/{id}", None, "engineer", _measure),
+    ("PUT", "/v1/meter-register/m1", REGISTER, "admin", None),
+    ("DELETE", "/v1/meter-register/{id}", None, "admin", _registered),
+    ("POST", "/v1/meter-register/{id}/calibrations", CALIBRATION, "engineer", _registered),
+    ("POST", "/v1/nonconformities", {"id": "nc2", **NC}, "engineer", None),
+    ("PUT", "/v1/nonconformities/{id}", {**NC_ACTED, "cause": "worn couplings"}, "engineer", _nc),
+    ("POST", "/v1/nonconformities/{id}/close", {"note": "fixed for good"}, "engineer", _nc),
 ]
 LEVEL = {"viewer": 1, "engineer": 2, "admin": 3}
 
@@ -106,11 +147,13 @@ def test_reads_need_a_key_and_the_site(env: Env) -> None:
     with TestClient(env.app()) as c:
         for path in ("/v1/rules", "/v1/alerts", "/v1/offsets", "/v1/allowances", "/v1/audit", "/v1/history",
                      "/v1/reports/period", "/v1/factor-sets", "/metrics", "/v1/status", "/v1/audit/verify",
-                     "/v1/instruments"):
+                     "/v1/instruments", "/v1/targets", "/v1/measures", "/v1/meter-register",
+                     "/v1/nonconformities"):
             assert c.get(path).status_code == 401, path
             assert c.get(path, headers=env.h("viewer")).status_code == 200, path
         for path in ("/v1/rules", "/v1/alerts", "/v1/offsets", "/v1/allowances", "/v1/audit", "/v1/history",
-                     "/v1/reports/period", "/v1/stream", "/v1/instruments"):
+                     "/v1/reports/period", "/v1/stream", "/v1/instruments", "/v1/targets", "/v1/measures",
+                     "/v1/meter-register", "/v1/nonconformities"):
             assert c.get(path, headers=env.h("other")).status_code == 404, path
         assert c.get("/v1/keys", headers=env.h("engineer")).status_code == 403
 
@@ -253,3 +296,25 @@ def test_production_role_matrix(production_env: Any, caller: str, method: str, p
         assert resp.status_code in expected, (caller, resp.status_code, resp.text)
         after = c.get("/v1/audit", headers=env.h("admin")).json()["rows"]
         assert len(after) - len(before) == (1 if resp.status_code in (200, 201) else 0)
+def test_targets_measures_and_register_of_another_site_are_refused(env: Env) -> None:
+    """Targets, measures and meter-register entries of site s2 (same API database) never reach s1's keys."""
+    data = plant_data("s2")
+    s2 = Settings(plant=parse_plant(data), plant_data=data, base_dir=env.tmp,
+                  api=ApiSection(keys_file=str(env.keys_file), db_path=str(env.tmp / "api.sqlite"), live=False))
+    app2 = create_app(s2, SqliteStore(env.tmp / "store.sqlite"), KeyRing.load(env.keys_file), clock=env.clock)
+    with TestClient(app2) as c2, TestClient(env.app()) as c1:
+        other, admin = env.h("other"), env.h("admin")
+        assert c2.post("/v1/targets", json={"id": "s2-t", **TARGET}, headers=other).status_code == 201
+        assert c2.post("/v1/measures", json={"id": "s2-m", **MEASURE}, headers=other).status_code == 201
+        assert c2.put("/v1/meter-register/m1", json=REGISTER, headers=other).status_code == 200
+        assert c2.post("/v1/nonconformities", json={"id": "s2-nc", **NC_ACTED}, headers=other).status_code == 201
+        assert c1.post("/v1/nonconformities/s2-nc/close", json={"note": "x"}, headers=admin).status_code == 404
+        for path in ("/v1/targets/s2-t", "/v1/measures/s2-m", "/v1/meter-register/m1", "/v1/nonconformities/s2-nc"):
+            assert c1.get(path, headers=admin).status_code == 404, path
+        assert c1.put("/v1/targets/s2-t", json=TARGET, headers=admin).status_code == 404
+        assert c1.delete("/v1/measures/s2-m", headers=admin).status_code == 404
+        assert c1.post("/v1/meter-register/m1/calibrations", json=CALIBRATION, headers=admin).status_code == 404
+        assert c1.post("/v1/targets", json={"id": "s2-t", **TARGET}, headers=admin).status_code == 409
+        for path in ("/v1/targets", "/v1/measures", "/v1/meter-register", "/v1/nonconformities"):
+            assert c1.get(path, headers=admin).json() == [], path
+            assert len(c2.get(path, headers=other).json()) == 1, path
