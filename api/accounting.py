@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from api.activity_counts import Reconciliation
 from api.completeness import expected_points, first_readings
 from api.instruments import InstrumentDesk
 from api.intensity import IntensityOut, intensities, production_groups
@@ -69,6 +70,7 @@ class MeterBalance(BaseModel):
     factor_energy: float = Field(default=0.0, description="`energy` in the unit its emission factor applies to "
                                  "(natural gas by volume: normal m3 at 0 degC, 101.325 kPa; others: as `energy`)")
     factor_energy_unit: str = Field(default="", description="unit of factor_energy (Nm^3 for natural gas)")
+    source: str = Field(default="meter", description="meter: a live meter; manual: activity entries (api.activity)")
 
 
 class AreaBalance(BaseModel):
@@ -181,6 +183,11 @@ class BalanceOut(BaseModel):
     kgce_refused: list[str] = Field(default_factory=list, description="meters whose energy has no kgce, and why")
     intensity: list[IntensityOut] = Field(default_factory=list, description="kg CO2e and kgce per unit of product "
                                           "of the site, areas and lines that declare production counters")
+    manual_co2e_kg: float = Field(default=0.0, description="of `co2e_kg`, what manual activity entries add (their "
+                                  "share of the period; source manual in `meters`)")
+    manual_share: float | None = Field(default=None, description="manual_co2e_kg / co2e_kg")
+    reconciliations: list[Reconciliation] = Field(default_factory=list, description="bills for live meters that "
+                                                  "overlap the period: billed vs metered, not added")
 
 
 def allowance_status(db: ApiDb, store: StoreReader, history: StoreReader, settings: Settings, site: str,
@@ -323,7 +330,7 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: St
     at = min(now, bounds.end - timedelta(microseconds=1))
     known = [m for m in meters if m.expected_points]
     kinds = {s.instrument.id: s.instrument.kind for s in active}
-    return BalanceOut(
+    out = BalanceOut(
         site=site, period=PeriodOut(name=bounds.name, start=bounds.start, end=bounds.end), area=area, meter=meter,
         co2e_kg=total,
         market_based=MarketBased(
@@ -354,6 +361,9 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: St
         energy_kgce=sum(v[6] for v in carriers.values()), kgce_method=book.method.value, kgce_refused=refused,
         intensity=period_intensity(settings, store, site, bounds, energy, area, meter),
     )
+    from api.activity_balance import with_manual  # the hook's module builds on this one's models
+
+    return with_manual(out, db, store, site, bounds, area, meter)
 
 
 def period_intensity(settings: Settings, store: StoreReader, site: str, bounds: AccountingPeriod,

@@ -185,7 +185,7 @@ def _energy(entry: Entry, factors: FactorSet, region: str) -> ActivityResult:
         loc = carrier_co2e(entry.quantity, entry.unit, entry.carrier, factors, region=region, at=entry.start,
                            method=entry.method, conditions=cond)
         market = loc
-        if BY_NAME[entry.carrier].family == "electricity" and entry.method is None:
+        if BY_NAME[entry.carrier].family == "electricity" and entry.method in (None, "location"):
             market = carrier_co2e(entry.quantity, entry.unit, entry.carrier, factors, region=region,
                                   at=entry.start, method="market", conditions=cond)
     except (FactorError, ConditionError, UnitError) as exc:

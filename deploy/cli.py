@@ -26,6 +26,7 @@ COMMANDS = {
     "scada": "scada.cli",
     "calc": "deploy.calc_cli",
     "factors": "deploy.calc_cli",
+    "activity": "api.activity_cli",
 }
 
 

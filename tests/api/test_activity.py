@@ -1,0 +1,126 @@
+"""/v1/activity in process (real SQLite store and API database): an entry counts in balance and history with
+source manual and its share, spread over its days; a bill for a live meter is reconciled, not added; a void takes
+an entry out; evidence files are kept by SHA-256; a CSV with a bad row stores nothing; the audit chain holds."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import Env, fill_store, hourly, plant_data
+
+DIESEL_T = 0.84 * 2 + 1.0   # 2000 L x 0.84 kg/L + 1 t
+DIESEL_KG_PER_T = 42.652 * 20.2 * 0.98 * 44 / 12   # GB/T 32150: NCV x CC x OF x 44/12
+MARCH = {"from": "2026-03-01T00:00:00Z", "to": "2026-04-01T00:00:00Z"}
+CSV = ("kind,start,end,quantity,unit,carrier,density,evidence\n"
+       "fuel,2026-03-03,,2000,L,diesel,0.84 kg/L,DN-1\n"
+       "fuel,2026-03-04,,1,t,diesel,,DN-2\n")
+
+
+def _balance(c: TestClient, env: Env, **params: str) -> dict[str, object]:
+    resp = c.get("/v1/balance", params={**MARCH, **params}, headers=env.h("viewer"))
+    assert resp.status_code == 200, resp.text
+    body: dict[str, object] = resp.json()
+    return body
+
+
+def test_entries_count_with_their_share_and_a_void_takes_one_out(env: Env) -> None:
+    fill_store(env.store, plant_data(), {"m1": hourly(datetime(2026, 3, 2, tzinfo=UTC), 24, 10.0)})
+    with TestClient(env.app()) as c:
+        before = _balance(c, env)
+        resp = c.post("/v1/activity/import", content=CSV.encode(), headers=env.h("engineer"))
+        assert resp.status_code == 200, resp.text
+        assert len(resp.json()["stored"]) == 2
+        after = _balance(c, env)
+        added = DIESEL_T * DIESEL_KG_PER_T
+        assert after["co2e_kg"] == pytest.approx(before["co2e_kg"] + added, rel=1e-9)  # type: ignore[operator]
+        assert after["manual_co2e_kg"] == pytest.approx(added, rel=1e-9)
+        assert after["manual_share"] == pytest.approx(added / after["co2e_kg"], rel=1e-9)  # type: ignore[operator]
+        manual = [m for m in after["meters"] if m["source"] == "manual"]  # type: ignore[attr-defined]
+        assert [(m["meter"], m["points"]) for m in manual] == [("manual:diesel", 2)]
+        assert manual[0]["factor_ids"] == sorted(["c_to_co2_ratio", "cn_fuel_diesel_cc", "cn_fuel_diesel_ncv",
+                                                  "cn_fuel_diesel_of"])
+        # a delivery covers its day: history by day puts it there, in full
+        hist = c.get("/v1/history", params={**MARCH, "step": "1d"}, headers=env.h("viewer")).json()
+        day = {b["start"][:10]: b for b in hist["buckets"] if b["manual_co2e_kg"]}
+        assert day["2026-03-03"]["manual_co2e_kg"] == pytest.approx(0.84 * 2 * DIESEL_KG_PER_T, rel=1e-9)
+        # a day's balance holds only that day's delivery
+        one = _balance(c, env, **{"from": "2026-03-04T00:00:00Z", "to": "2026-03-05T00:00:00Z"})
+        assert one["manual_co2e_kg"] == pytest.approx(DIESEL_KG_PER_T, rel=1e-9)
+        first = resp.json()["stored"][0]
+        voided = c.post(f"/v1/activity/{first}/void", json={"reason": "entered twice"}, headers=env.h("engineer"))
+        assert voided.status_code == 200 and voided.json()["voided"] is True
+        assert _balance(c, env)["manual_co2e_kg"] == pytest.approx(DIESEL_KG_PER_T, rel=1e-9)
+        again = c.post(f"/v1/activity/{first}/void", json={"reason": "x"}, headers=env.h("engineer"))
+        assert again.status_code == 409
+        assert c.get("/v1/audit/verify", headers=env.h("admin")).json()["ok"] is True
+
+
+def test_a_bill_for_a_live_meter_is_reconciled_not_added(env: Env) -> None:
+    fill_store(env.store, plant_data(), {"m1": hourly(datetime(2026, 3, 1, tzinfo=UTC), 48, 10.0)})
+    with TestClient(env.app()) as c:
+        before = _balance(c, env)
+        bill = {"kind": "bill", "start": "2026-03-01", "end": "2026-03-02", "quantity": 500, "unit": "kWh",
+                "carrier": "electricity", "meters": ["m1"], "evidence": "invoice 2026-03"}
+        resp = c.post("/v1/activity", json=bill, headers=env.h("engineer"))
+        assert resp.status_code == 201, resp.text
+        out = resp.json()
+        assert out["counted"] is False and out["area"] == "a"
+        rec = out["reconciliation"]
+        assert (rec["billed"], rec["metered"], rec["difference"]) == pytest.approx((500.0, 480.0, 20.0))
+        assert rec["difference_pct"] == pytest.approx(20 / 480 * 100)
+        after = _balance(c, env)
+        assert after["co2e_kg"] == before["co2e_kg"] and after["manual_co2e_kg"] == 0.0
+        assert [r["entry_id"] for r in after["reconciliations"]] == [out["id"]]  # type: ignore[index]
+
+
+def test_evidence_file_is_kept_by_its_hash(env: Env) -> None:
+    content = b"%PDF-1.4 delivery note"
+    with TestClient(env.app()) as c:
+        resp = c.post("/v1/activity", headers=env.h("engineer"), json={
+            "kind": "refrigerant", "start": "2026-03-05", "quantity": 10, "unit": "kg", "gas": "HFC-134a",
+            "evidence_file": {"name": "service-report.pdf", "content_base64": base64.b64encode(content).decode()}})
+        assert resp.status_code == 201, resp.text
+        digest = hashlib.sha256(content).hexdigest()
+        assert resp.json()["evidence_sha256"] == digest
+        assert (env.tmp / "evidence" / digest).read_bytes() == content
+        assert resp.json()["result"]["co2e_kg"] == pytest.approx(10 * 1300)
+        none = c.post("/v1/activity", headers=env.h("engineer"), json={
+            "kind": "refrigerant", "start": "2026-03-05", "quantity": 10, "unit": "kg", "gas": "HFC-134a"})
+        assert none.status_code == 422 and "evidence" in none.text
+
+
+def test_a_csv_with_a_bad_row_stores_nothing_unless_asked(env: Env) -> None:
+    bad = CSV + "fuel,2026-03-05,,500,L,diesel,,DN-3\nrefrigerant,2026-03-06,,2,kg,,,DN-4\n"
+    with TestClient(env.app()) as c:
+        resp = c.post("/v1/activity/import", content=bad.encode(), headers=env.h("engineer"))
+        assert resp.status_code == 422
+        assert "line 4: diesel metered by volume (L) needs a density" in resp.text
+        assert "line 5: " in resp.text and "gas" in resp.text
+        assert c.get("/v1/activity", headers=env.h("viewer")).json() == []
+        took = c.post("/v1/activity/import", params={"take_good_rows": "true"}, content=bad.encode(),
+                      headers=env.h("engineer"))
+        assert took.status_code == 200
+        assert [e["line"] for e in took.json()["errors"]] == [4, 5]
+        assert len(took.json()["stored"]) == 2
+        header = c.post("/v1/activity/import", content=b"kind,when\nfuel,x\n", headers=env.h("engineer"))
+        assert header.status_code == 422 and "line 1" in header.text
+
+
+def test_entries_are_never_edited(env: Env) -> None:
+    import sqlite3
+
+    with TestClient(env.app()) as c:
+        c.post("/v1/activity/import", content=CSV.encode(), headers=env.h("engineer"))
+    conn = sqlite3.connect(env.tmp / "api.sqlite")
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="never edited"):
+            conn.execute("UPDATE activity SET evidence = 'x'")
+        with pytest.raises(sqlite3.IntegrityError, match="never edited"):
+            conn.execute("DELETE FROM activity")
+    finally:
+        conn.close()
