@@ -124,3 +124,20 @@ def test_entries_are_never_edited(env: Env) -> None:
             conn.execute("DELETE FROM activity")
     finally:
         conn.close()
+
+
+def test_the_readme_tours_delivery_is_what_it_says(env: Env) -> None:
+    """The CSV the README's tour writes is valid and amounts to the kg it states (docs cannot drift)."""
+    import re
+    from pathlib import Path
+
+    from api.activity import parse_rows
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    fmt = re.search(r"printf '([^']+)'", readme)
+    stated = re.search(r"= ([\d ]+\.\d+) kg CO2 \(GB/T 32150 defaults\)", readme)
+    assert fmt and stated
+    text = fmt.group(1).replace("\\n", "\n").replace("%s", "2026-03-05")
+    good, errors, rows = parse_rows(env.settings(), text.encode(), "delivery.csv", "0" * 64)
+    assert (rows, errors) == (1, [])
+    assert good[0][1].co2e_kg == pytest.approx(float(stated.group(1).replace(" ", "")), abs=0.005)
