@@ -7,6 +7,9 @@ Pure: the caller passes the factor set, the site's region and time zone; nothing
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Literal
@@ -264,3 +267,52 @@ def pieces(start: datetime, end: datetime, tz: str) -> list[tuple[datetime, date
         at = cut
     return out
 
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """A stored entry that counts (not voided, not a reconciliation): its area, UTC span and result."""
+
+    area: str
+    start: datetime
+    end: datetime
+    result: ActivityResult
+
+
+class ManualTotal(BaseModel):
+    """Counted entries of one (area, carrier, scope, unit) within a time range, each by its share of it."""
+
+    area: str
+    carrier: str
+    scope: str
+    energy: float
+    energy_unit: str
+    co2e_kg: float
+    market_co2e_kg: float
+    entries: int
+    factor_ids: list[str]
+    factor_versions: list[str]
+
+
+def manual_totals(entries: Iterable[Counted], start: datetime, end: datetime,
+                  area: str | None = None) -> list[ManualTotal]:
+    """The entries' shares of [start, end) summed per area, carrier, scope and unit (the API's balance and
+    history and SCADA's figures all use this one sum)."""
+    acc: dict[tuple[str, str, str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
+    ids: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
+    versions: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
+    for e in entries:
+        part = share(e.start, e.end, start, end)
+        if part <= 0 or (area is not None and e.area != area):
+            continue
+        r = e.result
+        key = (e.area, r.carrier, r.scope, r.energy_unit)
+        v = acc[key]
+        v[0], v[1], v[2], v[3] = v[0] + part * r.energy, v[1] + part * r.co2e_kg, v[2] + part * r.market_co2e_kg, \
+            v[3] + 1
+        ids[key].update(r.factor_ids)
+        versions[key].add(r.factor_version)
+    return [ManualTotal(area=a, carrier=c, scope=s, energy_unit=u, energy=v[0], co2e_kg=v[1], market_co2e_kg=v[2],
+                        entries=int(v[3]), factor_ids=sorted(ids[(a, c, s, u)]),
+                        factor_versions=sorted(versions[(a, c, s, u)]))
+            for (a, c, s, u), v in sorted(acc.items())]

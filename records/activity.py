@@ -5,8 +5,10 @@ entries that count (not voided) overlapping a time range are read here for balan
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime
 from typing import Any, Final
 
+from calc.activity import ActivityResult, Counted
 from records.base import Repository, first, insert
 
 _COLUMNS = ("site, kind, area, entry, result, span_start, span_end, counted, evidence, evidence_sha256, "
@@ -46,6 +48,12 @@ class ActivityLog(Repository):
     def overlapping(self, site: str, start: str, end: str) -> list[dict[str, Any]]:
         """Unvoided entries of the site whose span overlaps [start, end) (ISO 8601 UTC), oldest first."""
         return [_doc(r) for r in self.db.query(OVERLAPPING, (site, end, start))]
+
+    def counted(self, site: str, start: datetime, end: datetime) -> list[Counted]:
+        """The entries that count (unvoided, not reconciliations) overlapping [start, end), with their results."""
+        return [Counted(d["area"], datetime.fromisoformat(d["span_start"]), datetime.fromisoformat(d["span_end"]),
+                        ActivityResult.model_validate_json(d["result"]))
+                for d in self.overlapping(site, start.isoformat(), end.isoformat()) if d["counted"]]
 
     @staticmethod
     def add(conn: sqlite3.Connection, values: tuple[Any, ...]) -> int:
