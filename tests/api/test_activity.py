@@ -141,3 +141,21 @@ def test_the_readme_tours_delivery_is_what_it_says(env: Env) -> None:
     good, errors, rows = parse_rows(env.settings(), text.encode(), "delivery.csv", "0" * 64)
     assert (rows, errors) == (1, [])
     assert good[0][1].co2e_kg == pytest.approx(float(stated.group(1).replace(" ", "")), abs=0.005)
+
+
+def test_the_period_report_shows_manual_entries_and_their_share(env: Env) -> None:
+    fill_store(env.store, plant_data(), {"m1": hourly(datetime(2026, 3, 2, tzinfo=UTC), 24, 10.0)})
+    with TestClient(env.app()) as c:
+        assert c.post("/v1/activity/import", content=CSV.encode(), headers=env.h("engineer")).status_code == 200
+        report = c.get("/v1/reports/period", params=MARCH, headers=env.h("viewer")).json()["balance"]
+        added = DIESEL_T * DIESEL_KG_PER_T
+        assert report["manual_co2e_kg"] == pytest.approx(added, rel=1e-9)
+        share = report["manual_share"]
+        csv_text = c.get("/v1/reports/period", params={**MARCH, "format": "csv"}, headers=env.h("viewer")).text
+        rows = [r.split(",") for r in csv_text.splitlines()]
+        total = next(r for r in rows if r[:2] == ["total", "manual"])
+        assert (float(total[4]), float(total[6])) == pytest.approx((added, share), rel=1e-9)
+        manual_rows = [r for r in rows if r[0] == "manual"]
+        assert [(r[1], float(r[4])) for r in manual_rows] == [("manual:diesel", pytest.approx(added, rel=1e-9))]
+        page = c.get("/v1/reports/period", params={**MARCH, "format": "html"}, headers=env.h("viewer")).text
+        assert "manual:diesel (manual entries: 2)" in page and f"({share:.1%})" in page
