@@ -196,15 +196,29 @@ def parse_rows(settings: Settings, content: bytes, name: str, digest: str,
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         return [], [RowError(line=1, reason=f"not UTF-8 text: {exc}")], 0
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    unknown = [c for c in reader.fieldnames or [] if c not in CSV_COLUMNS]
-    if not reader.fieldnames or unknown or not {"kind", "start", "quantity", "unit"} <= set(reader.fieldnames):
+    if "\x00" in text:
+        return [], [RowError(line=text[:text.index("\x00")].count("\n") + 1, reason="not CSV: a NUL byte")], 0
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = reader.fieldnames
+    except csv.Error as exc:
+        return [], [RowError(line=1, reason=f"not CSV: {exc}")], 0
+    unknown = [c for c in header or [] if c not in CSV_COLUMNS]
+    if not header or unknown or not {"kind", "start", "quantity", "unit"} <= set(header):
         why = f"unknown columns {unknown}" if unknown else "the header needs kind, start, quantity and unit"
         return [], [RowError(line=1, reason=f"{why}; columns: {', '.join(CSV_COLUMNS)}")], 0
     good, errors, rows = [], [], 0
-    for raw in reader:
+    while True:
+        starts = reader.line_num + 1
+        try:
+            raw = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:   # e.g. an unterminated quote: the rest of the file cannot be read
+            errors.append(RowError(line=starts, reason=f"not CSV: {exc}"))
+            break
         rows += 1
-        line = reader.line_num
+        line = starts
         if rows > MAX_IMPORT_ROWS:
             errors.append(RowError(line=line, reason=f"more than {MAX_IMPORT_ROWS} rows: split the file"))
             break

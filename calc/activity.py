@@ -7,6 +7,8 @@ Pure: the caller passes the factor set, the site's region and time zone; nothing
 
 from __future__ import annotations
 
+import math
+import tokenize
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -171,18 +173,22 @@ def _per(unit: str, target: str, what: str) -> float:
         raise ActivityError(f"{what}: {exc}") from exc
 
 
-def _measure(text: str | None, what: str) -> Measure | None:
+def _measure(text: str | None, what: str, positive: bool = False) -> Measure | None:
     if text is None:
         return None
     try:
-        return parse_measure(text, what)
+        measure = parse_measure(text, what)
     except (ConditionError, ValueError) as exc:
-        raise ActivityError(f"{what}: {exc}") from exc
+        raise ActivityError(str(exc)) from exc
+    if positive and not (math.isfinite(measure.value) and measure.value > 0):
+        raise ActivityError(f"{what}: {text!r} must be a positive, finite number with its unit")
+    return measure
 
 
 def _energy(entry: Entry, factors: FactorSet, region: str) -> ActivityResult:
     assert entry.carrier is not None
-    cond = Conditions(density=_measure(entry.density, "density"), pressure=_measure(entry.pressure, "pressure"),
+    cond = Conditions(density=_measure(entry.density, "density", positive=True),
+                      pressure=_measure(entry.pressure, "pressure"),
                       temperature=_measure(entry.temperature, "temperature"))
     try:
         loc = carrier_co2e(entry.quantity, entry.unit, entry.carrier, factors, region=region, at=entry.start,
@@ -218,7 +224,8 @@ def _process(entry: Entry, factors: FactorSet) -> ActivityResult:
         name = entry.material
     else:
         assert entry.factor is not None and entry.factor_source is not None
-        measure = parse_measure(entry.factor, "factor")
+        measure = _measure(entry.factor, "factor", positive=True)
+        assert measure is not None
         per_t = measure.value * _per(measure.unit, "t / t", "factor (t CO2 per t of quantity, e.g. '0.2 t/t')")
         row = Factor(id="entry_factor", value=measure.value, unit=measure.unit, gas="CO2",
                      kind="process_emission_factor", scope="scope1_process", region="site",
@@ -232,11 +239,22 @@ def _process(entry: Entry, factors: FactorSet) -> ActivityResult:
 
 def evaluate(entry: Entry, factors: FactorSet, region: str) -> ActivityResult:
     """kg CO2e of an entry (factors chosen at its first day). Raises ActivityError naming the field and why."""
-    if entry.kind == "refrigerant":
-        return _refrigerant(entry, factors)
-    if entry.kind == "process":
-        return _process(entry, factors)
-    return _energy(entry, factors, region)
+    try:
+        if entry.kind == "refrigerant":
+            result = _refrigerant(entry, factors)
+        elif entry.kind == "process":
+            result = _process(entry, factors)
+        else:
+            result = _energy(entry, factors, region)
+    except ActivityError:
+        raise
+    # what a hostile unit or number can raise in pint or the formulas (e.g. '1/0', an unbalanced parenthesis)
+    except (CalcError, ArithmeticError, ValueError, TypeError, AttributeError, tokenize.TokenError) as exc:
+        raise ActivityError(f"unit or value: {exc}") from exc
+    if not (math.isfinite(result.co2e_kg) and math.isfinite(result.market_co2e_kg) and math.isfinite(result.energy)
+            and result.co2e_kg >= 0 and result.energy >= 0):
+        raise ActivityError(f"quantity: the result ({result.co2e_kg} kg CO2e) is not a finite, non-negative mass")
+    return result
 
 
 def span(entry: Entry, tz: str) -> tuple[datetime, datetime]:

@@ -159,3 +159,22 @@ def test_the_period_report_shows_manual_entries_and_their_share(env: Env) -> Non
         assert [(r[1], float(r[4])) for r in manual_rows] == [("manual:diesel", pytest.approx(added, rel=1e-9))]
         page = c.get("/v1/reports/period", params={**MARCH, "format": "html"}, headers=env.h("viewer")).text
         assert "manual:diesel (manual entries: 2)" in page and f"({share:.1%})" in page
+
+
+@pytest.mark.parametrize(("row", "reason"), [
+    ("fuel,2026-03-05,,1,1/0,diesel,,DN", "unit"),
+    ("fuel,2026-03-05,,1,(,diesel,,DN", "unit"),
+    ("fuel,2026-03-05,,1000,L,diesel,-0.84 kg/L,DN", "density"),
+    ("fuel,2026-03-05,,1000,L,diesel,1e999 kg/L,DN", "density"),
+    ("fuel,2026-03-05,,nan,t,diesel,,DN", "quantity"),
+    ("fuel,99999-03-05,,1,t,diesel,,DN", "start"),
+    ("fuel,2026-03-05,,1,t,diesel,,DN,extra", "more values than columns"),
+    ("fuel,2026-03-05,,1,t,diesel,,\"DN\x00", "not CSV"),
+    ("fuel,2026-03-05,,1,t,diesel,,\"unterminated", "not CSV"),
+])
+def test_hostile_rows_are_refused_with_their_line(env: Env, row: str, reason: str) -> None:
+    with TestClient(env.app()) as c:
+        resp = c.post("/v1/activity/import", content=(CSV + row + "\n").encode(), headers=env.h("engineer"))
+        assert resp.status_code == 422, resp.text
+        assert "line 4" in resp.text and reason in resp.text, resp.text
+        assert c.get("/v1/activity", headers=env.h("viewer")).json() == []

@@ -142,3 +142,18 @@ def test_a_day_with_a_dst_change_is_one_piece_of_its_own_length() -> None:
     cut = pieces(start, end, "Europe/Berlin")
     assert [round((b - a).total_seconds() / 3600) for a, b, _ in cut] == [24, 23]
     assert cut[1][2] == pytest.approx(23 / 47)
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"kind": "refrigerant", "gas": "HFC-134a", "unit": "1/0"}, "unit"),
+    ({"kind": "fuel", "carrier": "diesel", "unit": "kg/("}, "unit"),
+    ({"kind": "fuel", "carrier": "diesel", "unit": "L", "density": "0 kg/L"}, "density"),
+    ({"kind": "fuel", "carrier": "diesel", "unit": "L", "density": "1e999 kg/L"}, "density"),
+    ({"kind": "process", "unit": "t", "factor": "-0.2 t/t", "factor_source": "x"}, "factor"),
+    ({"kind": "process", "unit": "t", "factor": "abc", "factor_source": "x"}, "factor"),
+    ({"kind": "process", "unit": "t", "factor": "0.2 kg", "factor_source": "x"}, "factor"),
+    ({"kind": "process", "unit": "kWh", "material": "CaCO3"}, "unit"),
+])
+def test_hostile_units_and_numbers_raise_activity_error(body: dict[str, object], field: str) -> None:
+    with pytest.raises(ActivityError, match=field):
+        evaluate(Entry.model_validate({"start": DAY, "quantity": 1, **body}), FS, "CN")
