@@ -85,7 +85,7 @@ def store_evidence(settings: Settings, content: bytes) -> str:
     folder = evidence_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / digest
-    if not target.exists():
+    if not target.is_file() or hashlib.sha256(target.read_bytes()).hexdigest() != digest:  # new, or damaged
         tmp = folder / f".{digest}.part"
         tmp.write_bytes(content)
         tmp.replace(target)

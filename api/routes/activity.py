@@ -4,16 +4,20 @@ reconciliation, shown against what they measured."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.activity import ActivityDesk, ActivityIn, ImportOut, Void
+from api.activity import ActivityDesk, ActivityIn, ImportOut, Void, evidence_dir
 from api.activity_counts import Reconciliation, reconcile
 from api.deps import DbDep, Engineer, EntryId, SettingsDep, SiteQuery, StoreDep, Viewer, invalid, site_of
+from api.errors import Conflict, NotFound
 from records.activity import ActivityLog
 
 router = APIRouter(prefix="/v1", tags=["activity"])
@@ -62,6 +66,27 @@ def show_activity(entry_id: EntryId, settings: SettingsDep, db: DbDep, store: St
                   site: SiteQuery = None) -> ActivityOut:
     site = site_of(key, settings, site)
     return _out(ActivityDesk(db, settings).get(site, entry_id), store, db)
+
+
+@router.get("/activity/{entry_id}/evidence", response_class=Response,
+            responses={200: {"content": {"application/octet-stream": {}}},
+                       404: {"description": "no such entry, or its evidence is a reference, not a file"},
+                       409: {"description": "the kept file no longer matches its SHA-256"}})
+def activity_evidence(entry_id: EntryId, settings: SettingsDep, db: DbDep, key: Viewer,
+                      site: SiteQuery = None) -> Response:
+    """The evidence file of an entry, checked against its SHA-256 before it is sent."""
+    site = site_of(key, settings, site)
+    doc = ActivityDesk(db, settings).get(site, entry_id)
+    digest = doc["evidence_sha256"]
+    path = evidence_dir(settings) / digest if digest else None
+    if path is None or not path.is_file():
+        raise NotFound(f"activity entry {entry_id} has no evidence file (evidence: {doc['evidence']})")
+    content = path.read_bytes()
+    if hashlib.sha256(content).hexdigest() != digest:
+        raise Conflict(f"the evidence file of activity entry {entry_id} no longer matches its SHA-256 {digest}")
+    name = quote(doc["evidence_name"] or digest)
+    headers = {"Content-Disposition": f"attachment; filename*=UTF-8''{name}", "X-Evidence-SHA256": digest}
+    return Response(content, media_type="application/octet-stream", headers=headers)
 
 
 @router.post("/activity", status_code=201, responses={422: {"description": "invalid entry"}})

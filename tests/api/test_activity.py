@@ -89,6 +89,11 @@ def test_evidence_file_is_kept_by_its_hash(env: Env) -> None:
         assert resp.json()["evidence_sha256"] == digest
         assert (env.tmp / "evidence" / digest).read_bytes() == content
         assert resp.json()["result"]["co2e_kg"] == pytest.approx(10 * 1300)
+        got = c.get(f"/v1/activity/{resp.json()['id']}/evidence", headers=env.h("viewer"))
+        assert got.status_code == 200 and got.content == content
+        assert got.headers["x-evidence-sha256"] == digest and "service-report.pdf" in got.headers["content-disposition"]
+        (env.tmp / "evidence" / digest).write_bytes(b"tampered")
+        assert c.get(f"/v1/activity/{resp.json()['id']}/evidence", headers=env.h("viewer")).status_code == 409
         none = c.post("/v1/activity", headers=env.h("engineer"), json={
             "kind": "refrigerant", "start": "2026-03-05", "quantity": 10, "unit": "kg", "gas": "HFC-134a"})
         assert none.status_code == 422 and "evidence" in none.text
