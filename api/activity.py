@@ -40,6 +40,8 @@ class ActivityIn(Entry):
 
     area: str | None = Field(default=None, max_length=128, description="plant area (default: the covered meters' "
                              "area, else site-wide)")
+    unmetered: bool = Field(default=False, description="bill: it covers energy no live meter of the plant measures "
+                            "(count it); a bill of a carrier the plant meters needs this or `meters`")
     evidence: str | None = Field(default=None, max_length=1000, examples=["delivery note DN-2026-4711"])
     evidence_file: EvidenceFile | None = None
     note: str | None = Field(default=None, max_length=1000)
@@ -102,6 +104,13 @@ def _prepared(settings: Settings, body: ActivityIn) -> tuple[Entry, ActivityResu
             raise ValueError(f"meters: {m!r} is not a meter of this plant")
     if body.area is not None and body.area not in {m.area for m in meters.values()}:
         raise ValueError(f"area: {body.area!r} is not an area of this plant")
+    live = sorted(m.id for m in meters.values() if m.carrier == entry.carrier)
+    if entry.kind == "bill" and not entry.meters and live and not body.unmetered:
+        raise ValueError(f"meters: this plant meters {entry.carrier} live ({', '.join(live[:10])}): name the meters "
+                         f"the bill covers (it is then reconciled, not added), or set unmetered if it covers energy "
+                         f"none of them measures")
+    if body.unmetered and (entry.kind != "bill" or entry.meters):
+        raise ValueError("unmetered: only for a bill that names no meters")
     if entry.carrier is not None and entry.method is None:
         entry = entry.model_copy(update={"method": _plant_factors(settings).method_for(entry.carrier)})
     try:
@@ -186,7 +195,8 @@ class ActivityDesk:
 
 
 CSV_COLUMNS = ("kind", "start", "end", "quantity", "unit", "carrier", "method", "density", "pressure", "temperature",
-               "gas", "material", "purity", "factor", "factor_source", "meters", "area", "evidence", "note")
+               "gas", "material", "purity", "factor", "factor_source", "meters", "unmetered", "area", "evidence",
+               "note")
 
 
 def parse_rows(settings: Settings, content: bytes, name: str, digest: str,

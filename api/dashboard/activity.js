@@ -67,6 +67,8 @@ export function activityView(root, ctx) {
       ...KINDS.map((k) => h("option", { value: k, text: k })))),
     ...FIELDS.map(([name, label, hint]) => h("label", {}, `${label} `,
       h("input", { name, placeholder: hint, "aria-label": label, size: 12 }))),
+    h("label", { title: "a bill for energy no live meter measures: count it" },
+      h("input", { type: "checkbox", name: "unmetered", "aria-label": "unmetered bill" }), " unmetered bill"),
     h("button", { type: "submit", text: "Add entry" }));
   const file = h("input", { type: "file", accept: ".csv,text/csv", id: "activity-csv", "aria-label": "CSV file" });
   root.replaceChildren(
@@ -98,6 +100,7 @@ export function activityView(root, ctx) {
       if (!v) continue;
       body[name] = name === "meters" ? v.split(/[\s,;]+/) : ["quantity", "purity"].includes(name) ? Number(v) : v;
     }
+    if (form.elements.unmetered.checked) body.unmetered = true;
     try {
       const made = await post("/v1/activity", body);
       message.textContent = `entry ${made.id} added: ${formatMass(made.result.co2e_kg)}` +

@@ -183,3 +183,17 @@ def test_hostile_rows_are_refused_with_their_line(env: Env, row: str, reason: st
         assert resp.status_code == 422, resp.text
         assert "line 4" in resp.text and reason in resp.text, resp.text
         assert c.get("/v1/activity", headers=env.h("viewer")).json() == []
+
+
+def test_a_bill_of_a_metered_carrier_names_its_meters_or_says_unmetered(env: Env) -> None:
+    bill = {"kind": "bill", "start": "2026-03-01", "end": "2026-03-31", "quantity": 900, "unit": "kWh",
+            "carrier": "electricity", "evidence": "invoice of the canteen's own supply"}
+    with TestClient(env.app()) as c:
+        refused = c.post("/v1/activity", json=bill, headers=env.h("engineer"))
+        assert refused.status_code == 422 and "this plant meters electricity live (m1, m2, m3)" in refused.text
+        counted = c.post("/v1/activity", json={**bill, "unmetered": True}, headers=env.h("engineer"))
+        assert counted.status_code == 201, counted.text
+        assert counted.json()["counted"] is True
+        assert _balance(c, env)["manual_co2e_kg"] == pytest.approx(counted.json()["result"]["co2e_kg"], rel=1e-9)
+        wrong = c.post("/v1/activity", json={**bill, "unmetered": True, "meters": ["m1"]}, headers=env.h("engineer"))
+        assert wrong.status_code == 422 and "unmetered" in wrong.text
