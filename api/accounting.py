@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from api.activity_counts import Reconciliation
 from api.completeness import expected_points, first_readings
 from api.instruments import InstrumentDesk
 from api.intensity import IntensityOut, intensities, production_groups
@@ -74,6 +75,7 @@ class MeterBalance(BaseModel):
                                       "(meter register, 7.1.4)")
     uncertain_co2e_kg: float = Field(default=0.0, description="of `co2e_kg`, what the meter measured while its "
                                      "calibration was overdue")
+    source: str = Field(default="meter", description="meter: a live meter; manual: activity entries (api.activity)")
 
 
 class AreaBalance(BaseModel):
@@ -188,6 +190,11 @@ class BalanceOut(BaseModel):
                                           "of the site, areas and lines that declare production counters")
     uncertain: Uncertainty | None = Field(default=None, description="energy measured while a meter's "
                                           "calibration was overdue (api.meter_register)")
+    manual_co2e_kg: float = Field(default=0.0, description="of `co2e_kg`, what manual activity entries add (their "
+                                  "share of the period; source manual in `meters`)")
+    manual_share: float | None = Field(default=None, description="manual_co2e_kg / co2e_kg")
+    reconciliations: list[Reconciliation] = Field(default_factory=list, description="bills for live meters that "
+                                                  "overlap the period: billed vs metered, not added")
 
 
 def allowance_status(db: ApiDb, store: StoreReader, history: StoreReader, settings: Settings, site: str,
@@ -330,7 +337,7 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: St
     at = min(now, bounds.end - timedelta(microseconds=1))
     known = [m for m in meters if m.expected_points]
     kinds = {s.instrument.id: s.instrument.kind for s in active}
-    return with_uncertainty(db, store, settings.plant.site.timezone, now, BalanceOut(
+    out = BalanceOut(
         site=site, period=PeriodOut(name=bounds.name, start=bounds.start, end=bounds.end), area=area, meter=meter,
         co2e_kg=total,
         market_based=MarketBased(
@@ -360,7 +367,12 @@ def build_balance(settings: Settings, store: StoreReader, db: ApiDb, history: St
         held_co2e_kg=sum(h.co2e_kg for h in holds.values()), held_records=sum(h.records for h in holds.values()),
         energy_kgce=sum(v[6] for v in carriers.values()), kgce_method=book.method.value, kgce_refused=refused,
         intensity=period_intensity(settings, store, site, bounds, energy, area, meter),
-    ))
+    )
+    from api.activity_balance import with_manual  # the hook's module builds on this one's models
+
+    # manual entries first: the uncertain share is of every emission the balance counts
+    return with_uncertainty(db, store, settings.plant.site.timezone, now,
+                            with_manual(out, db, store, site, bounds, area, meter))
 
 
 def period_intensity(settings: Settings, store: StoreReader, site: str, bounds: AccountingPeriod,

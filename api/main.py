@@ -32,6 +32,7 @@ from api.live_rates import seed_factor_fallback
 from api.notify import Notifier
 from api.records_watch import RecordsWatch
 from api.routes import (
+    activity,
     alerts,
     allowances,
     audit,
@@ -201,7 +202,7 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
     add_error_handlers(app)
     for module in (health, meters, balance, history, held, factors, rules, alerts, allowances, offsets, instruments,
                    reports, audit, keys, stream, baselines, performance, variables, targets, measures,
-                   meter_register, nonconformities):
+                   meter_register, nonconformities, activity):
         app.include_router(module.router)
     app.include_router(dashboard.router)  # the static page at "/" (no data in it; it calls the API with a key)
     return app

@@ -27,6 +27,7 @@ COMMANDS = {
     "calc": "deploy.calc_cli",
     "factors": "deploy.calc_cli",
     "production": "api.production_cli",
+    "activity": "api.activity_cli",
 }
 
 

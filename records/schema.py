@@ -79,6 +79,26 @@ CREATE TABLE IF NOT EXISTS baselines (
 """
 
 
+# One row per entry: `entry` is the calc.activity.Entry as JSON, `result` its calc.activity.ActivityResult as JSON
+# (computed when it was added: the factor version that produced it stays with it), span_start/span_end the UTC
+# instants it covers, `counted` 0 for a reconciliation (a bill for live meters: shown, never added).
+ACTIVITY_V4 = """
+CREATE TABLE IF NOT EXISTS activity (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL, kind TEXT NOT NULL, area TEXT NOT NULL,
+    entry TEXT NOT NULL, result TEXT NOT NULL, span_start TEXT NOT NULL, span_end TEXT NOT NULL,
+    counted INTEGER NOT NULL, evidence TEXT NOT NULL, evidence_sha256 TEXT, evidence_name TEXT, note TEXT,
+    created_at TEXT NOT NULL, created_by TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS activity_span ON activity (site, span_start, span_end);
+CREATE TABLE IF NOT EXISTS activity_voids (
+    entry_id INTEGER PRIMARY KEY, at TEXT NOT NULL, by TEXT NOT NULL, reason TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS activity_no_update BEFORE UPDATE ON activity
+    BEGIN SELECT RAISE(ABORT, 'activity entries are added or voided, never edited'); END;
+CREATE TRIGGER IF NOT EXISTS activity_no_delete BEFORE DELETE ON activity
+    BEGIN SELECT RAISE(ABORT, 'activity entries are added or voided, never edited'); END;
+"""
+
 # Targets (6.6), reduction measures (6.6.2), nonconformities (10.2) and the meter register (7.1.4), versioned
 # like baselines: a change is a new version (`active` 0 retires), never an update. `spec` is the record's JSON
 # (records.targets.TargetDoc, records.measures.MeasureDoc, records.nonconformities.NonconformityDoc,
@@ -113,5 +133,6 @@ CREATE TABLE IF NOT EXISTS meter_certificates (
 # (files from before versioning are version 0 with these tables already there: every statement is IF NOT EXISTS,
 # so for them it only records the version). A change appends a step (ALTER TABLE ... / CREATE ...), never edits one.
 MIGRATIONS: tuple[tuple[int, Step], ...] = ((1, sql_step(SCHEMA_V1)), (2, sql_step(BASELINES_V2)),
-                                             (3, sql_step(VARIABLE_ENTRIES_V3)), (6, sql_step(RECORDS_V6)))
+                                             (3, sql_step(VARIABLE_ENTRIES_V3)), (4, sql_step(ACTIVITY_V4)),
+                                             (6, sql_step(RECORDS_V6)))
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1,8 +1,8 @@
 """The figures SCADA serves for each boundary (site, area, meter), computed the way the API's /v1/balance does:
-today's and this month's CO2e from the store's totals, net of the site's offsets, the allowance remaining, the
-alert state, the live CO2e rate of calc.rate from the same store reads as the API's (any carrier), today's and
-this month's energy in kgce (calc.plant_coal, as the API's) and today's intensity per unit of product (site and
-areas with production counters). `compute` is pure; `collect` does the reading.
+today's and this month's CO2e from the store's totals and manual activity entries, net of the site's offsets, the
+allowance remaining, the alert state, the live CO2e rate of calc.rate from the same store reads as the API's (any
+carrier), today's and this month's energy in kgce (calc.plant_coal, as the API's) and today's intensity per unit
+of product (site and areas with production counters). `compute` is pure; `collect` does the reading.
 """
 
 from __future__ import annotations
@@ -133,6 +133,10 @@ class Inputs:
     kgce_today: Mapping[str, float] = field(default_factory=dict)   # meter -> kgce of today's energy
     kgce_month: Mapping[str, float] = field(default_factory=dict)
     production_today: list[VariableTotal] = field(default_factory=list)   # store.variable_totals of today
+    # manual activity entries' shares (calc.activity.manual_totals, as the API's balance): in the site's and their
+    # area's CO2e, not in a meter's, nor (as in the API) in intensity
+    manual_today: list[MeterTotal] = field(default_factory=list)
+    manual_month: list[MeterTotal] = field(default_factory=list)
 
 
 def _production(plant: Plant, b: Boundary, rows: list[VariableTotal]) -> tuple[float, str] | None:
@@ -162,8 +166,9 @@ def compute(plant: Plant, inputs: Inputs, stale_after_s: float, version: int = 0
         ids = {m.id for m in members}
         seen = [ts for m in members for ts in (_last_ts(inputs, m.id),) if ts is not None]
         last = max(seen) if seen else None
-        today = sum(t.co2e_kg for t in inputs.today if _in(b, t.meter, t.area))
-        month = sum(t.co2e_kg for t in inputs.month if _in(b, t.meter, t.area))
+        metered_today = sum(t.co2e_kg for t in inputs.today if _in(b, t.meter, t.area))
+        today = metered_today + sum(t.co2e_kg for t in inputs.manual_today if _in(b, t.meter, t.area))
+        month = sum(t.co2e_kg for t in (*inputs.month, *inputs.manual_month) if _in(b, t.meter, t.area))
         site = b.kind is BoundaryKind.SITE
         off_today = inputs.offsets_today_kg if site else 0.0
         off_month = inputs.offsets_month_kg if site else 0.0
@@ -180,7 +185,7 @@ def compute(plant: Plant, inputs: Inputs, stale_after_s: float, version: int = 0
         kgce_q = {name: _coal_quality(rows, counted, ids) for name, rows, counted in (
             ("TodayKgce", inputs.today, inputs.kgce_today), ("MonthKgce", inputs.month, inputs.kgce_month))}
         produced = _production(plant, b, inputs.production_today)
-        per_unit = (intensity(today, produced[0], produced[1]).value,
+        per_unit = (intensity(metered_today, produced[0], produced[1]).value,
                     intensity(kgce_today, produced[0], produced[1]).value) if produced and produced[0] > 0 else None
         held = inputs.allowances.get(b.key)
         allowance = (Figure(held[0].amount_kg - held[1], last, Quality.GOOD) if held is not None
@@ -259,7 +264,15 @@ def collect(plant: Plant, store: StoreReader, ledger: ApiRecords, now: datetime,
     return Inputs(now=now, today=today, month=month, offsets_today_kg=ledger.offsets_kg(site, t0, t1),
                   offsets_month_kg=ledger.offsets_kg(site, m0, m1), allowances=allowances,
                   alerts=ledger.open_alerts(site), live=dict(live), stored_last_ts=summaries,
-                  rates=rates, kgce_today=kgce_today, kgce_month=kgce_month, production_today=production)
+                  rates=rates, kgce_today=kgce_today, kgce_month=kgce_month, production_today=production,
+                  manual_today=_manual(ledger, site, t0, t1), manual_month=_manual(ledger, site, m0, m1))
+
+
+def _manual(ledger: ApiRecords, site: str, start: datetime, end: datetime) -> list[MeterTotal]:
+    return [MeterTotal(meter=f"manual:{r.carrier}", site=site, area=r.area, carrier=r.carrier, scope=r.scope,
+                       energy=r.energy, energy_unit=r.energy_unit, co2e_kg=r.co2e_kg, points=r.entries,
+                       factor_ids=tuple(r.factor_ids), factor_versions=tuple(r.factor_versions))
+            for r in ledger.manual(site, start, end)]
 
 
 def changed(old: Snapshot | None, new: Snapshot) -> Iterable[tuple[str, str]]:

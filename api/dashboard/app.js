@@ -2,6 +2,7 @@
 // #/performance/ID), the live stream feeding the current view, and a periodic refresh of the stored figures.
 
 import { ApiError, clearKey, get, getKey, setKey, stream, takeKeyFromFragment } from "./api.js";
+import { activityView } from "./activity.js";
 import { performanceView } from "./performance.js";
 import { recordsView } from "./records.js";
 import { drill, overview } from "./views.js";
@@ -50,6 +51,11 @@ async function route() {
   const [, kind, raw] = location.hash.match(/^#\/(area|meter)\/(.+)$/) || [];
   const ctx = { fail };
   const perf = location.hash.match(/^#\/performance(?:\/(.+))?$/);
+  if (location.hash === "#/activity") {
+    crumbs([[site, "#/"], ["activity", null]]);
+    current = activityView(view, ctx);
+    return;
+  }
   if (perf) {
     crumbs([[site, "#/"], ["performance", null]]);
     current = performanceView(view, ctx, perf[1] ? decodeURIComponent(perf[1]) : null);

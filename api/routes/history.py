@@ -13,7 +13,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.deps import HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, Viewer, invalid, site_of
+from api.activity_counts import manual_buckets
+from api.deps import DbDep, HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, Viewer, invalid, site_of
 from api.held import open_held_by_bucket
 from api.intensity import IntensityOut, intensities, production_groups
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, check_boundary, period_of
@@ -46,18 +47,20 @@ class Bucket(BaseModel):
     factor_energy: float = Field(default=0.0, description="`energy` in the unit its emission factor applies to "
                                  "(natural gas by volume: Nm^3)")
     factor_energy_unit: str = Field(default="", description="unit of factor_energy")
+    manual_co2e_kg: float = Field(default=0.0, description="of `co2e_kg`, what manual activity entries add "
+                                  "(spread evenly over the days they cover)")
 
     @property
     def row(self) -> list[object]:
         return [self.start.isoformat(), self.boundary, repr(self.energy), self.energy_unit, repr(self.co2e_kg),
                 self.points, repr(self.estimated_energy), repr(self.estimated_co2e_kg), repr(self.held_energy),
                 repr(self.held_co2e_kg), self.held_records, repr(self.energy_kgce), " ".join(self.kgce_versions),
-                repr(self.factor_energy), self.factor_energy_unit]
+                repr(self.factor_energy), self.factor_energy_unit, repr(self.manual_co2e_kg)]
 
 
 CSV_HEADER = ["start", "boundary", "energy", "energy_unit", "co2e_kg", "points", "estimated_energy",
               "estimated_co2e_kg", "held_energy", "held_co2e_kg", "held_records", "energy_kgce", "kgce_versions",
-              "factor_energy", "factor_energy_unit"]
+              "factor_energy", "factor_energy_unit", "manual_co2e_kg"]
 
 
 class HistoryOut(BaseModel):
@@ -77,7 +80,7 @@ class HistoryOut(BaseModel):
 @router.get("/history", response_model=HistoryOut,
             responses={200: {"content": {"text/csv": {}}}, 404: {"description": "unknown boundary"},
                                    422: {"description": "bad period, or too many buckets"}})
-def history(settings: SettingsDep, reader: HistoryDep, held: HeldDep, now: NowDep, key: Viewer,
+def history(settings: SettingsDep, reader: HistoryDep, held: HeldDep, now: NowDep, key: Viewer, db: DbDep,
             site: SiteQuery = None,
             period: PeriodQuery = None, start: FromQuery = None, end: ToQuery = None,
             step: Annotated[Literal["1m", "15m", "1h", "1d"], Query(description="bucket length")] = "1h",
@@ -100,7 +103,7 @@ def history(settings: SettingsDep, reader: HistoryDep, held: HeldDep, now: NowDe
         raise invalid(("query", "step"), str(exc)) from exc
     # (bucket, boundary, unit) -> energy, co2e, points, estimated energy, estimated co2e, held energy, held co2e,
     # held records, kgce, factor energy
-    acc: dict[tuple[datetime, str, str], list[float]] = defaultdict(lambda: [0.0] * 10)
+    acc: dict[tuple[datetime, str, str], list[float]] = defaultdict(lambda: [0.0] * 11)
     versions: dict[tuple[datetime, str, str], set[str]] = defaultdict(set)
     factor_units: dict[tuple[datetime, str, str], str] = {}
     book = coal_book(settings, now.date())
@@ -130,6 +133,11 @@ def history(settings: SettingsDep, reader: HistoryDep, held: HeldDep, now: NowDe
             co2e, k = energy[(p.start, p.meter)]
             energy[(p.start, p.meter)] = (co2e + p.co2e_kg, k + kgce)
     tz = settings.plant.site.timezone
+    for start_, row in manual_buckets(db, site, bounds.start, bounds.end, step, tz) if meter is None else []:
+        if area is None or row.area == area:
+            v = acc[(start_, name_of(row.area, f"manual:{row.carrier}"), row.energy_unit)]
+            v[0], v[1], v[10] = v[0] + row.energy, v[1] + row.co2e_kg, v[10] + row.co2e_kg
+            v[9] += row.energy
     held_by = open_held_by_bucket(held, site, bounds.start, bounds.end,
                                   lambda ts: bucket_start(ts, STEPS_S[step], tz))
     for (start_, m), h in held_by.items():
@@ -141,7 +149,7 @@ def history(settings: SettingsDep, reader: HistoryDep, held: HeldDep, now: NowDe
     buckets = [Bucket(start=s, boundary=b, energy_unit=u, energy=v[0], co2e_kg=v[1], points=int(v[2]),
                       estimated_energy=v[3], estimated_co2e_kg=v[4], held_energy=v[5], held_co2e_kg=v[6],
                       held_records=int(v[7]), energy_kgce=v[8], kgce_versions=sorted(versions[(s, b, u)]),
-                      factor_energy=v[9], factor_energy_unit=factor_units.get((s, b, u), u))
+                      factor_energy=v[9], factor_energy_unit=factor_units.get((s, b, u), u), manual_co2e_kg=v[10])
                for (s, b, u), v in sorted(acc.items())]
     if format == "csv":
         out = io.StringIO()

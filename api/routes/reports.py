@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
-from api.accounting import BalanceOut, build_balance
+from api.accounting import BalanceOut, MeterBalance, build_balance
 from api.deps import DbDep, HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
 from api.ledger import LedgerDesk
 from api.live_rates import live_rates
@@ -55,6 +55,7 @@ def _csv(report: ReportOut) -> str:
     w.writerow(["total", "net", "", "", repr(b.net_co2e_kg)])
     w.writerow(["total", "estimated", "", "", repr(b.estimated_co2e_kg)])
     w.writerow(["total", "held", "", "", repr(b.held_co2e_kg)])
+    w.writerow(["total", "manual", "", "share", repr(b.manual_co2e_kg), "", repr(b.manual_share or 0.0)])
     for s in b.scopes:
         w.writerow(["scope", s.scope, "", "", repr(s.co2e_kg)])
     for c in b.carriers:
@@ -66,8 +67,12 @@ def _csv(report: ReportOut) -> str:
         w.writerow(["carrier_held", c.carrier, repr(c.held_energy), c.energy_unit, repr(c.held_co2e_kg)])
     for a in b.areas:
         w.writerow(["area", a.area, "", "", repr(a.co2e_kg), repr(a.energy_kgce)])
+    for r in b.reconciliations:
+        w.writerow(["reconciliation", f"{r.entry_id} {' '.join(r.meters)}", repr(r.difference), r.unit, "", "",
+                    f"billed {r.billed!r} metered {r.metered!r}"])
     for m in b.meters:
-        w.writerow(["meter", m.meter, repr(m.energy), m.energy_unit, repr(m.co2e_kg),
+        w.writerow([m.source if m.source == "manual" else "meter", m.meter, repr(m.energy), m.energy_unit,
+                    repr(m.co2e_kg),
                     repr(m.energy_kgce) if m.energy_kgce is not None else "", m.kgce_version or ""])
         w.writerow(["meter_estimated", m.meter, repr(m.estimated_energy), m.energy_unit, repr(m.estimated_co2e_kg)])
         w.writerow(["meter_held", m.meter, repr(m.held_energy), m.held_energy_unit or m.energy_unit,
@@ -130,6 +135,10 @@ def _performance_html(report: ReportOut) -> str:
     return "".join(parts) or "<p>No baseline in force.</p>"
 
 
+def _label(m: MeterBalance) -> str:
+    return f"{m.meter} (manual entries: {m.points})" if m.source == "manual" else m.meter
+
+
 def _html(report: ReportOut) -> str:
     b = report.balance
     e = html.escape
@@ -159,7 +168,11 @@ Generated {e(report.generated_at.isoformat())} by {e(report.generated_by)}.</p>
                               ("allowance", allowance), ("data completeness", completeness),
                               ("of the emissions, estimated (gaps spread over the gap)", kg(b.estimated_co2e_kg)),
                               ("held, not counted (open, waiting for an engineer)",
-                               f"{kg(b.held_co2e_kg)} in {b.held_records} records")])}</table>
+                               f"{kg(b.held_co2e_kg)} in {b.held_records} records"),
+                              ("of the emissions, manual activity entries (deliveries, bills, refrigerants ...)",
+                               f"{kg(b.manual_co2e_kg)} ({(b.manual_share or 0.0):.1%})")]
+                             + [(f"bill #{r.entry_id} for {', '.join(r.meters)} (reconciliation, not added)",
+                                 f"billed − metered {r.difference:,.3f} {r.unit}") for r in b.reconciliations])}</table>
 {uncertain_html(b)}
 <h2>By scope</h2><table>{rows([(s.scope, kg(s.co2e_kg)) for s in b.scopes])}</table>
 <h2>By carrier</h2><table>{rows([(c.carrier, f"{c.energy:,.3f} {c.energy_unit}"
@@ -170,7 +183,7 @@ Generated {e(report.generated_at.isoformat())} by {e(report.generated_by)}.</p>
                                               f"{kg(c.estimated_co2e_kg)}; held, not counted: "
                                               f"{c.held_energy:,.3f} {c.energy_unit}, {kg(c.held_co2e_kg)}")
                                   for c in b.carriers])}</table>
-<h2>By meter</h2><table>{rows([(m.meter, f"{m.energy:,.3f} {m.energy_unit}; {kg(m.co2e_kg)}; estimated "
+<h2>By meter</h2><table>{rows([(_label(m), f"{m.energy:,.3f} {m.energy_unit}; {kg(m.co2e_kg)}; estimated "
                                         f"{m.estimated_energy:,.3f} {m.energy_unit}; held {m.held_energy:,.3f} "
                                         f"{m.held_energy_unit or m.energy_unit} ({m.held_records} records, "
                                         f"{kg(m.held_co2e_kg)})") for m in b.meters])}</table>

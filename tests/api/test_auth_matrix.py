@@ -35,6 +35,9 @@ REGISTER = {"serial": "S1", "make": "M", "model": "X", "accuracy_class": "0.5S",
 NC = {"title": "leaks", "description": "night base load", "owner": "maintenance", "due_on": "2026-04-30"}
 NC_ACTED = {**NC, "corrective_action": "fixed", "state": "action_taken", "action_taken_at": "2026-03-10T10:00:00Z"}
 CALIBRATION = {"calibrated_on": "2026-03-01", "due_on": "2027-03-01", "reference": "CAL-1"}
+ACTIVITY = {"kind": "fuel", "start": "2026-03-01", "quantity": 1, "unit": "t", "carrier": "diesel",
+            "evidence": "delivery note 1"}
+ACTIVITY_CSV = "kind,start,quantity,unit,carrier,evidence\nfuel,2026-03-02,2,t,diesel,delivery note 2\n"
 
 Setup = Callable[[TestClient, Env], str]
 
@@ -63,6 +66,10 @@ def _allowance(c: TestClient, env: Env) -> str:
     return str(c.post("/v1/allowances", json=ALLOWANCE, headers=env.h("admin")).json()["id"])
 
 
+def _activity(c: TestClient, env: Env) -> str:
+    return str(c.post("/v1/activity", json=ACTIVITY, headers=env.h("engineer")).json()["id"])
+
+
 def _key(c: TestClient, env: Env) -> str:
     return hash_key(env.keys["viewer"])[:12]
 
@@ -87,8 +94,8 @@ def _nc(c: TestClient, env: Env) -> str:
     return "nc1"
 
 
-# (method, path template, body, minimum role, set-up returning the id)
-ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, str, Setup | None]] = [
+# (method, path template, body (a str is sent as it is), minimum role, set-up returning the id)
+ENDPOINTS: list[tuple[str, str, dict[str, Any] | str | None, str, Setup | None]] = [
     ("POST", "/v1/rules", {"id": "new", **RULE}, "engineer", None),
     ("PUT", "/v1/rules/{id}", {**RULE, "threshold": 450.0}, "engineer", _rule),
     ("DELETE", "/v1/rules/{id}", None, "engineer", _rule),
@@ -115,6 +122,9 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, str, Setup | None]] = [
     ("POST", "/v1/nonconformities", {"id": "nc2", **NC}, "engineer", None),
     ("PUT", "/v1/nonconformities/{id}", {**NC_ACTED, "cause": "worn couplings"}, "engineer", _nc),
     ("POST", "/v1/nonconformities/{id}/close", {"note": "fixed for good"}, "engineer", _nc),
+    ("POST", "/v1/activity", ACTIVITY, "engineer", None),
+    ("POST", "/v1/activity/import", ACTIVITY_CSV, "engineer", None),
+    ("POST", "/v1/activity/{id}/void", {"reason": "wrong"}, "engineer", _activity),
 ]
 LEVEL = {"viewer": 1, "engineer": 2, "admin": 3}
 
@@ -122,13 +132,14 @@ LEVEL = {"viewer": 1, "engineer": 2, "admin": 3}
 @pytest.mark.parametrize("caller", ["none", "viewer", "engineer", "admin", "other"])
 @pytest.mark.parametrize(("method", "path", "body", "needs", "setup"), ENDPOINTS,
                          ids=[f"{m} {p}" for m, p, *_ in ENDPOINTS])
-def test_role_matrix(env: Env, caller: str, method: str, path: str, body: dict[str, Any] | None, needs: str,
+def test_role_matrix(env: Env, caller: str, method: str, path: str, body: dict[str, Any] | str | None, needs: str,
                      setup: Setup | None) -> None:
     with TestClient(env.app()) as c:
         entity_id = setup(c, env) if setup else ""
         before = c.get("/v1/audit", headers=env.h("admin")).json()["rows"]
         headers = {} if caller == "none" else env.h(caller)
-        resp = c.request(method, path.format(id=entity_id), json=body, headers=headers)
+        resp = (c.request(method, path.format(id=entity_id), content=body.encode(), headers=headers)
+                if isinstance(body, str) else c.request(method, path.format(id=entity_id), json=body, headers=headers))
         if caller == "none":
             expected = {401}
         elif caller == "other":  # an admin of site s2 only
@@ -148,12 +159,12 @@ def test_reads_need_a_key_and_the_site(env: Env) -> None:
         for path in ("/v1/rules", "/v1/alerts", "/v1/offsets", "/v1/allowances", "/v1/audit", "/v1/history",
                      "/v1/reports/period", "/v1/factor-sets", "/metrics", "/v1/status", "/v1/audit/verify",
                      "/v1/instruments", "/v1/targets", "/v1/measures", "/v1/meter-register",
-                     "/v1/nonconformities"):
+                     "/v1/nonconformities", "/v1/activity"):
             assert c.get(path).status_code == 401, path
             assert c.get(path, headers=env.h("viewer")).status_code == 200, path
         for path in ("/v1/rules", "/v1/alerts", "/v1/offsets", "/v1/allowances", "/v1/audit", "/v1/history",
                      "/v1/reports/period", "/v1/stream", "/v1/instruments", "/v1/targets", "/v1/measures",
-                     "/v1/meter-register", "/v1/nonconformities"):
+                     "/v1/meter-register", "/v1/nonconformities", "/v1/activity"):
             assert c.get(path, headers=env.h("other")).status_code == 404, path
         assert c.get("/v1/keys", headers=env.h("engineer")).status_code == 403
 
@@ -170,6 +181,7 @@ def test_ids_of_another_site_are_refused(env: Env) -> None:
         offset_id = c2.post("/v1/offsets", json=OFFSET, headers=other).json()["id"]
         allowance_id = c2.post("/v1/allowances", json=ALLOWANCE, headers=other).json()["id"]
         instrument_id = c2.post("/v1/instruments", json=INSTRUMENT, headers=other).json()["id"]
+        activity_id = c2.post("/v1/activity", json=ACTIVITY, headers=other).json()["id"]
         book: RuleBook = app2.state.book
         alert_id = book.fire("s2", book.get("s2", "s2-rule"), 1.0, datetime.now(UTC).isoformat())["id"]
         admin = env.h("admin")  # admin of s1
@@ -187,6 +199,10 @@ def test_ids_of_another_site_are_refused(env: Env) -> None:
         assert c1.post(f"/v1/alerts/{alert_id}/acknowledge", json={"comment": "x"},
                        headers=admin).status_code == 404
         assert c1.get("/v1/offsets", headers=admin).json() == []
+        assert c1.get(f"/v1/activity/{activity_id}", headers=admin).status_code == 404
+        assert c1.post(f"/v1/activity/{activity_id}/void", json={"reason": "x"}, headers=admin).status_code == 404
+        assert c1.get("/v1/activity", headers=admin).json() == []
+        assert c2.get(f"/v1/activity/{activity_id}", headers=other).json()["voided"] is False
         # and the owner still sees its own
         assert c2.get(f"/v1/offsets/{offset_id}", headers=other).status_code == 200
         assert c2.get(f"/v1/instruments/{instrument_id}", headers=other).json()["voided"] is False
