@@ -15,7 +15,8 @@ def _cmd_api(args: argparse.Namespace) -> int:
 
     settings = load_settings(Path(args.config), Path.cwd(), args.mqtt_url)
     store = open_reader(settings.plant_data, settings.base_dir)
-    sites = [(s, open_reader(s.plant_data, s.base_dir)) for s in load_sites(settings)]  # [api] sites: each its store
+    # [api] sites: the organisation's other sites, each read from its own store
+    sites = [(s, open_reader(s.plant_data, s.base_dir)) for s in load_sites(settings, Path(args.config))]
     app = create_app(settings, store, sites=sites)
     host = args.host or settings.api.host
     port = args.port if args.port is not None else settings.api.port

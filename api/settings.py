@@ -55,9 +55,9 @@ class ApiSection(BaseModel):
                                   description="how often the live CO2e rate's kg per unit of energy is re-read "
                                   "from the store's totals (the flow itself is live)")
     sites: tuple[str, ...] = Field(default=(), description="plant files of the organisation's other sites this "
-                                   "API also serves (paths as [store] path: against the working directory); each "
-                                   "keeps its own [store] and ingest, this file's [api] (keys, API database) and "
-                                   "[mqtt] serve them all (docs/scaling.md)")
+                                   "API also serves (a relative path against this file's folder, as a secret "
+                                   "file); each keeps its own [store] and ingest, this file's [api] (keys, API "
+                                   "database) and [mqtt] serve them all (docs/scaling.md)")
 
 
 class MqttSection(BrokerSettings):
@@ -114,13 +114,13 @@ def load_settings(plant_file: Path, base_dir: Path | None = None, mqtt_url: str 
     return Settings(plant=plant, plant_data=data, base_dir=base_dir or Path.cwd(), api=api, mqtt=mqtt)
 
 
-def load_sites(primary: Settings) -> list[Settings]:
-    """The settings of the other sites `primary` serves ([api] sites): each its own plant and [store], with the
-    primary's [api] and [mqtt] (one API database, one key file, one broker); their own [api] is not read. A site
-    id served twice is refused at start-up."""
+def load_sites(primary: Settings, plant_file: Path) -> list[Settings]:
+    """The settings of the other sites `primary` (read from `plant_file`) serves ([api] sites, against that file's
+    folder): each its own plant and [store], with the primary's [api] and [mqtt] (one API database, one key file,
+    one broker); their own [api] is not read. A site id served twice is refused at start-up."""
     found = [primary]
     for name in primary.api.sites:
-        path = primary.resolve(name)
+        path = Path(name) if Path(name).is_absolute() else plant_file.parent / name
         data = read_plant_file(path, SettingsError).data
         plant = parse_plant(data, str(path))
         if plant.site.id in {s.plant.site.id for s in found}:

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +17,9 @@ from fastapi.testclient import TestClient
 
 from api.auth import KeyRing, write_key
 from api.main import create_app
-from api.settings import Settings
+from api.settings import Settings, SettingsError, load_settings, load_sites
 from calc.plant import parse_plant
+from deploy.check_config import check_file
 from ingest.config import InfluxStoreSettings
 from ingest.store.base import Store
 from ingest.store.influx import InfluxStore
@@ -25,6 +27,7 @@ from ingest.store.sqlite import SqliteStore
 from tests.api.conftest import Env, fill_store, hourly, plant_data
 from tests.api.test_ledger import APRIL, MARCH, credit, grid_factor
 
+REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 S2_TZ = "Asia/Shanghai"          # UTC+8: s2's March starts at 2026-02-28 16:00 UTC
 S2_M1_START = datetime(2026, 2, 28, 20, tzinfo=UTC)
@@ -218,3 +221,18 @@ def test_the_roll_up_over_one_shared_influxdb(org: Org, influx_url: str) -> None
         assert [m["meter"] for m in month["by_site"][0]["meters"]] == ["m1", "m3"]
         assert_sum_of_sites(c, org.both, {"from": (MARCH - timedelta(days=1)).isoformat(),
                                           "to": "2026-03-02T00:00:00Z"})
+
+
+def test_the_example_organisation_loads_and_a_bad_sites_list_is_named(tmp_path: Path) -> None:
+    east = REPO / "deploy" / "examples" / "org" / "plant-east.toml"
+    primary = load_settings(east, tmp_path)
+    (west,) = load_sites(primary, east)
+    assert (primary.plant.site.id, west.plant.site.id) == ("east", "west")
+    assert west.db_path == primary.db_path and west.keys_path == primary.keys_path   # one API database, one key file
+    assert west.plant_data["store"]["path"] != primary.plant_data["store"]["path"]   # each site its own store
+    twice = tmp_path / "twice.toml"
+    twice.write_text(east.read_text().replace('"plant-west.toml"', f'"{east}"'))
+    results = {r.part: r for r in check_file(twice)}
+    assert not results["api"].ok and "site 'east' is served twice" in " ".join(results["api"].problems)
+    with pytest.raises(SettingsError, match="served twice"):
+        load_sites(load_settings(twice, tmp_path), twice)
