@@ -3,6 +3,7 @@
 
 import { ApiError, clearKey, get, getKey, setKey, stream, takeKeyFromFragment } from "./api.js";
 import { performanceView } from "./performance.js";
+import { ORG, orgView, siteSwitcher } from "./sites.js";
 import { drill, overview } from "./views.js";
 
 const REFRESH_MS = 15_000;
@@ -49,6 +50,11 @@ async function route() {
   const [, kind, raw] = location.hash.match(/^#\/(area|meter)\/(.+)$/) || [];
   const ctx = { fail };
   const perf = location.hash.match(/^#\/performance(?:\/(.+))?$/);
+  if (location.hash === ORG) {
+    crumbs([["organisation", null]]);
+    current = orgView(view, ctx);
+    return;
+  }
   if (perf) {
     crumbs([[site, "#/"], ["performance", null]]);
     current = performanceView(view, ctx, perf[1] ? decodeURIComponent(perf[1]) : null);
@@ -94,6 +100,7 @@ async function start() {
     const health = await fetch("/healthz", { cache: "no-store" }).then((r) => r.json());
     site = health.site;
     await get("/v1/status"); // proves the key before anything is drawn
+    site = (await siteSwitcher($("site-switch"), switchSite)) || site;
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
       signOut("The API refused this key.");
@@ -108,6 +115,17 @@ async function start() {
   await route();
   startStream();
   timer = setInterval(() => current && current.refresh(), REFRESH_MS);
+}
+
+/** Another site chosen in the switcher: its stream and its figures. */
+function switchSite(id) {
+  site = id;
+  document.title = `carbonwatch · ${site}`;
+  if (stopStream) stopStream();
+  stopStream = null;
+  startStream();
+  if (location.hash && location.hash !== "#/") location.hash = "#/"; // the other site's overview (hashchange routes)
+  else route();
 }
 
 function startStream() {

@@ -23,6 +23,20 @@ router = APIRouter(prefix="/v1/org", tags=["organisation"])
 Page = Annotated[int, Query(ge=1, le=500, description="entries per site")]
 
 
+class SiteOut(BaseModel):
+    id: str
+    name: str
+    timezone: str
+    default: bool = Field(description="the server's own site: what a request without ?site= is about")
+
+
+@router.get("/sites", responses={404: {"description": "no site visible to this key"}})
+def org_sites(org: OrgDep, key: Viewer) -> list[SiteOut]:
+    """The sites of this API the key may see (the dashboard's site switcher)."""
+    return [SiteOut(id=s.site, name=s.settings.plant.site.name, timezone=s.settings.plant.site.timezone,
+                    default=s is org.primary) for s in visible_sites(org, key)]
+
+
 @router.get("/balance", responses={404: {"description": "no site visible to this key"},
                                    422: {"description": "a period that cannot be understood"}})
 def org_balance(org: OrgDep, db: DbDep, now: NowDep, key: Viewer, period: PeriodQuery = None,

@@ -77,7 +77,7 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, str, Setup | None]] = [
 ]
 LEVEL = {"viewer": 1, "engineer": 2, "admin": 3}
 # the organisation roll-up (api/routes/organisation.py): over the sites the key may see, none visible = 404
-ORG_READS = ("/v1/org/balance", "/v1/org/history", "/v1/org/reports/period", "/v1/org/allowances",
+ORG_READS = ("/v1/org/sites", "/v1/org/balance", "/v1/org/history", "/v1/org/reports/period", "/v1/org/allowances",
              "/v1/org/instruments")
 
 

@@ -193,11 +193,14 @@ def test_a_key_sees_only_its_sites(org: Org, client: TestClient) -> None:
     assert theirs["sites"] == ["s2"] and theirs["total"]["offsets_kg"] == pytest.approx(1000.0)
     both = client.get("/v1/org/balance", params={"period": "month"}, headers=org.both).json()
     assert both["sites"] == ["s1", "s2"]
+    assert [(s["id"], s["timezone"], s["default"]) for s in client.get("/v1/org/sites", headers=org.both).json()] == [
+        ("s1", "UTC", True), ("s2", S2_TZ, False)]
+    assert [s["id"] for s in client.get("/v1/org/sites", headers=s2_admin).json()] == ["s2"]
     # each site's own meters, from its own store
     assert [m["meter"] for m in client.get("/v1/balance", params={"site": "s2", "period": "month"},
                                           headers=org.both).json()["meters"]] == ["m1", "m2"]
     s3 = write_key(env.keys_file, "s3-viewer", "viewer", ("s3",))
-    for path in ("/v1/org/balance", "/v1/org/history", "/v1/org/allowances", "/v1/org/instruments",
+    for path in ("/v1/org/sites", "/v1/org/balance", "/v1/org/history", "/v1/org/allowances", "/v1/org/instruments",
                  "/v1/org/reports/period"):
         assert client.get(path, headers={"Authorization": f"Bearer {s3}"}).status_code == 404, path
 
