@@ -7,11 +7,13 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -24,7 +26,7 @@ from ingest.config import InfluxStoreSettings
 from ingest.store.base import Store
 from ingest.store.influx import InfluxStore
 from ingest.store.sqlite import SqliteStore
-from tests.api.conftest import Env, fill_store, hourly, plant_data
+from tests.api.conftest import Env, Server, fill_store, hourly, plant_data
 from tests.api.test_ledger import APRIL, MARCH, credit, grid_factor
 
 REPO = Path(__file__).resolve().parents[2]
@@ -239,3 +241,19 @@ def test_the_example_organisation_loads_and_a_bad_sites_list_is_named(tmp_path: 
     assert not results["api"].ok and "site 'east' is served twice" in " ".join(results["api"].problems)
     with pytest.raises(SettingsError, match="served twice"):
         load_sites(load_settings(twice, tmp_path), twice)
+
+
+def test_a_serial_raced_from_both_sites_counts_once(org: Org, env: Env) -> None:
+    """Eight admins post the same credit serial at once, half at each site, to a real server: one is counted."""
+    s1, s2 = SqliteStore(env.tmp / "store.sqlite"), SqliteStore(env.tmp / "store-s2.sqlite")
+    client = org_app(env, s1, s2)
+    with Server(client.app) as server, httpx.Client(base_url=server.url, headers=org.both_admin, timeout=60) as http:  # type: ignore[arg-type]
+        def post(i: int) -> int:
+            return http.post("/v1/offsets", params={"site": ("s1", "s2")[i % 2]},
+                             json=credit("CCER-RACE")).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            codes = sorted(pool.map(post, range(8)))
+        assert codes == [201] + [409] * 7
+        counted = [http.get("/v1/offsets", params={"site": s}).json() for s in ("s1", "s2")]
+        assert sum(len(c) for c in counted) == 1
