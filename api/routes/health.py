@@ -60,12 +60,12 @@ def status(request: Request, settings: SettingsDep, engine: EngineDep, hub: HubD
 class _ApiCollector:
     """The API's own counters and the live figures, as prometheus_client metric families."""
 
-    def __init__(self, request: Request, settings: Settings, engine: Engine) -> None:
-        self.request, self.settings, self.engine = request, settings, engine
+    def __init__(self, request: Request, settings: Settings, engine: Engine, hub: Hub) -> None:
+        self.request, self.settings, self.engine, self.hub = request, settings, engine, hub
 
     def collect(self) -> Iterator[Metric]:
         link = self.request.app.state.mqtt
-        hub: Hub = self.request.app.state.hub
+        hub = self.hub
         c = self.engine.counters
         site = self.settings.plant.site.id
         live = list(self.engine.live.meters.values())
@@ -109,7 +109,7 @@ class _ApiCollector:
 
 @router.get("/metrics", response_class=PlainTextResponse,
             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition format"}})
-def metrics(request: Request, settings: SettingsDep, engine: EngineDep, key: Viewer,
+def metrics(request: Request, settings: SettingsDep, engine: EngineDep, hub: HubDep, key: Viewer,
             site: SiteQuery = None) -> Response:
     """The API's counters and live figures, and every ingest worker's counters (from the snapshots the workers
     write, `ingest.metrics.read_plant_metrics`) with the age of each snapshot, so a dead worker shows; of the
@@ -117,6 +117,6 @@ def metrics(request: Request, settings: SettingsDep, engine: EngineDep, key: Vie
     if site is not None:
         site_of(key, settings, site)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_ApiCollector(request, settings, engine))
+    registry.register(_ApiCollector(request, settings, engine, hub))
     registry.register(SnapshotCollector(read_plant_metrics(settings.plant_data, settings.base_dir)))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
