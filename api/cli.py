@@ -10,12 +10,14 @@ def _cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.main import create_app
-    from api.settings import load_settings
+    from api.settings import load_settings, load_sites
     from ingest.store import open_reader
 
     settings = load_settings(Path(args.config), Path.cwd(), args.mqtt_url)
     store = open_reader(settings.plant_data, settings.base_dir)
-    app = create_app(settings, store)
+    # [api] sites: the organisation's other sites, each read from its own store
+    sites = [(s, open_reader(s.plant_data, s.base_dir)) for s in load_sites(settings, Path(args.config))]
+    app = create_app(settings, store, sites=sites)
     host = args.host or settings.api.host
     port = args.port if args.port is not None else settings.api.port
     uvicorn.run(app, host=host, port=port, log_level=args.log_level, timeout_graceful_shutdown=2)

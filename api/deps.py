@@ -1,5 +1,6 @@
-"""Dependencies shared by the routers: settings, the store reader (and its held-energy side), the API database,
-the live engine, the clock, and the caller's key checked against a role and a site."""
+"""Dependencies shared by the routers: the site a request is about (api.sites: its settings, store reader and
+held-energy side, live engine and stream), the API database, the clock, and the caller's key checked against a
+role and a site."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from api.auth import ApiKey, KeyRing, Role
 from api.errors import Forbidden, Invalid, NotFound
 from api.held import HeldDesk
 from api.live.rule_runner import Engine
+from api.live.stream import Hub
 from api.rulebook import RuleBook
 from api.settings import Settings
+from api.sites import Organisation, SiteContext
 from ingest.store.base import HeldReader, StoreReader
 from records.db import ApiDb
 
@@ -23,24 +26,30 @@ _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
 
 
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+async def get_site(request: Request) -> SiteContext:
+    """The context of the site the request names (`?site=`; none: the server's own site). An unknown site gets
+    the server's own context, which site_of then refuses as not found, exactly as with one site."""
+    org: Organisation = request.app.state.org
+    return org.get(request.query_params.get("site"))
 
 
-def get_store(request: Request) -> StoreReader:
-    store: StoreReader = request.app.state.store
-    return store
+SiteDep = Annotated[SiteContext, Depends(get_site)]
 
 
-def get_held(request: Request) -> HeldReader:
-    held: HeldReader = request.app.state.held
-    return held
+async def get_settings(site: SiteDep) -> Settings:
+    return site.settings
 
 
-def get_held_desk(request: Request) -> HeldDesk:
-    desk: HeldDesk = request.app.state.held_desk
-    return desk
+async def get_store(site: SiteDep) -> StoreReader:
+    return site.store
+
+
+async def get_held(site: SiteDep) -> HeldReader:
+    return site.held
+
+
+async def get_held_desk(site: SiteDep) -> HeldDesk:
+    return site.held_desk
 
 
 def get_db(request: Request) -> ApiDb:
@@ -53,9 +62,17 @@ def get_book(request: Request) -> RuleBook:
     return book
 
 
-def get_engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
+async def get_engine(site: SiteDep) -> Engine:
+    return site.engine
+
+
+async def get_hub(site: SiteDep) -> Hub:
+    return site.hub
+
+
+async def get_org(request: Request) -> Organisation:
+    org: Organisation = request.app.state.org
+    return org
 
 
 def get_now(request: Request) -> datetime:
@@ -93,7 +110,8 @@ def require(role: Role) -> Callable[[ApiKey], ApiKey]:
 
 
 def check_site(key: ApiKey, settings: Settings, site: str) -> None:
-    """Refuse a site the key may not see, and a site this server does not serve (same answer: not found)."""
+    """Refuse a site the key may not see, and a site this server does not serve (same answer: not found):
+    `settings` are the requested site's when this server serves it, else the server's own."""
     if site != settings.plant.site.id or not key.may_see(site):
         raise NotFound(f"no site {site!r}")
 
@@ -104,7 +122,8 @@ def invalid(where: tuple[str, ...], message: str) -> Invalid:
 
 
 def site_of(key: ApiKey, settings: Settings, site: str | None) -> str:
-    """The site a request is about (default: this server's), refused unless the key may see it."""
+    """The site a request is about (default: this server's own), refused unless the key may see it; `settings` are
+    that site's (get_site picked them by the same `site` query parameter)."""
     site = site or settings.plant.site.id
     check_site(key, settings, site)
     return site
@@ -116,6 +135,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 DbDep = Annotated[ApiDb, Depends(get_db)]
 BookDep = Annotated[RuleBook, Depends(get_book)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+HubDep = Annotated[Hub, Depends(get_hub)]
+OrgDep = Annotated[Organisation, Depends(get_org)]
 NowDep = Annotated[datetime, Depends(get_now)]
 HistoryDep = Annotated[StoreReader, Depends(get_store)]  # series and factor usage: the store's own
 StoreDep = Annotated[StoreReader, Depends(get_store)]

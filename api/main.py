@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -22,14 +22,9 @@ from api import dashboard
 from api.auth import KeyRing
 from api.entry_sender import EntrySender
 from api.errors import ApiError, Invalid, error_response
-from api.held import HeldDesk
 from api.limits import BodyLimit
-from api.live.live_sums import LiveState
 from api.live.mqtt_feed import MqttLink, to_loop
 from api.live.rule_runner import CO2E_FILTER, Engine
-from api.live.stream import Hub
-from api.live_rates import seed_factor_fallback
-from api.notify import Notifier
 from api.records_watch import RecordsWatch
 from api.routes import (
     activity,
@@ -49,6 +44,7 @@ from api.routes import (
     meters,
     nonconformities,
     offsets,
+    organisation,
     performance,
     reports,
     rules,
@@ -58,10 +54,9 @@ from api.routes import (
 )
 from api.rulebook import RuleBook
 from api.settings import Settings
-from calc.baseline import Baseline
+from api.sites import Organisation, site_context
 from calc.topics import READING_FILTER
 from ingest.store.base import HeldReader, Store, StoreError, StoreReader
-from records.baselines import Baselines
 from records.db import ApiDb
 from records.keys import KeyRevocations
 
@@ -73,16 +68,17 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def _consume(engine: Engine, queue: asyncio.Queue[tuple[str, bytes, float]]) -> None:
+async def _consume(org: Organisation, queue: asyncio.Queue[tuple[str, bytes, float]]) -> None:
     while True:
         topic, payload, received = await queue.get()
-        await engine.handle(topic, payload, received)
+        await org.engine_for(topic).handle(topic, payload, received)
 
 
-async def _ticker(engine: Engine, every_s: float) -> None:
+async def _ticker(org: Organisation, every_s: float) -> None:
     while True:
         await asyncio.sleep(every_s)
-        await engine.tick()
+        for site in org:
+            await site.engine.tick()
 
 
 async def _rate_refresher(engine: Engine, store: StoreReader, every_s: float, soonest_s: float = 1.0) -> None:
@@ -115,52 +111,50 @@ def add_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
-               clock: Clock | None = None, db: ApiDb | None = None, held_reader: HeldReader | None = None) -> FastAPI:
+               clock: Clock | None = None, db: ApiDb | None = None, held_reader: HeldReader | None = None,
+               sites: Sequence[tuple[Settings, Store]] = ()) -> FastAPI:
     """The app over `store` (the whole ingest.store.base.Store contract: totals, series, latest values, held
-    energy...); held energy is read and decided through `held_reader`, by default the store itself."""
+    energy...); held energy is read and decided through `held_reader`, by default the store itself. `sites`: the
+    organisation's other sites this API serves, each with its own store (api.settings.load_sites)."""
     clock = clock or _utcnow
     db = db or ApiDb(settings.db_path, clock)
     book = RuleBook(db)
-    hub = Hub()
     ring = keyring or KeyRing.load(settings.keys_path)
     ring.revoked = KeyRevocations(db).revoked()
-    site = settings.plant.site.id
     link: MqttLink | None = None
 
     def publish(topic: str, payload: bytes) -> None:
         if link is not None:
             link.publish(topic, payload, qos=1)
 
-    notifier = Notifier(db, site, settings.api.webhooks, publish)
-    stored_baselines = Baselines(db)
-
-    def active_baseline(baseline_id: str) -> Baseline | None:
-        """The model in force for a deviation rule (blocking: the engine calls it in a worker thread)."""
-        found = stored_baselines.latest_active(site, baseline_id)
-        return found.model if found is not None else None
-
-    engine = Engine(site, LiveState(settings.plant), book, notifier, hub, clock, baselines=active_baseline)
-    seed_factor_fallback(engine.live, settings, clock())   # a live rate before the store holds any energy
-    engine.load(None)
-    watch = RecordsWatch(db, settings, store, notifier, hub, clock)   # calibration overdue, milestones missed
+    org = Organisation([site_context(settings, store, held_reader if held_reader is not None else store, db, book,
+                                     clock, publish)]
+                       + [site_context(s, st, st, db, book, clock, publish) for s, st in sites])
+    primary = org.primary
+    # calibration overdue, actions overdue, milestones missed: one watch per site
+    watches = [RecordsWatch(db, s.settings, s.store, s.notifier, s.hub, clock) for s in org]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal link
         tasks: list[asyncio.Task[None]] = []
-        engine.bind(asyncio.get_running_loop())
-        await asyncio.to_thread(engine.load, store)
+        for site in org:
+            site.engine.bind(asyncio.get_running_loop())
+            await asyncio.to_thread(site.engine.load, site.store)
         if settings.api.live:
             queue: asyncio.Queue[tuple[str, bytes, float]] = asyncio.Queue(10_000)
             link = MqttLink(settings.mqtt, settings.client_id, to_loop(asyncio.get_running_loop(), queue),
                             (READING_FILTER, CO2E_FILTER), clean_session=not settings.persistent_session)
             app.state.mqtt = link
             link.start()
-            tasks.append(asyncio.create_task(_consume(engine, queue), name="live evaluation"))
-            tasks.append(asyncio.create_task(_ticker(engine, settings.api.tick_s), name="clock rules"))
-            tasks.append(asyncio.create_task(_rate_refresher(engine, store, settings.api.rate_refresh_s),
-                                             name="live rate basis"))
-        tasks.append(asyncio.create_task(watch.run(settings.api.tick_s), name="records watch"))
+            tasks.append(asyncio.create_task(_consume(org, queue), name="live evaluation"))
+            tasks.append(asyncio.create_task(_ticker(org, settings.api.tick_s), name="clock rules"))
+            for site in org:
+                tasks.append(asyncio.create_task(_rate_refresher(site.engine, site.store,
+                                                                 settings.api.rate_refresh_s),
+                                                 name=f"live rate basis {site.site}"))
+        for watch in watches:
+            tasks.append(asyncio.create_task(watch.run(settings.api.tick_s), name=f"records watch {watch.site}"))
         try:
             yield
         finally:
@@ -171,8 +165,9 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
                     await task
             if link is not None:
                 await asyncio.to_thread(link.stop)
-            await notifier.drain()
-            store.close()
+            for site in org:
+                await site.notifier.drain()
+                site.store.close()
             db.close()
 
     app = FastAPI(title="carbonwatch", version="1", lifespan=lifespan,
@@ -181,19 +176,20 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
                               "(release or reject), allowances, offsets, contractual instruments, "
                               "reports, the audit log and a live stream. Every call needs an API key "
                               "(`Authorization: Bearer KEY` or `X-API-Key`) except /healthz.")
+    app.state.org = org   # requests reach a site's settings, store, engine... through api.deps (?site=)
     app.state.settings = settings
     app.state.store = store
-    app.state.held = held_reader if held_reader is not None else store
-    app.state.held_desk = HeldDesk(settings, app.state.held, db)
+    app.state.held = primary.held
+    app.state.held_desk = primary.held_desk
     app.state.keyring = ring
     app.state.db = db
     app.state.book = book
-    app.state.engine = engine
-    app.state.hub = hub
+    app.state.engine = primary.engine
+    app.state.hub = primary.hub
     app.state.clock = clock
     app.state.mqtt = None
     app.state.entry_sender = EntrySender(settings.mqtt)   # manual entries reach ingest through the broker
-    app.state.records_watch = watch
+    app.state.records_watch = watches[0]   # the primary site's (tests drive its checks)
     if settings.api.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.api.cors_origins),
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
@@ -202,7 +198,7 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
     add_error_handlers(app)
     for module in (health, meters, balance, history, held, factors, rules, alerts, allowances, offsets, instruments,
                    reports, audit, keys, stream, baselines, performance, variables, targets, measures,
-                   meter_register, nonconformities, activity):
+                   meter_register, nonconformities, activity, organisation):
         app.include_router(module.router)
     app.include_router(dashboard.router)  # the static page at "/" (no data in it; it calls the API with a key)
     return app

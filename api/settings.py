@@ -56,6 +56,10 @@ class ApiSection(BaseModel):
     rate_refresh_s: float = Field(default=30.0, gt=0, le=3600,
                                   description="how often the live CO2e rate's kg per unit of energy is re-read "
                                   "from the store's totals (the flow itself is live)")
+    sites: tuple[str, ...] = Field(default=(), description="plant files of the organisation's other sites this "
+                                   "API also serves (a relative path against this file's folder, as a secret "
+                                   "file); each keeps its own [store] and ingest, this file's [api] (keys, API "
+                                   "database) and [mqtt] serve them all (docs/scaling.md)")
 
 
 class MqttSection(BrokerSettings):
@@ -103,6 +107,7 @@ def _section(model: type[BaseModel], data: dict[str, Any], key: str, source: str
 
 
 def load_settings(plant_file: Path, base_dir: Path | None = None, mqtt_url: str | None = None) -> Settings:
+    """The settings of the API's own site (the plant file given on the command line)."""
     data = read_plant_file(plant_file, SettingsError).data  # secrets as plantfile reads them
     plant = parse_plant(data, str(plant_file))
     api = _section(ApiSection, data, "api", str(plant_file))
@@ -113,3 +118,19 @@ def load_settings(plant_file: Path, base_dir: Path | None = None, mqtt_url: str 
     except CoalError as exc:
         raise SettingsError(f"{plant_file}: {exc}") from exc
     return Settings(plant=plant, plant_data=data, base_dir=base_dir or Path.cwd(), api=api, mqtt=mqtt)
+
+
+def load_sites(primary: Settings, plant_file: Path) -> list[Settings]:
+    """The settings of the other sites `primary` (read from `plant_file`) serves ([api] sites, against that file's
+    folder): each its own plant and [store], with the primary's [api] and [mqtt] (one API database, one key file,
+    one broker); their own [api] is not read. A site id served twice is refused at start-up."""
+    found = [primary]
+    for name in primary.api.sites:
+        path = Path(name) if Path(name).is_absolute() else plant_file.parent / name
+        data = read_plant_file(path, SettingsError).data
+        plant = parse_plant(data, str(path))
+        if plant.site.id in {s.plant.site.id for s in found}:
+            raise SettingsError(f"{path}: site.id: site {plant.site.id!r} is served twice ([api] sites)")
+        found.append(Settings(plant=plant, plant_data=data, base_dir=primary.base_dir, api=primary.api,
+                              mqtt=primary.mqtt))
+    return found[1:]

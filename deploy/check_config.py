@@ -127,9 +127,22 @@ def check_simulators(data: dict[str, Any], source: str, base_dir: Path) -> list[
 
 
 def check_api(data: dict[str, Any], source: str, base_dir: Path) -> list[str]:
-    from api.settings import ApiSection, MqttSection
+    from api.settings import ApiSection, MqttSection, Settings, SettingsError, load_sites
+    from calc.plant import PlantError, parse_plant
 
-    return _pydantic(ApiSection, data, "api", source) + _pydantic(MqttSection, data, "mqtt", source)
+    problems = _pydantic(ApiSection, data, "api", source) + _pydantic(MqttSection, data, "mqtt", source)
+    if problems or not data.get("api", {}).get("sites"):
+        return problems
+    try:   # the other sites this API serves: readable plant files, each site once
+        primary = Settings(plant=parse_plant(data, source), plant_data=data, base_dir=base_dir,
+                           api=ApiSection.model_validate(data["api"]))
+    except PlantError:
+        return []   # reported by the plant check
+    try:
+        load_sites(primary, Path(source))
+    except (SettingsError, PlantError) as exc:
+        return _lines(exc)
+    return []
 
 
 def check_scada(data: dict[str, Any], source: str, base_dir: Path) -> list[str]:

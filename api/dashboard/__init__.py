@@ -30,6 +30,7 @@ ASSETS: dict[str, str] = {
     "performance.js": "text/javascript; charset=utf-8",
     "records.js": "text/javascript; charset=utf-8",
     "activity.js": "text/javascript; charset=utf-8",
+    "sites.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }

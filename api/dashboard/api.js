@@ -2,6 +2,11 @@
 // live stream (Server-Sent Events read through fetch, because EventSource cannot send an Authorization header).
 
 const KEY_ITEM = "carbonwatch.apiKey";
+let site = ""; // the site every call is about (sites.js sets it); "" = the server's own
+
+export function setSite(id) {
+  site = id || "";
+}
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -60,7 +65,7 @@ async function call(method, path, params, body, accept) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const resp = await fetch(path + query(params), init);
+  const resp = await fetch(path + query({ site, ...params }), init);
   if (!resp.ok) throw new ApiError(resp.status, await detailOf(resp));
   return resp;
 }
@@ -101,7 +106,7 @@ export function stream(onEvent, onState) {
 
   async function once() {
     controller = new AbortController();
-    const resp = await fetch("/v1/stream", {
+    const resp = await fetch("/v1/stream" + query({ site }), {
       headers: { Authorization: `Bearer ${getKey()}`, Accept: "text/event-stream" },
       signal: controller.signal,
       cache: "no-store",

@@ -5,6 +5,7 @@ import { ApiError, clearKey, get, getKey, setKey, stream, takeKeyFromFragment } 
 import { activityView } from "./activity.js";
 import { performanceView } from "./performance.js";
 import { recordsView } from "./records.js";
+import { ORG, orgView, siteSwitcher } from "./sites.js";
 import { drill, overview } from "./views.js";
 
 const REFRESH_MS = 15_000;
@@ -54,6 +55,11 @@ async function route() {
   if (location.hash === "#/activity") {
     crumbs([[site, "#/"], ["activity", null]]);
     current = activityView(view, ctx);
+    return;
+  }
+  if (location.hash === ORG) {
+    crumbs([["organisation", null]]);
+    current = orgView(view, ctx);
     return;
   }
   if (perf) {
@@ -106,6 +112,7 @@ async function start() {
     const health = await fetch("/healthz", { cache: "no-store" }).then((r) => r.json());
     site = health.site;
     await get("/v1/status"); // proves the key before anything is drawn
+    site = (await siteSwitcher($("site-switch"), switchSite)) || site;
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
       signOut("The API refused this key.");
@@ -120,6 +127,17 @@ async function start() {
   await route();
   startStream();
   timer = setInterval(() => current && current.refresh(), REFRESH_MS);
+}
+
+/** Another site chosen in the switcher: its stream and its figures. */
+function switchSite(id) {
+  site = id;
+  document.title = `carbonwatch · ${site}`;
+  if (stopStream) stopStream();
+  stopStream = null;
+  startStream();
+  if (location.hash && location.hash !== "#/") location.hash = "#/"; // the other site's overview (hashchange routes)
+  else route();
 }
 
 function startStream() {

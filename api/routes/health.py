@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from pydantic import BaseModel
 
-from api.deps import EngineDep, SettingsDep, Viewer
+from api.deps import EngineDep, HubDep, SettingsDep, SiteQuery, Viewer, site_of
 from api.live.rule_runner import Engine
 from api.live.stream import Hub
 from api.settings import Settings
@@ -44,9 +44,11 @@ def healthz(settings: SettingsDep) -> Health:
 
 
 @router.get("/v1/status")
-def status(request: Request, settings: SettingsDep, engine: EngineDep, key: Viewer) -> Status:
+def status(request: Request, settings: SettingsDep, engine: EngineDep, hub: HubDep, key: Viewer,
+           site: SiteQuery = None) -> Status:
+    if site is not None:   # another site of the organisation: only for a key that may see it
+        site_of(key, settings, site)
     link = request.app.state.mqtt
-    hub: Hub = request.app.state.hub
     c = engine.counters
     return Status(site=settings.plant.site.id, mqtt_url=settings.mqtt.effective_url,
                   mqtt_connected=bool(link and link.connected.is_set()),
@@ -58,12 +60,12 @@ def status(request: Request, settings: SettingsDep, engine: EngineDep, key: View
 class _ApiCollector:
     """The API's own counters and the live figures, as prometheus_client metric families."""
 
-    def __init__(self, request: Request, settings: Settings, engine: Engine) -> None:
-        self.request, self.settings, self.engine = request, settings, engine
+    def __init__(self, request: Request, settings: Settings, engine: Engine, hub: Hub) -> None:
+        self.request, self.settings, self.engine, self.hub = request, settings, engine, hub
 
     def collect(self) -> Iterator[Metric]:
         link = self.request.app.state.mqtt
-        hub: Hub = self.request.app.state.hub
+        hub = self.hub
         c = self.engine.counters
         site = self.settings.plant.site.id
         live = list(self.engine.live.meters.values())
@@ -107,10 +109,14 @@ class _ApiCollector:
 
 @router.get("/metrics", response_class=PlainTextResponse,
             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition format"}})
-def metrics(request: Request, settings: SettingsDep, engine: EngineDep, key: Viewer) -> Response:
+def metrics(request: Request, settings: SettingsDep, engine: EngineDep, hub: HubDep, key: Viewer,
+            site: SiteQuery = None) -> Response:
     """The API's counters and live figures, and every ingest worker's counters (from the snapshots the workers
-    write, `ingest.metrics.read_plant_metrics`) with the age of each snapshot, so a dead worker shows."""
+    write, `ingest.metrics.read_plant_metrics`) with the age of each snapshot, so a dead worker shows; of the
+    server's own site, or of `site`."""
+    if site is not None:
+        site_of(key, settings, site)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_ApiCollector(request, settings, engine))
+    registry.register(_ApiCollector(request, settings, engine, hub))
     registry.register(SnapshotCollector(read_plant_metrics(settings.plant_data, settings.base_dir)))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

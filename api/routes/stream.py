@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from api.deps import SettingsDep, SiteQuery, Viewer, site_of
-from api.live.stream import Hub
+from api.deps import HubDep, SettingsDep, SiteQuery, Viewer, site_of
 
 router = APIRouter(prefix="/v1", tags=["stream"])
 
@@ -15,8 +14,7 @@ router = APIRouter(prefix="/v1", tags=["stream"])
 @router.get("/stream", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "event: meter|balance|alert|lagged, data: JSON"}})
-async def stream(request: Request, settings: SettingsDep, key: Viewer, site: SiteQuery = None) -> StreamingResponse:
+async def stream(settings: SettingsDep, hub: HubDep, key: Viewer, site: SiteQuery = None) -> StreamingResponse:
     site_of(key, settings, site)
-    hub: Hub = request.app.state.hub
     return StreamingResponse(hub.events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
