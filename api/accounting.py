@@ -12,12 +12,14 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from api.completeness import expected_points, first_readings
+from api.flows import FlowsOut
 from api.instruments import InstrumentDesk
 from api.intensity import IntensityOut, intensities, production_groups
 from api.market import TotalsMemo, allocate
 from api.projection import API_BURN_WINDOW, expected_profile, hourly_history, project_allowance
 from api.settings import Settings
 from api.standard_coal import coal_book
+from api.virtual import VirtualBalance
 from calc.balance import TimeRange
 from calc.factors import default_factor_set
 from calc.periods import AccountingPeriod
@@ -181,6 +183,10 @@ class BalanceOut(BaseModel):
     kgce_refused: list[str] = Field(default_factory=list, description="meters whose energy has no kgce, and why")
     intensity: list[IntensityOut] = Field(default_factory=list, description="kg CO2e and kgce per unit of product "
                                           "of the site, areas and lines that declare production counters")
+    virtual_meters: list[VirtualBalance] = Field(default_factory=list, description="the plant's virtual meters "
+                                                 "over the period (api.virtual; not added to the figures above)")
+    flows: FlowsOut | None = Field(default=None, description="electricity import, export and generation, net "
+                                   "import (api.flows); null when no meter of the boundary exports or generates")
 
 
 def allowance_status(db: ApiDb, store: StoreReader, history: StoreReader, settings: Settings, site: str,

@@ -44,6 +44,7 @@ from api.routes import (
     meters,
     offsets,
     performance,
+    reconciliation,
     reports,
     rules,
     stream,
@@ -189,7 +190,7 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     add_error_handlers(app)
     for module in (health, meters, balance, history, held, factors, rules, alerts, allowances, offsets, instruments,
-                   reports, audit, keys, stream, baselines, performance):
+                   reports, audit, keys, stream, baselines, performance, reconciliation):
         app.include_router(module.router)
     app.include_router(dashboard.router)  # the static page at "/" (no data in it; it calls the API with a key)
     return app

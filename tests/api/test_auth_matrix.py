@@ -183,3 +183,17 @@ def test_rule_versions_are_kept(env: Env) -> None:
         assert c.get("/v1/rules", headers=h).json() == []
         book = RuleBook(c.app.state.db)  # type: ignore[attr-defined]
         assert book.get("s1", "r", 1).spec == RuleSpec.model_validate(RULE)
+
+
+def test_virtual_meter_reads_need_a_key_and_the_site(tmp_path: Any) -> None:
+    """/v1/reconciliation and a virtual meter's balance and history: a key of the site, any role."""
+    from tests.api.test_virtual import VirtualEnv
+
+    venv = VirtualEnv(tmp_path)
+    with TestClient(venv.app()) as c:
+        for path, params in (("/v1/reconciliation", {"meter": "rest"}), ("/v1/balance", {"meter": "rest"}),
+                             ("/v1/history", {"meter": "rest"})):
+            assert c.get(path, params=params).status_code == 401, path
+            for role in ("viewer", "engineer", "admin"):
+                assert c.get(path, params=params, headers=venv.h(role)).status_code == 200, (path, role)
+            assert c.get(path, params={**params, "site": "s2"}, headers=venv.h("other")).status_code == 404, path
