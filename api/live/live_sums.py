@@ -38,6 +38,8 @@ from functools import cache
 
 from api.live.deviation import DeviationInputs
 from api.live.production import Production
+from api.live.virtual_live import value as virtual_value
+from api.live.virtual_live import virtual_terms
 from api.projection import LIVE_BURN_WINDOW, AllowanceProjection, project_allowance
 from calc.balance import TimeRange
 from calc.performance import HourOfWeekProfile
@@ -302,7 +304,10 @@ class LiveState:
             return [m for m in self.meters.values() if m.area == target]
         if scope is ScopeKind.LINE:
             return [m for m in self.meters.values() if m.line == target]
-        return [self.meters[target]] if target in self.meters else []
+        if target in self.meters:
+            return [self.meters[target]]
+        terms = virtual_terms(self.plant, scope, target)   # a virtual meter: its inputs (api.live.virtual_live)
+        return [self.meters[t.meter] for t in terms or () if t.meter in self.meters]
 
     def period_kg(self, meters: list[MeterLive], period: str, now: datetime) -> float:
         start = resolve(period, None, None, self.tz, now).start
@@ -310,6 +315,9 @@ class LiveState:
 
     def value(self, rule: RuleSpec, now: datetime) -> float:
         """The rule's metric over its scope at `now` (NaN when it cannot be known yet)."""
+        signed = virtual_value(self, rule, now)
+        if signed is not None:
+            return signed
         meters = self.in_scope(rule.scope, rule.target)
         if not meters:
             return math.nan
