@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field
 
 from api.settings import Settings
+from api.standard_coal import factor_bases
 from calc.generation import Flows, scope2_with_generation
 from calc.units import UnitError, conversion_factor
 from ingest.store.base import StoreReader
@@ -37,8 +38,9 @@ class FlowsOut(BaseModel):
     market_co2e_kg: float | None = Field(default=None, description="market-based kg CO2e of the electricity as "
                                          "the balance counts it (self-consumed generation adds nothing while the "
                                          "site keeps its attributes)")
-    grid_kg_per_kwh: float | None = Field(default=None, description="the period's mean grid factor of the "
-                                          "import (location CO2e / import), kg CO2e/kWh")
+    grid_kg_per_kwh: float | None = Field(default=None, description="the grid factor a kWh bought by these "
+                                          "meters counts at (ingest's factor table at the period's end, or now), "
+                                          "kg CO2e/kWh; their mean when they differ")
     avoided_location_kg: float = Field(default=0.0, description="self-consumed × grid_kg_per_kwh: a memo of what "
                                        "the generation used on site would have cost from the grid, never "
                                        "subtracted")
@@ -46,7 +48,7 @@ class FlowsOut(BaseModel):
 
 
 def balance_flows(settings: Settings, store: StoreReader, balance: BalanceOut, site: str, start: datetime,
-                  end: datetime, area: str | None = None, meter: str | None = None) -> FlowsOut | None:
+                  end: datetime, now: datetime, area: str | None = None, meter: str | None = None) -> FlowsOut | None:
     """The boundary's electricity flows over [start, end), or None when no meter of it exports or generates."""
     flows = [f for f in store.energy_flows(site, start, end) if f.carrier == ELECTRICITY
              and (area is None or f.area == area) and (meter is None or f.meter == meter)]
@@ -64,7 +66,9 @@ def balance_flows(settings: Settings, store: StoreReader, balance: BalanceOut, s
     location = sum(c.co2e_kg for c in balance.carriers if c.carrier == ELECTRICITY)
     market_rows = [m.market_co2e_kg for m in balance.meters if m.carrier == ELECTRICITY]
     market = None if any(v is None for v in market_rows) else sum(v or 0.0 for v in market_rows)
-    grid = location / total.import_energy if total.import_energy > 0 else None
+    factors = [b.co2e_kg / b.energy / conversion_factor(b.energy_unit, "kWh")
+               for b in factor_bases(settings, min(end, now)) if b.meter in with_flow and b.energy > 0]
+    grid = sum(factors) / len(factors) if factors else None
     scope2 = scope2_with_generation(total, grid or 0.0, 0.0)
     return FlowsOut(import_energy=total.import_energy, export_energy=total.export_energy,
                     generation_energy=total.generation_energy, net_import=total.net_import,

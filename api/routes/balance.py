@@ -65,4 +65,4 @@ def balance(settings: SettingsDep, store: StoreDep, db: DbDep, history: HistoryD
     out = build_balance(settings, store, db, history, held, site, bounds, now, rate, area, meter)
     return out.model_copy(update={
         "virtual_meters": virtual_balances(settings, out) if area is None and meter is None else [],
-        "flows": balance_flows(settings, store, out, site, bounds.start, bounds.end, area, meter)})
+        "flows": balance_flows(settings, store, out, site, bounds.start, bounds.end, now, area, meter)})
