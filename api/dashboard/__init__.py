@@ -28,6 +28,7 @@ ASSETS: dict[str, str] = {
     "dom.js": "text/javascript; charset=utf-8",
     "held.js": "text/javascript; charset=utf-8",
     "performance.js": "text/javascript; charset=utf-8",
+    "flows.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }

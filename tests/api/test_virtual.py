@@ -50,12 +50,14 @@ def day_of_samples(seed: int = 7) -> dict[str, list[float]]:
     return {"main": main, **subs, "roof": roof}
 
 
-def fill(store: SqliteStore, deltas: dict[str, list[float]], export_wh: list[float] | None) -> None:
-    conv = Converter(parse_plant(plant()), clock=lambda: DAY.timestamp() + 10 * 86400)
+def fill(store: SqliteStore, deltas: dict[str, list[float]], export_wh: list[float] | None,
+         day: datetime = DAY) -> None:
+    """Minute samples from `day`'s midnight through ingest's converter (a roof export register when given, Wh)."""
+    conv = Converter(parse_plant(plant()), clock=lambda: day.timestamp() + 10 * 86400)
     for meter, values in deltas.items():
         counter = 1000.0
         for i, kwh in enumerate(values):
-            ts = DAY + timedelta(minutes=i, seconds=30)
+            ts = day + timedelta(minutes=i, seconds=30)
             counter += kwh
             samples = [Sample(ts=ts, quantity="active_energy_import", value=counter, unit="kWh", delta=kwh,
                               interval_s=60.0)]
