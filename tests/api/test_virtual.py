@@ -6,17 +6,25 @@ counter shows as flows in the balance and lowers net import by the exported kWh 
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from api.auth import KeyRing
+from api.main import create_app
 from api.settings import ApiSection, MqttSection, Settings
 from calc import topics
 from calc.plant import parse_plant
 from calc.schema import ReadingMessage, Sample, encode
+from ingest.config import InfluxStoreSettings
 from ingest.convert import Converter
+from ingest.store.base import Store
+from ingest.store.influx import InfluxStore
 from ingest.store.sqlite import SqliteStore
 from tests.api.conftest import START, Env
 
@@ -33,6 +41,17 @@ def plant(site: str = "s1") -> dict[str, Any]:
 
 
 class VirtualEnv(Env):
+    influx: InfluxStoreSettings | None = None   # the store behind the app: SQLite unless set
+
+    def open_store(self) -> Store:
+        return InfluxStore(self.influx) if self.influx is not None else SqliteStore(self.tmp / "store.sqlite")
+
+    def app(self, mqtt: MqttSection | None = None, **api: Any) -> FastAPI:
+        if self.influx is None:
+            return super().app(mqtt, **api)
+        return create_app(self.settings(mqtt, **api), self.open_store(), KeyRing.load(self.keys_file),
+                          clock=self.clock)
+
     def settings(self, mqtt: MqttSection | None = None, **api: Any) -> Settings:
         data = plant(self.site)
         api.setdefault("live", False)
@@ -50,7 +69,7 @@ def day_of_samples(seed: int = 7) -> dict[str, list[float]]:
     return {"main": main, **subs, "roof": roof}
 
 
-def fill(store: SqliteStore, deltas: dict[str, list[float]], export_wh: list[float] | None,
+def fill(store: Store, deltas: dict[str, list[float]], export_wh: list[float] | None,
          day: datetime = DAY) -> None:
     """Minute samples from `day`'s midnight through ingest's converter (a roof export register when given, Wh)."""
     conv = Converter(parse_plant(plant()), clock=lambda: day.timestamp() + 10 * 86400)
@@ -74,10 +93,24 @@ def period() -> dict[str, str]:
     return {"from": DAY.isoformat(), "to": (DAY + timedelta(days=1)).isoformat()}
 
 
-def test_virtual_rest_equals_main_minus_submeters(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "influxdb"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_virtual_rest_equals_main_minus_submeters(tmp_path: Path, store_kind: str,
+                                                  request: pytest.FixtureRequest) -> None:
+    """Through either store: the converter writes, the API reads back and evaluates the rest."""
     env = VirtualEnv(tmp_path)
+    if store_kind == "influxdb":
+        env.influx = InfluxStoreSettings(kind="influxdb", url=request.getfixturevalue("influx_url"),
+                                         database=f"t{uuid.uuid4().hex[:12]}")
     deltas = day_of_samples()
-    fill(env.store, deltas, None)
+    store = env.open_store()
+    try:
+        fill(store, deltas, None)
+    finally:
+        store.close()
     env.store.close()
     hand = sum(deltas["main"]) - sum(deltas["press-1"]) - sum(deltas["press-2"])
     with TestClient(env.app()) as c:
