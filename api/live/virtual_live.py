@@ -51,7 +51,9 @@ def value(live: LiveState, rule: RuleSpec, now: datetime) -> float | None:
         if len(mains) != 1:
             return math.nan
         return unmetered_pct(mains[0].power_kw, [m.power_kw for s, m in meters if s < 0])
-    if rule.metric is Metric.POWER:
+    if rule.metric is Metric.POWER:   # unknown until every input has a power (a difference of a part is not it)
+        if any(m.power_kw is None for _, m in meters):
+            return math.nan
         return sum(s * (m.power_kw or 0.0) for s, m in meters)
     if rule.metric is Metric.CO2E_RATE:
         return sum(s * m.co2e_rate_kg_per_h for s, m in meters)
