@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from api.activity_counts import Reconciliation
 from api.completeness import expected_points, first_readings
+from api.flows import FlowsOut
 from api.instruments import InstrumentDesk
 from api.intensity import IntensityOut, intensities, production_groups
 from api.market import TotalsMemo, allocate
@@ -20,6 +21,7 @@ from api.meter_register import Uncertainty, with_uncertainty
 from api.projection import API_BURN_WINDOW, expected_profile, hourly_history, project_allowance
 from api.settings import Settings
 from api.standard_coal import coal_book
+from api.virtual import VirtualBalance
 from calc.balance import TimeRange
 from calc.factors import default_factor_set
 from calc.periods import AccountingPeriod
@@ -195,6 +197,10 @@ class BalanceOut(BaseModel):
     manual_share: float | None = Field(default=None, description="manual_co2e_kg / co2e_kg")
     reconciliations: list[Reconciliation] = Field(default_factory=list, description="bills for live meters that "
                                                   "overlap the period: billed vs metered, not added")
+    virtual_meters: list[VirtualBalance] = Field(default_factory=list, description="the plant's virtual meters "
+                                                 "over the period (api.virtual; not added to the figures above)")
+    flows: FlowsOut | None = Field(default=None, description="electricity import, export and generation, net "
+                                   "import (api.flows); null when no meter of the boundary exports or generates")
 
 
 def allowance_status(db: ApiDb, store: StoreReader, history: StoreReader, settings: Settings, site: str,

@@ -46,6 +46,7 @@ from api.routes import (
     offsets,
     organisation,
     performance,
+    reconciliation,
     reports,
     rules,
     stream,
@@ -198,7 +199,7 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
     add_error_handlers(app)
     for module in (health, meters, balance, history, held, factors, rules, alerts, allowances, offsets, instruments,
                    reports, audit, keys, stream, baselines, performance, variables, targets, measures,
-                   meter_register, nonconformities, activity, organisation):
+                   meter_register, nonconformities, activity, organisation, reconciliation):
         app.include_router(module.router)
     app.include_router(dashboard.router)  # the static page at "/" (no data in it; it calls the API with a key)
     return app

@@ -16,9 +16,10 @@ Function = Literal["holding", "input"]
 Speaks = Literal["modbus", "opcua"]
 #: what the simulator puts in a point (simulators/maps renders each): the meter's counter and rate, a phase's share
 #: of the rate (`phase`), voltage, current (from the phase power and voltage), frequency, gauge pressure and line
-#: temperature (from the meter's `sim` table), or zero (a register the device serves that carries nothing here)
+#: temperature (from the meter's `sim` table), the export counter (a grid meter with on-site generation behind it:
+#: what the generation sent to the grid; zero without), or zero (a register that carries nothing here)
 Shows = Literal["counter", "rate", "phase_rate", "voltage", "current", "frequency", "pressure", "temperature",
-                "zero"]
+                "export_counter", "zero"]
 
 
 def counter_width_bits(kind: str, counter_width: int | None, node: str | None, type_: DataType) -> int | None:

@@ -17,6 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
+from calc.generation import Direction, direction_of
 from calc.table import FactorTable
 from calc.units import UnitError, conversion_factor
 
@@ -126,6 +127,8 @@ def meter_rates(latest: Iterable[LatestLike], today: Iterable[TotalLike], month:
     fallback_by = {t.meter: t for t in fallback}
     out: dict[str, MeterRate] = {}
     for meter, samples in by_meter.items():
+        if any(direction_of(s.quantity) is Direction.GENERATION for s in samples):
+            continue   # a generation meter (calc.generation): its power is made on site, not bought
         total = today_by.get(meter) if kg_per_unit(today_by.get(meter)) is not None else month_by.get(meter)
         basis = "stored"
         if kg_per_unit(total) is None and kg_per_unit(fallback_by.get(meter)) is not None:

@@ -27,6 +27,7 @@ class Metric(StrEnum):
     DATA_QUALITY = "data_quality"            # share of meters in scope whose last sample is not good (0..1)
     METER_OFFLINE = "meter_offline"          # seconds since the last sample (the longest in scope)
     DEVIATION = "deviation"                  # % actual energy above a baseline's expected, over the last window_s
+    UNMETERED = "unmetered"                  # % of a main meter's power its submeters do not see (a virtual meter)
 
 
 METRIC_UNITS: dict[Metric, str] = {
@@ -38,6 +39,7 @@ METRIC_UNITS: dict[Metric, str] = {
     Metric.DATA_QUALITY: "dimensionless",
     Metric.METER_OFFLINE: "s",
     Metric.DEVIATION: "%",
+    Metric.UNMETERED: "%",
 }
 
 
@@ -138,6 +140,8 @@ class RuleSpec(BaseModel):
         if self.metric is Metric.INTENSITY and not (self.product_quantity or self.product_variable):
             raise ValueError("product_quantity: an intensity rule needs the quantity that counts product, or "
                              "product_variable the production variable's id")
+        if self.metric is Metric.UNMETERED and self.scope is not ScopeKind.METER:
+            raise ValueError("scope: an unmetered rule watches a virtual meter 'main - sub - ...' (scope meter)")
         if self.metric is Metric.DEVIATION and not self.baseline_id:
             raise ValueError("baseline_id: a deviation rule compares with a baseline; name it")
         return self

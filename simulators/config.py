@@ -115,7 +115,14 @@ class SimSpec(_Section):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    profile: Literal["shift", "continuous"] = "continuous"
+    profile: Literal["shift", "continuous", "solar"] = Field(default="continuous", description="solar: a PV "
+                                                             "generation meter on a clear-sky day curve (peak at "
+                                                             "solar noon, zero outside `daylight_h`)")
+    daylight_h: tuple[float, float] = Field(default=(6.0, 18.0), description="solar: sunrise and sunset, local "
+                                            "hours (the curve is sin(pi x day fraction)^1.5 times the peak)")
+    generation: MeterId | None = Field(default=None, description="a grid meter with a PV generation meter behind "
+                                       "it (that meter's id): this one imports max(0, load - generation) and its "
+                                       "export register counts max(0, generation - load)")
     base_kw: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     peak_kw: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     base_m3_h: float | None = Field(default=None, ge=0, allow_inf_nan=False)
@@ -267,6 +274,15 @@ class SimConfig(_Section):
                 if key in seen:
                     raise ValueError(f"{where}: unit_id {meter.unit_id} is used twice on gateway {gw.id}")
                 seen.add(key)
+        earlier: set[str] = set()
+        for place, meter in places:
+            gen = meter.sim.generation
+            if gen is not None and (gen not in earlier or not any(p.shows == "export_counter"
+                                                                  for p in MAPS[meter.map].points)):
+                raise ValueError(f"{place}.sim.generation: {gen!r} is not a meter with profile \"solar\" declared "
+                                 f"before this one, or map {meter.map!r} has no export register")
+            if meter.sim.profile == "solar":
+                earlier.add(meter.id)
         variables = {v.id: v for v in self.variables}
         for place, meter in places:
             model = meter.sim.model

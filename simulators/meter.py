@@ -52,7 +52,8 @@ class MeterSim:
     """State of one meter; `advance(elapsed_s)` integrates up to a simulated time, reads are then cheap."""
 
     def __init__(self, meter: SimMeter, profile: Rate, model: CounterModel, start: datetime, step_s: int,
-                 truth_interval_s: int, history: int = 20_000, weather: Weather | None = None) -> None:
+                 truth_interval_s: int, history: int = 20_000, weather: Weather | None = None,
+                 export: Rate | None = None) -> None:
         self.meter = meter
         self.weather = weather  # a temperature sensor's air temperature (its gauges show it)
         self.id = meter.id
@@ -61,6 +62,9 @@ class MeterSim:
         self.start = start
         self.step_s = step_s
         self.faults = ActiveFaults()
+        self.export = export           # a grid meter with generation behind it: the rate it exports at
+        self.exported = 0              # export register counts since start (exact, as `produced`)
+        self._export_acc = 0
         self.steps = 0                 # steps integrated so far
         self.produced = 0              # counts advanced since start (ground truth)
         self._acc = 0                  # milli-count-seconds per hour not yet a whole count
@@ -125,6 +129,11 @@ class MeterSim:
             self._acc += self._rate_at(k) * self.step_s
             counts, self._acc = divmod(self._acc, MILLI_COUNT_SECONDS_PER_COUNT_HOUR)
             self.produced += counts
+            if self.export is not None:
+                t = self.start + timedelta(seconds=k * self.step_s)
+                self._export_acc += self._quantise(self.export.rate(t, k)) * self.step_s
+                sent, self._export_acc = divmod(self._export_acc, MILLI_COUNT_SECONDS_PER_COUNT_HOUR)
+                self.exported += sent
             self.steps = k + 1
         self._check_interval(self.steps)
         self._rate_at(self.steps)
@@ -244,11 +253,16 @@ class MeterSim:
         }
         if m.scale is not None:
             counter["scale"] = {"value": m.scale[0], "unit": m.scale[1]}
+        counters = {m.quantity: counter}
+        if self.export is not None:
+            exported = self.exported if m.count_size == 1 else self.exported * m.count_size
+            counters["active_energy_export"] = {"value": exported, "unit": m.unit, "produced": exported,
+                                                "counts": self.exported, "produced_counts": self.exported}
         return {
             "map": self.meter.map,
             "unit_id": self.meter.unit_id,
             "gateway": self.meter.gateway,
-            "counters": {m.quantity: counter},
+            "counters": counters,
             "power" if m.rate_unit == "kW" else "rate": {"value": rate, "unit": m.rate_unit},
             "faults": self.faults.as_list(),
         }

@@ -93,7 +93,8 @@ class ModbusGateway:
         else:
             counts, rate = meter.shown()
         words = render(mmap, DeviceValues(counter=counts, rate=rate, step=meter.steps, seed=self._seed, key=meter.id,
-                                    nan=FaultKind.NAN in faults, temperature_c=meter.temperature_c))
+                                    nan=FaultKind.NAN in faults, temperature_c=meter.temperature_c,
+                                    export_counter=meter.exported))
         if FaultKind.GARBAGE in faults:
             words = {a: self._random.getrandbits(16) for a in words}
         for addr in range(address, address + count):

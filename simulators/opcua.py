@@ -159,7 +159,8 @@ class OpcUaGatewayServer:
         device = device_map(meter.meter.map)
         shown = values_of(device, DeviceValues(counter=counts, rate=rate, step=meter.steps, seed=self.seed,
                                                key=meter.id, pressure_bar=spec.pressure_bar,
-                                               temperature_c=meter.temperature_c))
+                                               temperature_c=meter.temperature_c,
+                                               export_counter=meter.exported))
         return {name: float(shown[p.label]) for name, (p, _) in variables(device).items()}
 
     async def publish(self) -> None:

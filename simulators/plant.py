@@ -27,7 +27,7 @@ from simulators.edgeclock import EdgeClock
 from simulators.faults import MODBUS_ONLY, OPCUA_ONLY, FaultKind, FaultSpec
 from simulators.meter import CounterModel, MeterSim
 from simulators.modbus import ModbusGateway
-from simulators.profiles import ModelProfile, Rate, Weather, make_profile
+from simulators.profiles import ModelProfile, NetOfGeneration, Rate, Weather, make_profile
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +79,15 @@ class SimulatedPlant:
                                        meter.id, sim.step_s)
             else:
                 profile = make_profile(meter.sim, meter.rate_bounds, tz, sim.seed, meter.id)
+            export: Rate | None = None
+            if meter.sim.generation is not None:   # generation behind a grid meter: import and export the net
+                export = NetOfGeneration(profile, profiles[meter.sim.generation], export=True)
+                profile = NetOfGeneration(profile, profiles[meter.sim.generation])
             profiles[meter.id] = profile
             if weather is not None:
                 weathers[meter.id] = weather
             self.meters[meter.id] = MeterSim(meter, profile, counter_model(meter), start_time, sim.step_s,
-                                             sim.truth_interval_s, weather=weather)
+                                             sim.truth_interval_s, weather=weather, export=export)
         self.control_url = control_url or sim.control_url
         self._serve_control = serve_control
         self._servers: list[Server] = []

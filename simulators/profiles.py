@@ -2,6 +2,8 @@
 
 "shift": shifts on weekdays with a start-up peak, low load at night and at weekends.
 "continuous": a process that runs day and night around a daily cycle (ovens, boilers).
+"solar": a PV generation meter on a clear-sky day curve (clear_sky); a grid meter with one behind it imports and
+exports the difference with its load (NetOfGeneration).
 "model": a meter whose rate follows a known model of production and heating degree-days (ModelProfile); the
 outdoor temperature behind it comes from a Weather profile.
 All add noise drawn from a hash of (seed, meter id, step index), so any step can be recomputed alone.
@@ -53,6 +55,8 @@ class Profile:
         local = t.astimezone(self.tz)
         hour = local.hour + local.minute / 60.0 + local.second / 3600.0
         span = self.peak - self.base
+        if self.kind == "solar":
+            return clear_sky(hour, self.spec.daylight_h) * self.peak
         if self.kind == "continuous":
             # a slow daily swing: highest mid-afternoon, lowest before dawn
             return self.base + span * (0.5 + 0.5 * math.sin(2.0 * math.pi * (hour - 9.0) / 24.0))
@@ -74,6 +78,28 @@ class Profile:
         if self.spec.noise > 0:
             level *= 1.0 + self.spec.noise * unit_normal(self.seed, self.key, index)
         return max(0.0, level)
+
+
+def clear_sky(hour: float, daylight_h: tuple[float, float]) -> float:
+    """A clear day's share of the PV peak at a local hour: sin(pi x fraction of the daylight)^1.5, 0 at night."""
+    rise, set_ = daylight_h
+    if not rise < hour < set_:
+        return 0.0
+    return float(math.sin(math.pi * (hour - rise) / (set_ - rise)) ** 1.5)
+
+
+@dataclass(frozen=True)
+class NetOfGeneration:
+    """A grid meter's rate with generation behind it: `export` False: what it imports, max(0, load - generation);
+    True: what it exports, max(0, generation - load); both at the same step, so each is exact and never both."""
+
+    load: Rate
+    generation: Rate
+    export: bool = False
+
+    def rate(self, t: datetime, index: int) -> float:
+        net = self.load.rate(t, index) - self.generation.rate(t, index)
+        return max(0.0, -net if self.export else net)
 
 
 def make_profile(spec: SimSpec, bounds: tuple[float, float], timezone: str, seed: int, key: str) -> Profile:

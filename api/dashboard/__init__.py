@@ -31,6 +31,7 @@ ASSETS: dict[str, str] = {
     "records.js": "text/javascript; charset=utf-8",
     "activity.js": "text/javascript; charset=utf-8",
     "sites.js": "text/javascript; charset=utf-8",
+    "flows.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }

@@ -4,6 +4,7 @@
 import { downloadCsv, get, post } from "./api.js";
 import { barList, formatMass, formatNumber, formatTime, lineChart, percent } from "./charts.js";
 import { card, h, kpi, setKpi, showError } from "./dom.js";
+import { flowsCard } from "./flows.js";
 import { heldCard } from "./held.js";
 
 const LIVE_WINDOW_MS = 15 * 60e3;
@@ -116,6 +117,9 @@ export function overview(root, ctx) {
         h("h3", { text: "per unit of product" }), h("div", { id: "breakdown-intensity" })),
       card("alerts-card", "Active alerts", h("div", { id: "alerts" }))),
     card("meters-card", "Meters", h("div", { id: "meters" })), held.node);
+  const flows = flowsCard();   // import, export, generation, net import; virtual meters (flows.js)
+  root.append(flows.node);
+  flows.load();
   periodSel.addEventListener("change", () => {
     breakdownPeriod = periodSel.value;
     loadBreakdown();

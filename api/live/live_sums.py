@@ -38,8 +38,11 @@ from functools import cache
 
 from api.live.deviation import DeviationInputs
 from api.live.production import Production
+from api.live.virtual_live import value as virtual_value
+from api.live.virtual_live import virtual_terms
 from api.projection import LIVE_BURN_WINDOW, AllowanceProjection, project_allowance
 from calc.balance import TimeRange
+from calc.generation import Direction, direction_of
 from calc.performance import HourOfWeekProfile
 from calc.periods import resolve
 from calc.plant import Plant
@@ -113,6 +116,7 @@ class MeterLive:
     basis: TotalLike | None = None        # stored totals the kg-per-unit ratio comes from (calc.rate)
     rate: MeterRate | None = None         # calc.rate's live rate from flows and basis; None: no rate known
     fallback: TotalLike | None = None     # the meter's current factor (calc.rate.FactorBasis) until energy is stored
+    generates: bool = False               # it sent a *_generation counter: its power is made, not drawn (no rate)
 
     @property
     def co2e_rate_kg_per_h(self) -> float:
@@ -122,7 +126,7 @@ class MeterLive:
     def update_rate(self) -> None:
         """Recompute the rate with calc.rate from the latest flows and the stored basis (else the factor's)."""
         basis = self.basis if kg_per_unit(self.basis) is not None else self.fallback
-        if basis is None:
+        if basis is None or self.generates:
             self.rate = None
             return
         usable = [f for f in self.flows.values() if _converts(f.unit, basis.energy_unit)]
@@ -190,6 +194,7 @@ class LiveState:
             known = meter.flows.get(s.quantity)
             if known is None or s.ts > known.ts:
                 meter.flows[s.quantity] = FlowSample(s.meter, s.quantity, s.ts, s.value, s.unit, s.quality)
+            meter.generates = meter.generates or direction_of(s.quantity) is Direction.GENERATION
 
     # ---- feeding ----------------------------------------------------------------------------------------
 
@@ -198,6 +203,8 @@ class LiveState:
         if meter is None:
             return None
         flowed = counted = False
+        if not meter.generates and any(direction_of(s.quantity) is Direction.GENERATION for s in message.samples):
+            meter.generates = flowed = True   # a generation meter: no CO2e rate, and its power is not a load
         for s in sorted(message.samples, key=lambda s: s.ts):
             if s.delta is None and s.interval_s is None and "first" not in s.flags:   # not a counter: a flow?
                 known = meter.flows.get(s.quantity)
@@ -211,14 +218,14 @@ class LiveState:
                 meter.last_ts, meter.last_quality = s.ts, s.quality.value
             if s.quality is Quality.BAD:
                 continue
-            if s.quantity == "active_power":
+            if s.quantity == "active_power" and not meter.generates:
                 try:
                     kw = s.value * conversion_factor(s.unit, "kW")
                 except UnitError:
                     continue
                 if meter.power_ts is None or s.ts >= meter.power_ts:
                     meter.power_kw, meter.power_ts = kw, s.ts
-            elif s.delta is not None and not s.quantity.endswith("_export"):
+            elif s.delta is not None and direction_of(s.quantity) is Direction.IMPORT:
                 fresh = meter.store_hwm is None or s.ts > meter.store_hwm
                 if "energy" in s.quantity:
                     self._energy(meter, s.delta, s.unit, s.interval_s)
@@ -302,7 +309,10 @@ class LiveState:
             return [m for m in self.meters.values() if m.area == target]
         if scope is ScopeKind.LINE:
             return [m for m in self.meters.values() if m.line == target]
-        return [self.meters[target]] if target in self.meters else []
+        if target in self.meters:
+            return [self.meters[target]]
+        terms = virtual_terms(self.plant, scope, target)   # a virtual meter: its inputs (api.live.virtual_live)
+        return [self.meters[t.meter] for t in terms or () if t.meter in self.meters]
 
     def period_kg(self, meters: list[MeterLive], period: str, now: datetime) -> float:
         start = resolve(period, None, None, self.tz, now).start
@@ -310,6 +320,9 @@ class LiveState:
 
     def value(self, rule: RuleSpec, now: datetime) -> float:
         """The rule's metric over its scope at `now` (NaN when it cannot be known yet)."""
+        signed = virtual_value(self, rule, now)
+        if signed is not None:
+            return signed
         meters = self.in_scope(rule.scope, rule.target)
         if not meters:
             return math.nan

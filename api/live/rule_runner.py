@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from api.live.deviation import BaselineLookup
 from api.live.live_sums import PERIODS, Boundary, LiveAllowance, LiveState, MeterLive, hour_of
 from api.live.stream import Hub
+from api.live.virtual_live import touches as virtual_touches
 from api.live_rates import RateInputs, rate_inputs
 from api.notify import Notifier
 from api.projection import expected_profile, hourly_history, in_boundary
@@ -309,12 +310,12 @@ class Engine:
             if rule.spec.metric in CLOCK_METRICS:
                 await self._observe(rule, at)
 
-    @staticmethod
-    def _touches(rule: StoredRule, meter: MeterLive) -> bool:
+    def _touches(self, rule: StoredRule, meter: MeterLive) -> bool:
         spec = rule.spec
         return (spec.scope is ScopeKind.SITE or (spec.scope is ScopeKind.AREA and spec.target == meter.area)
                 or (spec.scope is ScopeKind.LINE and spec.target == meter.line)
-                or (spec.scope is ScopeKind.METER and spec.target == meter.meter))
+                or (spec.scope is ScopeKind.METER and spec.target == meter.meter)
+                or virtual_touches(self.live.plant, spec, meter.meter))   # a virtual meter's input
 
     async def _observe(self, rule: StoredRule, ts: datetime) -> None:
         if rule.spec.metric is Metric.DEVIATION:

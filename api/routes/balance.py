@@ -11,7 +11,9 @@ from fastapi import APIRouter, Query
 from api.accounting import BalanceOut, build_balance
 from api.deps import DbDep, HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, invalid, site_of
 from api.errors import NotFound
+from api.flows import balance_flows
 from api.live_rates import live_rates
+from api.virtual import is_virtual, virtual_balances, virtual_boundary
 from calc.periods import AccountingPeriod, PeriodError, resolve
 from calc.rate import total_rate
 
@@ -36,7 +38,7 @@ def period_of(settings: SettingsDep, now: datetime, period: str | None, start: d
 def check_boundary(settings: SettingsDep, area: str | None, meter: str | None) -> None:
     if area is not None and area not in {m.area for m in settings.plant.meters}:
         raise NotFound(f"no area {area!r}")
-    if meter is not None and meter not in settings.plant.meters_by_id:
+    if meter is not None and meter not in settings.plant.meters_by_id and not is_virtual(settings, meter):
         raise NotFound(f"no meter {meter!r}")
 
 
@@ -56,4 +58,11 @@ def balance(settings: SettingsDep, store: StoreDep, db: DbDep, history: HistoryD
     members = [m.id for m in settings.plant.meters if (area is None or m.area == area)
                and (meter is None or m.id == meter)]
     rate = total_rate(live_rates(settings, store, site, now), members)
-    return build_balance(settings, store, db, history, held, site, bounds, now, rate, area, meter)
+    if is_virtual(settings, meter):   # a virtual meter's balance: from the site's (api.virtual)
+        assert meter is not None
+        whole = build_balance(settings, store, db, history, held, site, bounds, now, 0.0)
+        return virtual_boundary(settings, whole, meter)
+    out = build_balance(settings, store, db, history, held, site, bounds, now, rate, area, meter)
+    return out.model_copy(update={
+        "virtual_meters": virtual_balances(settings, out) if area is None and meter is None else [],
+        "flows": balance_flows(settings, store, out, site, bounds.start, bounds.end, now, area, meter)})

@@ -19,6 +19,7 @@ from api.held import open_held_by_bucket
 from api.intensity import IntensityOut, intensities, production_groups
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, check_boundary, period_of
 from api.standard_coal import coal_book
+from api.virtual import is_virtual, virtual_buckets
 from ingest.store.base import SeriesError
 from ingest.store.buckets import STEPS_S, bucket_start
 
@@ -49,6 +50,10 @@ class Bucket(BaseModel):
     factor_energy_unit: str = Field(default="", description="unit of factor_energy")
     manual_co2e_kg: float = Field(default=0.0, description="of `co2e_kg`, what manual activity entries add "
                                   "(spread evenly over the days they cover)")
+    completeness: float | None = Field(default=None, description="virtual meters: the least complete input in "
+                                       "the bucket (0..1)")
+    negative: bool = Field(default=False, description="virtual meters: energy below zero (submeters above the "
+                           "main)")
 
     @property
     def row(self) -> list[object]:
@@ -97,6 +102,16 @@ def history(settings: SettingsDep, reader: HistoryDep, held: HeldDep, now: NowDe
     if (bounds.end - bounds.start).total_seconds() / STEPS_S[step] > MAX_BUCKETS:
         raise invalid(("query", "step"),
                       f"more than {MAX_BUCKETS} buckets of {step}: use a coarser step or a shorter range")
+    if is_virtual(settings, meter):   # a virtual meter's series from its inputs' (api.virtual)
+        assert meter is not None
+        try:
+            rows = virtual_buckets(settings, reader, site, bounds.start, bounds.end, now, step, meter)
+        except SeriesError as exc:
+            raise invalid(("query", "step"), str(exc)) from exc
+        virtual = [Bucket(**r) for r in rows]
+        if format == "csv":
+            return _csv(virtual, site, step)
+        return HistoryOut(site=site, step=step, group="meter", start=bounds.start, end=bounds.end, buckets=virtual)
     try:
         points = reader.series(site, bounds.start, bounds.end, step, settings.plant.site.timezone)
     except SeriesError as exc:
@@ -152,15 +167,19 @@ def history(settings: SettingsDep, reader: HistoryDep, held: HeldDep, now: NowDe
                       factor_energy=v[9], factor_energy_unit=factor_units.get((s, b, u), u), manual_co2e_kg=v[10])
                for (s, b, u), v in sorted(acc.items())]
     if format == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(CSV_HEADER)
-        for b in buckets:
-            writer.writerow(b.row)
-        return Response(out.getvalue(), media_type="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="history-{site}-{step}.csv"'})
+        return _csv(buckets, site, step)
     groups = [g for g in production_groups(settings.plant, area, meter) if g.level == group]
     per_unit = intensities(settings.plant, groups, energy, reader.variable_series(
         site, bounds.start, bounds.end, step, tz)) if groups else []
     return HistoryOut(site=site, step=step, group=group, start=bounds.start, end=bounds.end, buckets=buckets,
                       kgce_method=book.method.value, kgce_refused=sorted(refused), intensity=per_unit)
+
+
+def _csv(buckets: list[Bucket], site: str, step: str) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_HEADER)
+    for b in buckets:
+        writer.writerow(b.row)
+    return Response(out.getvalue(), media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="history-{site}-{step}.csv"'})

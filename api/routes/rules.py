@@ -54,8 +54,13 @@ def _out(r: StoredRule) -> RuleOut:
 def _check_target(settings: SettingsDep, spec: RuleSpec) -> None:
     if spec.scope is ScopeKind.AREA and spec.target not in {m.area for m in settings.plant.meters}:
         raise invalid(("body", "target"), f"no area {spec.target!r} in this plant")
-    if spec.scope is ScopeKind.METER and spec.target not in settings.plant.meters_by_id:
+    virtual = settings.plant.virtual()
+    if spec.scope is ScopeKind.METER and spec.target not in settings.plant.meters_by_id and spec.target not in virtual:
         raise invalid(("body", "target"), f"no meter {spec.target!r} in this plant")
+    if spec.metric is Metric.UNMETERED and (spec.target not in virtual or
+                                             sum(t.sign > 0 for t in virtual[spec.target].base) != 1):
+        raise invalid(("body", "target"), f"an unmetered rule needs a virtual meter written 'main - sub - ...' "
+                      f"(one main once expanded); {spec.target!r} is not one")
     plant = settings.plant
     lines = {m.line for m in plant.meters} | {v.line for v in plant.variables}
     if spec.scope is ScopeKind.LINE and spec.target not in lines:

@@ -30,7 +30,8 @@ MAP = DeviceMap(
         DevicePoint("active_power", "W", "rate", address=0x0034, manual_ref="30053"),  # "Total system power"
         DevicePoint("frequency", "Hz", "frequency", address=0x0046, manual_ref="30071"),
         DevicePoint("active_energy_import", "kWh", "counter", kind="counter", address=0x0048, manual_ref="30073"),
-        DevicePoint("active_energy_export", "kWh", "zero", kind="counter", address=0x004A, manual_ref="30075"),
+        DevicePoint("active_energy_export", "kWh", "export_counter", kind="counter", address=0x004A,
+                    manual_ref="30075"),  # counts only with generation behind the meter (sim.generation)
     ),
     counter="active_energy_import",
     rate_unit="kW",

@@ -34,6 +34,7 @@ class DeviceValues:
     nan: bool = False
     pressure_bar: float = 0.0          # the meter's `sim` gauge pressure and line temperature (flow computers)
     temperature_c: float = 0.0
+    export_counter: int = 0            # a grid meter's export register, in counts (0: nothing generated behind it)
 
 
 def _factor(from_unit: str, to_unit: str) -> float:
@@ -66,6 +67,8 @@ class _Frame:
         if shows == "counter":
             size = self.device.count_size
             return v.counter if self.device.pulse_scaled or size == 1 else v.counter * size
+        if shows == "export_counter":
+            return v.export_counter * self.device.count_size
         if shows == "rate":
             return v.rate * _factor(self.device.rate_unit, point.unit)
         if shows == "phase_rate":

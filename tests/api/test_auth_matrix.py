@@ -315,6 +315,8 @@ def test_production_role_matrix(production_env: Any, caller: str, method: str, p
         assert resp.status_code in expected, (caller, resp.status_code, resp.text)
         after = c.get("/v1/audit", headers=env.h("admin")).json()["rows"]
         assert len(after) - len(before) == (1 if resp.status_code in (200, 201) else 0)
+
+
 def test_targets_measures_and_register_of_another_site_are_refused(env: Env) -> None:
     """Targets, measures and meter-register entries of site s2 (same API database) never reach s1's keys."""
     data = plant_data("s2")
@@ -337,3 +339,17 @@ def test_targets_measures_and_register_of_another_site_are_refused(env: Env) -> 
         for path in ("/v1/targets", "/v1/measures", "/v1/meter-register", "/v1/nonconformities"):
             assert c1.get(path, headers=admin).json() == [], path
             assert len(c2.get(path, headers=other).json()) == 1, path
+
+
+def test_virtual_meter_reads_need_a_key_and_the_site(tmp_path: Any) -> None:
+    """/v1/reconciliation and a virtual meter's balance and history: a key of the site, any role."""
+    from tests.api.test_virtual import VirtualEnv
+
+    venv = VirtualEnv(tmp_path)
+    with TestClient(venv.app()) as c:
+        for path, params in (("/v1/reconciliation", {"meter": "rest"}), ("/v1/balance", {"meter": "rest"}),
+                             ("/v1/history", {"meter": "rest"})):
+            assert c.get(path, params=params).status_code == 401, path
+            for role in ("viewer", "engineer", "admin"):
+                assert c.get(path, params=params, headers=venv.h(role)).status_code == 200, (path, role)
+            assert c.get(path, params={**params, "site": "s2"}, headers=venv.h("other")).status_code == 404, path

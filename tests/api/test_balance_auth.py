@@ -14,6 +14,7 @@ from api.settings import ApiSection, Settings
 from calc.plant import parse_plant
 from ingest.store.base import (
     DeadLetterRecord,
+    EnergyFlow,
     FactorUse,
     HeldError,
     HeldRecord,
@@ -64,6 +65,9 @@ class FakeStore:
 
     def factor_usage(self, site: str, start: datetime, end: datetime) -> list[FactorUse]:
         return []
+
+    def energy_flows(self, site: str, start: datetime, end: datetime) -> list[EnergyFlow]:
+        return []   # no export or generation counters
 
     # the held-energy side (ingest.store.base.HeldReader): nothing held
     def held(self, site: str, status: HeldStatus | None = None, meter: str | None = None,
