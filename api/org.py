@@ -52,6 +52,9 @@ class OrgTotals(BaseModel):
     held_co2e_kg: float
     held_records: int
     energy_kgce: float
+    manual_co2e_kg: float = Field(description="of co2e_kg, what manual activity entries add (api.activity)")
+    uncertain_co2e_kg: float = Field(description="of co2e_kg, what meters measured while their calibration was "
+                                     "overdue (api.meter_register)")
     scopes: list[ScopeBalance]
     carriers: list[CarrierTotal] = Field(description="per carrier and energy unit (units are never added)")
     factor_versions: list[str] = Field(description="every factor version behind the sites' figures")
@@ -85,6 +88,8 @@ def total_of(balances: list[BalanceOut]) -> OrgTotals:
         estimated_co2e_kg=_sum(b.estimated_co2e_kg for b in balances),
         held_co2e_kg=_sum(b.held_co2e_kg for b in balances), held_records=sum(b.held_records for b in balances),
         energy_kgce=_sum(b.energy_kgce for b in balances),
+        manual_co2e_kg=_sum(b.manual_co2e_kg for b in balances),
+        uncertain_co2e_kg=_sum(b.uncertain.co2e_kg for b in balances if b.uncertain is not None),
         scopes=[ScopeBalance(scope=k, co2e_kg=_sum(v)) for k, v in sorted(scopes.items())],
         carriers=[CarrierTotal(carrier=c, energy_unit=u, energy=_sum(e for e, _ in v), co2e_kg=_sum(k for _, k in v))
                   for (c, u), v in sorted(carriers.items())],

@@ -81,7 +81,8 @@ def client(org: Org) -> Iterator[TestClient]:
         yield c
 
 
-FIGURES = ("co2e_kg", "offsets_kg", "net_co2e_kg", "estimated_co2e_kg", "held_co2e_kg", "energy_kgce")
+FIGURES = ("co2e_kg", "offsets_kg", "net_co2e_kg", "estimated_co2e_kg", "held_co2e_kg", "energy_kgce",
+           "manual_co2e_kg")
 
 
 def assert_sum_of_sites(c: TestClient, h: dict[str, str], params: dict[str, str]) -> dict[str, Any]:
@@ -118,6 +119,19 @@ def test_the_roll_up_equals_the_sum_of_its_sites(org: Org, client: TestClient) -
     day = assert_sum_of_sites(client, org.both, {"from": "2026-03-01T00:00:00Z", "to": "2026-03-02T00:00:00Z"})
     assert [c["energy"] for c in day["total"]["carriers"]] == [pytest.approx(24 + 48 + 72 + 12)]
     assert_sum_of_sites(client, org.both, {"period": "today"})
+
+
+def test_a_manual_entry_at_one_site_is_in_the_roll_up_once(org: Org, client: TestClient) -> None:
+    delivery = {"kind": "fuel", "start": "2026-03-01", "quantity": 1, "unit": "t", "carrier": "diesel",
+                "evidence": "delivery note 7"}
+    before = assert_sum_of_sites(client, org.both, {"period": "month"})
+    made = client.post("/v1/activity", params={"site": "s2"}, json=delivery, headers=org.both_admin)
+    assert made.status_code == 201, made.text
+    after = assert_sum_of_sites(client, org.both, {"period": "month"})
+    s2 = next(b for b in after["by_site"] if b["site"] == "s2")
+    assert s2["manual_co2e_kg"] > 0
+    assert after["total"]["manual_co2e_kg"] == s2["manual_co2e_kg"]
+    assert after["total"]["co2e_kg"] == pytest.approx(before["total"]["co2e_kg"] + s2["manual_co2e_kg"])
 
 
 def test_history_and_report_roll_up(org: Org, client: TestClient) -> None:
