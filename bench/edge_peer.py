@@ -270,7 +270,7 @@ def measure(tool: str, proc: subprocess.Popen[bytes], sub: Subscriber, meters: i
             seconds: float, log: Path, others: dict[str, int]) -> dict[str, float]:
     """Wait until the tool delivers, warm up, then one window: CPU, reads, memory of the tool."""
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a subscriber still behind with the last tool's reads delays the first
         start = sub.count(tool)
         while sub.count(tool) < start + meters:
             if proc.poll() is not None or time.monotonic() > deadline:
