@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 from pathlib import Path
 
@@ -47,4 +48,18 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # its errors are ours to report, as reasons
     # errors reach deploy.exit_codes: ConfigError exits 2; a state_dir that cannot be written or a missing
     # certificate file (OSError, sqlite3.Error) exits 1
-    return asyncio.run(_main(args))
+    with _runner() as runner:
+        return runner.run(_main(args))
+
+
+def _runner() -> asyncio.Runner:
+    """uvloop's event loop when it is installed (a dependency on Linux): the agent's CPU per read is mostly the
+    loop's own work per Modbus request and MQTT message (docs/scaling.md, the edge section); else asyncio's
+    (also with CARBONWATCH_EVENT_LOOP=asyncio, to compare or to rule the loop out)."""
+    if os.environ.get("CARBONWATCH_EVENT_LOOP") == "asyncio":
+        return asyncio.Runner()
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)

@@ -53,6 +53,7 @@ class ModbusGateway:
         self._random = random.Random(f"{seed}|garbage|{gateway.id}")
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self.requests = 0
+        self._rendered: dict[str, tuple[DeviceValues, dict[int, int]]] = {}  # per meter: its last values, words
 
     @property
     def serial(self) -> bool:
@@ -92,9 +93,15 @@ class ModbusGateway:
             counts, rate = meter.read_counter()  # a read of the counter register: read-limited faults act on it
         else:
             counts, rate = meter.shown()
-        words = render(mmap, DeviceValues(counter=counts, rate=rate, step=meter.steps, seed=self._seed, key=meter.id,
-                                    nan=FaultKind.NAN in faults, temperature_c=meter.temperature_c,
-                                    export_counter=meter.exported))
+        values = DeviceValues(counter=counts, rate=rate, step=meter.steps, seed=self._seed, key=meter.id,
+                              nan=FaultKind.NAN in faults, temperature_c=meter.temperature_c,
+                              export_counter=meter.exported)
+        last = self._rendered.get(meter.id)
+        if last is not None and last[0] == values:  # a map read in several requests renders once per state
+            words = last[1]
+        else:
+            words = render(mmap, values)
+            self._rendered[meter.id] = (values, words)
         if FaultKind.GARBAGE in faults:
             words = {a: self._random.getrandbits(16) for a in words}
         for addr in range(address, address + count):
