@@ -24,7 +24,7 @@ from api.errors import ApiError, Invalid, error_response
 from api.held import HeldDesk
 from api.limits import BodyLimit
 from api.live.live_sums import LiveState
-from api.live.mqtt_feed import MqttLink, to_loop
+from api.live.mqtt_feed import Inbox, MqttLink
 from api.live.rule_runner import CO2E_FILTER, Engine
 from api.live.stream import Hub
 from api.live_rates import seed_factor_fallback
@@ -65,10 +65,17 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def _consume(engine: Engine, queue: asyncio.Queue[tuple[str, bytes, float]]) -> None:
+async def _consume(engine: Engine, inbox: Inbox) -> None:
     while True:
-        topic, payload, received = await queue.get()
-        await engine.handle(topic, payload, received)
+        for topic, payload, received in await inbox.take():
+            await engine.handle(topic, payload, received)
+
+
+async def _flusher(engine: Engine, every_s: float = 1.0) -> None:
+    """The live stream's aggregates, at most once every `every_s`."""
+    while True:
+        await asyncio.sleep(every_s)
+        engine.flush()
 
 
 async def _ticker(engine: Engine, every_s: float) -> None:
@@ -142,12 +149,13 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
         engine.bind(asyncio.get_running_loop())
         await asyncio.to_thread(engine.load, store)
         if settings.api.live:
-            queue: asyncio.Queue[tuple[str, bytes, float]] = asyncio.Queue(10_000)
-            link = MqttLink(settings.mqtt, settings.client_id, to_loop(asyncio.get_running_loop(), queue),
+            inbox = Inbox(asyncio.get_running_loop())
+            link = MqttLink(settings.mqtt, settings.client_id, inbox.put,
                             (READING_FILTER, CO2E_FILTER), clean_session=not settings.persistent_session)
             app.state.mqtt = link
             link.start()
-            tasks.append(asyncio.create_task(_consume(engine, queue), name="live evaluation"))
+            tasks.append(asyncio.create_task(_consume(engine, inbox), name="live evaluation"))
+            tasks.append(asyncio.create_task(_flusher(engine), name="live stream aggregates"))
             tasks.append(asyncio.create_task(_ticker(engine, settings.api.tick_s), name="clock rules"))
             tasks.append(asyncio.create_task(_rate_refresher(engine, store, settings.api.rate_refresh_s),
                                              name="live rate basis"))

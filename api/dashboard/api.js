@@ -101,7 +101,7 @@ export function stream(onEvent, onState) {
 
   async function once() {
     controller = new AbortController();
-    const resp = await fetch("/v1/stream", {
+    const resp = await fetch("/v1/stream?meters=all", {   // the meter table: every meter once a second
       headers: { Authorization: `Bearer ${getKey()}`, Accept: "text/event-stream" },
       signal: controller.signal,
       cache: "no-store",

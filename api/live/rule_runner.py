@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from api.live.aggregate import Pending, aggregate, meter_doc, snapshot
 from api.live.deviation import BaselineLookup
 from api.live.live_sums import PERIODS, Boundary, LiveAllowance, LiveState, MeterLive, hour_of
 from api.live.stream import Hub
@@ -88,6 +90,8 @@ class Engine:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.basis_wanted = asyncio.Event()   # set when a meter got energy but has no stored kg-per-unit yet
         self.baselines = baselines            # baseline id -> active model (deviation rules); None: no models
+        self.pending = Pending()              # what the stream has not had yet (api.live.aggregate)
+        self.flushed_at = time.monotonic()
 
     # ---- start-up ---------------------------------------------------------------------------------------
 
@@ -214,12 +218,10 @@ class Engine:
         changed = self.apply_rate_inputs(await asyncio.to_thread(self.read_rate_inputs, store))
         for name in changed:
             m = self.live.meters[name]
-            self.hub.publish("meter", {"meter": m.meter, "area": m.area, "seq": None,
-                                       "ts": m.last_ts.isoformat() if m.last_ts else None, "power_kw": m.power_kw,
-                                       "co2e_rate_kg_per_h": m.rate.rate_kg_per_h if m.rate else None,
-                                       "added_co2e_kg": 0.0, "received": None})
-        if changed:
-            self.hub.publish("balance", self.snapshot(self.clock()))
+            if self.hub.watched(name):
+                self.hub.publish_meter(name, meter_doc(m, None, None))
+            self.pending.changed.add(name)
+            self.pending.dirty = True
 
     # ---- feeding ----------------------------------------------------------------------------------------
 
@@ -252,14 +254,12 @@ class Engine:
             return
         if update.needs_basis:
             self.basis_wanted.set()
-        self.hub.publish("meter", {"meter": update.meter, "area": update.area, "seq": update.seq,
-                                   "ts": update.last_ts.isoformat(), "power_kw": update.power_kw,
-                                   "co2e_rate_kg_per_h": update.co2e_rate_kg_per_h,
-                                   "added_co2e_kg": update.added_co2e_kg, "received": received})
-        now = self.clock()
-        self.hub.publish("balance", self.snapshot(now))
+        meter = self.live.meters[update.meter]
+        self.pending.reading(meter, update.last_ts, received)
+        if self.hub.watched(update.meter):
+            self.hub.publish_meter(update.meter, meter_doc(meter, update.seq, received))
         for rule in self.rules:
-            if rule.spec.metric in LATE_METRICS or not self._touches(rule, self.live.meters[update.meter]):
+            if rule.spec.metric in LATE_METRICS or not self._touches(rule, meter):
                 continue
             await self._observe(rule, update.last_ts)
 
@@ -282,11 +282,9 @@ class Engine:
         if not self.live.apply_co2e(message.meter, message.first, message.last, message.co2e_kg, energy):
             return
         m = self.live.meters[message.meter]
-        self.hub.publish("meter", {"meter": m.meter, "area": m.area, "seq": None,
-                                   "ts": m.last_ts.isoformat() if m.last_ts else None, "power_kw": m.power_kw,
-                                   "co2e_rate_kg_per_h": m.rate.rate_kg_per_h if m.rate else None,
-                                   "added_co2e_kg": message.co2e_kg, "received": received})
-        self.hub.publish("balance", self.snapshot(self.clock()))
+        self.pending.co2e(m, message.co2e_kg, received)
+        if self.hub.watched(m.meter):
+            self.hub.publish_meter(m.meter, meter_doc(m, None, received, message.co2e_kg))
         for rule in self.rules:
             if rule.spec.metric in SUM_METRICS and self._touches(rule, m):
                 await self._observe(rule, message.last)
@@ -371,7 +369,7 @@ class Engine:
 
     def _released_now(self, meter: str, ts: datetime, co2e_kg: float) -> None:
         if self.live.apply_released(meter, ts, co2e_kg):
-            self.hub.publish("balance", self.snapshot(self.clock()))
+            self.pending.co2e(self.live.meters[meter], co2e_kg, None)
 
     def acknowledged(self, alert: dict[str, Any]) -> None:
         self._announce("acknowledge", alert)
@@ -382,8 +380,18 @@ class Engine:
         self._announce("resolve", alert)
 
     def snapshot(self, now: datetime) -> dict[str, Any]:
-        meters = list(self.live.meters.values())
-        return {"site": self.site, "at": now.isoformat(),
-                "power_kw": sum(m.power_kw or 0.0 for m in meters),
-                "co2e_rate_kg_per_h": sum(m.co2e_rate_kg_per_h for m in meters),
-                "today_co2e_kg": self.live.period_kg(meters, "today", now)}
+        return snapshot(self.site, self.live, now)
+
+    def flush(self) -> None:
+        """Send what arrived since the last flush (main.py calls it once a second): one `aggregate` and one
+        `balance` event, and each changed meter's latest state to the `meters=all` subscribers."""
+        pending, at = self.pending, time.monotonic()
+        if not pending.dirty:
+            return
+        self.pending = Pending()
+        doc, balance = aggregate(self.site, self.live, pending, self.clock(), at - self.flushed_at)
+        self.flushed_at = at
+        self.hub.publish("aggregate", doc)
+        self.hub.publish("balance", balance)
+        if self.hub.coalesced:
+            self.hub.publish_coalesced([meter_doc(self.live.meters[m], None, None) for m in sorted(pending.changed)])

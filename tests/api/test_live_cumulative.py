@@ -173,6 +173,7 @@ def test_stream_today_co2e_equals_the_balance_at_a_still_moment(tmp_path: Path) 
                                             interval_s=60.0))
         replay = counter("g1", 3, NOW - timedelta(minutes=7), "volume", 25.0, "m^3", interval_s=60.0)
         assert ingest.send(app, c, replay) == 0                 # a duplicate: ingest publishes nothing for it
+        app.state.engine.flush()                                # the stream's once-a-second aggregates, now
         balances = [d for e, d in drain(queue) if e == "balance"]
         balance = c.get("/v1/balance", params={"period": "today"}, headers=env.h("viewer")).json()
     expected = (3 * 1.0 + 3 * 2.0) * f + 4 * 25.0 * GAS_KG_PER_NM3
