@@ -23,9 +23,10 @@ from api.auth import KeyRing
 from api.errors import ApiError, Invalid, error_response
 from api.held import HeldDesk
 from api.limits import BodyLimit
+from api.live.co2e_feed import CO2E_FILTER
 from api.live.live_sums import LiveState
 from api.live.mqtt_feed import Inbox, MqttLink
-from api.live.rule_runner import CO2E_FILTER, Engine
+from api.live.rule_runner import Engine
 from api.live.stream import Hub
 from api.live_rates import seed_factor_fallback
 from api.notify import Notifier

@@ -6,10 +6,12 @@ message, the agent's seq, the energy counter with its delta and the flow, QoS 1,
 over each second. One or two ingest workers (a shared subscription) store into SQLite or InfluxDB and publish
 CO2e; the API follows the broker, one client reads its live stream and another asks for today's balance every
 second. Reported per N: readings stored per second against readings offered, sample → live stream latency
-(p50/p99, from the sample's timestamp to its `meter` event), ingest's drain time after the last message and its
-own lag, balance p50/p99, CPU seconds and peak memory of every process, and the broker's message rate (from its
-$SYS counters: received + sent) against the bare Mosquitto rate measured in the same run (two QoS 1 publisher
-processes to one subscriber, messages of the same size, counted the same way).
+(p50/p99: from the sample's timestamp to its `meter` event, for the 50 meters the stream client names; and to
+the once-a-second `aggregate` event that folded it, measured on the oldest reading of each aggregate, so the
+worst of its second), the readings the aggregates counted, the machine's load, ingest's drain time after the
+last message and its own lag, balance p50/p99, CPU seconds and peak memory of every process, and the broker's
+message rate (from its $SYS counters: received + sent) against the bare Mosquitto rate measured in the same run
+(two QoS 1 publisher processes to one subscriber, messages of the same size, counted the same way).
 
 The last line is one JSON object: `ratio` = broker messages per second at the largest N / bare broker rate, and
 per N the figures as `n<N>_<figure>` (rates `*_per_s`, latencies `*_ms`).
@@ -49,6 +51,7 @@ from deploy.services import InfluxDB, Mosquitto, free_port, wait_for_port  # noq
 SITE = "plant"
 AGENT_METERS = 2500  # meters per simulated edge agent (issue 19: one agent at 2,000+ meters)
 AREAS = 20
+WATCHED = 50         # meters the stream client follows update by update (the rest it sees in the aggregates)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # carrier -> (counter quantity, counter unit, flow quantity, flow unit, flow per hour, meter extras)
@@ -270,19 +273,24 @@ class SysCounters:
 
 
 class StreamWatch(threading.Thread):
-    """Follows the API's live stream: sample → `meter` event latency of every reading."""
+    """Follows the API's live stream as a client watching `meters`: sample → `meter` event latency of each of
+    their readings, and of each `aggregate` event the latency of the oldest reading it folded (the worst of
+    that second), and the readings the aggregates counted."""
 
-    def __init__(self, url: str, key: str) -> None:
+    def __init__(self, url: str, key: str, meters: list[str]) -> None:
         super().__init__(daemon=True)
-        self.url, self.key = url, key
+        self.url, self.key, self.meters = url, key, meters
         self.latency_ms: list[float] = []
+        self.aggregate_ms: list[float] = []
+        self.readings = 0
         self.events = 0
         self.ready = threading.Event()
         self.stop = threading.Event()
 
     def run(self) -> None:
         try:
-            with httpx.stream("GET", f"{self.url}/v1/stream", headers={"Authorization": f"Bearer {self.key}"},
+            with httpx.stream("GET", f"{self.url}/v1/stream", params={"meter": self.meters},
+                              headers={"Authorization": f"Bearer {self.key}"},
                               timeout=httpx.Timeout(10.0, read=None)) as resp:
                 event = ""
                 for line in resp.iter_lines():
@@ -297,6 +305,13 @@ class StreamWatch(threading.Thread):
                         if doc.get("seq") is not None and doc.get("ts"):
                             sample = datetime.fromisoformat(doc["ts"]).timestamp()
                             self.latency_ms.append((time.time() - sample) * 1000)
+                        self.events += 1
+                    elif event == "aggregate" and line.startswith("data: "):
+                        doc = json.loads(line[6:])
+                        self.readings += doc["readings"]
+                        if doc["oldest_sample"]:
+                            sample = datetime.fromisoformat(doc["oldest_sample"]).timestamp()
+                            self.aggregate_ms.append((time.time() - sample) * 1000)
                         self.events += 1
         except httpx.HTTPError:
             if not self.stop.is_set():
@@ -369,7 +384,8 @@ def run_plant(n: int, duration_s: int, store_kind: str, workers: int, broker: Sy
                 time.sleep(0.1)
             time.sleep(2)  # ingest subscribes within a second of its start; give it its session
             sys_counters = SysCounters(broker.url)
-            watch = StreamWatch(f"http://127.0.0.1:{api_port}", key)
+            watched = [meter_id(i) for i in range(0, n, max(1, n // WATCHED))]
+            watch = StreamWatch(f"http://127.0.0.1:{api_port}", key, watched)
             watch.start()
             if not watch.ready.wait(10):
                 raise RuntimeError("the live stream did not open")
@@ -408,6 +424,7 @@ def run_plant(n: int, duration_s: int, store_kind: str, workers: int, broker: Sy
                     p.kill()
                     p.wait(10)
     window_s = t1 - t0
+    load = float(Path("/proc/loadavg").read_text().split()[0])
     return {
         "meters": n,
         "offered_per_s": round(offered / duration_s, 1),
@@ -419,6 +436,10 @@ def run_plant(n: int, duration_s: int, store_kind: str, workers: int, broker: Sy
         "stream_events": watch.events,
         "stream_p50_ms": _round(percentile(watch.latency_ms, 0.5)),
         "stream_p99_ms": _round(percentile(watch.latency_ms, 0.99)),
+        "aggregate_p50_ms": _round(percentile(watch.aggregate_ms, 0.5)),
+        "aggregate_p99_ms": _round(percentile(watch.aggregate_ms, 0.99)),
+        "streamed_readings": watch.readings,
+        "load_1m": load,
         "balance_p50_ms": _round(percentile(poll.times_ms, 0.5)),
         "balance_p99_ms": _round(percentile(poll.times_ms, 0.99)),
         "balance_errors": poll.errors,

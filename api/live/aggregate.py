@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from api.live.live_sums import LiveState, MeterLive
-from calc.periods import resolve
 
 
 @dataclass
@@ -63,7 +62,7 @@ def _zero() -> dict[str, float]:
 
 def sums(live: LiveState, now: datetime) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Power, CO2e rate and today's CO2e of the site and of each area (one pass over the meters)."""
-    start = resolve("today", None, None, live.tz, now).start
+    start = live.period_start("today", now)
     site = _zero()
     areas: dict[str, dict[str, float]] = {}
     for m in live.meters.values():

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from api.live import co2e_feed
 from api.live.aggregate import Pending, aggregate, meter_doc, snapshot
 from api.live.deviation import BaselineLookup
 from api.live.live_sums import PERIODS, Boundary, LiveAllowance, LiveState, MeterLive, hour_of
@@ -38,29 +39,6 @@ log = logging.getLogger("carbonwatch.api")
 CLOCK_METRICS = frozenset({Metric.METER_OFFLINE})
 SUM_METRICS = frozenset({Metric.CUMULATIVE_CO2E, Metric.INTENSITY, Metric.ALLOWANCE_PROJECTION, Metric.DEVIATION})
 LATE_METRICS = CLOCK_METRICS | {Metric.DEVIATION}   # not evaluated on a meter's reading (its energy comes later)
-CO2E_FILTER = f"{topics.ROOT}/+/+/+/co2e"   # ingest's derived CO2e stream (calc.topics.co2e)
-
-
-class EnergyPart(BaseModel):
-    """One entry of a co2e message's by_factor: the energy counted with one factor."""
-
-    model_config = ConfigDict(extra="ignore")
-    energy: float = Field(allow_inf_nan=False)
-    energy_unit: str
-
-
-class Co2eMessage(BaseModel):
-    """The part of one ingest co2e message the live sums need (ingest/README.md, "Derived CO2e stream")."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-    v: int = Field(ge=1, le=1)
-    site: str
-    meter: str
-    first: AwareDatetime = Field(alias="from")
-    last: AwareDatetime = Field(alias="to")
-    points: int = Field(ge=0)
-    co2e_kg: float = Field(allow_inf_nan=False)
-    by_factor: list[EnergyPart] = Field(default_factory=list, max_length=1000)
 
 
 @dataclass
@@ -264,30 +242,33 @@ class Engine:
             await self._observe(rule, update.last_ts)
 
     async def handle_co2e(self, topic: str, payload: bytes, received: float) -> None:
-        """One message of ingest's derived CO2e stream: its kg CO2e join the meter's period sums, the cumulative
-        rules of its scope are evaluated at its newest point; a bad one is counted and logged, never raised."""
+        """A message of ingest's derived CO2e stream (per meter or per site): each meter's kg CO2e join its period
+        sums, then the cumulative rules it touches are evaluated once at the newest point; a bad message is
+        counted and logged, never raised."""
         try:
-            path = topics.parse_meter_topic(topic, "co2e")
-            message = Co2eMessage.model_validate_json(payload)
-            if (message.site, message.meter) != (path.site, path.meter):
-                raise ValueError(f"payload site/meter {message.site}/{message.meter} differ from topic {topic!r}")
-        except (topics.TopicError, ValidationError, ValueError) as exc:
+            site, parts = co2e_feed.parse(topic, payload)
+        except co2e_feed.Co2eError as exc:
             self.counters.bad_messages += 1
             log.warning("bad co2e message on %r: %s", topic, exc)
             return
-        if path.site != self.site:
+        if site != self.site:
             self.counters.other_site += 1
             return
-        energy = [(p.energy, p.energy_unit) for p in message.by_factor]
-        if not self.live.apply_co2e(message.meter, message.first, message.last, message.co2e_kg, energy):
-            return
-        m = self.live.meters[message.meter]
-        self.pending.co2e(m, message.co2e_kg, received)
-        if self.hub.watched(m.meter):
-            self.hub.publish_meter(m.meter, meter_doc(m, None, received, message.co2e_kg))
+        touched: dict[str, datetime] = {}   # rule id -> newest point of its meters in this message
+        for part in parts:
+            energy = [(p.energy, p.energy_unit) for p in part.by_factor]
+            if not self.live.apply_co2e(part.meter, part.first, part.last, part.co2e_kg, energy):
+                continue
+            m = self.live.meters[part.meter]
+            self.pending.co2e(m, part.co2e_kg, received)
+            if self.hub.watched(m.meter):
+                self.hub.publish_meter(m.meter, meter_doc(m, None, received, part.co2e_kg))
+            for rule in self.rules:
+                if rule.spec.metric in SUM_METRICS and self._touches(rule, m):
+                    touched[rule.id] = max(touched.get(rule.id, part.last), part.last)
         for rule in self.rules:
-            if rule.spec.metric in SUM_METRICS and self._touches(rule, m):
-                await self._observe(rule, message.last)
+            if rule.id in touched:
+                await self._observe(rule, touched[rule.id])
 
     async def handle_production(self, message: ReadingMessage) -> None:
         """A reading of a production variable: counted once, then the intensity rules that divide by it are

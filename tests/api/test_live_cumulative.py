@@ -20,8 +20,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from paho.mqtt.client import topic_matches_sub
 
+from api.live.co2e_feed import CO2E_FILTER
 from api.live.live_sums import LiveState
-from api.live.rule_runner import CO2E_FILTER, Engine
+from api.live.rule_runner import Engine
 from calc import topics
 from calc.factors import default_factor_set
 from calc.plant import parse_plant
@@ -53,7 +54,8 @@ def send_co2e(app: FastAPI, client: TestClient, meter: str, payload: bytes) -> N
 
 
 def test_the_api_subscribes_to_the_topics_ingest_publishes_co2e_on() -> None:
-    assert topic_matches_sub(CO2E_FILTER, topics.co2e("s1", "b", "g1"))
+    assert topic_matches_sub(CO2E_FILTER, topics.site_co2e("s1"))        # one message per site and batch
+    assert not topic_matches_sub(CO2E_FILTER, topics.co2e("s1", "b", "g1"))   # per meter: SCADA's, not the API's
     assert not topic_matches_sub(CO2E_FILTER, topics.reading("s1", "b", "g1"))
     assert not topic_matches_sub(READING_FILTER, topics.co2e("s1", "b", "g1"))
 
