@@ -237,7 +237,8 @@ def bare_broker_per_s(url: str, count: int, size: int, publishers: int = 2) -> f
 
 # ---- one plant run ----------------------------------------------------------------------------------------------
 
-def plant_toml(n: int, workdir: Path, mqtt_url: str, store: str, api_port: int, workers: int, worker: int) -> str:
+def plant_toml(n: int, workdir: Path, mqtt_url: str, store: str, api_port: int, workers: int, worker: int,
+               co2e_per_meter: bool = False) -> str:
     """The plant file of ingest worker `worker` (the API reads worker 0's): each worker its own identity."""
     meters = "".join(f'[[meters]]\nid = "{meter_id(i)}"\narea = "{area_of(i)}"\ncarrier = "{carrier_of(i)}"\n'
                      f"interval_s = 1.0\n{CARRIERS[carrier_of(i)][5]}" for i in range(n))
@@ -246,7 +247,8 @@ def plant_toml(n: int, workdir: Path, mqtt_url: str, store: str, api_port: int, 
             f"{meters}\n[mqtt]\nurl = \"{mqtt_url}\"\n\n{store}\n"
             f'[ingest]\nclient_id = "bench-ingest-{worker}"\n'
             f'metrics_path = "{workdir / f"ingest-metrics-w{worker}.json"}"'
-            f'\nbuffer_path = "{workdir / f"buffer-w{worker}.sqlite"}"{share}\n\n'
+            f'\nbuffer_path = "{workdir / f"buffer-w{worker}.sqlite"}"{share}\n'
+            f"co2e_per_meter = {'true' if co2e_per_meter else 'false'}\n\n"
             f'[api]\nport = {api_port}\nkeys_file = "{workdir / "keys.toml"}"\ndb_path = "{workdir / "api.sqlite"}"\n')
 
 
@@ -354,7 +356,7 @@ def metrics(workdir: Path) -> dict[str, float]:
 
 
 def run_plant(n: int, duration_s: int, store_kind: str, workers: int, broker: SysBroker,
-              influx: InfluxDB | None) -> dict[str, Any]:
+              influx: InfluxDB | None, co2e_per_meter: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"cw-bench-plant-{n}-") as tmp:
         workdir = Path(tmp)
         api_port = free_port()
@@ -362,7 +364,7 @@ def run_plant(n: int, duration_s: int, store_kind: str, workers: int, broker: Sy
                  f'[store]\nkind = "influxdb"\nurl = "{influx.url}"\ndatabase = "plant{n}"\n')
         files = [workdir / f"plant-w{w}.toml" for w in range(workers)]
         for w, path in enumerate(files):
-            path.write_text(plant_toml(n, workdir, broker.url, store, api_port, workers, w))
+            path.write_text(plant_toml(n, workdir, broker.url, store, api_port, workers, w, co2e_per_meter))
         plant_file = files[0]
         key = write_key(workdir / "keys.toml", "bench", "viewer")
         procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -460,6 +462,8 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "influx"], default="sqlite")
     parser.add_argument("--workers", type=int, choices=[1, 2], default=1)
     parser.add_argument("--bare-messages", type=int, default=100_000)
+    parser.add_argument("--co2e-per-meter", action="store_true",
+                        help="ingest also publishes the per-meter CO2e messages (SCADA's; off: per site only)")
     # role arguments
     parser.add_argument("--url")
     parser.add_argument("--agent")
@@ -489,7 +493,7 @@ def main() -> None:
             print(f"bare Mosquitto: {bare:.0f} messages/s received + sent (QoS 1, {size} bytes, 2 publishers)",
                   flush=True)
             for n in sizes:
-                run = run_plant(n, args.duration_s, args.store, args.workers, broker, influx)
+                run = run_plant(n, args.duration_s, args.store, args.workers, broker, influx, args.co2e_per_meter)
                 runs.append(run)
                 print(json.dumps(run), flush=True)
         finally:
@@ -497,7 +501,7 @@ def main() -> None:
             if influx is not None:
                 influx.stop()
     result: dict[str, Any] = {"bare_broker_per_s": round(bare, 1), "store": args.store, "workers": args.workers,
-                              "duration_s": args.duration_s}
+                              "duration_s": args.duration_s, "co2e_per_meter": args.co2e_per_meter}
     for run in runs:
         for k, v in run.items():
             if k != "meters" and not isinstance(v, dict):
