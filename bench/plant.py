@@ -17,7 +17,7 @@ The last line is one JSON object: `ratio` = broker messages per second at the la
 per N the figures as `n<N>_<figure>` (rates `*_per_s`, latencies `*_ms`).
 
     .venv/bin/python bench/plant.py [--meters 1000,5000,10000] [--duration-s 30] [--store sqlite|influx]
-                                    [--workers 1|2]
+                                    [--workers 1|2] [--balance today|year|none] [--co2e-per-meter]
 """
 
 from __future__ import annotations
@@ -323,18 +323,18 @@ class StreamWatch(threading.Thread):
 class BalancePoll(threading.Thread):
     """Asks for the day's balance once a second, timing each answer."""
 
-    def __init__(self, client: httpx.Client) -> None:
+    def __init__(self, client: httpx.Client, period: str) -> None:
         super().__init__(daemon=True)
-        self.client = client
+        self.client, self.period = client, period
         self.times_ms: list[float] = []
         self.errors = 0
         self.stop = threading.Event()
 
     def run(self) -> None:
-        while not self.stop.wait(1.0):
+        while self.period != "none" and not self.stop.wait(1.0):
             t = time.perf_counter()
             try:
-                self.client.get("/v1/balance", params={"period": "today"}).raise_for_status()
+                self.client.get("/v1/balance", params={"period": self.period}).raise_for_status()
                 self.times_ms.append((time.perf_counter() - t) * 1000)
             except httpx.HTTPError:
                 self.errors += 1
@@ -356,7 +356,8 @@ def metrics(workdir: Path) -> dict[str, float]:
 
 
 def run_plant(n: int, duration_s: int, store_kind: str, workers: int, broker: SysBroker,
-              influx: InfluxDB | None, co2e_per_meter: bool = False) -> dict[str, Any]:
+              influx: InfluxDB | None, co2e_per_meter: bool = False, balance_period: str = "today",
+              ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"cw-bench-plant-{n}-") as tmp:
         workdir = Path(tmp)
         api_port = free_port()
@@ -391,7 +392,7 @@ def run_plant(n: int, duration_s: int, store_kind: str, workers: int, broker: Sy
             watch.start()
             if not watch.ready.wait(10):
                 raise RuntimeError("the live stream did not open")
-            poll = BalancePoll(api)
+            poll = BalancePoll(api, balance_period)
             poll.start()
             pids = {name: p.pid for name, p in procs.items()}
             pids["mosquitto"] = broker.proc.pid if broker.proc else 0
@@ -432,6 +433,7 @@ def run_plant(n: int, duration_s: int, store_kind: str, workers: int, broker: Sy
         "offered_per_s": round(offered / duration_s, 1),
         "stored_per_s": round(final["stored"] / duration_s, 1),
         "stored_fraction": round(final["stored"] / offered, 4) if offered else None,
+        "absorbed_per_s": round(final["stored"] / (duration_s + drained_s), 1),   # with the drain after the last
         "dead_lettered": int(final["dead_lettered"]),
         "drain_s": round(drained_s, 2),
         "ingest_lag_ms": round(final["lag_ms"], 1),
@@ -462,6 +464,8 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "influx"], default="sqlite")
     parser.add_argument("--workers", type=int, choices=[1, 2], default=1)
     parser.add_argument("--bare-messages", type=int, default=100_000)
+    parser.add_argument("--balance", choices=["today", "year", "none"], default="today",
+                        help="the period of the balance asked for every second (none: no balance requests)")
     parser.add_argument("--co2e-per-meter", action="store_true",
                         help="ingest also publishes the per-meter CO2e messages (SCADA's; off: per site only)")
     # role arguments
@@ -493,7 +497,8 @@ def main() -> None:
             print(f"bare Mosquitto: {bare:.0f} messages/s received + sent (QoS 1, {size} bytes, 2 publishers)",
                   flush=True)
             for n in sizes:
-                run = run_plant(n, args.duration_s, args.store, args.workers, broker, influx, args.co2e_per_meter)
+                run = run_plant(n, args.duration_s, args.store, args.workers, broker, influx, args.co2e_per_meter,
+                                args.balance)
                 runs.append(run)
                 print(json.dumps(run), flush=True)
         finally:
@@ -501,7 +506,8 @@ def main() -> None:
             if influx is not None:
                 influx.stop()
     result: dict[str, Any] = {"bare_broker_per_s": round(bare, 1), "store": args.store, "workers": args.workers,
-                              "duration_s": args.duration_s, "co2e_per_meter": args.co2e_per_meter}
+                              "duration_s": args.duration_s, "co2e_per_meter": args.co2e_per_meter,
+                              "balance": args.balance}
     for run in runs:
         for k, v in run.items():
             if k != "meters" and not isinstance(v, dict):
