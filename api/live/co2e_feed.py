@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from api.errors import ApiError
 from calc import topics
 
 CO2E_FILTER = f"{topics.ROOT}/+/co2e"   # ingest's per-site CO2e messages (calc.topics.site_co2e)
@@ -48,7 +49,7 @@ class SiteCo2eMessage(BaseModel):
     meters: list[MeterPart] = Field(max_length=MAX_METERS)
 
 
-class Co2eError(ValueError):
+class Co2eError(ApiError, ValueError):
     """A co2e message that cannot be read (counted and logged by the engine, never raised out of it)."""
 
 
