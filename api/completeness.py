@@ -12,12 +12,25 @@ from typing import Any
 from api.settings import Settings
 from ingest.store.base import StoreReader
 
+_INTERVALS: dict[int, tuple[weakref.ref[Any], dict[str, float | None]]] = {}   # id(plant) -> (plant, intervals)
+
 
 def interval_of(settings: Settings, meter: str) -> float | None:
-    """The meter's configured reporting interval (plant file `interval_s`), or None."""
-    raw: dict[str, Any] = next((m for m in settings.plant_data.get("meters", []) if m.get("id") == meter), {})
-    interval = raw.get("interval_s")
-    return float(interval) if isinstance(interval, int | float) and interval > 0 else None
+    """The meter's configured reporting interval (plant file `interval_s`), or None (read once per plant, found
+    by identity: a search of the plant file per meter made a balance of N meters cost N² steps, and hashing a
+    frozen plant model costs as much)."""
+    plant = settings.plant
+    cached = _INTERVALS.get(id(plant))
+    if cached is None or cached[0]() is not plant:
+        intervals: dict[str, float | None] = {}
+        for raw in settings.plant_data.get("meters", []):
+            interval = raw.get("interval_s")
+            intervals.setdefault(raw.get("id"), float(interval) if isinstance(interval, int | float)
+                                 and interval > 0 else None)
+        key = id(plant)
+        cached = _INTERVALS[key] = (weakref.ref(plant, lambda _: _INTERVALS.pop(key, None)),
+                                    intervals)
+    return cached[1].get(meter)
 
 
 def expected_points(settings: Settings, meter: str, start: datetime, end: datetime, now: datetime,

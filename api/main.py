@@ -23,8 +23,9 @@ from api.auth import KeyRing
 from api.entry_sender import EntrySender
 from api.errors import ApiError, Invalid, error_response
 from api.limits import BodyLimit
-from api.live.mqtt_feed import MqttLink, to_loop
-from api.live.rule_runner import CO2E_FILTER, Engine
+from api.live.co2e_feed import CO2E_FILTER
+from api.live.mqtt_feed import Inbox, MqttLink
+from api.live.rule_runner import Engine
 from api.records_watch import RecordsWatch
 from api.routes import (
     activity,
@@ -69,10 +70,18 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def _consume(org: Organisation, queue: asyncio.Queue[tuple[str, bytes, float]]) -> None:
+async def _consume(org: Organisation, inbox: Inbox) -> None:
     while True:
-        topic, payload, received = await queue.get()
-        await org.engine_for(topic).handle(topic, payload, received)
+        for topic, payload, received in await inbox.take():
+            await org.engine_for(topic).handle(topic, payload, received)
+
+
+async def _flusher(org: Organisation, every_s: float = 1.0) -> None:
+    """The live stream's aggregates of each site, at most once every `every_s`."""
+    while True:
+        await asyncio.sleep(every_s)
+        for site in org:
+            site.engine.flush()
 
 
 async def _ticker(org: Organisation, every_s: float) -> None:
@@ -143,12 +152,13 @@ def create_app(settings: Settings, store: Store, keyring: KeyRing | None = None,
             site.engine.bind(asyncio.get_running_loop())
             await asyncio.to_thread(site.engine.load, site.store)
         if settings.api.live:
-            queue: asyncio.Queue[tuple[str, bytes, float]] = asyncio.Queue(10_000)
-            link = MqttLink(settings.mqtt, settings.client_id, to_loop(asyncio.get_running_loop(), queue),
+            inbox = Inbox(asyncio.get_running_loop())
+            link = MqttLink(settings.mqtt, settings.client_id, inbox.put,
                             (READING_FILTER, CO2E_FILTER), clean_session=not settings.persistent_session)
             app.state.mqtt = link
             link.start()
-            tasks.append(asyncio.create_task(_consume(org, queue), name="live evaluation"))
+            tasks.append(asyncio.create_task(_consume(org, inbox), name="live evaluation"))
+            tasks.append(asyncio.create_task(_flusher(org), name="live stream aggregates"))
             tasks.append(asyncio.create_task(_ticker(org, settings.api.tick_s), name="clock rules"))
             for site in org:
                 tasks.append(asyncio.create_task(_rate_refresher(site.engine, site.store,

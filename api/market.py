@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 from api.instruments import Scoped
 from api.settings import Settings
 from calc.factors import FactorSet, default_factor_set
-from calc.market import Instrument, electricity_dual
+from calc.market import DualResult, Instrument, electricity_dual
+from calc.units import conversion_factor
 from ingest.store.base import MeterTotal
 
 TICK = timedelta(microseconds=1)
@@ -91,6 +92,8 @@ def _step(settings: Settings, store: TotalsReader, factors: FactorSet, instrumen
           a: datetime, b: datetime, used: dict[str, float], out: dict[tuple[str, str], MeterMarket] | None) -> None:
     tz = ZoneInfo(settings.plant.site.timezone)
     first_day, last_day = a.astimezone(tz).date(), (b - TICK).astimezone(tz).date()
+    by_id = settings.plant.meters_by_id   # once: Plant.meter() searches the tuple, N² over a plant
+    per_kwh: dict[str, DualResult] = {}   # region -> calc.market's figures of 1 kWh without instruments
     for t in sorted(store.totals(site, a, b), key=lambda t: (t.meter, t.scope)):
         figure = out.setdefault((t.meter, t.scope), MeterMarket()) if out is not None else MeterMarket()
         if t.carrier != "electricity":   # scope 1 and heat: the market-based total counts their one figure
@@ -98,26 +101,36 @@ def _step(settings: Settings, store: TotalsReader, factors: FactorSet, instrumen
                 figure.co2e_kg += t.co2e_kg
             figure.factor_ids.update(t.factor_ids)
             continue
-        try:
-            meter = settings.plant.meter(t.meter)
-        except KeyError:
+        meter = by_id.get(t.meter)
+        if meter is None:
             figure.co2e_kg, figure.reason = None, f"meter {t.meter} is not in the plant"
             continue
+        region, own = settings.plant.region_of(meter), ordered_for(instruments, meter.id, meter.area)
         try:
-            dual = electricity_dual(t.energy, t.energy_unit, factors, region=settings.plant.region_of(meter),
-                                    start=first_day, end=last_day, already_used_kwh=used,
-                                    instruments=ordered_for(instruments, meter.id, meter.area))
+            if own:
+                dual = electricity_dual(t.energy, t.energy_unit, factors, region=region, start=first_day,
+                                        end=last_day, already_used_kwh=used, instruments=own)
+                market_kg, covered_kwh, residual_kwh = dual.market.co2e_kg, dual.covered_kwh, dual.residual_kwh
+                factor_ids = dual.market.factor_ids
+            else:   # no instrument: linear in the energy, so calc.market's figure of 1 kWh, once per region
+                one = per_kwh.get(region)
+                if one is None:
+                    one = per_kwh[region] = electricity_dual(1.0, "kWh", factors, region=region, start=first_day,
+                                                             end=last_day)
+                residual_kwh = t.energy * conversion_factor(t.energy_unit, "kWh")
+                market_kg, covered_kwh, factor_ids = residual_kwh * one.market.co2e_kg, 0.0, one.market.factor_ids
+                dual = None
         except ValueError as exc:   # FactorError, UnitError: no residual factor or a unit that is not energy
             figure.co2e_kg, figure.reason = None, str(exc)
             continue
-        for inst_id, kwh in dual.used_kwh.items():
+        for inst_id, kwh in (dual.used_kwh.items() if dual is not None else ()):
             used[inst_id] = used.get(inst_id, 0.0) + kwh
             figure.used_kwh[inst_id] += kwh
         if figure.co2e_kg is not None:
-            figure.co2e_kg += dual.market.co2e_kg
-        figure.covered_kwh += dual.covered_kwh
-        figure.residual_kwh += dual.residual_kwh
-        figure.factor_ids.update(dual.market.factor_ids)
+            figure.co2e_kg += market_kg
+        figure.covered_kwh += covered_kwh
+        figure.residual_kwh += residual_kwh
+        figure.factor_ids.update(factor_ids)
 
 
 def allocate(settings: Settings, store: TotalsReader, instruments: Sequence[Scoped], site: str, start: datetime,

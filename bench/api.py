@@ -121,7 +121,8 @@ def live_latency(api_url: str, key: str, mqtt_url: str, samples: int, meter: str
                 raise
 
     def follow() -> None:
-        with httpx.stream("GET", f"{api_url}/v1/stream", headers={"Authorization": f"Bearer {key}"},
+        with httpx.stream("GET", f"{api_url}/v1/stream", params={"meter": meter},   # its every update
+                          headers={"Authorization": f"Bearer {key}"},
                           timeout=httpx.Timeout(10.0, read=None)) as resp:
             event = ""
             for line in resp.iter_lines():

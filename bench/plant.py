@@ -6,16 +6,18 @@ message, the agent's seq, the energy counter with its delta and the flow, QoS 1,
 over each second. One or two ingest workers (a shared subscription) store into SQLite or InfluxDB and publish
 CO2e; the API follows the broker, one client reads its live stream and another asks for today's balance every
 second. Reported per N: readings stored per second against readings offered, sample → live stream latency
-(p50/p99, from the sample's timestamp to its `meter` event), ingest's drain time after the last message and its
-own lag, balance p50/p99, CPU seconds and peak memory of every process, and the broker's message rate (from its
-$SYS counters: received + sent) against the bare Mosquitto rate measured in the same run (two QoS 1 publisher
-processes to one subscriber, messages of the same size, counted the same way).
+(p50/p99: from the sample's timestamp to its `meter` event, for the 50 meters the stream client names; and to
+the once-a-second `aggregate` event that folded it, measured on the oldest reading of each aggregate, so the
+worst of its second), the readings the aggregates counted, the machine's load, ingest's drain time after the
+last message and its own lag, balance p50/p99, CPU seconds and peak memory of every process, and the broker's
+message rate (from its $SYS counters: received + sent) against the bare Mosquitto rate measured in the same run
+(two QoS 1 publisher processes to one subscriber, messages of the same size, counted the same way).
 
 The last line is one JSON object: `ratio` = broker messages per second at the largest N / bare broker rate, and
 per N the figures as `n<N>_<figure>` (rates `*_per_s`, latencies `*_ms`).
 
     .venv/bin/python bench/plant.py [--meters 1000,5000,10000] [--duration-s 30] [--store sqlite|influx]
-                                    [--workers 1|2]
+                                    [--workers 1|2] [--balance today|year|none] [--co2e-per-meter]
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from deploy.services import InfluxDB, Mosquitto, free_port, wait_for_port  # noq
 SITE = "plant"
 AGENT_METERS = 2500  # meters per simulated edge agent (issue 19: one agent at 2,000+ meters)
 AREAS = 20
+WATCHED = 50         # meters the stream client follows update by update (the rest it sees in the aggregates)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # carrier -> (counter quantity, counter unit, flow quantity, flow unit, flow per hour, meter extras)
@@ -234,7 +237,8 @@ def bare_broker_per_s(url: str, count: int, size: int, publishers: int = 2) -> f
 
 # ---- one plant run ----------------------------------------------------------------------------------------------
 
-def plant_toml(n: int, workdir: Path, mqtt_url: str, store: str, api_port: int, workers: int, worker: int) -> str:
+def plant_toml(n: int, workdir: Path, mqtt_url: str, store: str, api_port: int, workers: int, worker: int,
+               co2e_per_meter: bool = False) -> str:
     """The plant file of ingest worker `worker` (the API reads worker 0's): each worker its own identity."""
     meters = "".join(f'[[meters]]\nid = "{meter_id(i)}"\narea = "{area_of(i)}"\ncarrier = "{carrier_of(i)}"\n'
                      f"interval_s = 1.0\n{CARRIERS[carrier_of(i)][5]}" for i in range(n))
@@ -243,7 +247,8 @@ def plant_toml(n: int, workdir: Path, mqtt_url: str, store: str, api_port: int, 
             f"{meters}\n[mqtt]\nurl = \"{mqtt_url}\"\n\n{store}\n"
             f'[ingest]\nclient_id = "bench-ingest-{worker}"\n'
             f'metrics_path = "{workdir / f"ingest-metrics-w{worker}.json"}"'
-            f'\nbuffer_path = "{workdir / f"buffer-w{worker}.sqlite"}"{share}\n\n'
+            f'\nbuffer_path = "{workdir / f"buffer-w{worker}.sqlite"}"{share}\n'
+            f"co2e_per_meter = {'true' if co2e_per_meter else 'false'}\n\n"
             f'[api]\nport = {api_port}\nkeys_file = "{workdir / "keys.toml"}"\ndb_path = "{workdir / "api.sqlite"}"\n')
 
 
@@ -270,19 +275,24 @@ class SysCounters:
 
 
 class StreamWatch(threading.Thread):
-    """Follows the API's live stream: sample → `meter` event latency of every reading."""
+    """Follows the API's live stream as a client watching `meters`: sample → `meter` event latency of each of
+    their readings, and of each `aggregate` event the latency of the oldest reading it folded (the worst of
+    that second), and the readings the aggregates counted."""
 
-    def __init__(self, url: str, key: str) -> None:
+    def __init__(self, url: str, key: str, meters: list[str]) -> None:
         super().__init__(daemon=True)
-        self.url, self.key = url, key
+        self.url, self.key, self.meters = url, key, meters
         self.latency_ms: list[float] = []
+        self.aggregate_ms: list[float] = []
+        self.readings = 0
         self.events = 0
         self.ready = threading.Event()
         self.stop = threading.Event()
 
     def run(self) -> None:
         try:
-            with httpx.stream("GET", f"{self.url}/v1/stream", headers={"Authorization": f"Bearer {self.key}"},
+            with httpx.stream("GET", f"{self.url}/v1/stream", params={"meter": self.meters},
+                              headers={"Authorization": f"Bearer {self.key}"},
                               timeout=httpx.Timeout(10.0, read=None)) as resp:
                 event = ""
                 for line in resp.iter_lines():
@@ -298,6 +308,13 @@ class StreamWatch(threading.Thread):
                             sample = datetime.fromisoformat(doc["ts"]).timestamp()
                             self.latency_ms.append((time.time() - sample) * 1000)
                         self.events += 1
+                    elif event == "aggregate" and line.startswith("data: "):
+                        doc = json.loads(line[6:])
+                        self.readings += doc["readings"]
+                        if doc["oldest_sample"]:
+                            sample = datetime.fromisoformat(doc["oldest_sample"]).timestamp()
+                            self.aggregate_ms.append((time.time() - sample) * 1000)
+                        self.events += 1
         except httpx.HTTPError:
             if not self.stop.is_set():
                 raise
@@ -306,18 +323,18 @@ class StreamWatch(threading.Thread):
 class BalancePoll(threading.Thread):
     """Asks for the day's balance once a second, timing each answer."""
 
-    def __init__(self, client: httpx.Client) -> None:
+    def __init__(self, client: httpx.Client, period: str) -> None:
         super().__init__(daemon=True)
-        self.client = client
+        self.client, self.period = client, period
         self.times_ms: list[float] = []
         self.errors = 0
         self.stop = threading.Event()
 
     def run(self) -> None:
-        while not self.stop.wait(1.0):
+        while self.period != "none" and not self.stop.wait(1.0):
             t = time.perf_counter()
             try:
-                self.client.get("/v1/balance", params={"period": "today"}).raise_for_status()
+                self.client.get("/v1/balance", params={"period": self.period}).raise_for_status()
                 self.times_ms.append((time.perf_counter() - t) * 1000)
             except httpx.HTTPError:
                 self.errors += 1
@@ -339,7 +356,8 @@ def metrics(workdir: Path) -> dict[str, float]:
 
 
 def run_plant(n: int, duration_s: int, store_kind: str, workers: int, broker: SysBroker,
-              influx: InfluxDB | None) -> dict[str, Any]:
+              influx: InfluxDB | None, co2e_per_meter: bool = False, balance_period: str = "today",
+              ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"cw-bench-plant-{n}-") as tmp:
         workdir = Path(tmp)
         api_port = free_port()
@@ -347,7 +365,7 @@ def run_plant(n: int, duration_s: int, store_kind: str, workers: int, broker: Sy
                  f'[store]\nkind = "influxdb"\nurl = "{influx.url}"\ndatabase = "plant{n}"\n')
         files = [workdir / f"plant-w{w}.toml" for w in range(workers)]
         for w, path in enumerate(files):
-            path.write_text(plant_toml(n, workdir, broker.url, store, api_port, workers, w))
+            path.write_text(plant_toml(n, workdir, broker.url, store, api_port, workers, w, co2e_per_meter))
         plant_file = files[0]
         key = write_key(workdir / "keys.toml", "bench", "viewer")
         procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -369,11 +387,12 @@ def run_plant(n: int, duration_s: int, store_kind: str, workers: int, broker: Sy
                 time.sleep(0.1)
             time.sleep(2)  # ingest subscribes within a second of its start; give it its session
             sys_counters = SysCounters(broker.url)
-            watch = StreamWatch(f"http://127.0.0.1:{api_port}", key)
+            watched = [meter_id(i) for i in range(0, n, max(1, n // WATCHED))]
+            watch = StreamWatch(f"http://127.0.0.1:{api_port}", key, watched)
             watch.start()
             if not watch.ready.wait(10):
                 raise RuntimeError("the live stream did not open")
-            poll = BalancePoll(api)
+            poll = BalancePoll(api, balance_period)
             poll.start()
             pids = {name: p.pid for name, p in procs.items()}
             pids["mosquitto"] = broker.proc.pid if broker.proc else 0
@@ -408,17 +427,23 @@ def run_plant(n: int, duration_s: int, store_kind: str, workers: int, broker: Sy
                     p.kill()
                     p.wait(10)
     window_s = t1 - t0
+    load = float(Path("/proc/loadavg").read_text().split()[0])
     return {
         "meters": n,
         "offered_per_s": round(offered / duration_s, 1),
         "stored_per_s": round(final["stored"] / duration_s, 1),
         "stored_fraction": round(final["stored"] / offered, 4) if offered else None,
+        "absorbed_per_s": round(final["stored"] / (duration_s + drained_s), 1),   # with the drain after the last
         "dead_lettered": int(final["dead_lettered"]),
         "drain_s": round(drained_s, 2),
         "ingest_lag_ms": round(final["lag_ms"], 1),
         "stream_events": watch.events,
         "stream_p50_ms": _round(percentile(watch.latency_ms, 0.5)),
         "stream_p99_ms": _round(percentile(watch.latency_ms, 0.99)),
+        "aggregate_p50_ms": _round(percentile(watch.aggregate_ms, 0.5)),
+        "aggregate_p99_ms": _round(percentile(watch.aggregate_ms, 0.99)),
+        "streamed_readings": watch.readings,
+        "load_1m": load,
         "balance_p50_ms": _round(percentile(poll.times_ms, 0.5)),
         "balance_p99_ms": _round(percentile(poll.times_ms, 0.99)),
         "balance_errors": poll.errors,
@@ -439,6 +464,10 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "influx"], default="sqlite")
     parser.add_argument("--workers", type=int, choices=[1, 2], default=1)
     parser.add_argument("--bare-messages", type=int, default=100_000)
+    parser.add_argument("--balance", choices=["today", "year", "none"], default="today",
+                        help="the period of the balance asked for every second (none: no balance requests)")
+    parser.add_argument("--co2e-per-meter", action="store_true",
+                        help="ingest also publishes the per-meter CO2e messages (SCADA's; off: per site only)")
     # role arguments
     parser.add_argument("--url")
     parser.add_argument("--agent")
@@ -468,7 +497,8 @@ def main() -> None:
             print(f"bare Mosquitto: {bare:.0f} messages/s received + sent (QoS 1, {size} bytes, 2 publishers)",
                   flush=True)
             for n in sizes:
-                run = run_plant(n, args.duration_s, args.store, args.workers, broker, influx)
+                run = run_plant(n, args.duration_s, args.store, args.workers, broker, influx, args.co2e_per_meter,
+                                args.balance)
                 runs.append(run)
                 print(json.dumps(run), flush=True)
         finally:
@@ -476,7 +506,8 @@ def main() -> None:
             if influx is not None:
                 influx.stop()
     result: dict[str, Any] = {"bare_broker_per_s": round(bare, 1), "store": args.store, "workers": args.workers,
-                              "duration_s": args.duration_s}
+                              "duration_s": args.duration_s, "co2e_per_meter": args.co2e_per_meter,
+                              "balance": args.balance}
     for run in runs:
         for k, v in run.items():
             if k != "meters" and not isinstance(v, dict):

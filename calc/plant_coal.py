@@ -30,7 +30,7 @@ from calc.coal import (
 )
 from calc.conditions import ConditionError, is_normal_volume_unit, normal_volume_ratio, parse_measure
 from calc.factors import FactorError, FactorSet
-from calc.plant import Plant
+from calc.plant import Meter, Plant
 from calc.plant_factors import PlantFactors, plant_factors
 from calc.recipes import recipe
 from calc.units import UnitError, conversion_factor
@@ -60,6 +60,7 @@ class CoalBook:
     at: date
     refused: str | None = None      # the whole book cannot count (a bad [standard_coal]): every meter says why
     _cache: dict[tuple[str, str], MeterCoal] = field(default_factory=dict)
+    _meters: dict[str, Meter] = field(default_factory=dict)
 
     def of(self, meter_id: str, unit: str) -> MeterCoal:
         key = (meter_id, unit)
@@ -68,7 +69,9 @@ class CoalBook:
         return self._cache[key]
 
     def _build(self, meter_id: str, unit: str) -> MeterCoal:
-        meter = self.plant.meters_by_id.get(meter_id)
+        if not self._meters:   # once per book: Plant.meters_by_id builds a new dict per call (N² over a plant)
+            self._meters.update(self.plant.meters_by_id)
+        meter = self._meters.get(meter_id)
         if self.refused is not None:
             return MeterCoal(None, None, None, f"meter {meter_id!r}: {self.refused}")
         if meter is None:

@@ -36,6 +36,12 @@ def co2e(site: str, area: str, meter: str) -> str:
     return f"{ROOT}/{site}/{area}/{meter}/co2e"
 
 
+def site_co2e(site: str) -> str:
+    """Ingest's per-site CO2e message of each stored batch (every meter's new CO2e in one)."""
+    _check(site)
+    return f"{ROOT}/{site}/co2e"
+
+
 def alert(site: str, rule: str) -> str:
     _check(site, rule)
     return f"{ROOT}/{site}/alerts/{rule}"

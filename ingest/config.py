@@ -111,6 +111,9 @@ class IngestSettings(BaseModel):
     buffer_max_mb: float = Field(default=256.0, gt=0)
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
     publish_co2e: bool = True
+    co2e_per_meter: bool = Field(default=True, description="also publish each meter's CO2e per stored batch on "
+                                 "carbonwatch/v1/<site>/<area>/<meter>/co2e (SCADA reads it); the per-site "
+                                 "message on carbonwatch/v1/<site>/co2e, which the API reads, is always sent")
     metrics_path: str | None = None
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, ge=1024, description="a reading message "
                                    "larger than this is dead-lettered unparsed (its first 64 KiB kept, with its "

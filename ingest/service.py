@@ -23,7 +23,7 @@ from calc import topics
 from calc.factors import FactorSet
 from ingest.acks import AckBook
 from ingest.buffer import DiskBuffer, DiskBufferError
-from ingest.co2e import co2e_messages
+from ingest.co2e import publications
 from ingest.config import IngestConfig
 from ingest.convert import Converter
 from ingest.metrics import IngestMetrics, install
@@ -319,10 +319,9 @@ class IngestWorker:
 
     def _publish(self, batch: Batch, result: WriteResult) -> None:
         if self.config.ingest.publish_co2e:
-            for meter, body in co2e_messages(batch, result):
-                info = batch.meters[meter]
-                # QoS 1: the API's live sums and SCADA add these up; a persistent session must not miss one
-                self.subscriber.publish(topics.co2e(info.site, info.area, meter), body, qos=1)
+            # QoS 1: the API's live sums (per site) and SCADA (per meter) add these up; none may be missed
+            for topic, body in publications(batch, result, self.config.ingest.co2e_per_meter):
+                self.subscriber.publish(topic, body, qos=1)
         if batch.dead:
             target = topics.deadletter(self.site)
             for d in batch.dead:

@@ -106,7 +106,7 @@ export function stream(onEvent, onState) {
 
   async function once() {
     controller = new AbortController();
-    const resp = await fetch("/v1/stream" + query({ site }), {
+    const resp = await fetch("/v1/stream" + query({ site, meters: "all" }), {   // the meter table: every meter once a second
       headers: { Authorization: `Bearer ${getKey()}`, Accept: "text/event-stream" },
       signal: controller.signal,
       cache: "no-store",

@@ -162,6 +162,18 @@ class LiveState:
         self.allowance_base: dict[int, float] = {}       # allowance id -> stored kg in [start, cut] of its boundary
         self.profiles: dict[Boundary, HourOfWeekProfile | None] = {}   # None: no history (burn rate)
         self.profiles_at: datetime | None = None         # the hour the profiles were built for
+        self._bounds: dict[str, tuple[datetime, datetime]] = {}   # period -> the last bounds resolved
+
+    def period_start(self, period: str, ts: datetime) -> datetime:
+        """Start of the named period (site time zone) that holds `ts`; the last bounds are kept, since nearly
+        every message falls in the same day as the one before (calc.periods.resolve per message was the fold's
+        largest cost)."""
+        known = self._bounds.get(period)
+        if known is not None and known[0] <= ts < known[1]:
+            return known[0]
+        bounds = resolve(period, None, None, self.tz, ts)
+        self._bounds[period] = (bounds.start, bounds.end)
+        return bounds.start
 
     # ---- baseline ---------------------------------------------------------------------------------------
 
@@ -235,8 +247,7 @@ class LiveState:
                             meter.product[(period, quantity)] = self._roll(period, start, amount, s.ts, s.delta)
                     for period in PERIODS:
                         if (period, s.quantity) not in meter.product:
-                            bounds = resolve(period, None, None, self.tz, s.ts)
-                            meter.product[(period, s.quantity)] = (bounds.start, s.delta)
+                            meter.product[(period, s.quantity)] = (self.period_start(period, s.ts), s.delta)
         if flowed:
             meter.update_rate()
         if meter.last_ts is None:
@@ -246,10 +257,10 @@ class LiveState:
                       needs_basis=counted and meter.basis is None)
 
     def _roll(self, period: str, start: datetime, amount: float, ts: datetime, add: float) -> tuple[datetime, float]:
-        bounds = resolve(period, None, None, self.tz, ts)
-        if bounds.start > start:
-            return bounds.start, add      # a new period began: start again from zero
-        if bounds.start < start:
+        now_start = self.period_start(period, ts)
+        if now_start > start:
+            return now_start, add         # a new period began: start again from zero
+        if now_start < start:
             return start, amount          # a late sample of an earlier period: not this period's
         return start, amount + add
 
@@ -272,7 +283,8 @@ class LiveState:
         if meter is None or (meter.store_hwm is not None and last <= meter.store_hwm):
             return False
         for period in PERIODS:
-            start, total = meter.period_kg.get(period, (resolve(period, None, None, self.tz, last).start, 0.0))
+            known = meter.period_kg.get(period)
+            start, total = known if known is not None else (self.period_start(period, last), 0.0)
             meter.period_kg[period] = self._roll(period, start, total, last, co2e_kg)
         meter.recent.append((last, co2e_kg))
         while meter.recent and meter.recent[0][0] <= last - RECENT:
@@ -295,7 +307,8 @@ class LiveState:
         if meter is None:
             return False
         for period in PERIODS:
-            start, total = meter.period_kg.get(period, (resolve(period, None, None, self.tz, ts).start, 0.0))
+            known = meter.period_kg.get(period)
+            start, total = known if known is not None else (self.period_start(period, ts), 0.0)
             meter.period_kg[period] = self._roll(period, start, total, ts, co2e_kg)
         self._hour(meter, ts, co2e_kg)
         return True
@@ -315,7 +328,7 @@ class LiveState:
         return [self.meters[t.meter] for t in terms or () if t.meter in self.meters]
 
     def period_kg(self, meters: list[MeterLive], period: str, now: datetime) -> float:
-        start = resolve(period, None, None, self.tz, now).start
+        start = self.period_start(period, now)
         return sum(kg for m in meters for s, kg in [m.period_kg.get(period, (start, 0.0))] if s == start)
 
     def value(self, rule: RuleSpec, now: datetime) -> float:
@@ -334,7 +347,7 @@ class LiveState:
         if metric is Metric.CUMULATIVE_CO2E:
             return self.period_kg(meters, rule.period, now)
         if metric is Metric.INTENSITY:
-            start = resolve(rule.period, None, None, self.tz, now).start
+            start = self.period_start(rule.period, now)
             product = self.production.amount(rule, now) + sum(
                 a for m in meters for (p, q), (s, a) in m.product.items()
                 if p == rule.period and q == rule.product_quantity and s == start)

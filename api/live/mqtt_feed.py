@@ -6,6 +6,7 @@ reconnects by itself. URL, login and TLS: link.mqtt (one rule for every part).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -76,17 +77,37 @@ class MqttLink:
         self.on_message(msg.topic, bytes(msg.payload), time.time())
 
 
-def to_loop(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[tuple[str, bytes, float]]) -> Handler:
-    """A handler for the network thread that hands each message to a bounded asyncio queue on `loop`; while
-    the queue is full the network thread waits, so the broker holds the rest (back-pressure, nothing dropped)."""
+class Inbox:
+    """Messages from the network thread to the event loop, handed over in batches: the network thread appends
+    under a lock and wakes the loop only when the inbox was empty, the loop takes everything at once (one
+    thread hop per batch, not per message). While `max_messages` wait, the network thread waits too, so the
+    broker holds the rest (back-pressure, nothing dropped)."""
 
-    def put(topic: str, payload: bytes, received: float) -> None:
-        if loop.is_closed():
-            return
-        future = asyncio.run_coroutine_threadsafe(queue.put((topic, payload, received)), loop)
-        try:
-            future.result(timeout=120)
-        except (TimeoutError, RuntimeError, asyncio.CancelledError):
-            future.cancel()
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_messages: int = 10_000) -> None:
+        self.loop = loop
+        self.max_messages = max_messages
+        self._items: list[tuple[str, bytes, float]] = []
+        self._cond = threading.Condition()
+        self._ready = asyncio.Event()
 
-    return put
+    def put(self, topic: str, payload: bytes, received: float) -> None:
+        """The network thread's handler (a `Handler`)."""
+        with self._cond:
+            while len(self._items) >= self.max_messages and not self.loop.is_closed():
+                self._cond.wait(1.0)
+            self._items.append((topic, payload, received))
+            first = len(self._items) == 1
+        if first and not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):   # the loop closed in between: nothing will read it
+                self.loop.call_soon_threadsafe(self._ready.set)
+
+    async def take(self) -> list[tuple[str, bytes, float]]:
+        """Every message waiting now (at least one), oldest first."""
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            with self._cond:
+                items, self._items = self._items, []
+                self._cond.notify_all()
+            if items:
+                return items

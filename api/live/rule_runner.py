@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from api.live import co2e_feed
+from api.live.aggregate import Pending, aggregate, meter_doc, snapshot
 from api.live.deviation import BaselineLookup
 from api.live.live_sums import PERIODS, Boundary, LiveAllowance, LiveState, MeterLive, hour_of
 from api.live.stream import Hub
@@ -37,29 +40,6 @@ log = logging.getLogger("carbonwatch.api")
 CLOCK_METRICS = frozenset({Metric.METER_OFFLINE})
 SUM_METRICS = frozenset({Metric.CUMULATIVE_CO2E, Metric.INTENSITY, Metric.ALLOWANCE_PROJECTION, Metric.DEVIATION})
 LATE_METRICS = CLOCK_METRICS | {Metric.DEVIATION}   # not evaluated on a meter's reading (its energy comes later)
-CO2E_FILTER = f"{topics.ROOT}/+/+/+/co2e"   # ingest's derived CO2e stream (calc.topics.co2e)
-
-
-class EnergyPart(BaseModel):
-    """One entry of a co2e message's by_factor: the energy counted with one factor."""
-
-    model_config = ConfigDict(extra="ignore")
-    energy: float = Field(allow_inf_nan=False)
-    energy_unit: str
-
-
-class Co2eMessage(BaseModel):
-    """The part of one ingest co2e message the live sums need (ingest/README.md, "Derived CO2e stream")."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-    v: int = Field(ge=1, le=1)
-    site: str
-    meter: str
-    first: AwareDatetime = Field(alias="from")
-    last: AwareDatetime = Field(alias="to")
-    points: int = Field(ge=0)
-    co2e_kg: float = Field(allow_inf_nan=False)
-    by_factor: list[EnergyPart] = Field(default_factory=list, max_length=1000)
 
 
 @dataclass
@@ -89,6 +69,8 @@ class Engine:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.basis_wanted = asyncio.Event()   # set when a meter got energy but has no stored kg-per-unit yet
         self.baselines = baselines            # baseline id -> active model (deviation rules); None: no models
+        self.pending = Pending()              # what the stream has not had yet (api.live.aggregate)
+        self.flushed_at = time.monotonic()
 
     # ---- start-up ---------------------------------------------------------------------------------------
 
@@ -215,12 +197,10 @@ class Engine:
         changed = self.apply_rate_inputs(await asyncio.to_thread(self.read_rate_inputs, store))
         for name in changed:
             m = self.live.meters[name]
-            self.hub.publish("meter", {"meter": m.meter, "area": m.area, "seq": None,
-                                       "ts": m.last_ts.isoformat() if m.last_ts else None, "power_kw": m.power_kw,
-                                       "co2e_rate_kg_per_h": m.rate.rate_kg_per_h if m.rate else None,
-                                       "added_co2e_kg": 0.0, "received": None})
-        if changed:
-            self.hub.publish("balance", self.snapshot(self.clock()))
+            if self.hub.watched(name):
+                self.hub.publish_meter(name, meter_doc(m, None, None))
+            self.pending.changed.add(name)
+            self.pending.dirty = True
 
     # ---- feeding ----------------------------------------------------------------------------------------
 
@@ -253,44 +233,43 @@ class Engine:
             return
         if update.needs_basis:
             self.basis_wanted.set()
-        self.hub.publish("meter", {"meter": update.meter, "area": update.area, "seq": update.seq,
-                                   "ts": update.last_ts.isoformat(), "power_kw": update.power_kw,
-                                   "co2e_rate_kg_per_h": update.co2e_rate_kg_per_h,
-                                   "added_co2e_kg": update.added_co2e_kg, "received": received})
-        now = self.clock()
-        self.hub.publish("balance", self.snapshot(now))
+        meter = self.live.meters[update.meter]
+        self.pending.reading(meter, update.last_ts, received)
+        if self.hub.watched(update.meter):
+            self.hub.publish_meter(update.meter, meter_doc(meter, update.seq, received))
         for rule in self.rules:
-            if rule.spec.metric in LATE_METRICS or not self._touches(rule, self.live.meters[update.meter]):
+            if rule.spec.metric in LATE_METRICS or not self._touches(rule, meter):
                 continue
             await self._observe(rule, update.last_ts)
 
     async def handle_co2e(self, topic: str, payload: bytes, received: float) -> None:
-        """One message of ingest's derived CO2e stream: its kg CO2e join the meter's period sums, the cumulative
-        rules of its scope are evaluated at its newest point; a bad one is counted and logged, never raised."""
+        """A message of ingest's derived CO2e stream (per meter or per site): each meter's kg CO2e join its period
+        sums, then the cumulative rules it touches are evaluated once at the newest point; a bad message is
+        counted and logged, never raised."""
         try:
-            path = topics.parse_meter_topic(topic, "co2e")
-            message = Co2eMessage.model_validate_json(payload)
-            if (message.site, message.meter) != (path.site, path.meter):
-                raise ValueError(f"payload site/meter {message.site}/{message.meter} differ from topic {topic!r}")
-        except (topics.TopicError, ValidationError, ValueError) as exc:
+            site, parts = co2e_feed.parse(topic, payload)
+        except co2e_feed.Co2eError as exc:
             self.counters.bad_messages += 1
             log.warning("bad co2e message on %r: %s", topic, exc)
             return
-        if path.site != self.site:
+        if site != self.site:
             self.counters.other_site += 1
             return
-        energy = [(p.energy, p.energy_unit) for p in message.by_factor]
-        if not self.live.apply_co2e(message.meter, message.first, message.last, message.co2e_kg, energy):
-            return
-        m = self.live.meters[message.meter]
-        self.hub.publish("meter", {"meter": m.meter, "area": m.area, "seq": None,
-                                   "ts": m.last_ts.isoformat() if m.last_ts else None, "power_kw": m.power_kw,
-                                   "co2e_rate_kg_per_h": m.rate.rate_kg_per_h if m.rate else None,
-                                   "added_co2e_kg": message.co2e_kg, "received": received})
-        self.hub.publish("balance", self.snapshot(self.clock()))
+        touched: dict[str, datetime] = {}   # rule id -> newest point of its meters in this message
+        for part in parts:
+            energy = [(p.energy, p.energy_unit) for p in part.by_factor]
+            if not self.live.apply_co2e(part.meter, part.first, part.last, part.co2e_kg, energy):
+                continue
+            m = self.live.meters[part.meter]
+            self.pending.co2e(m, part.co2e_kg, received)
+            if self.hub.watched(m.meter):
+                self.hub.publish_meter(m.meter, meter_doc(m, None, received, part.co2e_kg))
+            for rule in self.rules:
+                if rule.spec.metric in SUM_METRICS and self._touches(rule, m):
+                    touched[rule.id] = max(touched.get(rule.id, part.last), part.last)
         for rule in self.rules:
-            if rule.spec.metric in SUM_METRICS and self._touches(rule, m):
-                await self._observe(rule, message.last)
+            if rule.id in touched:
+                await self._observe(rule, touched[rule.id])
 
     async def handle_production(self, message: ReadingMessage) -> None:
         """A reading of a production variable: counted once, then the intensity rules that divide by it are
@@ -372,7 +351,7 @@ class Engine:
 
     def _released_now(self, meter: str, ts: datetime, co2e_kg: float) -> None:
         if self.live.apply_released(meter, ts, co2e_kg):
-            self.hub.publish("balance", self.snapshot(self.clock()))
+            self.pending.co2e(self.live.meters[meter], co2e_kg, None)
 
     def acknowledged(self, alert: dict[str, Any]) -> None:
         self._announce("acknowledge", alert)
@@ -383,8 +362,18 @@ class Engine:
         self._announce("resolve", alert)
 
     def snapshot(self, now: datetime) -> dict[str, Any]:
-        meters = list(self.live.meters.values())
-        return {"site": self.site, "at": now.isoformat(),
-                "power_kw": sum(m.power_kw or 0.0 for m in meters),
-                "co2e_rate_kg_per_h": sum(m.co2e_rate_kg_per_h for m in meters),
-                "today_co2e_kg": self.live.period_kg(meters, "today", now)}
+        return snapshot(self.site, self.live, now)
+
+    def flush(self) -> None:
+        """Send what arrived since the last flush (main.py calls it once a second): one `aggregate` and one
+        `balance` event, and each changed meter's latest state to the `meters=all` subscribers."""
+        pending, at = self.pending, time.monotonic()
+        if not pending.dirty:
+            return
+        self.pending = Pending()
+        doc, balance = aggregate(self.site, self.live, pending, self.clock(), at - self.flushed_at)
+        self.flushed_at = at
+        self.hub.publish("aggregate", doc)
+        self.hub.publish("balance", balance)
+        if self.hub.coalesced:
+            self.hub.publish_coalesced([meter_doc(self.live.meters[m], None, None) for m in sorted(pending.changed)])

@@ -73,11 +73,13 @@ def render(agents: list[Agent], ingest: str = "ingest", api: str = "api", scada:
     lines.append(f"user {ingest}")
     for site in sites:
         lines += [f"topic read {topics.ROOT}/{site}/+/+/reading", f"topic write {topics.ROOT}/{site}/+/+/co2e",
-                  f"topic write {topics.deadletter(site)}", f"topic write {topics.ROOT}/{site}/edge/+/ack"]
-    lines += ["", "# the API: readings in (live rules), alert events out, edge status in", f"user {api}"]
+                  f"topic write {topics.deadletter(site)}", f"topic write {topics.ROOT}/{site}/edge/+/ack",
+                  f"topic write {topics.site_co2e(site)}"]
+    lines += ["", "# the API: readings and ingest's per-site CO2e in (live rules and sums), alert events out, edge "
+              "status in", f"user {api}"]
     for site in sites:
         lines += [f"topic read {topics.ROOT}/{site}/+/+/reading", f"topic write {topics.ROOT}/{site}/alerts/+",
-                  f"topic read {topics.ROOT}/{site}/edge/+/status"]
+                  f"topic read {topics.ROOT}/{site}/edge/+/status", f"topic read {topics.site_co2e(site)}"]
     lines += ["", "# carbonwatch's SCADA gateway (`carbonwatch scada`): CO2e and alerts in; its Sparkplug B edge node "
               "(group carbonwatch, node = site id) out, commands to it in", f"user {scada}"]
     for site in sites:

@@ -107,7 +107,7 @@ def test_rate_shows_at_once_from_the_meters_factor_before_any_energy_is_stored(e
     app = env.app()
     with TestClient(app) as c:
         queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue(100)
-        app.state.hub.subscribers.add(queue)
+        app.state.hub.add(queue, meters=("m1",))   # m1's every update
         c.portal.call(app.state.engine.handle, topics.reading("s1", "a", "m1"),  # type: ignore[union-attr]
                       encode(reading("m1", 1, now - timedelta(seconds=1), kw=900.0)), 0.0)
         h = env.h("viewer")

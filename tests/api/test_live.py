@@ -151,8 +151,8 @@ def test_alert_reaches_mqtt_webhooks_and_the_stream(env: Env, broker_url: str,
     with Server(app) as server:
         api = httpx.Client(base_url=server.url, headers=env.h("engineer"), timeout=10)
         wait_until("the API to subscribe", lambda: api.get("/v1/status").json()["mqtt_subscribed"])
-        reader = threading.Thread(target=sse_events, args=(f"{server.url}/v1/stream", env.h("viewer"), events, stop),
-                                  daemon=True)
+        watching = f"{server.url}/v1/stream?meter=m3"   # m3's every update (others get aggregates only)
+        reader = threading.Thread(target=sse_events, args=(watching, env.h("viewer"), events, stop), daemon=True)
         reader.start()
         wait_until("the stream subscriber", lambda: api.get("/v1/status").json()["stream_subscribers"] == 1)
         rule = {"id": "oven-hot", "name": "oven power", "metric": "power", "threshold": 200.0,

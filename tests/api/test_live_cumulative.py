@@ -20,8 +20,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from paho.mqtt.client import topic_matches_sub
 
+from api.live.co2e_feed import CO2E_FILTER
 from api.live.live_sums import LiveState
-from api.live.rule_runner import CO2E_FILTER, Engine
+from api.live.rule_runner import Engine
 from calc import topics
 from calc.factors import default_factor_set
 from calc.plant import parse_plant
@@ -53,7 +54,8 @@ def send_co2e(app: FastAPI, client: TestClient, meter: str, payload: bytes) -> N
 
 
 def test_the_api_subscribes_to_the_topics_ingest_publishes_co2e_on() -> None:
-    assert topic_matches_sub(CO2E_FILTER, topics.co2e("s1", "b", "g1"))
+    assert topic_matches_sub(CO2E_FILTER, topics.site_co2e("s1"))        # one message per site and batch
+    assert not topic_matches_sub(CO2E_FILTER, topics.co2e("s1", "b", "g1"))   # per meter: SCADA's, not the API's
     assert not topic_matches_sub(CO2E_FILTER, topics.reading("s1", "b", "g1"))
     assert not topic_matches_sub(READING_FILTER, topics.co2e("s1", "b", "g1"))
 
@@ -173,6 +175,7 @@ def test_stream_today_co2e_equals_the_balance_at_a_still_moment(tmp_path: Path) 
                                             interval_s=60.0))
         replay = counter("g1", 3, NOW - timedelta(minutes=7), "volume", 25.0, "m^3", interval_s=60.0)
         assert ingest.send(app, c, replay) == 0                 # a duplicate: ingest publishes nothing for it
+        app.state.engine.flush()                                # the stream's once-a-second aggregates, now
         balances = [d for e, d in drain(queue) if e == "balance"]
         balance = c.get("/v1/balance", params={"period": "today"}, headers=env.h("viewer")).json()
     expected = (3 * 1.0 + 3 * 2.0) * f + 4 * 25.0 * GAS_KG_PER_NM3

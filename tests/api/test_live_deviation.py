@@ -28,7 +28,7 @@ from calc import topics
 from calc.baseline import Baseline, fit_baseline
 from calc.plant import parse_plant
 from calc.schema import ReadingMessage, Sample, encode
-from ingest.co2e import co2e_messages
+from ingest.co2e import publications
 from ingest.convert import Converter
 from ingest.store.sqlite import SqliteStore
 from tests.api.conftest import START, Env, Server
@@ -106,8 +106,8 @@ def test_waste_makes_the_deviation_rule_fire_within_window_plus_duration(tmp_pat
         batch = conv.batch([out])
         result = env.store.write(batch)
         pub.publish(topic, encode(msg), qos=1).wait_for_publish()
-        for meter, body in co2e_messages(batch, result):
-            pub.publish(topics.co2e("s1", AREAS[meter], meter), body, qos=1).wait_for_publish()
+        for co2e_topic, body in publications(batch, result):   # what ingest publishes (the API reads per site)
+            pub.publish(co2e_topic, body, qos=1).wait_for_publish()
 
     # per minute as the model expects it: (60 + 1.2 × 120 + 60 × 0.5) / 60 kWh; from minute 20 on, 15 % more
     normal_kwh = (60 + 1.2 * PIECES_PER_MIN * 60 + 60 * (18 - TEMP_C) / 24) / 60

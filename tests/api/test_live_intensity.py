@@ -27,7 +27,7 @@ from calc.factors import default_factor_set
 from calc.plant import parse_plant
 from calc.rules import Metric, RuleSpec, ScopeKind
 from calc.schema import ReadingMessage, Sample, encode
-from ingest.co2e import co2e_messages
+from ingest.co2e import publications
 from ingest.convert import Converter
 from ingest.store.sqlite import SqliteStore
 from tests.api.conftest import START, Env, Server
@@ -87,8 +87,8 @@ class Ingest:
         batch = self.conv.batch([out])
         result = self.env.store.write(batch)
         self.pub.publish(topic, encode(msg), qos=1).wait_for_publish()
-        for meter, body in co2e_messages(batch, result):
-            self.pub.publish(topics.co2e("s1", AREAS[meter], meter), body, qos=1).wait_for_publish()
+        for co2e_topic, body in publications(batch, result):   # what ingest publishes (the API reads per site)
+            self.pub.publish(co2e_topic, body, qos=1).wait_for_publish()
 
     def close(self) -> None:
         self.pub.loop_stop()

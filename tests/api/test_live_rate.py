@@ -133,7 +133,7 @@ def test_stream_rule_metrics_and_balance_agree_at_a_still_moment(tmp_path: Path)
     with TestClient(app) as c:
         engine: Engine = app.state.engine
         queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue(1000)
-        app.state.hub.subscribers.add(queue)
+        app.state.hub.add(queue, meters=("m1", "m2", "g1"))   # each update of these meters
         eng = env.h("engineer")
         old_value = 50 * f                                # what power × grid factor gave: gas not counted
         for rule in ({"id": "site-rate", "name": "site rate", "metric": "co2e_rate", "threshold": old_value + 1,
@@ -155,6 +155,7 @@ def test_stream_rule_metrics_and_balance_agree_at_a_still_moment(tmp_path: Path)
         assert meter_events[3]["co2e_rate_kg_per_h"] == pytest.approx(30 * k)
         # a still moment: the engine refreshes its ratios from the store, nothing else arrives
         c.portal.call(engine.refresh_rates, app.state.store)  # type: ignore[union-attr]
+        engine.flush()                                    # the stream's once-a-second aggregates, now
         balances = [d for e, d in events + drain(queue) if e == "balance"]
         streamed = balances[-1]["co2e_rate_kg_per_h"]
         h = env.h("viewer")
