@@ -54,8 +54,8 @@ def test_each_reading_reaches_its_own_sites_engine(env: Env, mqtt_url: str) -> N
 
             wait_until("the API to subscribe", lambda: status("s1")["mqtt_subscribed"])
             for site, out in (("s1", s1_events), ("s2", s2_events)):
-                threading.Thread(target=sse_events, args=(f"{server.url}/v1/stream?site={site}", both, out, stop),
-                                 daemon=True).start()
+                url = f"{server.url}/v1/stream?site={site}&meters=all"   # meter events only when asked for
+                threading.Thread(target=sse_events, args=(url, both, out, stop), daemon=True).start()
                 wait_until(f"{site}'s stream subscriber", lambda s=site: status(s)["stream_subscribers"] == 1)
             for site in ("s1", "s2"):   # the same rule on both sites (rule ids are unique in the API database)
                 assert api.post("/v1/rules", params={"site": site}, json={**RULE, "id": f"hot-{site}"}
