@@ -121,7 +121,11 @@ class Service:
         self.proc = subprocess.Popen([exe, *self.command()], stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
-        wait_for_port(self.host, self.port, timeout_s, self.proc)
+        try:
+            wait_for_port(self.host, self.port, timeout_s, self.proc)
+        except ServiceError:
+            self.stop()   # a daemon that never listened is not left behind
+            raise
 
     def stop(self, timeout_s: float = 10.0) -> None:
         proc, self.proc = self.proc, None
@@ -224,7 +228,7 @@ class InfluxDB(Service):
                                            dir=self.workdir))
         return ["run", "-config", str(conf)]
 
-    def start(self, timeout_s: float = 30.0) -> None:
+    def start(self, timeout_s: float = 60.0) -> None:   # influxd takes > 30 s on a machine at load 14
         super().start(timeout_s)
         import httpx
 
@@ -259,7 +263,12 @@ def main(argv: list[str] | None = None) -> int:
                                                ("INFLUX", InfluxDB(args.dir / "influxdb"))]
         lines = []
         for key, svc in services:
-            svc.start()
+            try:
+                svc.start()
+            except ServiceError:
+                for _, started in services:   # stop what did start: nothing is left running without `down`
+                    started.stop()
+                raise
             assert svc.proc is not None
             lines.append(f"CARBONWATCH_TEST_{key}_URL={svc.url}  # pid {svc.proc.pid}")
             print(f"started {svc.name} on {svc.host}:{svc.port} (pid {svc.proc.pid})")
