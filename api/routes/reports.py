@@ -17,14 +17,17 @@ from pydantic import BaseModel, Field
 
 from api.accounting import BalanceOut, MeterBalance, build_balance
 from api.deps import DbDep, HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
+from api.flows import balance_flows
 from api.ledger import LedgerDesk
 from api.live_rates import live_rates
 from api.meter_register import uncertain_csv, uncertain_html
 from api.nonconformities import OpenItem, open_items, open_items_csv, open_items_html
+from api.report_flows import virtual_flows_csv, virtual_flows_html
 from api.report_performance import HTML_ROWS_MAX, ReportPerformance, report_performance
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
 from api.routes.offsets import OffsetOut
 from api.targets import ReportTarget, report_targets, report_targets_csv, report_targets_html
+from api.virtual import virtual_balances
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 
@@ -78,6 +81,7 @@ def _csv(report: ReportOut) -> str:
         w.writerow(["meter_held", m.meter, repr(m.held_energy), m.held_energy_unit or m.energy_unit,
                     repr(m.held_co2e_kg)])
     w.writerows(uncertain_csv(b))
+    w.writerows(virtual_flows_csv(b))
     w.writerows(report_targets_csv(report.targets))
     w.writerows(open_items_csv(report.nonconformities))
     for i in b.intensity:
@@ -174,6 +178,7 @@ Generated {e(report.generated_at.isoformat())} by {e(report.generated_by)}.</p>
                              + [(f"bill #{r.entry_id} for {', '.join(r.meters)} (reconciliation, not added)",
                                  f"billed − metered {r.difference:,.3f} {r.unit}") for r in b.reconciliations])}</table>
 {uncertain_html(b)}
+{virtual_flows_html(b)}
 <h2>By scope</h2><table>{rows([(s.scope, kg(s.co2e_kg)) for s in b.scopes])}</table>
 <h2>By carrier</h2><table>{rows([(c.carrier, f"{c.energy:,.3f} {c.energy_unit}"
                                               + (f" ({c.factor_energy:,.3f} {c.factor_energy_unit})"
@@ -218,6 +223,9 @@ def period_report(settings: SettingsDep, store: StoreDep, db: DbDep, history: Hi
     bounds = period_of(settings, now, period or "month", start, end)
     rate = sum(r.rate_kg_per_h for r in live_rates(settings, store, site, now).values())
     balance = build_balance(settings, store, db, history, held, site, bounds, now, rate)
+    balance = balance.model_copy(update={   # as /v1/balance gives them for the site
+        "virtual_meters": virtual_balances(settings, balance),
+        "flows": balance_flows(settings, store, balance, site, bounds.start, bounds.end, now, None, None)})
     lo, hi = bounds.start.isoformat(), bounds.end.isoformat()
     offsets = [OffsetOut(**d) for d in LedgerDesk(db).list("offset", site, 10_000, 0)
                if not d["voided"] and lo <= d["applies_on"] < hi]

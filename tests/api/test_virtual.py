@@ -5,6 +5,8 @@ counter shows as flows in the balance and lowers net import by the exported kWh 
 
 from __future__ import annotations
 
+import csv
+import io
 import random
 import uuid
 from datetime import datetime, timedelta
@@ -188,3 +190,29 @@ def test_export_counter_shows_as_flow_and_lowers_net_import(tmp_path: Path) -> N
     assert abs(solar["co2e_kg"] - plain["co2e_kg"]) < 1e-9
     assert abs(flows["location_co2e_kg"] - plain["co2e_kg"]) < 1e-9
     assert abs(solar["market_based"]["co2e_kg"] - plain["market_based"]["co2e_kg"]) < 1e-9
+
+
+def test_the_period_report_shows_virtual_meters_and_flows_as_the_balance_does(tmp_path: Path) -> None:
+    env = VirtualEnv(tmp_path)
+    deltas = day_of_samples(13)
+    rnd = random.Random(17)
+    fill(env.store, deltas, [rnd.uniform(0.0, 500.0) for _ in range(1440)])
+    env.store.close()
+    with TestClient(env.app()) as c:
+        h = env.h("viewer")
+        bal = c.get("/v1/balance", params=period(), headers=h).json()
+        report = c.get("/v1/reports/period", params={**period(), "format": "csv"}, headers=h)
+        page = c.get("/v1/reports/period", params={**period(), "format": "html"}, headers=h).text
+    assert report.status_code == 200, report.text
+    rows = list(csv.reader(io.StringIO(report.text)))
+    [rest] = [r for r in rows if r[0] == "virtual_meter"]
+    [virtual] = bal["virtual_meters"]
+    assert rest[:5] == \
+        ["virtual_meter", "rest", repr(virtual["energy"]), "kWh", repr(virtual["co2e_kg"])]
+    assert abs(float(rest[2]) - (sum(deltas["main"]) - sum(deltas["press-1"]) - sum(deltas["press-2"]))) < 1e-9
+    flows = {r[1]: float(r[2]) for r in rows if r[0] == "flow"}
+    assert flows == {"import": bal["flows"]["import_energy"], "export": bal["flows"]["export_energy"],
+                     "generation": 0.0, "net_import": bal["flows"]["net_import"], "self_consumed": 0.0,
+                     "consumption": bal["flows"]["consumption"]}
+    assert flows["net_import"] == flows["import"] - flows["export"] and flows["export"] > 0
+    assert "<h2>Virtual meters" in page and "main - press-1 - press-2" in page and "<h2>Electricity flows" in page
