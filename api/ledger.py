@@ -5,7 +5,7 @@ the same serial is refused)."""
 from __future__ import annotations
 
 import tokenize
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -19,6 +19,9 @@ MASS_EXAMPLES = ["t", "kg", "kt"]
 
 
 MAX_KG = 1e15  # a million megatonnes: far beyond any plant; keeps every figure finite
+# an allowance's period (ETS compliance periods are a year; a budget a few): its projection walks the hours left
+# along the expected profile, so a period to the year 9999 would cost gigabytes for one request
+MAX_ALLOWANCE_PERIOD = timedelta(days=3653)
 
 
 def to_kg(amount: float, unit: str, what: str) -> float:
@@ -48,6 +51,8 @@ class AllowanceIn(BaseModel):
             raise ValueError("target: an area or meter id for area and meter scope, none for site scope")
         if self.end <= self.start:
             raise ValueError("end must be after start")
+        if self.end - self.start > MAX_ALLOWANCE_PERIOD:
+            raise ValueError(f"end: an allowance period is at most {MAX_ALLOWANCE_PERIOD.days} days (10 years)")
         to_kg(self.amount, self.unit, "unit")
         return self
 
