@@ -75,3 +75,15 @@ def balance_flows(settings: Settings, store: StoreReader, balance: BalanceOut, s
                     self_consumed=total.self_consumed, consumption=total.consumption, location_co2e_kg=location,
                     market_co2e_kg=market, grid_kg_per_kwh=grid, avoided_location_kg=scope2.avoided_location_kg,
                     meters=sorted(set(with_flow)))
+
+
+def with_virtual_and_flows(settings: Settings, store: StoreReader, balance: BalanceOut, site: str, start: datetime,
+                           end: datetime, now: datetime, area: str | None = None,
+                           meter: str | None = None) -> BalanceOut:
+    """The balance with its virtual meters (the site's only) and its electricity flows: as /v1/balance and the
+    period report both give them."""
+    from api.virtual import virtual_balances
+
+    return balance.model_copy(update={
+        "virtual_meters": virtual_balances(settings, balance) if area is None and meter is None else [],
+        "flows": balance_flows(settings, store, balance, site, start, end, now, area, meter)})

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Query
 from api.accounting import BalanceOut, build_balance
 from api.deps import DbDep, HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, invalid, site_of
 from api.errors import NotFound
-from api.flows import balance_flows
+from api.flows import with_virtual_and_flows
 from api.live_rates import live_rates
-from api.virtual import is_virtual, virtual_balances, virtual_boundary
+from api.virtual import is_virtual, virtual_boundary
 from calc.periods import AccountingPeriod, PeriodError, resolve
 from calc.rate import total_rate
 
@@ -63,6 +63,4 @@ def balance(settings: SettingsDep, store: StoreDep, db: DbDep, history: HistoryD
         whole = build_balance(settings, store, db, history, held, site, bounds, now, 0.0)
         return virtual_boundary(settings, whole, meter)
     out = build_balance(settings, store, db, history, held, site, bounds, now, rate, area, meter)
-    return out.model_copy(update={
-        "virtual_meters": virtual_balances(settings, out) if area is None and meter is None else [],
-        "flows": balance_flows(settings, store, out, site, bounds.start, bounds.end, now, area, meter)})
+    return with_virtual_and_flows(settings, store, out, site, bounds.start, bounds.end, now, area, meter)

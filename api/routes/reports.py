@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from api.accounting import BalanceOut, MeterBalance, build_balance
 from api.deps import DbDep, HeldDep, HistoryDep, NowDep, SettingsDep, SiteQuery, StoreDep, Viewer, site_of
-from api.flows import balance_flows
+from api.flows import with_virtual_and_flows
 from api.ledger import LedgerDesk
 from api.live_rates import live_rates
 from api.meter_register import uncertain_csv, uncertain_html
@@ -27,7 +27,6 @@ from api.report_performance import HTML_ROWS_MAX, ReportPerformance, report_perf
 from api.routes.balance import FromQuery, PeriodQuery, ToQuery, period_of
 from api.routes.offsets import OffsetOut
 from api.targets import ReportTarget, report_targets, report_targets_csv, report_targets_html
-from api.virtual import virtual_balances
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 
@@ -223,9 +222,7 @@ def period_report(settings: SettingsDep, store: StoreDep, db: DbDep, history: Hi
     bounds = period_of(settings, now, period or "month", start, end)
     rate = sum(r.rate_kg_per_h for r in live_rates(settings, store, site, now).values())
     balance = build_balance(settings, store, db, history, held, site, bounds, now, rate)
-    balance = balance.model_copy(update={   # as /v1/balance gives them for the site
-        "virtual_meters": virtual_balances(settings, balance),
-        "flows": balance_flows(settings, store, balance, site, bounds.start, bounds.end, now, None, None)})
+    balance = with_virtual_and_flows(settings, store, balance, site, bounds.start, bounds.end, now)
     lo, hi = bounds.start.isoformat(), bounds.end.isoformat()
     offsets = [OffsetOut(**d) for d in LedgerDesk(db).list("offset", site, 10_000, 0)
                if not d["voided"] and lo <= d["applies_on"] < hi]
